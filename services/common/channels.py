@@ -1,0 +1,69 @@
+"""Client channels to other ragmesh services, opened one way everywhere.
+
+Every channel carries the tracing interceptors, keepalive pings (so a dead peer is
+noticed on long streams), the message-size limits, and gRPC's declarative retry policy:
+calls that fail with UNAVAILABLE before any response arrived are retried with backoff.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+
+from services.common.config import MIB
+from services.common.tracing import client_interceptors
+
+RETRY_SERVICE_CONFIG: dict[str, Any] = {
+    "methodConfig": [
+        {
+            "name": [{}],  # every method of every service
+            "retryPolicy": {
+                "maxAttempts": 4,
+                "initialBackoff": "0.05s",
+                "maxBackoff": "1s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+            "waitForReady": False,
+        }
+    ]
+}
+
+
+def channel_options(max_message_bytes: int = 64 * MIB, retries: bool = True) -> list[tuple[str, Any]]:
+    """The channel arguments used by :func:`open_channel`."""
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.enable_retries", 1 if retries else 0),
+    ]
+    if retries:
+        options.append(("grpc.service_config", json.dumps(RETRY_SERVICE_CONFIG)))
+    return options
+
+
+def open_channel(target: str, max_message_bytes: int = 64 * MIB, retries: bool = True) -> grpc.aio.Channel:
+    """An insecure aio channel to ``target`` (host:port) with tracing, keepalive and retries."""
+    return grpc.aio.insecure_channel(
+        target,
+        options=channel_options(max_message_bytes, retries),
+        interceptors=client_interceptors(),
+    )
+
+
+def server_options(max_message_bytes: int) -> list[tuple[str, Any]]:
+    """Server arguments matching the channels: size limits and a keepalive policy that
+    accepts the clients' pings on long, quiet streams."""
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 0),
+        ("grpc.so_reuseport", 0),
+    ]

@@ -1,0 +1,149 @@
+"""Configuration from environment variables, read once in each service's ``__main__``.
+
+Every service builds one frozen dataclass from ``RAGMESH_<SERVICE>_<FIELD>`` variables with
+the helpers here. Nothing reads the environment at import time, and a bad value fails at
+start with a :class:`ConfigError` that names the variable and says what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+DEFAULT_PORTS: dict[str, int] = {
+    "orchestrator": 50051,
+    "embedder": 50052,
+    "retriever": 50053,
+    "generator": 50054,
+}
+DEFAULT_METRICS_PORTS: dict[str, int] = {
+    "orchestrator": 9101,
+    "embedder": 9102,
+    "retriever": 9103,
+    "generator": 9104,
+}
+MIB = 1024 * 1024
+_Number = TypeVar("_Number", int, float)
+
+
+class ConfigError(ValueError):
+    """A configuration variable has a value the service cannot use."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+class Env:
+    """Typed access to ``RAGMESH_<PREFIX>_*`` variables of one environment mapping."""
+
+    def __init__(self, prefix: str, environ: Mapping[str, str] | None = None) -> None:
+        self.prefix = f"RAGMESH_{prefix.upper()}_" if prefix else "RAGMESH_"
+        self.environ = os.environ if environ is None else environ
+
+    def name(self, field: str) -> str:
+        """The full variable name of ``field``."""
+        return self.prefix + field.upper()
+
+    def raw(self, field: str) -> str | None:
+        """The variable's value, or None when unset or blank."""
+        value = self.environ.get(self.name(field))
+        return value.strip() if value is not None and value.strip() else None
+
+    def text(self, field: str, default: str) -> str:
+        """A string value."""
+        value = self.raw(field)
+        return default if value is None else value
+
+    def choice(self, field: str, default: str, choices: tuple[str, ...]) -> str:
+        """One of a fixed set of (lower-case) words."""
+        value = self.text(field, default).lower()
+        if value not in choices:
+            raise ConfigError(self.name(field), f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def integer(self, field: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+        """An integer within optional bounds."""
+        value = self.raw(field)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(self.name(field), f"expected an integer, got {value!r}") from None
+        return _bounded(self.name(field), number, minimum, maximum)
+
+    def number(self, field: str, default: float, minimum: float | None = None, maximum: float | None = None) -> float:
+        """A number within optional bounds."""
+        value = self.raw(field)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(self.name(field), f"expected a number, got {value!r}") from None
+        return _bounded(self.name(field), number, minimum, maximum)
+
+    def flag(self, field: str, default: bool) -> bool:
+        """A boolean: 1/0, true/false, yes/no, on/off."""
+        value = self.raw(field)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(self.name(field), f"expected true or false, got {value!r}")
+
+    def address(self, field: str, default: str) -> str:
+        """A ``host:port`` address (port 0 lets the OS pick one)."""
+        value = self.text(field, default)
+        check_address(self.name(field), value)
+        return value
+
+
+def check_address(variable: str, value: str) -> None:
+    """Raise ConfigError unless ``value`` looks like ``host:port``."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(variable, f"expected host:port, got {value!r}")
+
+
+def _bounded(variable: str, number: _Number, minimum: _Number | None, maximum: _Number | None) -> _Number:
+    if minimum is not None and number < minimum:
+        raise ConfigError(variable, f"must be at least {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise ConfigError(variable, f"must be at most {maximum}, got {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What every service's serve loop needs: where to listen and how to stop."""
+
+    service: str
+    address: str
+    metrics_port: int
+    metrics_host: str
+    grace_seconds: float
+    drain_seconds: float
+    max_message_bytes: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> ServerSettings:
+        """Read ``RAGMESH_<SERVICE>_ADDR``, ``_METRICS_PORT``, ``_GRACE_SECONDS`` and friends."""
+        env = Env(service, environ)
+        return cls(
+            service=service,
+            address=env.address("addr", f"127.0.0.1:{DEFAULT_PORTS[service]}"),
+            metrics_port=env.integer("metrics_port", DEFAULT_METRICS_PORTS[service], 0, 65535),
+            metrics_host=env.text("metrics_host", "127.0.0.1"),
+            grace_seconds=env.number("grace_seconds", 30.0, 0.0, 3600.0),
+            drain_seconds=env.number("drain_seconds", 0.5, 0.0, 300.0),
+            max_message_bytes=env.integer("max_message_mb", 64, 1, 1024) * MIB,
+            log_level=env.choice("log_level", "info", ("debug", "info", "warning", "error")),
+        )

@@ -1,0 +1,159 @@
+"""The serve loop every service runs: one grpc.aio server with the shared interceptors,
+health, reflection and metrics, and a graceful shutdown on SIGTERM or SIGINT.
+
+Start-up order: listen first (so probes get NOT_SERVING rather than a refused connection),
+then load and warm the backend, then report SERVING. Shutdown order: report NOT_SERVING,
+wait ``drain_seconds`` so load balancers notice, stop accepting RPCs and give in-flight
+ones (streams too) ``grace_seconds`` to finish, close the backend, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.common.channels import server_options
+from services.common.config import ConfigError, ServerSettings
+from services.common.errors import ErrorInterceptor
+from services.common.health import HEALTH_SERVICE_NAME, HealthState
+from services.common.logs import configure_logging
+from services.common.metrics import MetricsInterceptor, start_metrics_server
+from services.common.tracing import TracingServerInterceptor, setup_tracing, shutdown_tracing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceDefinition:
+    """What a service plugs into the serve loop."""
+
+    #: Short component name: "embedder", "retriever", "generator" or "orchestrator".
+    component: str
+    #: Full gRPC service names (for health and reflection), e.g. "ragmesh.v1.EmbedderService".
+    service_names: Sequence[str]
+    #: Adds the servicers to the server.
+    register: Callable[[grpc.aio.Server], None]
+    #: Loads and warms the backend; health turns SERVING when it returns.
+    start: Callable[[], Awaitable[None]]
+    #: Releases the backend after the server stopped.
+    stop: Callable[[], Awaitable[None]] | None = None
+    #: Extra server interceptors, run after tracing and metrics, before error mapping.
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = field(default_factory=list)
+
+
+class StartupError(RuntimeError):
+    """The service cannot start (port taken, model missing, store locked)."""
+
+
+class RunningServer:
+    """A started server: its bound port, health, and a way to stop it gracefully."""
+
+    def __init__(self, definition: ServiceDefinition, settings: ServerSettings) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.health = HealthState(definition.service_names)
+        self.server = grpc.aio.server(
+            interceptors=[
+                TracingServerInterceptor(),
+                MetricsInterceptor(definition.component),
+                *definition.interceptors,
+                ErrorInterceptor(),
+            ],
+            options=server_options(settings.max_message_bytes),
+        )
+        self.port = 0
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        """Listen, then load the backend and report SERVING."""
+        self.definition.register(self.server)
+        self.health.register(self.server)
+        reflection.enable_server_reflection(
+            [*self.definition.service_names, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        try:
+            self.port = self.server.add_insecure_port(self.settings.address)
+        except RuntimeError as error:
+            raise StartupError(f"cannot listen on {self.settings.address}: {error} (is the port taken?)") from None
+        await self.health.set_serving(False)
+        await self.server.start()
+        log.info("%s listening on port %d, loading backend", self.definition.component, self.port)
+        try:
+            await self.definition.start()
+        except (StartupError, asyncio.CancelledError):
+            await self.server.stop(0)
+            raise
+        except Exception as error:
+            await self.server.stop(0)
+            raise StartupError(f"backend failed to load: {type(error).__name__}: {error}") from error
+        await self.health.set_serving(True)
+        log.info("%s SERVING on %s", self.definition.component, self.settings.address)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING, drain, stop with a grace period, close the backend."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        await self.health.shutting_down()
+        await asyncio.sleep(self.settings.drain_seconds)
+        await self.server.stop(self.settings.grace_seconds if grace is None else grace)
+        if self.definition.stop is not None:
+            await self.definition.stop()
+        log.info("%s stopped", self.definition.component)
+
+
+async def serve(definition: ServiceDefinition, settings: ServerSettings) -> None:
+    """Run a service until SIGTERM or SIGINT, then shut it down gracefully."""
+    setup_tracing(definition.component)
+    metrics_server = start_metrics_server(settings.metrics_host, settings.metrics_port)
+    running = RunningServer(definition, settings)
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
+    starting = asyncio.ensure_future(running.start())
+    waiting = asyncio.ensure_future(stop_requested.wait())
+    try:
+        await asyncio.wait({starting, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # raises a start-up failure
+            await waiting
+        else:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        log.info("%s: stop requested, draining", definition.component)
+        await running.stop()
+    finally:
+        waiting.cancel()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+        shutdown_tracing()
+
+
+def run(build: Callable[[], tuple[ServiceDefinition, ServerSettings]]) -> None:
+    """Entry point of ``python -m services.<name>``: build config and definition, serve.
+
+    Exits 0 after a graceful stop, 2 on bad configuration, 1 when start-up fails.
+    """
+    configure_logging()
+    try:
+        definition, settings = build()
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(serve(definition, settings))
+    except StartupError as error:
+        print(f"{definition.component} failed to start: {error}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,219 @@
+"""OpenTelemetry tracing: one setup function and gRPC interceptors for servers and clients.
+
+The interceptors here carry the W3C trace context in gRPC metadata themselves, for unary
+and streaming calls alike: OpenTelemetry's own gRPC instrumentation has split streaming
+calls into separate traces, and one trace must span client -> orchestrator -> embedder,
+retriever and generator, streams included.
+
+Export: OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, JSON lines to the file named by
+``RAGMESH_TRACES_FILE``, the console when ``OTEL_TRACES_EXPORTER=console``. Without any of
+them spans are still made (trace ids appear in answers and logs) but go nowhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import IO, Any
+
+import grpc
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from services.common.interceptors import StreamBehavior, UnaryBehavior, method_parts, wrap_handler
+
+TRACER_NAME = "ragmesh"
+_setup_lock = threading.Lock()
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Appends each finished span as one JSON object per line (for local development)."""
+
+    def __init__(self, path: str) -> None:
+        self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in shutdown
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = "".join(json.dumps(json.loads(span.to_json()), separators=(",", ":")) + "\n" for span in spans)
+        with self._lock:
+            self._file.write(lines)
+            self._file.flush()
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def setup_tracing(service_name: str, environ: Mapping[str, str] | None = None) -> TracerProvider:
+    """Install the process-wide tracer provider for ``service_name`` with its exporters."""
+    env = os.environ if environ is None else environ
+    with _setup_lock:
+        current = trace.get_tracer_provider()
+        if isinstance(current, TracerProvider):
+            return current  # already set up in this process (tests run servers in-process)
+        resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", f"ragmesh-{service_name}")})
+        provider = TracerProvider(resource=resource)
+        for exporter in _exporters(env):
+            provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
+        trace.set_tracer_provider(provider)
+        return provider
+
+
+def _exporters(env: Mapping[str, str]) -> list[SpanExporter]:
+    exporters: list[SpanExporter] = []
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        exporters.append(OTLPSpanExporter())  # reads the OTEL_EXPORTER_OTLP_* variables itself
+    if env.get("RAGMESH_TRACES_FILE"):
+        exporters.append(JsonLinesSpanExporter(env["RAGMESH_TRACES_FILE"]))
+    if env.get("OTEL_TRACES_EXPORTER", "").lower() == "console":
+        exporters.append(ConsoleSpanExporter())
+    return exporters
+
+
+def shutdown_tracing() -> None:
+    """Flush and stop the exporters (called when a service exits)."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.shutdown()
+
+
+def tracer() -> trace.Tracer:
+    """The ragmesh tracer of the current provider."""
+    return trace.get_tracer(TRACER_NAME)
+
+
+def current_trace_id() -> str:
+    """The current trace id as 32 hex characters, or "" outside any span."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else ""
+
+
+def _rpc_attributes(full_method: str) -> dict[str, str]:
+    service, method = method_parts(full_method)
+    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+
+
+def _record_status(span: trace.Span, code: grpc.StatusCode | None, details: str | None = None) -> None:
+    code = code or grpc.StatusCode.OK
+    span.set_attribute("rpc.grpc.status_code", code.value[0])
+    if code is not grpc.StatusCode.OK:
+        span.set_status(Status(StatusCode.ERROR, f"{code.name}: {details or ''}"))
+
+
+class TracingServerInterceptor(grpc.aio.ServerInterceptor):
+    """Continues the caller's trace (from metadata) in a SERVER span around each RPC."""
+
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        method: str = details.method
+        metadata = {key: value for key, value in (details.invocation_metadata or ())}
+        parent = propagate.extract(metadata)
+        name = method.lstrip("/")
+        attributes = _rpc_attributes(method)
+
+        def around_unary(behavior: UnaryBehavior) -> UnaryBehavior:
+            async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                with tracer().start_as_current_span(
+                    name, context=parent, kind=SpanKind.SERVER, attributes=attributes, record_exception=False
+                ) as span:
+                    try:
+                        return await behavior(request, context)
+                    finally:
+                        _record_status(span, _server_code(context), context.details())
+
+            return traced
+
+        def around_stream(behavior: StreamBehavior) -> StreamBehavior:
+            async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+                with tracer().start_as_current_span(
+                    name, context=parent, kind=SpanKind.SERVER, attributes=attributes, record_exception=False
+                ) as span:
+                    try:
+                        async for response in behavior(request, context):
+                            yield response
+                    finally:
+                        _record_status(span, _server_code(context), context.details())
+
+            return traced
+
+        return wrap_handler(handler, around_unary, around_stream)
+
+
+def _server_code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode | None:
+    if context.cancelled():
+        return grpc.StatusCode.CANCELLED
+    code = context.code()
+    return code if isinstance(code, grpc.StatusCode) else None
+
+
+class _ClientTracing:
+    """Starts a CLIENT span per call and injects its context into the call's metadata."""
+
+    def _start(self, details: grpc.aio.ClientCallDetails) -> tuple[trace.Span, grpc.aio.ClientCallDetails]:
+        method = details.method.decode() if isinstance(details.method, bytes) else str(details.method)
+        span = tracer().start_span(method.lstrip("/"), kind=SpanKind.CLIENT, attributes=_rpc_attributes(method))
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        metadata = grpc.aio.Metadata(*(tuple(details.metadata) if details.metadata else ()))
+        for key, value in carrier.items():
+            metadata.add(key, value)
+        return span, details._replace(metadata=metadata)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _end_when_done(span: trace.Span, call: Any) -> Any:
+        async def finish() -> None:
+            try:
+                code = await call.code()
+                details = await call.details()
+            except asyncio.CancelledError:
+                code, details = grpc.StatusCode.CANCELLED, "cancelled"
+            _record_status(span, code, details)
+            span.end()
+
+        call.add_done_callback(lambda _: asyncio.ensure_future(finish()))
+        return call
+
+
+class _UnaryUnaryTracing(_ClientTracing, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        span, details = self._start(client_call_details)
+        return self._end_when_done(span, await continuation(details, request))
+
+
+class _UnaryStreamTracing(_ClientTracing, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        span, details = self._start(client_call_details)
+        return self._end_when_done(span, await continuation(details, request))
+
+
+class _StreamUnaryTracing(_ClientTracing, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        span, details = self._start(client_call_details)
+        return self._end_when_done(span, await continuation(details, request_iterator))
+
+
+class _StreamStreamTracing(_ClientTracing, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        span, details = self._start(client_call_details)
+        return self._end_when_done(span, await continuation(details, request_iterator))
+
+
+def client_interceptors() -> list[Any]:
+    """Interceptors that trace every kind of call made on a channel."""
+    return [_UnaryUnaryTracing(), _UnaryStreamTracing(), _StreamUnaryTracing(), _StreamStreamTracing()]

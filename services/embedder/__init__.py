@@ -1,0 +1,1 @@
+"""The embedder service: a transformers encoder behind gRPC, with dynamic batching."""

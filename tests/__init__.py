@@ -1,0 +1,1 @@
+"""ragmesh test suite: unit/ (one piece, fakes allowed), integration/ (real servers, real models)."""

@@ -1,0 +1,1 @@
+"""Integration tests: real gRPC servers on loopback, real models and stores."""

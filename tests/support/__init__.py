@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: service processes, ports, metrics scraping."""

@@ -1,0 +1,98 @@
+"""Start ragmesh services as real processes on loopback and wait until they serve."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def service_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a service process: offline models, the repo on the path."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def health_status(address: str, service: str = "", timeout: float = 2.0) -> str:
+    """The health status name of ``service`` at ``address``, or UNREACHABLE."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            response = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout
+            )
+        except grpc.RpcError:
+            return "UNREACHABLE"
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+
+
+class ServiceProcess:
+    """One ``python -m services.<component>`` process with its log file."""
+
+    def __init__(self, component: str, env: Mapping[str, str], log_dir: Path) -> None:
+        self.component = component
+        self.log_path = log_dir / f"{component}-{time.monotonic_ns()}.log"
+        prefix = f"RAGMESH_{component.upper()}_"
+        self.port = int(env.get(prefix + "ADDR", "127.0.0.1:0").rpartition(":")[2] or 0) or free_port()
+        self.metrics_port = int(env.get(prefix + "METRICS_PORT", 0)) or free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        full_env = service_env({prefix + "ADDR": self.address, prefix + "METRICS_PORT": str(self.metrics_port), **env})
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{component}"],
+                cwd=ROOT,
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines the process wrote."""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_serving(self, timeout: float = 180.0) -> None:
+        """Block until health reports SERVING; fail with the log tail otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.component} exited with {self.process.returncode}:\n{self.log_tail()}")
+            if health_status(self.address) == "SERVING":
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.component} not SERVING after {timeout}s:\n{self.log_tail()}")
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM, wait for exit, return the exit code (kills after ``timeout``)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode

@@ -1,0 +1,1 @@
+"""Unit tests: one piece at a time, fakes allowed."""
