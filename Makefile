@@ -34,8 +34,8 @@ test: $(STAMP) proto-check lint
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(PY) -m ruff check services scripts tests bench
-	$(PY) -m ruff format --check services scripts tests bench
+	$(PY) -m ruff check ragmesh services scripts tests bench
+	$(PY) -m ruff format --check ragmesh services scripts tests bench
 	$(PY) -m mypy
 
 ## proto: regenerate gen/ from protos/ (messages, services, .pyi stubs, descriptor set).

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
+from ragmesh.mesh.processes import ROOT, service_env
 from services.common.config import ConfigError, Env, ServerSettings
 from services.embedder.config import EmbedderConfig
-from tests.support.processes import ROOT, service_env
 
 
 def test_server_settings_defaults_follow_the_port_plan() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ragmesh.mesh.processes import ROOT
 from scripts.gen_protos import differences, generate
-from tests.support.processes import ROOT
 
 
 def test_generated_code_is_in_sync_with_protos(tmp_path: Path) -> None:

@@ -1,4 +1,7 @@
-"""Start ragmesh services as real processes on loopback and wait until they serve."""
+"""Start ragmesh services as real processes on loopback and wait until they serve.
+
+Used by `ragmesh up`, the benchmarks and the integration tests alike.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]  # the repository (services/ and gen/ live here)
 
 
 def free_port() -> int:
