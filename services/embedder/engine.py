@@ -13,7 +13,7 @@ from enum import Enum
 from typing import TypeVar
 
 import numpy as np
-from prometheus_client import Histogram
+from prometheus_client import Gauge, Histogram
 
 from services.common.batching import BatchLimits, DynamicBatcher
 from services.common.errors import InvalidArgument
@@ -23,6 +23,7 @@ BATCH_SIZE = Histogram(
     "ragmesh_embedder_batch_size", "Texts per model batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )
 _T = TypeVar("_T")
+QUEUED_TEXTS = Gauge("ragmesh_embedder_queued_texts", "Texts waiting for a model batch (an autoscaling signal)")
 #: Requests with more texts than this are tokenized off the event loop.
 _INLINE_TOKENIZE_TEXTS = 8
 
@@ -67,6 +68,7 @@ class Embedder:
         self.batcher: DynamicBatcher[list[int], Vectors] = DynamicBatcher(
             self._run_batch, batching, cost=len, on_batch=BATCH_SIZE.observe
         )
+        QUEUED_TEXTS.set_function(lambda: self.batcher.queued)
 
     def _run_batch(self, batch: list[list[int]]) -> list[Vectors]:
         return list(self.backend.embed_ids(batch))
