@@ -8,6 +8,7 @@ calls that fail with UNAVAILABLE before any response arrived are retried with ba
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -47,12 +48,18 @@ def channel_options(max_message_bytes: int = 64 * MIB, retries: bool = True) -> 
     return options
 
 
-def open_channel(target: str, max_message_bytes: int = 64 * MIB, retries: bool = True) -> grpc.aio.Channel:
-    """An insecure aio channel to ``target`` (host:port) with tracing, keepalive and retries."""
+def open_channel(
+    target: str,
+    max_message_bytes: int = 64 * MIB,
+    retries: bool = True,
+    interceptors: Sequence[Any] = (),
+) -> grpc.aio.Channel:
+    """An insecure aio channel to ``target`` (host:port) with tracing, keepalive and retries;
+    ``interceptors`` run after the tracing ones (so they see the call's span)."""
     return grpc.aio.insecure_channel(
         target,
         options=channel_options(max_message_bytes, retries),
-        interceptors=client_interceptors(),
+        interceptors=[*client_interceptors(), *interceptors],
     )
 
 

@@ -737,6 +737,8 @@ class IngestJob(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    RUNNER_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Job id."""
     collection: _builtins.str
@@ -749,6 +751,10 @@ class IngestJob(_message.Message):
     """Unix seconds when submitted."""
     updated_at: _builtins.float
     """Unix seconds of the last change."""
+    runner: _builtins.str
+    """The orchestrator replica running (or last running) it."""
+    attempts: _builtins.int
+    """Times the job was started; more than one means a replica died and another resumed it."""
     @_builtins.property
     def progress(self) -> Global___IngestProgress:
         """Progress (errors holds every rejected document)."""
@@ -763,10 +769,12 @@ class IngestJob(_message.Message):
         error: _builtins.str = ...,
         created_at: _builtins.float = ...,
         updated_at: _builtins.float = ...,
+        runner: _builtins.str = ...,
+        attempts: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "created_at", b"created_at", "error", b"error", "job_id", b"job_id", "progress", b"progress", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "collection", b"collection", "created_at", b"created_at", "error", b"error", "job_id", b"job_id", "progress", b"progress", "runner", b"runner", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

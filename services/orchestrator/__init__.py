@@ -1,0 +1,1 @@
+"""The orchestrator: grounded answers (whole or streamed), ingestion, the answer cache."""

@@ -1,0 +1,111 @@
+"""The two-level answer cache: L1 an in-process LRU with TTL (cachetools), L2 Redis shared
+by all orchestrator replicas. An L2 hit fills L1. Redis trouble never reaches the client:
+the lookup becomes a miss and the error is counted.
+
+Keys hash everything that changes an answer, including the collection's version, which
+every ingest and delete bumps — a re-index never serves a stale answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cachetools import TTLCache
+from prometheus_client import Counter
+
+from services.orchestrator.redis_store import RedisGuard, as_bytes
+
+CACHE_LOOKUPS = Counter("ragmesh_cache_lookups_total", "Answer-cache lookups by result", ["result"])
+_KEY_PREFIX = "ragmesh:answer:v1:"
+_VERSION_PREFIX = "ragmesh:collection-version:"
+
+
+def cache_key(material: dict[str, Any]) -> str:
+    """A stable hash of the (JSON-serialisable) things an answer depends on."""
+    canonical = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class CacheCounts:
+    """Lookup outcomes of this replica."""
+
+    l1_hits: int = 0
+    l2_hits: int = 0
+    misses: int = 0
+
+    @property
+    def hit_rate(self) -> float:
+        """Hits over lookups (0 without lookups)."""
+        lookups = self.l1_hits + self.l2_hits + self.misses
+        return (self.l1_hits + self.l2_hits) / lookups if lookups else 0.0
+
+
+class AnswerCache:
+    """Serialized answers by key, in L1 and (when Redis is configured) L2."""
+
+    def __init__(self, redis: RedisGuard, l1_entries: int, l1_ttl: float, l2_ttl: float) -> None:
+        self.redis = redis
+        self.l1: TTLCache[str, bytes] | None = TTLCache(l1_entries, l1_ttl) if l1_entries and l1_ttl else None
+        self.l2_ttl = int(l2_ttl)
+        self.counts = CacheCounts()
+
+    async def get(self, key: str) -> tuple[int, bytes] | None:
+        """(level, value) of a hit — level 1 or 2 — or None."""
+        if self.l1 is not None and (value := self.l1.get(key)) is not None:
+            self.counts.l1_hits += 1
+            CACHE_LOOKUPS.labels("l1_hit").inc()
+            return 1, value
+        raw = await self.redis.call("cache-get", lambda r: r.get(_KEY_PREFIX + key), None)
+        if raw is not None:
+            stored = as_bytes(raw)
+            if self.l1 is not None:
+                self.l1[key] = stored
+            self.counts.l2_hits += 1
+            CACHE_LOOKUPS.labels("l2_hit").inc()
+            return 2, stored
+        self.counts.misses += 1
+        CACHE_LOOKUPS.labels("miss").inc()
+        return None
+
+    async def put(self, key: str, value: bytes) -> None:
+        """Store in L1 and L2 (an L2 failure is counted, not raised)."""
+        if self.l1 is not None:
+            self.l1[key] = value
+        await self.redis.call("cache-put", lambda r: r.set(_KEY_PREFIX + key, value, ex=self.l2_ttl), None)
+
+
+class CollectionVersions:
+    """Per-collection version numbers that every ingest and delete bumps.
+
+    With Redis the version is shared by all replicas (one replica's ingest invalidates
+    every replica's cache); a local counter is bumped too, so this replica's L1 is
+    invalidated even while Redis is unreachable.
+    """
+
+    def __init__(self, redis: RedisGuard) -> None:
+        self.redis = redis
+        self.local: dict[str, int] = {}
+        self.shared: dict[str, int] = {}  # last value read from Redis, used while it is down
+
+    async def get(self, collection: str) -> str:
+        """The version of ``collection`` as a cache-key component."""
+        raw = await self.redis.call("version-get", lambda r: r.get(_VERSION_PREFIX + collection), None)
+        if raw is not None:
+            self.shared[collection] = int(raw)
+        return f"{self.shared.get(collection, 0)}.{self.local.get(collection, 0)}"
+
+    async def bump(self, collection: str) -> int:
+        """Record a change to ``collection``; returns the new (shared when possible) version."""
+        self.local[collection] = self.local.get(collection, 0) + 1
+        shared = await self.redis.call("version-bump", lambda r: r.incr(_VERSION_PREFIX + collection), None)
+        if shared is not None:
+            self.shared[collection] = int(shared)
+        return self.number(collection)
+
+    def number(self, collection: str) -> int:
+        """The version to show callers: the shared one with Redis, the local one without."""
+        return self.shared.get(collection, 0) if self.redis.configured else self.local.get(collection, 0)

@@ -1,0 +1,151 @@
+"""The orchestrator's connections to the embedder, retriever and generator.
+
+Each component gets one channel (in the mesh all three point at Envoy) whose calls carry
+an ``x-ragmesh-component`` header — Envoy routes health checks by it — and are counted
+per component and status code for GetStats and Prometheus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import Counter
+
+from ragmesh.v1 import embedder_pb2_grpc, generator_pb2_grpc, retriever_pb2_grpc
+from services.common.channels import open_channel
+from services.common.errors import DeadlineExceeded
+
+COMPONENT_HEADER = "x-ragmesh-component"
+DOWNSTREAM_CALLS = Counter(
+    "ragmesh_orchestrator_downstream_calls_total", "Calls to components, by status code", ["component", "code"]
+)
+HEALTH_NAMES = {
+    "embedder": "ragmesh.v1.EmbedderService",
+    "retriever": "ragmesh.v1.RetrieverService",
+    "generator": "ragmesh.v1.GeneratorService",
+}
+
+
+@dataclass
+class CallCounts:
+    """Calls made to one component and how many failed."""
+
+    requests: int = 0
+    errors: int = 0
+
+
+class _ComponentInterceptor(
+    grpc.aio.UnaryUnaryClientInterceptor,
+    grpc.aio.UnaryStreamClientInterceptor,
+    grpc.aio.StreamUnaryClientInterceptor,
+    grpc.aio.StreamStreamClientInterceptor,
+):
+    """Adds the component header and counts each call's outcome."""
+
+    def __init__(self, component: str, counts: CallCounts) -> None:
+        self.component = component
+        self.counts = counts
+
+    def _details(self, details: Any) -> Any:
+        metadata = grpc.aio.Metadata(*(tuple(details.metadata) if details.metadata else ()))
+        metadata.add(COMPONENT_HEADER, self.component)
+        return details._replace(metadata=metadata)
+
+    def _count(self, call: Any) -> Any:
+        self.counts.requests += 1
+
+        async def record() -> None:
+            try:
+                code = await call.code()
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+            if code not in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+                self.counts.errors += 1
+            DOWNSTREAM_CALLS.labels(self.component, code.name).inc()
+
+        call.add_done_callback(lambda _: asyncio.ensure_future(record()))
+        return call
+
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return self._count(await continuation(self._details(client_call_details), request))
+
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return self._count(await continuation(self._details(client_call_details), request))
+
+    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return self._count(await continuation(self._details(client_call_details), request_iterator))
+
+    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return self._count(await continuation(self._details(client_call_details), request_iterator))
+
+
+@dataclass
+class Components:
+    """Stubs for the three components, with per-component call counts."""
+
+    embedder: embedder_pb2_grpc.EmbedderServiceAsyncStub
+    retriever: retriever_pb2_grpc.RetrieverServiceAsyncStub
+    generator: generator_pb2_grpc.GeneratorServiceAsyncStub
+    health: dict[str, health_pb2_grpc.HealthStub]
+    addresses: dict[str, str]
+    counts: dict[str, CallCounts] = field(default_factory=dict)
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+    @classmethod
+    def connect(cls, embedder: str, retriever: str, generator: str) -> Components:
+        """Open one channel per component (lazily connected)."""
+        addresses = {"embedder": embedder, "retriever": retriever, "generator": generator}
+        counts = {name: CallCounts() for name in addresses}
+        channels = {
+            name: open_channel(address, interceptors=[_ComponentInterceptor(name, counts[name])])
+            for name, address in addresses.items()
+        }
+        return cls(
+            embedder=embedder_pb2_grpc.EmbedderServiceStub(channels["embedder"]),
+            retriever=retriever_pb2_grpc.RetrieverServiceStub(channels["retriever"]),
+            generator=generator_pb2_grpc.GeneratorServiceStub(channels["generator"]),
+            health={name: health_pb2_grpc.HealthStub(channel) for name, channel in channels.items()},
+            addresses=addresses,
+            counts=counts,
+            channels=list(channels.values()),
+        )
+
+    async def close(self) -> None:
+        """Close every channel."""
+        await asyncio.gather(*(channel.close(None) for channel in self.channels))
+
+    async def health_of(self, component: str, timeout: float = 2.0) -> tuple[str, str]:
+        """(status name, detail) of one component's grpc.health.v1 Check."""
+        try:
+            reply = await self.health[component].Check(
+                health_pb2.HealthCheckRequest(service=HEALTH_NAMES[component]), timeout=timeout
+            )
+        except grpc.aio.AioRpcError as error:
+            return "UNREACHABLE", f"{error.code().name}: {error.details()}"
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status), ""
+
+
+class Deadline:
+    """The time left of the incoming call, handed to every downstream call."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self._end = None if seconds is None else time.monotonic() + seconds
+
+    @classmethod
+    def of(cls, context: grpc.aio.ServicerContext[Any, Any]) -> Deadline:
+        """The deadline of a server call (none when the client set none)."""
+        return cls(context.time_remaining())
+
+    def remaining(self, default: float | None = None) -> float | None:
+        """Seconds left (``default`` when unbounded); DeadlineExceeded when none are."""
+        if self._end is None:
+            return default
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded("the request's deadline passed before the answer was complete")
+        return left

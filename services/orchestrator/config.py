@@ -1,0 +1,128 @@
+"""Orchestrator configuration, from ``RAGMESH_ORCHESTRATOR_*`` environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.common.config import ConfigError, Env, ServerSettings
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """The two-level answer cache."""
+
+    l1_entries: int
+    l1_ttl_seconds: float
+    #: Redis URL for L2 (shared by replicas), or "" for L1 only.
+    redis_url: str
+    l2_ttl_seconds: float
+    #: Bound on every Redis call; slower calls count as L2 errors and the query goes on.
+    redis_timeout_seconds: float
+    #: After a Redis error, skip Redis for this long instead of paying the timeout per query.
+    redis_backoff_seconds: float
+
+
+@dataclass(frozen=True)
+class QueryDefaults:
+    """Defaults for query options a request leaves unset."""
+
+    collection: str
+    top_k: int
+    candidates: int
+    rerank: str
+    mmr_lambda: float
+    max_new_tokens: int
+    temperature: float
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Chunking and ingestion bounds."""
+
+    chunk_tokens: int
+    overlap_tokens: int
+    embed_batch: int
+    max_document_chars: int
+    max_documents: int
+    job_workers: int
+    #: A job whose replica stopped renewing its lease this long ago is resumed elsewhere.
+    job_lease_seconds: float
+    job_max_attempts: int
+
+
+@dataclass(frozen=True)
+class OrchestratorConfig:
+    """Where the components are and how the pipeline behaves."""
+
+    server: ServerSettings
+    embedder_addr: str
+    retriever_addr: str
+    generator_addr: str
+    cache: CacheSettings
+    defaults: QueryDefaults
+    ingest: IngestSettings
+    #: Hugging Face sequence-classification model for cross-encoder reranking ("" = off).
+    cross_encoder_path: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OrchestratorConfig:
+        """Build the config from the environment; ConfigError names a bad variable."""
+        env = Env("orchestrator", environ)
+        cross_encoder = env.text("cross_encoder_path", "")
+        if cross_encoder and not (Path(cross_encoder) / "config.json").is_file():
+            raise ConfigError(env.name("cross_encoder_path"), f"no Hugging Face model (config.json) in {cross_encoder}")
+        return cls(
+            server=ServerSettings.from_env("orchestrator", environ),
+            embedder_addr=env.address("embedder_addr", "127.0.0.1:50052"),
+            retriever_addr=env.address("retriever_addr", "127.0.0.1:50053"),
+            generator_addr=env.address("generator_addr", "127.0.0.1:50054"),
+            cache=_cache_settings(env),
+            defaults=_query_defaults(env),
+            ingest=_ingest_settings(env),
+            cross_encoder_path=cross_encoder,
+        )
+
+
+def _cache_settings(env: Env) -> CacheSettings:
+    redis_url = env.text("redis_url", "")
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(env.name("redis_url"), f"expected redis://host:port/db, got {redis_url!r}")
+    return CacheSettings(
+        l1_entries=env.integer("cache_l1_entries", 4096, 0),
+        l1_ttl_seconds=env.number("cache_l1_ttl_seconds", 600.0, 0.0),
+        redis_url=redis_url,
+        l2_ttl_seconds=env.number("cache_l2_ttl_seconds", 86_400.0, 1.0),
+        redis_timeout_seconds=env.number("redis_timeout_ms", 100.0, 1.0, 60_000.0) / 1000.0,
+        redis_backoff_seconds=env.number("redis_backoff_seconds", 5.0, 0.0, 3600.0),
+    )
+
+
+def _query_defaults(env: Env) -> QueryDefaults:
+    return QueryDefaults(
+        collection=env.text("default_collection", "default"),
+        top_k=env.integer("top_k", 4, 1, 50),
+        candidates=env.integer("candidates", 20, 1, 200),
+        rerank=env.choice("rerank", "none", ("none", "mmr", "cross_encoder")),
+        mmr_lambda=env.number("mmr_lambda", 0.7, 0.0, 1.0),
+        max_new_tokens=env.integer("max_new_tokens", 256, 1, 8192),
+        temperature=env.number("temperature", 0.0, 0.0, 2.0),
+    )
+
+
+def _ingest_settings(env: Env) -> IngestSettings:
+    chunk_tokens = env.integer("chunk_tokens", 200, 16, 8192)
+    overlap = env.integer("chunk_overlap_tokens", 32, 0, 8191)
+    if overlap >= chunk_tokens:
+        raise ConfigError(env.name("chunk_overlap_tokens"), f"must be less than chunk tokens ({chunk_tokens})")
+    return IngestSettings(
+        chunk_tokens=chunk_tokens,
+        overlap_tokens=overlap,
+        embed_batch=env.integer("embed_batch", 64, 1, 512),
+        max_document_chars=env.integer("max_document_chars", 2_000_000, 1),
+        max_documents=env.integer("max_documents", 100_000, 1),
+        job_workers=env.integer("job_workers", 1, 0, 64),
+        job_lease_seconds=env.number("job_lease_seconds", 15.0, 1.0, 3600.0),
+        job_max_attempts=env.integer("job_max_attempts", 3, 1, 100),
+    )
