@@ -51,7 +51,7 @@ class JobStore(Protocol):
     async def claim(self, job_id: str, owner: str, lease: float) -> bool: ...
     async def renew(self, job_id: str, owner: str, lease: float) -> bool: ...
     async def release(self, job_id: str) -> None: ...
-    async def orphans(self) -> list[str]: ...
+    async def orphans(self, lease: float) -> list[str]: ...
 
 
 class MemoryJobStore:
@@ -93,7 +93,7 @@ class MemoryJobStore:
         if self.jobs[job_id].job.state in _TERMINAL:
             self.payloads.pop(job_id, None)  # the documents are indexed; keep only the record
 
-    async def orphans(self) -> list[str]:
+    async def orphans(self, lease: float) -> list[str]:
         return []
 
 
@@ -167,8 +167,10 @@ class RedisJobStore:
 
         await self.redis.call("job-release", drop, None)
 
-    async def orphans(self) -> list[str]:
-        """Running jobs whose lease lapsed, each handed to exactly one caller."""
+    async def orphans(self, lease: float) -> list[str]:
+        """Running jobs whose lease lapsed. A reap lock hands each to one replica at a time;
+        the job leaves the running set only when requeued (``release``), so a reaper that
+        fails half-way leaves it for the next one instead of losing it."""
 
         async def find(r: aioredis.Redis) -> list[str]:
             lapsed = []
@@ -176,7 +178,7 @@ class RedisJobStore:
                 job_id = as_bytes(raw).decode()
                 if await r.exists(_PREFIX + job_id + ":lease"):
                     continue
-                if await r.srem(_RUNNING, job_id):  # only one replica wins the removal
+                if await r.set(_PREFIX + job_id + ":reap", "1", nx=True, px=int(lease * 1000)):
                     lapsed.append(job_id)
             return lapsed
 

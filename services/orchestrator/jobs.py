@@ -9,7 +9,6 @@ was already indexed (re-indexing a document is harmless anyway: chunk ids are st
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -17,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 from ragmesh.v1 import orchestrator_pb2
-from services.common.errors import InvalidArgument, NotFound
+from services.common.errors import InvalidArgument, NotFound, Unavailable
 from services.orchestrator.clients import Deadline
 from services.orchestrator.config import IngestSettings
 from services.orchestrator.documents import document_problem
@@ -181,9 +180,11 @@ class JobManager:
         """Requeue (or fail) jobs whose replica stopped renewing their lease."""
         while True:
             await asyncio.sleep(self.settings.job_lease_seconds / 2)
-            with contextlib.suppress(Exception):
-                for job_id in await self.store.orphans():
+            try:
+                for job_id in await self.store.orphans(self.settings.job_lease_seconds):
                     await self._requeue(job_id, "the replica running it stopped", count_attempt=True)
+            except Unavailable as error:  # Redis trouble: the next round tries again
+                log.warning("could not reap abandoned jobs: %s", error.message)
 
     async def _requeue(self, job_id: str, reason: str, count_attempt: bool) -> None:
         stored = await self.store.get(job_id)
@@ -194,14 +195,15 @@ class JobManager:
             stored.job.error = f"{reason}; gave up after {stored.job.attempts} attempts"
             stored.job.progress.done = True
             await self._save(stored)
+            await self.store.release(job_id)
             return
         if not count_attempt:
             stored.job.attempts -= 1  # a clean hand-over is not a failed attempt
         stored.job.state = orchestrator_pb2.JOB_STATE_PENDING
         stored.job.error = f"resuming: {reason}"
         await self._save(stored)
+        await self.store.enqueue(job_id)  # queued before it leaves the running set: never lost
         await self.store.release(job_id)
-        await self.store.enqueue(job_id)
         log.info("requeued ingestion job %s (%s)", job_id, reason)
 
     async def _save(self, stored: StoredJob) -> None:

@@ -1,0 +1,76 @@
+"""The two-level answer cache and collection versions against a real Redis server."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.orchestrator.cache import AnswerCache, CollectionVersions, cache_key
+from services.orchestrator.redis_store import RedisGuard
+from tests.support.redis_server import RedisServer
+
+
+def _replica(url: str, timeout: float = 0.2, backoff: float = 0.0) -> tuple[AnswerCache, CollectionVersions]:
+    redis = RedisGuard(url, timeout, backoff)
+    return AnswerCache(redis, 100, 60, 600), CollectionVersions(redis)
+
+
+async def test_l1_hit_then_l2_hit_from_another_replica(redis_server: RedisServer) -> None:
+    first, _ = _replica(redis_server.url)
+    second, _ = _replica(redis_server.url)
+    assert await first.get("k") is None
+    await first.put("k", b"answer")
+    assert await first.get("k") == (1, b"answer")
+    assert await second.get("k") == (2, b"answer")  # shared through Redis
+    assert await second.get("k") == (1, b"answer")  # the L2 hit filled L1
+    assert (first.counts.l1_hits, first.counts.misses) == (1, 1)
+    assert (second.counts.l1_hits, second.counts.l2_hits) == (1, 1)
+    assert second.counts.hit_rate == 1.0
+
+
+async def test_redis_down_is_a_miss_not_an_error(redis_server: RedisServer) -> None:
+    cache, versions = _replica(redis_server.url, backoff=30.0)
+    await cache.put("k", b"v")
+    redis_server.stop()
+    assert await cache.get("k") == (1, b"v")  # L1 still serves
+    assert await cache.get("other") is None
+    assert cache.redis.errors == 1
+    assert await cache.get("third") is None
+    assert cache.redis.errors == 1  # backing off: no second timeout paid
+    await cache.put("k2", b"v2")
+    assert await cache.get("k2") == (1, b"v2")
+    assert await versions.get("docs") == "0.0"
+
+
+async def test_versions_are_shared_and_bumps_change_keys(redis_server: RedisServer) -> None:
+    _, mine = _replica(redis_server.url)
+    _, theirs = _replica(redis_server.url)
+    before = await theirs.get("docs")
+    assert await mine.bump("docs") == 1
+    after = await theirs.get("docs")
+    assert before != after
+    assert cache_key({"q": "x", "version": before}) != cache_key({"q": "x", "version": after})
+    assert theirs.number("docs") == 1
+
+
+async def test_versions_without_redis_are_local() -> None:
+    versions = CollectionVersions(RedisGuard("", 0.1, 0.0))
+    first = await versions.get("docs")
+    assert await versions.bump("docs") == 1
+    assert await versions.get("docs") != first
+
+
+async def test_a_local_bump_invalidates_this_replica_even_when_redis_is_down(redis_server: RedisServer) -> None:
+    _, versions = _replica(redis_server.url)
+    before = await versions.get("docs")
+    redis_server.stop()
+    await versions.bump("docs")
+    assert await versions.get("docs") != before
+
+
+@pytest.mark.parametrize("size", [0, 1])
+async def test_l1_can_be_turned_off_or_tiny(size: int) -> None:
+    cache = AnswerCache(RedisGuard("", 0.1, 0.0), size, 60, 600)
+    await cache.put("a", b"1")
+    await cache.put("b", b"2")
+    assert await cache.get("a") is None
+    assert (await cache.get("b") is not None) == (size == 1)

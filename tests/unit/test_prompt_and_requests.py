@@ -1,0 +1,99 @@
+"""Prompt fitting to the context window, and request validation / cache-key material."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragmesh.v1 import common_pb2, generator_pb2, orchestrator_pb2
+from services.common.errors import InvalidArgument
+from services.orchestrator.config import OrchestratorConfig
+from services.orchestrator.prompt import PER_SOURCE_TOKENS, SAFETY_TOKENS, build_messages, fit
+from services.orchestrator.requests import build_spec
+
+DEFAULTS = OrchestratorConfig.from_env({}).defaults
+
+
+def test_messages_number_the_sources_and_ask_for_citations() -> None:
+    system, user = build_messages("Who made it?", ["Ada made it.", "It is blue."])
+    assert system.role == common_pb2.ROLE_SYSTEM and "[1]" in system.content
+    assert "[1] Ada made it." in user.content and "[2] It is blue." in user.content
+    assert user.content.endswith("Question: Who made it?")
+
+
+def test_fit_keeps_whole_sources_in_rank_order_within_the_budget() -> None:
+    counts = generator_pb2.CountTokensResponse(text_tokens=[100, 500, 80, 40], prompt_tokens=50)
+    budget_for_sources = 900 - 300 - 50 - SAFETY_TOKENS  # context - answer - base prompt - safety
+    assert 100 + 80 + 40 + 3 * PER_SOURCE_TOKENS <= budget_for_sources < 100 + 500 + 2 * PER_SOURCE_TOKENS
+    fitted = fit("q", ["a", "b", "c", "d"], counts, context_length=900, max_new_tokens=300)
+    assert fitted.included == [0, 2, 3]  # "b" does not fit and is left out whole
+    assert "[1] a" in fitted.messages[1].content and "[3] d" in fitted.messages[1].content
+
+
+def test_fit_with_no_room_includes_nothing() -> None:
+    counts = generator_pb2.CountTokensResponse(text_tokens=[10], prompt_tokens=900)
+    assert fit("q", ["a"], counts, context_length=1000, max_new_tokens=100).included == []
+
+
+def test_spec_fills_defaults() -> None:
+    spec = build_spec(orchestrator_pb2.QueryRequest(query="  What is ragmesh? "), DEFAULTS)
+    assert (spec.query, spec.collection, spec.top_k, spec.rerank) == ("What is ragmesh?", "default", 4, "none")
+    assert spec.candidates == spec.top_k  # no reranking: fetch only what is used
+    assert spec.sampling.max_new_tokens == DEFAULTS.max_new_tokens
+    assert spec.variant == "default"
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "message"),
+    [
+        ({"query": ""}, "query is empty"),
+        ({"query": "x" * 4001}, "limit is 4000"),
+        ({"query": "q", "top_k": 51}, "top_k must be between 1 and 50"),
+        ({"query": "q", "collection": "bad name"}, "collection name"),
+        ({"query": "q", "collection": "x'; drop"}, "collection name"),
+        ({"query": "q", "options": {"rerank": 9}}, "unknown rerank"),
+        ({"query": "q", "options": {"rerank": 2, "candidates": 500}}, "candidates must be between"),
+        ({"query": "q", "options": {"mmr_lambda": 1.5}}, "mmr_lambda"),
+        ({"query": "q", "options": {"search_mode": 7}}, "search_mode"),
+    ],
+)
+def test_bad_requests_are_invalid_arguments(request_kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        build_spec(orchestrator_pb2.QueryRequest(**request_kwargs), DEFAULTS)  # type: ignore[arg-type]
+
+
+def _material(**changes: object) -> dict[str, object]:
+    request = orchestrator_pb2.QueryRequest(query="What is ragmesh?")
+    for field, value in changes.items():
+        if field == "filter":
+            request.filters.add(
+                field="lang", op=common_pb2.FILTER_OP_EQ, value=common_pb2.Scalar(string_value=str(value))
+            )
+        elif field == "max_new_tokens":
+            request.options.sampling.max_new_tokens = int(value)  # type: ignore[call-overload]
+        elif field == "rerank":
+            request.options.rerank = value  # type: ignore[assignment]
+        elif field == "variant":
+            request.context.experiment_variant = str(value)
+        else:
+            setattr(request, field, value)
+    return build_spec(request, DEFAULTS).cache_material("3.0")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"collection": "other"},
+        {"top_k": 2},
+        {"filter": "en"},
+        {"rerank": orchestrator_pb2.RERANK_METHOD_MMR},
+        {"max_new_tokens": 17},
+        {"variant": "b"},
+        {"query": "What is Envoy?"},
+    ],
+)
+def test_everything_that_changes_an_answer_changes_the_cache_material(change: dict[str, object]) -> None:
+    assert _material(**change) != _material()
+
+
+def test_the_cache_material_ignores_case_and_spacing_of_the_query() -> None:
+    assert _material(query="  what   is RAGMESH? ") == _material()
