@@ -1,0 +1,128 @@
+"""The asyncio client of the orchestrator (through Envoy or directly)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any
+
+import grpc
+
+from ragmesh.client import types
+from ragmesh.client.base import ClientSettings, errors_as_ragmesh, ingest_requests
+from ragmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc, retriever_pb2
+
+
+class AsyncRagmeshClient:
+    """Ask, stream, ingest and inspect over one aio channel. Use ``async with``."""
+
+    def __init__(self, address: str = "127.0.0.1:8080", **settings: Any) -> None:
+        self.settings = ClientSettings(address=address, **settings)
+        self.channel = grpc.aio.insecure_channel(address, options=self.settings.channel_options())
+        self.stub: orchestrator_pb2_grpc.OrchestratorServiceAsyncStub = orchestrator_pb2_grpc.OrchestratorServiceStub(
+            self.channel
+        )
+
+    async def __aenter__(self) -> AsyncRagmeshClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self.channel.close(None)
+
+    async def query(self, query: str, collection: str = "", top_k: int = 0, **options: Any) -> types.Answer:
+        """The whole answer with its sources."""
+        request = self.settings.query_request(query, collection, top_k, **options)
+        with errors_as_ragmesh():
+            reply = await self.stub.Query(request, **self.settings.call_options())
+        return types.answer(reply)
+
+    async def query_stream(
+        self, query: str, collection: str = "", top_k: int = 0, **options: Any
+    ) -> AsyncIterator[types.StreamEvent]:
+        """Sources, then the answer's text as it is generated, then a DoneEvent."""
+        request = self.settings.query_request(query, collection, top_k, **options)
+        call = self.stub.QueryStream(request, **self.settings.call_options())
+        try:
+            with errors_as_ragmesh():
+                async for message in call:
+                    yield types.stream_event(message)
+        finally:
+            call.cancel()  # leaving the loop early stops the generation
+
+    async def ingest(
+        self,
+        documents: Iterable[types.Document | dict[str, Any]],
+        collection: str = "",
+        on_progress: Callable[[types.IngestProgress], None] | None = None,
+        *,
+        batch_size: int = 64,
+        chunk_tokens: int = 0,
+        overlap_tokens: int = 0,
+    ) -> types.IngestProgress:
+        """Index documents (streamed in batches); returns the final progress, with every error."""
+        requests = ingest_requests(
+            documents,
+            collection or "default",
+            batch_size=batch_size,
+            chunk_tokens=chunk_tokens,
+            overlap_tokens=overlap_tokens,
+        )
+        call = self.stub.Ingest(iter(requests), **self.settings.call_options())
+        errors: list[tuple[str, str]] = []
+        last = None
+        with errors_as_ragmesh():
+            async for message in call:
+                last = types.progress(message)
+                errors.extend(last.errors)
+                if on_progress is not None:
+                    on_progress(last)
+        assert last is not None, "the server ended the ingestion without a final progress message"
+        return types.IngestProgress(**{**last.__dict__, "errors": errors})
+
+    async def delete_documents(self, document_ids: Sequence[str], collection: str = "") -> int:
+        """Delete documents; returns the number of chunks removed."""
+        request = orchestrator_pb2.DeleteDocumentsRequest(collection=collection or "default", document_ids=document_ids)
+        with errors_as_ragmesh():
+            reply = await self.stub.DeleteDocuments(request, **self.settings.call_options())
+        return reply.chunks_deleted
+
+    async def collections(self) -> list[orchestrator_pb2.CollectionSummary]:
+        """Collections with their sizes and versions."""
+        with errors_as_ragmesh():
+            reply = await self.stub.ListCollections(
+                retriever_pb2.ListCollectionsRequest(),
+                timeout=self.settings.timeout,
+                metadata=self.settings.metadata(),
+            )
+        return list(reply.collections)
+
+    async def health(self) -> orchestrator_pb2.CheckHealthResponse:
+        """Every component's health as the orchestrator sees it."""
+        with errors_as_ragmesh():
+            return await self.stub.CheckHealth(orchestrator_pb2.CheckHealthRequest(), **self.settings.call_options())
+
+    async def stats(self) -> orchestrator_pb2.GetStatsResponse:
+        """Cache hit rates and per-component call counts of the replica that answers."""
+        with errors_as_ragmesh():
+            return await self.stub.GetStats(orchestrator_pb2.GetStatsRequest(), **self.settings.call_options())
+
+    async def submit_job(self, documents: Iterable[types.Document | dict[str, Any]], collection: str = "") -> str:
+        """Start a background ingestion job; returns its id."""
+        request = orchestrator_pb2.SubmitIngestJobRequest(
+            collection=collection or "default", documents=[types.document_message(d) for d in documents]
+        )
+        with errors_as_ragmesh():
+            reply = await self.stub.SubmitIngestJob(request, **self.settings.call_options())
+        return reply.job_id
+
+    async def job(self, job_id: str) -> orchestrator_pb2.IngestJob:
+        """An ingestion job's state and progress."""
+        with errors_as_ragmesh():
+            return await self.stub.GetIngestJob(
+                orchestrator_pb2.GetIngestJobRequest(job_id=job_id),
+                timeout=self.settings.timeout,
+                metadata=self.settings.metadata(),
+            )

@@ -1,0 +1,118 @@
+"""The blocking client of the orchestrator (through Envoy or directly)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import grpc
+
+from ragmesh.client import types
+from ragmesh.client.base import ClientSettings, errors_as_ragmesh, ingest_requests
+from ragmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc, retriever_pb2
+
+
+class RagmeshClient:
+    """Ask, stream, ingest and inspect over one channel. Use as a context manager."""
+
+    def __init__(self, address: str = "127.0.0.1:8080", **settings: Any) -> None:
+        self.settings = ClientSettings(address=address, **settings)
+        self.channel = grpc.insecure_channel(address, options=self.settings.channel_options())
+        self.stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)
+
+    def __enter__(self) -> RagmeshClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel."""
+        self.channel.close()
+
+    def _call(self, method: Callable[..., Any], request: Any) -> Any:
+        with errors_as_ragmesh():
+            return method(request, **self.settings.call_options())
+
+    def query(self, query: str, collection: str = "", top_k: int = 0, **options: Any) -> types.Answer:
+        """The whole answer with its sources."""
+        return types.answer(
+            self._call(self.stub.Query, self.settings.query_request(query, collection, top_k, **options))
+        )
+
+    def query_stream(
+        self, query: str, collection: str = "", top_k: int = 0, **options: Any
+    ) -> Iterator[types.StreamEvent]:
+        """Sources, then the answer's text as it is generated, then a DoneEvent."""
+        request = self.settings.query_request(query, collection, top_k, **options)
+        call = self.stub.QueryStream(request, **self.settings.call_options())
+        try:
+            with errors_as_ragmesh():
+                for message in call:
+                    yield types.stream_event(message)
+        finally:
+            call.cancel()  # leaving the loop early stops the generation
+
+    def ingest(
+        self,
+        documents: Iterable[types.Document | dict[str, Any]],
+        collection: str = "",
+        on_progress: Callable[[types.IngestProgress], None] | None = None,
+        *,
+        batch_size: int = 64,
+        chunk_tokens: int = 0,
+        overlap_tokens: int = 0,
+    ) -> types.IngestProgress:
+        """Index documents (streamed in batches); returns the final progress, with every error."""
+        requests = ingest_requests(
+            documents,
+            collection or "default",
+            batch_size=batch_size,
+            chunk_tokens=chunk_tokens,
+            overlap_tokens=overlap_tokens,
+        )
+        errors: list[tuple[str, str]] = []
+        last = None
+        with errors_as_ragmesh():
+            for message in self.stub.Ingest(requests, **self.settings.call_options()):
+                last = types.progress(message)
+                errors.extend(last.errors)
+                if on_progress is not None:
+                    on_progress(last)
+        assert last is not None, "the server ended the ingestion without a final progress message"
+        return types.IngestProgress(**{**last.__dict__, "errors": errors})
+
+    def delete_documents(self, document_ids: Sequence[str], collection: str = "") -> int:
+        """Delete documents; returns the number of chunks removed."""
+        request = orchestrator_pb2.DeleteDocumentsRequest(collection=collection or "default", document_ids=document_ids)
+        return int(self._call(self.stub.DeleteDocuments, request).chunks_deleted)
+
+    def collections(self) -> list[orchestrator_pb2.CollectionSummary]:
+        """Collections with their sizes and versions."""
+        return list(self._call(self.stub.ListCollections, retriever_pb2.ListCollectionsRequest()).collections)
+
+    def health(self) -> orchestrator_pb2.CheckHealthResponse:
+        """Every component's health as the orchestrator sees it."""
+        return self._call(self.stub.CheckHealth, orchestrator_pb2.CheckHealthRequest())
+
+    def stats(self) -> orchestrator_pb2.GetStatsResponse:
+        """Cache hit rates and per-component call counts of the replica that answers."""
+        return self._call(self.stub.GetStats, orchestrator_pb2.GetStatsRequest())
+
+    def submit_job(self, documents: Iterable[types.Document | dict[str, Any]], collection: str = "") -> str:
+        """Start a background ingestion job; returns its id."""
+        request = orchestrator_pb2.SubmitIngestJobRequest(
+            collection=collection or "default", documents=[types.document_message(d) for d in documents]
+        )
+        return str(self._call(self.stub.SubmitIngestJob, request).job_id)
+
+    def job(self, job_id: str) -> orchestrator_pb2.IngestJob:
+        """An ingestion job's state and progress."""
+        return self._call(self.stub.GetIngestJob, orchestrator_pb2.GetIngestJobRequest(job_id=job_id))
+
+    def watch_job(self, job_id: str) -> Iterator[orchestrator_pb2.IngestJob]:
+        """The job's state on every change until it finishes."""
+        with errors_as_ragmesh():
+            yield from self.stub.WatchIngestJob(
+                orchestrator_pb2.GetIngestJobRequest(job_id=job_id), metadata=self.settings.metadata()
+            )

@@ -1,0 +1,200 @@
+"""Plain Python types of the client API, and their conversion from the protobuf messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.struct_pb2 import Struct
+
+from ragmesh.v1 import common_pb2, orchestrator_pb2
+
+CACHE_NAMES = {0: "none", 1: "l1", 2: "l2"}
+FINISH_NAMES = {0: "", 1: "length", 2: "stop", 3: "eos", 4: "cancelled"}
+RERANK_METHODS = {
+    "none": orchestrator_pb2.RERANK_METHOD_NONE,
+    "mmr": orchestrator_pb2.RERANK_METHOD_MMR,
+    "cross_encoder": orchestrator_pb2.RERANK_METHOD_CROSS_ENCODER,
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """A chunk an answer cites as ``[number]``."""
+
+    number: int
+    chunk_id: str
+    document_id: str
+    text: str
+    metadata: dict[str, Any]
+    score: float
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens of the generation (zero for cached answers)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A whole answer with its sources."""
+
+    text: str
+    sources: list[Source]
+    usage: Usage
+    timings_ms: dict[str, float]
+    cache: str
+    trace_id: str
+    variant: str
+    finish_reason: str
+
+
+@dataclass(frozen=True)
+class SourcesEvent:
+    """First event of a streamed answer: what it will cite."""
+
+    sources: list[Source]
+    cache: str
+    trace_id: str
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """A piece of the answer's text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    """Last event of a streamed answer."""
+
+    usage: Usage
+    timings_ms: dict[str, float]
+    finish_reason: str
+
+
+StreamEvent = SourcesEvent | TokenEvent | DoneEvent
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document to index; ``metadata`` values must be JSON (keys: letters, digits, _)."""
+
+    id: str
+    text: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    """Progress of an ingestion; ``errors`` holds (document id, reason) pairs."""
+
+    documents_total: int
+    documents_done: int
+    documents_failed: int
+    chunks_total: int
+    chunks_done: int
+    errors: list[tuple[str, str]]
+    done: bool
+    collection_version: int
+
+
+def source(message: orchestrator_pb2.Source) -> Source:
+    """A Source from its message."""
+    return Source(
+        number=message.number,
+        chunk_id=message.chunk_id,
+        document_id=message.document_id,
+        text=message.text,
+        metadata=MessageToDict(message.metadata),
+        score=message.score,
+    )
+
+
+def timings(message: orchestrator_pb2.StageTimings) -> dict[str, float]:
+    """Stage timings in milliseconds by stage name."""
+    return {f.name.removesuffix("_ms"): getattr(message, f.name) for f in message.DESCRIPTOR.fields}
+
+
+def answer(message: orchestrator_pb2.QueryResponse) -> Answer:
+    """An Answer from a QueryResponse."""
+    return Answer(
+        text=message.answer,
+        sources=[source(s) for s in message.sources],
+        usage=Usage(message.usage.prompt_tokens, message.usage.completion_tokens),
+        timings_ms=timings(message.timings),
+        cache=CACHE_NAMES.get(message.cache, "none"),
+        trace_id=message.trace_id,
+        variant=message.experiment_variant,
+        finish_reason=FINISH_NAMES.get(message.finish_reason, ""),
+    )
+
+
+def stream_event(message: orchestrator_pb2.QueryStreamResponse) -> StreamEvent:
+    """The client event of one QueryStream message."""
+    kind = message.WhichOneof("event")
+    if kind == "sources":
+        return SourcesEvent(
+            [source(s) for s in message.sources.sources],
+            CACHE_NAMES.get(message.sources.cache, "none"),
+            message.sources.trace_id,
+        )
+    if kind == "delta":
+        return TokenEvent(message.delta.text)
+    final = message.final
+    return DoneEvent(
+        Usage(final.usage.prompt_tokens, final.usage.completion_tokens),
+        timings(final.timings),
+        FINISH_NAMES.get(final.finish_reason, ""),
+    )
+
+
+def progress(message: orchestrator_pb2.IngestProgress) -> IngestProgress:
+    """IngestProgress from its message."""
+    return IngestProgress(
+        documents_total=message.documents_total,
+        documents_done=message.documents_done,
+        documents_failed=message.documents_failed,
+        chunks_total=message.chunks_total,
+        chunks_done=message.chunks_done,
+        errors=[(e.document_id, e.reason) for e in message.errors],
+        done=message.done,
+        collection_version=message.collection_version,
+    )
+
+
+def document_message(document: Document | Mapping[str, Any]) -> orchestrator_pb2.Document:
+    """The message of a Document (or of a dict with id, text and optional metadata)."""
+    if isinstance(document, Mapping):
+        document = Document(str(document.get("id", "")), str(document.get("text", "")), document.get("metadata") or {})
+    metadata = Struct()
+    metadata.update(dict(document.metadata))
+    return orchestrator_pb2.Document(id=document.id, text=document.text, metadata=metadata)
+
+
+def query_request(
+    query: str,
+    collection: str,
+    top_k: int,
+    *,
+    rerank: str | None,
+    caller_id: str,
+    max_new_tokens: int | None,
+    filters: Iterable[common_pb2.Filter] = (),
+) -> orchestrator_pb2.QueryRequest:
+    """A QueryRequest from the client's keyword arguments."""
+    request = orchestrator_pb2.QueryRequest(query=query, collection=collection, top_k=top_k, filters=list(filters))
+    request.context.caller_id = caller_id
+    if rerank:
+        if rerank not in RERANK_METHODS:
+            raise ValueError(f"rerank must be one of {', '.join(RERANK_METHODS)}, got {rerank!r}")
+        request.options.rerank = RERANK_METHODS[rerank]
+    if max_new_tokens is not None:
+        request.options.sampling.max_new_tokens = max_new_tokens
+    return request
