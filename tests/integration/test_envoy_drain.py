@@ -25,13 +25,12 @@ async def test_drain_lets_the_stream_in_flight_finish(tmp_path: Path) -> None:
             assert isinstance(first, generator_pb2.GenerateResponse)
             assert await asyncio.to_thread(active_requests, port) == 1
             draining = asyncio.create_task(asyncio.to_thread(drain, port, 0.0, 60.0, 0.1))
-            rest: list[object] = []
-            while (message := await call.read()) is not grpc.aio.EOF:
-                rest.append(message)
+            rest: list[generator_pb2.GenerateResponse] = []
+            while isinstance(message := await call.read(), generator_pb2.GenerateResponse):
+                rest.append(message)  # read() returns grpc.aio.EOF at the end
             remaining = await draining
         assert remaining == 0
         assert len(rest) == 10  # 9 more deltas and the final message
-        assert isinstance(rest[-1], generator_pb2.GenerateResponse)
         assert rest[-1].HasField("final")
         status, _ = await asyncio.to_thread(mesh.envoy.admin, "/ready")
         assert status == 503
