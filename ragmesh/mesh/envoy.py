@@ -73,7 +73,8 @@ class EnvoyOptions:
     admin_host: str = "127.0.0.1"
     admin_port: int = 9901
     #: When set, a second listener on ``listen_host`` exposing only ``/ready`` and
-    #: ``/stats/prometheus`` of the admin interface (Kubernetes probes and scraping).
+    #: ``/stats/prometheus`` of the admin interface and ``/healthz`` (Kubernetes probes
+    #: and scraping).
     stats_port: int | None = None
     #: Descriptor set with imports (``gen/ragmesh.pb``): enables the gRPC-JSON transcoder.
     descriptor_set: str | None = None
@@ -142,7 +143,11 @@ def _client_listener(upstreams: Sequence[Upstream], options: EnvoyOptions) -> Co
     }
     if options.otlp_endpoint:
         manager["tracing"] = _tracing()
-    return _listener("clients", options.listen_host, options.listen_port, manager)
+    listener = _listener("clients", options.listen_host, options.listen_port, manager)
+    # INBOUND: the preStop drain (/drain_listeners?inboundonly) closes this listener only,
+    # and the stats listener keeps answering the kubelet's probes meanwhile.
+    listener["traffic_direction"] = "INBOUND"
+    return listener
 
 
 def _listener(name: str, host: str, port: int, manager: Config) -> Config:
@@ -223,6 +228,8 @@ def _stats_listener(options: EnvoyOptions) -> Config:
                     "routes": [
                         {"match": {"path": "/ready"}, "route": {"cluster": ADMIN_CLUSTER}},
                         {"match": {"path": "/stats/prometheus"}, "route": {"cluster": ADMIN_CLUSTER}},
+                        # Liveness: Envoy answers at all (/ready turns 503 while it drains).
+                        {"match": {"path": "/healthz"}, "direct_response": {"status": 200}},
                         {"match": {"prefix": "/"}, "direct_response": {"status": 404}},
                     ],
                 }

@@ -3,8 +3,9 @@
 Envoy exits at once on SIGTERM, cutting every stream it carries. Run before SIGTERM, this
 1. fails Envoy's health (``/ready`` answers 503, so the pod leaves the Service),
 2. waits ``--settle`` seconds for that to propagate,
-3. drains the listeners gracefully (HTTP/2 GOAWAY, ``Connection: close``: clients
-   reconnect to another Envoy while the streams in flight go on),
+3. drains the client listener gracefully (HTTP/2 GOAWAY, ``Connection: close``: clients
+   reconnect to another Envoy while the streams in flight go on; the stats listener
+   keeps answering probes),
 4. waits until no downstream request is active, or ``--timeout`` seconds passed.
 """
 
@@ -39,7 +40,7 @@ def drain(port: int, settle: float, timeout: float, poll: float = 1.0) -> int:
     """Run the four steps; return the requests still active at the end."""
     _admin(port, "/healthcheck/fail", "POST")
     time.sleep(settle)
-    _admin(port, "/drain_listeners?graceful", "POST")
+    _admin(port, "/drain_listeners?graceful&inboundonly", "POST")
     deadline = time.monotonic() + timeout
     while (remaining := active_requests(port)) > 0 and time.monotonic() < deadline:
         time.sleep(poll)
