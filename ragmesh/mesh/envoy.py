@@ -105,6 +105,8 @@ def render(upstreams: Sequence[Upstream], options: EnvoyOptions | None = None) -
         clusters.append(static_cluster(ADMIN_CLUSTER, "127.0.0.1", options.admin_port, http2=False))
     if options.otlp_endpoint:
         host, _, port = options.otlp_endpoint.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"otlp_endpoint must be host:port, got {options.otlp_endpoint!r}")
         clusters.append(static_cluster(OTEL_CLUSTER, host, int(port), http2=True, dns=options.otlp_dns))
     return {
         "node": {"id": "ragmesh-envoy", "cluster": "ragmesh"},

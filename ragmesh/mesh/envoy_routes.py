@@ -71,7 +71,8 @@ def _route(match: Route, cluster: str, retry: EnvoyOptions | None) -> Route:
         "cluster": cluster,
         # 0s: no route timeout (Envoy's default of 15 s would cut long token streams).
         "timeout": "0s",
-        # Use the caller's grpc-timeout as the stream's deadline, with no cap (0s).
+        # Use the caller's grpc-timeout as the stream's deadline, with no cap (0s); for
+        # gRPC calls this takes the place of the route timeout.
         "max_stream_duration": {"grpc_timeout_header_max": "0s"},
     }
     if retry is not None:

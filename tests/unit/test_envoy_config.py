@@ -92,6 +92,8 @@ def test_bad_upstreams_are_refused() -> None:
         envoy.Upstream("reranker", (("127.0.0.1", 1),))
     with pytest.raises(ValueError, match="at least one endpoint"):
         envoy.Upstream("embedder", ())
+    with pytest.raises(ValueError, match="host:port"):
+        envoy.render(local(), envoy.EnvoyOptions(otlp_endpoint="http://collector"))
     with pytest.raises(ValueError, match="one Upstream per component"):
         envoy.render([envoy.Upstream("embedder", (("a", 1),)), envoy.Upstream("embedder", (("b", 1),))])
 
