@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: venv demo test lint proto proto-check bench-embedder clean
+.PHONY: venv demo test lint proto proto-check k8s-envoy bench-embedder clean
 
 venv: $(STAMP)
 
@@ -45,6 +45,10 @@ proto: $(STAMP)
 ## proto-check: fail when gen/ differs from what protos/ generate.
 proto-check: $(STAMP)
 	$(PY) -m scripts.gen_protos --check gen
+
+## k8s-envoy: regenerate the Envoy ConfigMap files of k8s/ from ragmesh/mesh/envoy.py.
+k8s-envoy: $(STAMP)
+	$(PY) -m scripts.gen_k8s_envoy
 
 bench-embedder: $(STAMP)
 	$(PY) -m bench.embedder

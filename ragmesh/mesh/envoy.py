@@ -1,0 +1,242 @@
+"""Generate the Envoy configuration of the mesh: one module for ``ragmesh up`` and Kubernetes.
+
+``render`` returns plain data (dicts and lists) in Envoy's v3 static-config shape and
+``write`` dumps it as YAML. The same function produces the loopback config of
+``ragmesh up`` (STATIC clusters of 127.0.0.1 ports) and the Kubernetes ConfigMap
+(STRICT_DNS clusters over the headless Services), so both meshes behave alike:
+
+- one HTTP listener for clients: HTTP/1.1 and HTTP/2 cleartext (gRPC clients use h2c);
+- one cluster per component: HTTP/2 upstreams, least-request balancing, active
+  ``grpc.health.v1`` checks of the component's full service name, outlier detection on
+  gateway and local-origin failures, circuit breakers raised for many concurrent streams;
+- routes by gRPC service path; health and reflection go to the orchestrator unless the
+  header ``x-ragmesh-component`` names another component;
+- unary methods retry on UNAVAILABLE, connect failure, reset and refused stream; the
+  streaming methods get exact-path routes without retries (a retry would replay a body);
+- no timeout that cuts a long token stream: route timeout 0s, the client's
+  ``grpc-timeout`` honoured without a cap, a long stream idle timeout;
+- optional gRPC-JSON transcoding of ``OrchestratorService`` (``POST /query`` ...) and
+  optional OpenTelemetry spans; ``traceparent`` passes through untouched otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ragmesh.mesh import envoy_routes as routes
+from ragmesh.mesh.envoy_clusters import component_cluster, seconds, socket_address, static_cluster
+from ragmesh.mesh.envoy_routes import COMPONENTS, SERVICE_NAMES
+
+__all__ = ["COMPONENTS", "SERVICE_NAMES", "EnvoyOptions", "Upstream", "render", "write"]
+
+Config = dict[str, Any]
+OTEL_CLUSTER = "opentelemetry_collector"
+ADMIN_CLUSTER = "envoy_admin"
+_HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """The replicas of one component: one Envoy cluster."""
+
+    #: "orchestrator", "embedder", "retriever" or "generator".
+    component: str
+    #: (host, port) of each replica; with ``dns`` a hostname resolving to every pod.
+    endpoints: tuple[tuple[str, int], ...]
+    #: STRICT_DNS (every address a name resolves to, e.g. a headless Service) instead of STATIC.
+    dns: bool = False
+
+    def __post_init__(self) -> None:
+        if self.component not in COMPONENTS:
+            raise ValueError(f"unknown component {self.component!r}; expected one of {', '.join(COMPONENTS)}")
+        if not self.endpoints:
+            raise ValueError(f"{self.component}: at least one endpoint is needed")
+
+    @property
+    def cluster(self) -> str:
+        """The Envoy cluster name (the component's name)."""
+        return self.component
+
+
+@dataclass(frozen=True)
+class EnvoyOptions:
+    """Listener, admin, transcoding, tracing and health-check settings."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    #: The admin interface can stop Envoy: keep it on loopback (see ``stats_port``).
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 9901
+    #: When set, a second listener on ``listen_host`` exposing only ``/ready`` and
+    #: ``/stats/prometheus`` of the admin interface and ``/healthz`` (Kubernetes probes
+    #: and scraping).
+    stats_port: int | None = None
+    #: Descriptor set with imports (``gen/ragmesh.pb``): enables the gRPC-JSON transcoder.
+    descriptor_set: str | None = None
+    #: ``host:port`` of an OTLP/gRPC collector: Envoy adds its own spans.
+    otlp_endpoint: str | None = None
+    #: Resolve ``otlp_endpoint`` by DNS (a Kubernetes Service) instead of a literal IP.
+    otlp_dns: bool = False
+    #: Active health checks: interval, and failed checks before a replica is taken out.
+    health_check_interval_s: float = 1.0
+    unhealthy_threshold: int = 2
+    #: A stream with no message either way for this long is reset (0 turns it off). Long
+    #: on purpose: a generation may wait in a queue before its first token.
+    stream_idle_timeout_s: float = 600.0
+    #: Retries of a unary call (each on another replica when there is one).
+    num_retries: int = 3
+
+
+def render(upstreams: Sequence[Upstream], options: EnvoyOptions | None = None) -> Config:
+    """The whole Envoy bootstrap for ``upstreams`` as plain data."""
+    options = options or EnvoyOptions()
+    components = [u.component for u in upstreams]
+    if len(set(components)) != len(components):
+        raise ValueError(f"one Upstream per component, got {components}")
+    listeners = [_client_listener(upstreams, options)]
+    clusters = [component_cluster(u, options) for u in upstreams]
+    if options.stats_port is not None:
+        listeners.append(_stats_listener(options))
+        clusters.append(static_cluster(ADMIN_CLUSTER, "127.0.0.1", options.admin_port, http2=False))
+    if options.otlp_endpoint:
+        host, _, port = options.otlp_endpoint.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"otlp_endpoint must be host:port, got {options.otlp_endpoint!r}")
+        clusters.append(static_cluster(OTEL_CLUSTER, host, int(port), http2=True, dns=options.otlp_dns))
+    return {
+        "node": {"id": "ragmesh-envoy", "cluster": "ragmesh"},
+        "admin": {"address": socket_address(options.admin_host, options.admin_port)},
+        "static_resources": {"listeners": listeners, "clusters": clusters},
+    }
+
+
+def write(path: Path, upstreams: Sequence[Upstream], options: EnvoyOptions | None = None) -> Path:
+    """Render and write the config as YAML to ``path``; return ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump(render(upstreams, options)))
+    return path
+
+
+def dump(config: Config) -> str:
+    """YAML text of a rendered config (stable key order, for committed files)."""
+    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False, width=120)
+
+
+def _client_listener(upstreams: Sequence[Upstream], options: EnvoyOptions) -> Config:
+    manager: Config = {
+        "@type": f"type.googleapis.com/{_HCM}",
+        "stat_prefix": "ingress",
+        # AUTO: HTTP/1.1 for curl and browsers, HTTP/2 prior knowledge (h2c) for gRPC.
+        "codec_type": "AUTO",
+        "stream_idle_timeout": seconds(options.stream_idle_timeout_s),
+        "request_timeout": "0s",
+        "http2_protocol_options": {"max_concurrent_streams": 1024},
+        "access_log": [_stdout_access_log()],
+        "route_config": {
+            "name": "ragmesh",
+            "virtual_hosts": [{"name": "ragmesh", "domains": ["*"], "routes": routes.routes(upstreams, options)}],
+        },
+        "http_filters": [*_transcoder(options), _filter("envoy.filters.http.router", "router.v3.Router")],
+    }
+    if options.otlp_endpoint:
+        manager["tracing"] = _tracing()
+    listener = _listener("clients", options.listen_host, options.listen_port, manager)
+    # INBOUND: the preStop drain (/drain_listeners?inboundonly) closes this listener only,
+    # and the stats listener keeps answering the kubelet's probes meanwhile.
+    listener["traffic_direction"] = "INBOUND"
+    return listener
+
+
+def _listener(name: str, host: str, port: int, manager: Config) -> Config:
+    hcm = {"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}
+    return {"name": name, "address": socket_address(host, port), "filter_chains": [{"filters": [hcm]}]}
+
+
+def _filter(name: str, type_suffix: str, **config: Any) -> Config:
+    typed = {"@type": f"type.googleapis.com/envoy.extensions.filters.http.{type_suffix}", **config}
+    return {"name": name, "typed_config": typed}
+
+
+def _transcoder(options: EnvoyOptions) -> list[Config]:
+    if options.descriptor_set is None:
+        return []
+    return [
+        _filter(
+            "envoy.filters.http.grpc_json_transcoder",
+            "grpc_json_transcoder.v3.GrpcJsonTranscoder",
+            proto_descriptor=options.descriptor_set,
+            services=[SERVICE_NAMES["orchestrator"]],
+            # JSON out: proto field names (top_k, trace_id) like the .proto and the Python
+            # client, zero values printed, enums by name; streams as one JSON object per line.
+            print_options={
+                "add_whitespace": False,
+                "always_print_primitive_fields": True,
+                "always_print_enums_as_ints": False,
+                "preserve_proto_field_names": True,
+                "stream_newline_delimited": True,
+            },
+            convert_grpc_status=True,
+            case_insensitive_enum_parsing=True,
+            ignore_unknown_query_parameters=True,
+        )
+    ]
+
+
+def _tracing() -> Config:
+    return {
+        "random_sampling": {"value": 100},
+        "provider": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                "grpc_service": {"envoy_grpc": {"cluster_name": OTEL_CLUSTER}, "timeout": "1s"},
+                "service_name": "envoy",
+            },
+        },
+    }
+
+
+def _stdout_access_log() -> Config:
+    line = (
+        "[%START_TIME%] %REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL% %RESPONSE_CODE% "
+        "grpc=%GRPC_STATUS% flags=%RESPONSE_FLAGS% %DURATION%ms upstream=%UPSTREAM_HOST% "
+        "attempts=%UPSTREAM_REQUEST_ATTEMPT_COUNT%\n"
+    )
+    return {
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            "log_format": {"text_format_source": {"inline_string": line}},
+        },
+    }
+
+
+def _stats_listener(options: EnvoyOptions) -> Config:
+    manager = {
+        "@type": f"type.googleapis.com/{_HCM}",
+        "stat_prefix": "stats",
+        "codec_type": "AUTO",
+        "route_config": {
+            "name": "stats",
+            "virtual_hosts": [
+                {
+                    "name": "stats",
+                    "domains": ["*"],
+                    "routes": [
+                        {"match": {"path": "/ready"}, "route": {"cluster": ADMIN_CLUSTER}},
+                        {"match": {"path": "/stats/prometheus"}, "route": {"cluster": ADMIN_CLUSTER}},
+                        # Liveness: Envoy answers at all (/ready turns 503 while it drains).
+                        {"match": {"path": "/healthz"}, "direct_response": {"status": 200}},
+                        {"match": {"prefix": "/"}, "direct_response": {"status": 404}},
+                    ],
+                }
+            ],
+        },
+        "http_filters": [_filter("envoy.filters.http.router", "router.v3.Router")],
+    }
+    return _listener("stats", options.listen_host, options.stats_port or 0, manager)

@@ -1,0 +1,98 @@
+"""The route table of the mesh's Envoy listener (see :mod:`ragmesh.mesh.envoy`).
+
+Order matters, Envoy takes the first match:
+
+1. ``/grpc.health.v1.Health/`` and server reflection with ``x-ragmesh-component: <name>``
+   go to that component; without the header they go to the orchestrator (so grpcurl and
+   health probes through Envoy reach the service clients call); an unknown name matches
+   nothing (gRPC UNIMPLEMENTED) rather than answering for the wrong component;
+2. the streaming methods, by exact path, without retries;
+3. every other method of a service, by its ``/ragmesh.v1.<Service>/`` prefix, with retries.
+
+Every route disables the 15 s default route timeout and honours the caller's
+``grpc-timeout`` without a cap, so a token stream lasts as long as the caller allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ragmesh.mesh.envoy import EnvoyOptions, Upstream
+
+Route = dict[str, Any]
+
+COMPONENTS = ("orchestrator", "embedder", "retriever", "generator")
+SERVICE_NAMES = {c: f"ragmesh.v1.{c.capitalize()}Service" for c in COMPONENTS}
+#: Methods that stream (either way): a retry would have to buffer and replay the request
+#: body, and once a response started nothing can be retried anyway.
+STREAMING_METHODS: dict[str, tuple[str, ...]] = {
+    "generator": ("Generate",),
+    "orchestrator": ("QueryStream", "Ingest", "WatchIngestJob"),
+}
+COMPONENT_HEADER = "x-ragmesh-component"
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
+REFLECTION_PREFIXES = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
+#: What a unary call is retried on: the replica could not take it (gRPC UNAVAILABLE: still
+#: loading or shutting down), or the call never got an answer (connection refused or
+#: reset, HTTP/2 stream refused). RESOURCE_EXHAUSTED is not retried: the caller backs off.
+RETRY_ON = "unavailable,connect-failure,refused-stream,reset"
+
+
+def routes(upstreams: Sequence[Upstream], options: EnvoyOptions) -> list[Route]:
+    """Every route of the client listener, most specific first."""
+    present = [u.component for u in upstreams]
+    table: list[Route] = []
+    for prefix, retry in [(HEALTH_PREFIX, True), *((p, False) for p in REFLECTION_PREFIXES)]:
+        table += _by_header(prefix, present, options if retry else None)
+    for component in present:
+        for method in STREAMING_METHODS.get(component, ()):
+            table.append(_route({"path": f"/{SERVICE_NAMES[component]}/{method}"}, component, None))
+    for component in present:
+        table.append(_route({"prefix": f"/{SERVICE_NAMES[component]}/"}, component, options))
+    return table
+
+
+def _by_header(prefix: str, present: Sequence[str], retry: EnvoyOptions | None) -> list[Route]:
+    table = [_route({"prefix": prefix, "headers": [_header_is(component)]}, component, retry) for component in present]
+    if "orchestrator" in present:
+        absent = {"name": COMPONENT_HEADER, "present_match": True, "invert_match": True}
+        table.append(_route({"prefix": prefix, "headers": [absent]}, "orchestrator", retry))
+    return table
+
+
+def _header_is(component: str) -> Route:
+    return {"name": COMPONENT_HEADER, "string_match": {"exact": component}}
+
+
+def _route(match: Route, cluster: str, retry: EnvoyOptions | None) -> Route:
+    action: Route = {
+        "cluster": cluster,
+        # 0s: no route timeout (Envoy's default of 15 s would cut long token streams).
+        "timeout": "0s",
+        # Use the caller's grpc-timeout as the stream's deadline, with no cap (0s); for
+        # gRPC calls this takes the place of the route timeout.
+        "max_stream_duration": {"grpc_timeout_header_max": "0s"},
+    }
+    if retry is not None:
+        action["retry_policy"] = _retry_policy(retry.num_retries)
+    return {"match": match, "route": action}
+
+
+def _retry_policy(num_retries: int) -> Route:
+    return {
+        "retry_on": RETRY_ON,
+        "num_retries": num_retries,
+        # Retry on another replica when there is one.
+        "retry_host_predicate": [
+            {
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+                },
+            }
+        ],
+        "host_selection_retry_max_attempts": 5,
+        "retry_back_off": {"base_interval": "0.025s", "max_interval": "0.25s"},
+    }

@@ -1,0 +1,1 @@
+"""Offline checks of the Kubernetes manifests, the Envoy ConfigMap and the Dockerfile."""

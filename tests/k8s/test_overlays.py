@@ -1,0 +1,73 @@
+"""What each overlay changes: milvus-lite on a volume, external Milvus and Redis, tracing."""
+
+from __future__ import annotations
+
+from tests.k8s.conftest import OVERLAYS, Doc, env_of, of_kind
+
+SERVICES = ("orchestrator", "embedder", "retriever", "generator")
+
+
+def retriever(docs: list[Doc]) -> Doc:
+    """The retriever Deployment."""
+    return of_kind(docs, "Deployment")["retriever"]
+
+
+def test_lite_runs_one_retriever_on_a_persistent_milvus_lite_file(rendered: dict[str, list[Doc]]) -> None:
+    docs = rendered["lite"]
+    deployment = retriever(docs)
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    claim = volumes["data"]["persistentVolumeClaim"]["claimName"]
+    assert claim in of_kind(docs, "PersistentVolumeClaim")
+    uri = env_of(pod["containers"][0])["RAGMESH_RETRIEVER_URI"]["value"]
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert uri.startswith(mounts["data"] + "/")
+    redis = env_of(of_kind(docs, "Deployment")["orchestrator"]["spec"]["template"]["spec"]["containers"][0])
+    assert redis["RAGMESH_ORCHESTRATOR_REDIS_URL"]["valueFrom"]["configMapKeyRef"]["optional"] is True
+
+
+def test_cluster_runs_retriever_replicas_against_milvus_and_redis_from_a_configmap(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    docs = rendered["cluster"]
+    deployment = retriever(docs)
+    assert deployment["spec"]["replicas"] > 1
+    pod = deployment["spec"]["template"]["spec"]
+    assert "data" not in {v["name"] for v in pod["volumes"]}
+    configmaps = of_kind(docs, "ConfigMap")
+    orchestrator = of_kind(docs, "Deployment")["orchestrator"]["spec"]["template"]["spec"]["containers"][0]
+    wanted = {
+        "RAGMESH_RETRIEVER_URI": env_of(pod["containers"][0]),
+        "RAGMESH_ORCHESTRATOR_REDIS_URL": env_of(orchestrator),
+    }
+    values = {}
+    for variable, env in wanted.items():
+        ref = env[variable]["valueFrom"]["configMapKeyRef"]
+        values[variable] = configmaps[ref["name"]]["data"][ref["key"]]
+    assert values["RAGMESH_RETRIEVER_URI"].startswith("http://")
+    assert values["RAGMESH_ORCHESTRATOR_REDIS_URL"].startswith("redis://")
+    token = env_of(pod["containers"][0])["RAGMESH_RETRIEVER_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert token["optional"] is True
+
+
+def test_tracing_adds_a_collector_and_otel_env_to_every_service(rendered: dict[str, list[Doc]]) -> None:
+    docs = rendered["lite-tracing"]
+    deployments = of_kind(docs, "Deployment")
+    assert "otel-collector" in deployments
+    assert "otel-collector" in of_kind(docs, "Service")
+    for component in SERVICES:
+        env = env_of(deployments[component]["spec"]["template"]["spec"]["containers"][0])
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://otel-collector:4317"
+        label = env["OTEL_SERVICE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"]
+        assert label == "metadata.labels['app.kubernetes.io/name']"
+    for overlay in ("lite", "cluster"):
+        assert "otel-collector" not in of_kind(rendered[overlay], "Deployment")
+
+
+def test_everything_lands_in_one_namespace(rendered: dict[str, list[Doc]]) -> None:
+    for overlay in OVERLAYS:
+        for doc in rendered[overlay]:
+            if doc["kind"] != "Namespace":
+                assert doc["metadata"].get("namespace") == "ragmesh", (overlay, doc["kind"], doc["metadata"]["name"])

@@ -1,0 +1,81 @@
+"""A real Envoy (generated config) in front of fake replicas running in the test's loop.
+
+Envoy's log and access log go to a file whose tail is printed when the harness closes,
+so a failing test shows it. Every Envoy started here is stopped when the block exits.
+Blocking waits run in a thread: the fake replicas answer Envoy's health checks from the
+test's own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ragmesh.mesh import envoy
+from ragmesh.mesh.envoy_process import EnvoyProcess
+from ragmesh.mesh.processes import ROOT, free_port
+from tests.support.fakes import FakeReplica, start_replica
+
+DESCRIPTOR_SET = ROOT / "gen" / "ragmesh.pb"
+
+
+@dataclass
+class Mesh:
+    """The running Envoy and the replicas behind it, by component."""
+
+    envoy: EnvoyProcess
+    port: int
+    replicas: dict[str, list[FakeReplica]]
+
+    @property
+    def address(self) -> str:
+        """Envoy's client listener."""
+        return f"127.0.0.1:{self.port}"
+
+    async def wait_health(self, replica: FakeReplica, healthy: bool) -> None:
+        """Wait until Envoy's health checks see ``replica`` as healthy (or not)."""
+        await asyncio.to_thread(self.envoy.wait_health, replica.component, replica.address, healthy)
+
+
+@contextlib.asynccontextmanager
+async def running_mesh(
+    work_dir: Path,
+    replicas: Mapping[str, int],
+    stream_interval: float = 1.0,
+    otlp_endpoint: str | None = None,
+) -> AsyncIterator[Mesh]:
+    """Start ``replicas`` (component -> count) and an Envoy in front of them."""
+    started: dict[str, list[FakeReplica]] = {}
+    process: EnvoyProcess | None = None
+    try:
+        for component, count in replicas.items():
+            started[component] = [
+                await start_replica(component, f"{component}-{index}", stream_interval) for index in range(count)
+            ]
+        port, admin_port = free_port(), free_port()
+        upstreams = [envoy.Upstream(c, tuple(("127.0.0.1", r.port) for r in group)) for c, group in started.items()]
+        options = envoy.EnvoyOptions(
+            listen_port=port,
+            admin_port=admin_port,
+            descriptor_set=str(DESCRIPTOR_SET),
+            otlp_endpoint=otlp_endpoint,
+            health_check_interval_s=0.5,
+        )
+        config = envoy.write(work_dir / "envoy.yaml", upstreams, options)
+        process = EnvoyProcess(config, work_dir / "envoy.log", admin_port)
+        mesh = Mesh(process, port, started)
+        await asyncio.to_thread(process.wait_ready)
+        for group in started.values():
+            for replica in group:
+                await mesh.wait_health(replica, healthy=True)
+        yield mesh
+    finally:
+        if process is not None:
+            process.stop()
+            print(f"--- envoy log ({process.log_path}) ---\n{process.log_tail()}")
+        for group in started.values():
+            for replica in group:
+                await replica.stop()
