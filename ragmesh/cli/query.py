@@ -1,0 +1,78 @@
+"""``ragmesh ask``: stream an answer, then list its numbered sources."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import click
+
+from ragmesh.cli.common import client_from, handles_errors, print_json
+from ragmesh.client import DoneEvent, SourcesEvent, TokenEvent, filters
+from ragmesh.client.types import RERANK_METHODS, Answer, Source
+
+
+@click.command()
+@click.argument("question")
+@click.option("-c", "--collection", default="", help="Collection to search (the server's default when empty).")
+@click.option("-k", "--top-k", type=click.IntRange(0, 50), default=0, help="Sources to use (0: server default).")
+@click.option("--rerank", type=click.Choice(sorted(RERANK_METHODS)), help="Reranking method.")
+@click.option(
+    "-f", "--filter", "filter_texts", multiple=True, metavar="EXPR", help="Metadata filter, e.g. lang=en or year>=2020."
+)
+@click.option("--max-new-tokens", type=click.IntRange(1, 8192), help="Longest answer, in tokens.")
+@click.option("--no-stream", is_flag=True, help="Wait for the whole answer instead of streaming it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (implies --no-stream).")
+@click.pass_context
+@handles_errors
+def ask(
+    context: click.Context,
+    *,
+    question: str,
+    collection: str,
+    top_k: int,
+    rerank: str | None,
+    filter_texts: tuple[str, ...],
+    max_new_tokens: int | None,
+    no_stream: bool,
+    as_json: bool,
+) -> None:
+    """Answer QUESTION from the indexed documents, citing numbered sources."""
+    try:
+        parsed = [filters.parse(text) for text in filter_texts]
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--filter") from None
+    options = {"rerank": rerank, "max_new_tokens": max_new_tokens, "filters": parsed}
+    with client_from(context) as client:
+        if as_json or no_stream:
+            answer = client.query(question, collection, top_k, **options)
+            if as_json:
+                print_json(dataclasses.asdict(answer))
+            else:
+                _print_answer(answer)
+            return
+        sources: list[Source] = []
+        for event in client.query_stream(question, collection, top_k, **options):
+            if isinstance(event, SourcesEvent):
+                sources = event.sources
+            elif isinstance(event, TokenEvent):
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif isinstance(event, DoneEvent):
+                click.echo()
+                _print_sources(sources)
+
+
+def _print_answer(answer: Answer) -> None:
+    click.echo(answer.text)
+    _print_sources(answer.sources)
+    click.echo(click.style(f"({answer.cache} cache, trace {answer.trace_id})", dim=True))
+
+
+def _print_sources(sources: list[Source]) -> None:
+    if not sources:
+        return
+    click.echo(click.style("\nSources:", bold=True))
+    for source in sources:
+        preview = " ".join(source.text.split())[:100]
+        click.echo(f"  [{source.number}] {source.document_id}  (score {source.score:.3f})  {preview}")

@@ -1,0 +1,143 @@
+"""``ragmesh up``: start the whole mesh on this machine and keep it running until Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from ragmesh.cli.common import EXIT_FAILED, client_from, fail
+from ragmesh.cli.ingest import ingest_files
+from ragmesh.client import DoneEvent, SourcesEvent, TokenEvent
+from ragmesh.mesh.launcher import COMPONENT_ORDER, Mesh, MeshError, MeshPlan
+from ragmesh.mesh.processes import ROOT
+
+SAMPLE_CORPUS = ROOT / "corpus" / "docs"
+DEMO_COLLECTION = "ragmesh_docs"
+DEMO_QUESTION = "Which port does Envoy listen on for clients?"
+
+
+@click.command()
+@click.option("--embedders", type=click.IntRange(1, 16), default=1, show_default=True, help="Embedder replicas.")
+@click.option("--generators", type=click.IntRange(1, 16), default=1, show_default=True, help="Generator replicas.")
+@click.option(
+    "--orchestrators", type=click.IntRange(1, 16), default=1, show_default=True, help="Orchestrator replicas."
+)
+@click.option(
+    "--retrievers",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    help="Retrievers (>1 needs a Milvus server).",
+)
+@click.option(
+    "--retriever-uri",
+    default=str(ROOT / "var" / "milvus" / "ragmesh.db"),
+    show_default="var/milvus/ragmesh.db",
+    help="milvus-lite file, or http://host:19530 for a Milvus server.",
+)
+@click.option(
+    "--redis-url",
+    envvar="RAGMESH_ORCHESTRATOR_REDIS_URL",
+    default="",
+    help="Redis for the L2 cache and jobs (e.g. redis://127.0.0.1:6379/0).",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="Envoy's client port.")
+@click.option(
+    "--admin-port", type=click.IntRange(1, 65535), default=9901, show_default=True, help="Envoy's admin port."
+)
+@click.option("--traces-file", type=click.Path(path_type=Path), help="Write spans of every service as JSON lines here.")
+@click.option(
+    "--otlp", "otlp_endpoint", default="", help="Send spans by OTLP/gRPC to this collector (http://host:4317)."
+)
+@click.option("--log-dir", type=click.Path(path_type=Path), default=ROOT / "var" / "logs", show_default="var/logs")
+@click.option("--demo", is_flag=True, help=f"Index the sample corpus and stream an answer to {DEMO_QUESTION!r}.")
+@click.option("--exit-after-demo", is_flag=True, help="With --demo: stop the mesh after the answer.")
+@click.pass_context
+def up(
+    context: click.Context,
+    *,
+    embedders: int,
+    generators: int,
+    orchestrators: int,
+    retrievers: int,
+    retriever_uri: str,
+    redis_url: str,
+    port: int,
+    admin_port: int,
+    traces_file: Path | None,
+    otlp_endpoint: str,
+    log_dir: Path,
+    demo: bool,
+    exit_after_demo: bool,
+) -> None:
+    """Start every component as its own process on loopback, with Envoy in front.
+
+    Waits until every replica reports SERVING, prints where everything is, and runs
+    until Ctrl-C or SIGTERM, then stops everything gracefully.
+    """
+    counts = dict(zip(COMPONENT_ORDER, (retrievers, embedders, generators, orchestrators), strict=True))
+    plan = MeshPlan(
+        replicas=counts,
+        envoy_port=port,
+        envoy_admin_port=admin_port,
+        retriever_uri=retriever_uri,
+        redis_url=redis_url,
+        traces_file=str(traces_file.resolve()) if traces_file else "",
+        otlp_endpoint=otlp_endpoint,
+        log_dir=log_dir.resolve(),
+    )
+    context.find_root().obj["address"] = f"127.0.0.1:{port}"
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        mesh = Mesh(plan)
+        mesh.start(report=lambda line: click.echo(line, err=True))
+    except MeshError as error:
+        fail(str(error))
+    try:
+        click.echo("\n".join(["ragmesh is up:", *(f"  {line}" for line in mesh.describe())]))
+        if demo:
+            _demo(context)
+            if exit_after_demo:
+                return
+        click.echo("Ctrl-C stops the mesh.")
+        _watch(mesh)
+    except KeyboardInterrupt:
+        click.echo("\nstopping ...", err=True)
+    finally:
+        mesh.stop()
+        click.echo("ragmesh stopped", err=True)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _watch(mesh: Mesh) -> None:
+    """Sleep until interrupted; a component that dies stops the mesh with its log tail."""
+    while True:
+        time.sleep(1.0)
+        for replica in mesh.replicas:
+            if replica.process.process.poll() is not None:
+                fail(f"{replica.component} on {replica.address} exited:\n{replica.process.log_tail()}")
+
+
+def _demo(context: click.Context) -> None:
+    """Index the sample corpus, then stream an answer with its sources."""
+    with client_from(context) as client:
+        if not ingest_files(client, (SAMPLE_CORPUS,), DEMO_COLLECTION):
+            raise SystemExit(EXIT_FAILED)
+        click.echo(click.style(f"\n$ ragmesh ask -c {DEMO_COLLECTION} {DEMO_QUESTION!r}", bold=True))
+        sources = []
+        for event in client.query_stream(DEMO_QUESTION, DEMO_COLLECTION):
+            if isinstance(event, SourcesEvent):
+                sources = event.sources
+            elif isinstance(event, TokenEvent):
+                click.echo(event.text, nl=False)
+            elif isinstance(event, DoneEvent):
+                click.echo()
+        for source in sources:
+            click.echo(f"  [{source.number}] {source.document_id}: {' '.join(source.text.split())[:90]}")

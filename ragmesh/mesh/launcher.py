@@ -1,0 +1,188 @@
+"""``ragmesh up``: the whole mesh on one machine — every component as its own process on
+loopback, Envoy in front (generated config), the orchestrator calling the components
+through Envoy — started, checked and stopped as one.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ragmesh.mesh import envoy
+from ragmesh.mesh.envoy_process import EnvoyProcess
+from ragmesh.mesh.processes import ROOT, ServiceProcess, free_port
+
+COMPONENT_ORDER = ("retriever", "embedder", "generator", "orchestrator")
+BASE_PORTS = {"orchestrator": 50051, "embedder": 50052, "retriever": 50053, "generator": 50054}
+BASE_METRICS = {"orchestrator": 9101, "embedder": 9102, "retriever": 9103, "generator": 9104}
+
+
+class MeshError(RuntimeError):
+    """The mesh cannot start: a port is taken, a component failed, a setting is wrong."""
+
+
+@dataclass(frozen=True)
+class MeshPlan:
+    """What to start: replica counts, ports, store, cache, tracing, logs."""
+
+    replicas: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COMPONENT_ORDER, 1))
+    envoy_port: int = 8080
+    envoy_admin_port: int = 9901
+    #: The first replica of each component gets its default port; extra ones get free ports.
+    default_ports: bool = True
+    retriever_uri: str = str(ROOT / "var" / "milvus" / "ragmesh.db")
+    redis_url: str = ""
+    traces_file: str = ""
+    otlp_endpoint: str = ""
+    log_dir: Path = ROOT / "var" / "logs"
+    #: Extra environment per component (e.g. generator settings), merged over the defaults.
+    env: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Reject plans that cannot work, with a reason."""
+        for component, count in self.replicas.items():
+            if not 1 <= count <= 16:
+                raise MeshError(f"{component} replicas must be between 1 and 16, got {count}")
+        if self.replicas["retriever"] > 1 and not self.retriever_uri.startswith(("http://", "https://")):
+            raise MeshError(
+                "several retrievers need a Milvus server (--retriever-uri http://host:19530): "
+                "a milvus-lite directory is owned by one process"
+            )
+
+
+@dataclass
+class Replica:
+    """One started component process and its addresses."""
+
+    component: str
+    process: ServiceProcess
+
+    @property
+    def address(self) -> str:
+        return self.process.address
+
+
+class Mesh:
+    """A started mesh; ``stop()`` ends every process it started."""
+
+    def __init__(self, plan: MeshPlan) -> None:
+        plan.check()
+        self.plan = plan
+        self.replicas: list[Replica] = []
+        self.envoy: EnvoyProcess | None = None
+        self.address = f"127.0.0.1:{plan.envoy_port}"
+
+    def start(self, report: Callable[[str], None] = print, timeout: float = 600.0) -> None:
+        """Start everything and wait until every replica is SERVING and healthy in Envoy."""
+        ports = self._ports()
+        _check_free(
+            [(self.plan.envoy_port, "envoy"), (self.plan.envoy_admin_port, "envoy admin")]
+            + [(port, name) for name, addresses in ports.items() for port, _ in addresses]
+            + [(metrics, f"{name} metrics") for name, addresses in ports.items() for _, metrics in addresses]
+        )
+        self.plan.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            for component in COMPONENT_ORDER:
+                for port, metrics in ports[component]:
+                    env = self._env(component, port, metrics)
+                    self.replicas.append(Replica(component, ServiceProcess(component, env, self.plan.log_dir)))
+            self._start_envoy(ports)
+            for replica in self.replicas:
+                report(f"waiting for {replica.component} on {replica.address} ...")
+                self._wait(replica, timeout)
+            assert self.envoy is not None
+            for replica in self.replicas:
+                self.envoy.wait_health(replica.component, replica.address, healthy=True, timeout=60)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _ports(self) -> dict[str, list[tuple[int, int]]]:
+        """(gRPC port, metrics port) of every replica."""
+        ports: dict[str, list[tuple[int, int]]] = {}
+        for component in COMPONENT_ORDER:
+            addresses = []
+            for index in range(self.plan.replicas[component]):
+                first = index == 0 and self.plan.default_ports
+                grpc_port = BASE_PORTS[component] if first else free_port()
+                metrics_port = BASE_METRICS[component] if first else free_port()
+                addresses.append((grpc_port, metrics_port))
+            ports[component] = addresses
+        return ports
+
+    def _env(self, component: str, port: int, metrics: int) -> dict[str, str]:
+        prefix = f"RAGMESH_{component.upper()}_"
+        env = {prefix + "ADDR": f"127.0.0.1:{port}", prefix + "METRICS_PORT": str(metrics)}
+        if component == "orchestrator":  # the orchestrator reaches everything through Envoy
+            for target in ("embedder", "retriever", "generator"):
+                env[f"{prefix}{target.upper()}_ADDR"] = self.address
+            if self.plan.redis_url:
+                env[prefix + "REDIS_URL"] = self.plan.redis_url
+        if component == "retriever":
+            env[prefix + "URI"] = self.plan.retriever_uri
+        if self.plan.traces_file:
+            env["RAGMESH_TRACES_FILE"] = self.plan.traces_file
+        if self.plan.otlp_endpoint:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.plan.otlp_endpoint
+        env.update(self.plan.env.get(component, {}))
+        return env
+
+    def _start_envoy(self, ports: dict[str, list[tuple[int, int]]]) -> None:
+        upstreams = [
+            envoy.Upstream(component, tuple(("127.0.0.1", port) for port, _ in ports[component]))
+            for component in COMPONENT_ORDER
+        ]
+        options = envoy.EnvoyOptions(
+            listen_port=self.plan.envoy_port,
+            admin_port=self.plan.envoy_admin_port,
+            descriptor_set=str(ROOT / "gen" / "ragmesh.pb"),
+        )
+        config = envoy.write(self.plan.log_dir / "envoy.yaml", upstreams, options)
+        self.envoy = EnvoyProcess(config, self.plan.log_dir / "envoy.log", self.plan.envoy_admin_port, cwd=ROOT)
+        try:
+            self.envoy.wait_ready()
+        except (RuntimeError, TimeoutError) as error:
+            raise MeshError(f"envoy failed to start:\n{error}") from None
+
+    @staticmethod
+    def _wait(replica: Replica, timeout: float) -> None:
+        try:
+            replica.process.wait_serving(timeout)
+        except (RuntimeError, TimeoutError) as error:
+            raise MeshError(
+                f"{replica.component} failed to start (log: {replica.process.log_path}):\n{error}"
+            ) from None
+
+    def stop(self) -> None:
+        """SIGTERM every component (the orchestrator first), then Envoy."""
+        for replica in sorted(self.replicas, key=lambda r: r.component != "orchestrator"):
+            replica.process.terminate()
+        if self.envoy is not None:
+            self.envoy.stop()
+
+    def describe(self) -> list[str]:
+        """Lines telling a person where everything is."""
+        lines = [
+            f"clients: {self.address} (gRPC and HTTP/JSON), envoy admin http://127.0.0.1:{self.plan.envoy_admin_port}"
+        ]
+        for replica in self.replicas:
+            metrics = replica.process.metrics_port
+            lines.append(f"{replica.component:<12} {replica.address}  metrics http://127.0.0.1:{metrics}/metrics")
+        traces = self.plan.traces_file or self.plan.otlp_endpoint or "not exported (use --traces-file or --otlp)"
+        lines.append(f"traces: {traces}")
+        lines.append(f"logs: {self.plan.log_dir}")
+        return lines
+
+
+def _check_free(ports: list[tuple[int, str]]) -> None:
+    """MeshError naming the first port some other process already listens on."""
+    for port, owner in ports:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                raise MeshError(
+                    f"port {port} ({owner}) is already in use: stop what uses it, or change the port"
+                ) from None
