@@ -9,6 +9,7 @@ import click
 from ragmesh.cli.admin import collections, delete, health, stats
 from ragmesh.cli.ingest import ingest, job
 from ragmesh.cli.query import ask
+from ragmesh.cli.trace import trace
 from ragmesh.cli.up import up
 
 
@@ -34,7 +35,7 @@ def cli(context: click.Context, address: str, timeout: float, api_key: str | Non
     context.obj = {"address": address, "timeout": timeout, "api_key": api_key, "caller_id": caller_id}
 
 
-for command in (up, ingest, job, ask, collections, health, stats, delete):
+for command in (up, ingest, job, ask, collections, health, stats, delete, trace):
     cli.add_command(command)
 
 

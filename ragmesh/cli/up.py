@@ -49,7 +49,13 @@ DEMO_QUESTION = "Which port does Envoy listen on for clients?"
 @click.option(
     "--admin-port", type=click.IntRange(1, 65535), default=9901, show_default=True, help="Envoy's admin port."
 )
-@click.option("--traces-file", type=click.Path(path_type=Path), help="Write spans of every service as JSON lines here.")
+@click.option(
+    "--traces-file",
+    type=click.Path(path_type=Path),
+    default=ROOT / "var" / "traces.jsonl",
+    show_default="var/traces.jsonl",
+    help="Write spans of every service as JSON lines here (view with `ragmesh trace`); '' turns it off.",
+)
 @click.option(
     "--otlp", "otlp_endpoint", default="", help="Send spans by OTLP/gRPC to this collector (http://host:4317)."
 )
