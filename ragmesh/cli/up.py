@@ -92,7 +92,7 @@ def up(
         envoy_admin_port=admin_port,
         retriever_uri=retriever_uri,
         redis_url=redis_url,
-        traces_file=str(traces_file.resolve()) if traces_file else "",
+        traces_file=str(traces_file.resolve()) if traces_file and str(traces_file) not in ("", ".") else "",
         otlp_endpoint=otlp_endpoint,
         log_dir=log_dir.resolve(),
     )
