@@ -59,6 +59,11 @@ DEMO_QUESTION = "Which port does Envoy listen on for clients?"
 @click.option(
     "--otlp", "otlp_endpoint", default="", help="Send spans by OTLP/gRPC to this collector (http://host:4317)."
 )
+@click.option(
+    "--random-ports",
+    is_flag=True,
+    help="Give components free ports instead of 50051-50054 / 9101-9104 (several meshes on one machine).",
+)
 @click.option("--log-dir", type=click.Path(path_type=Path), default=ROOT / "var" / "logs", show_default="var/logs")
 @click.option("--demo", is_flag=True, help=f"Index the sample corpus and stream an answer to {DEMO_QUESTION!r}.")
 @click.option("--exit-after-demo", is_flag=True, help="With --demo: stop the mesh after the answer.")
@@ -77,6 +82,7 @@ def up(
     traces_file: Path | None,
     otlp_endpoint: str,
     log_dir: Path,
+    random_ports: bool,
     demo: bool,
     exit_after_demo: bool,
 ) -> None:
@@ -90,6 +96,7 @@ def up(
         replicas=counts,
         envoy_port=port,
         envoy_admin_port=admin_port,
+        default_ports=not random_ports,
         retriever_uri=retriever_uri,
         redis_url=redis_url,
         traces_file=str(traces_file.resolve()) if traces_file and str(traces_file) not in ("", ".") else "",

@@ -1,0 +1,42 @@
+"""Orchestrator processes wired to the session's embedder, retriever and generator, and a
+small helper to talk to them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from ragmesh.client import RagmeshClient
+from ragmesh.mesh.processes import ServiceProcess
+
+
+def start_orchestrator(
+    log_dir: Path,
+    embedder: ServiceProcess,
+    retriever: ServiceProcess,
+    generator: ServiceProcess,
+    extra: Mapping[str, str] | None = None,
+) -> ServiceProcess:
+    """An orchestrator calling the given components directly (no Envoy), SERVING."""
+    env = {
+        "RAGMESH_ORCHESTRATOR_EMBEDDER_ADDR": embedder.address,
+        "RAGMESH_ORCHESTRATOR_RETRIEVER_ADDR": retriever.address,
+        "RAGMESH_ORCHESTRATOR_GENERATOR_ADDR": generator.address,
+        "RAGMESH_ORCHESTRATOR_DRAIN_SECONDS": "0",
+        **(extra or {}),
+    }
+    service = ServiceProcess("orchestrator", env, log_dir)
+    try:
+        service.wait_serving(timeout=120)
+    except BaseException:
+        service.terminate()
+        raise
+    return service
+
+
+@contextlib.contextmanager
+def client_of(service: ServiceProcess, **settings: object) -> Iterator[RagmeshClient]:
+    """A blocking client talking to ``service`` directly."""
+    with RagmeshClient(service.address, **settings) as client:  # type: ignore[arg-type]
+        yield client
