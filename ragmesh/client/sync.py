@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -42,7 +42,7 @@ class RagmeshClient:
 
     def query_stream(
         self, query: str, collection: str = "", top_k: int = 0, **options: Any
-    ) -> Iterator[types.StreamEvent]:
+    ) -> Generator[types.StreamEvent, None, None]:
         """Sources, then the answer's text as it is generated, then a DoneEvent."""
         request = self.settings.query_request(query, collection, top_k, **options)
         call = self.stub.QueryStream(request, **self.settings.call_options())

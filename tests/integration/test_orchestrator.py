@@ -209,7 +209,9 @@ def test_an_ingestion_job_reports_bad_documents_and_indexes_the_rest(
     orchestrator: ServiceProcess, retriever_service: ServiceProcess
 ) -> None:
     collection = _collection()
-    documents = [{"id": f"doc-{i}", "text": f"Document {i} talks about subject {i % 7}. " * 30} for i in range(40)]
+    documents: list[dict[str, object]] = [
+        {"id": f"doc-{i}", "text": f"Document {i} talks about subject {i % 7}. " * 30} for i in range(40)
+    ]
     documents += [
         {"id": "empty", "text": "   "},
         {"id": "doc-3", "text": "a duplicate id"},

@@ -38,5 +38,5 @@ def start_orchestrator(
 @contextlib.contextmanager
 def client_of(service: ServiceProcess, **settings: object) -> Iterator[RagmeshClient]:
     """A blocking client talking to ``service`` directly."""
-    with RagmeshClient(service.address, **settings) as client:  # type: ignore[arg-type]
+    with RagmeshClient(service.address, **settings) as client:
         yield client
