@@ -5,6 +5,7 @@ through Envoy — started, checked and stopped as one.
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ class Mesh:
             assert self.envoy is not None
             for replica in self.replicas:
                 self.envoy.wait_health(replica.component, replica.address, healthy=True, timeout=60)
+            self._write_state()
         except BaseException:
             self.stop()
             raise
@@ -155,6 +157,25 @@ class Mesh:
                 f"{replica.component} failed to start (log: {replica.process.log_path}):\n{error}"
             ) from None
 
+    def _write_state(self) -> None:
+        """``mesh.json`` in the log directory: every process with its pid, addresses and log,
+        for operators and scripts (e.g. to stop one replica on purpose)."""
+        state = {
+            "address": self.address,
+            "envoy": {"pid": self.envoy.process.pid if self.envoy else None, "admin_port": self.plan.envoy_admin_port},
+            "replicas": [
+                {
+                    "component": r.component,
+                    "address": r.address,
+                    "metrics_port": r.process.metrics_port,
+                    "pid": r.process.process.pid,
+                    "log": str(r.process.log_path),
+                }
+                for r in self.replicas
+            ],
+        }
+        (self.plan.log_dir / "mesh.json").write_text(json.dumps(state, indent=2))
+
     def stop(self) -> None:
         """SIGTERM every component (the orchestrator first), then Envoy."""
         for replica in sorted(self.replicas, key=lambda r: r.component != "orchestrator"):
@@ -172,7 +193,7 @@ class Mesh:
             lines.append(f"{replica.component:<12} {replica.address}  metrics http://127.0.0.1:{metrics}/metrics")
         traces = self.plan.traces_file or self.plan.otlp_endpoint or "not exported (use --traces-file or --otlp)"
         lines.append(f"traces: {traces}")
-        lines.append(f"logs: {self.plan.log_dir}")
+        lines.append(f"logs: {self.plan.log_dir} (processes: {self.plan.log_dir / 'mesh.json'})")
         return lines
 
 

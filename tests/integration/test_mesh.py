@@ -1,0 +1,190 @@
+"""The whole mesh as `ragmesh up` starts it: real Envoy, two embedder replicas, the real
+retriever, generator and orchestrator — used through the CLI, the Python client, plain
+HTTP/JSON and raw gRPC, then shut down with Ctrl-C leaving nothing behind."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import socket
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ragmesh.client import RagmeshClient, TokenEvent
+from ragmesh.v1 import embedder_pb2, embedder_pb2_grpc
+from tests.support.mesh_cli import READY_LINE, UpProcess, run_cli
+from tests.support.metrics import scrape, value
+
+pytestmark = pytest.mark.integration
+COMPONENTS = ("orchestrator", "embedder", "retriever", "generator")
+SERVICE_NAMES = {name: f"ragmesh.v1.{name.capitalize()}Service" for name in COMPONENTS}
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
+    """`ragmesh up --demo --embedders 2`, until the demo answered and the mesh waits."""
+    up = UpProcess.start(tmp_path_factory.mktemp("mesh"), "--embedders", "2", "--demo")
+    try:
+        up.wait_for(READY_LINE, timeout=900)
+        yield up
+    finally:
+        code = up.stop()
+        assert code == 0, "\n".join(up.lines[-40:])
+
+
+def test_up_started_every_replica_and_the_demo_streamed_an_answer(mesh: UpProcess) -> None:
+    assert {name: len(replicas) for name, replicas in mesh.replicas.items()} == {
+        "retriever": 1,
+        "embedder": 2,
+        "generator": 1,
+        "orchestrator": 1,
+    }
+    output = "\n".join(mesh.lines)
+    assert "indexed 8 of 8 documents" in output
+    assert "[1] " in output  # numbered sources after the streamed answer
+    assert f"clients: {mesh.address}" in output
+
+
+def test_every_component_is_healthy_through_envoy(mesh: UpProcess) -> None:
+    result = run_cli("--address", mesh.address, "health")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in COMPONENTS:
+        assert f"{name}" in result.stdout
+    assert result.stdout.count("SERVING") == 4
+    with grpc.insecure_channel(mesh.address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for name, service in SERVICE_NAMES.items():
+            reply = stub.Check(
+                health_pb2.HealthCheckRequest(service=service), metadata=(("x-ragmesh-component", name),), timeout=5
+            )
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_cli_ingest_and_ask_with_exit_codes(mesh: UpProcess, tmp_path: Path) -> None:
+    (tmp_path / "falcon.md").write_text("# Falcon\n\nThe falcon project was started by Grace Hopper in 1952.\n")
+    (tmp_path / "more.jsonl").write_text(
+        json.dumps({"id": "owl", "text": "The owl project ships every Friday.", "metadata": {"team": "night"}})
+        + "\n{broken json\n"
+        + json.dumps({"id": "empty", "text": " "})
+        + "\n"
+    )
+    partial = run_cli("--address", mesh.address, "ingest", "-c", "cli_docs", str(tmp_path))
+    assert partial.returncode == 1  # one document rejected, one line unreadable
+    assert "rejected empty" in partial.stderr and "not JSON" in partial.stderr
+    assert "indexed 2 of 3 documents" in partial.stderr
+    clean = run_cli("--address", mesh.address, "ingest", "-c", "cli_docs", str(tmp_path / "falcon.md"))
+    assert clean.returncode == 0, clean.stderr
+    answer = run_cli("--address", mesh.address, "ask", "-c", "cli_docs", "Who started the falcon project?")
+    assert answer.returncode == 0, answer.stderr
+    assert "Hopper" in answer.stdout and "Sources:" in answer.stdout and "falcon.md" in answer.stdout
+    listed = run_cli("--address", mesh.address, "collections")
+    assert "cli_docs" in listed.stdout and listed.returncode == 0
+
+
+def test_cli_usage_help_and_unreachable_exit_codes(mesh: UpProcess) -> None:
+    for args in (["--help"], ["ask", "--help"], ["ingest", "--help"], ["up", "--help"], ["job", "status", "--help"]):
+        shown = run_cli(*args)
+        assert shown.returncode == 0 and "Usage:" in shown.stdout
+    assert run_cli("ask").returncode == 2  # missing QUESTION
+    assert run_cli("ask", "--rerank", "sideways", "q").returncode == 2
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"127.0.0.1:{closed.getsockname()[1]}"
+    unreachable = run_cli("--address", nowhere, "--timeout", "3", "ask", "q")
+    assert unreachable.returncode == 3 and "UNAVAILABLE" in unreachable.stderr
+
+
+def test_python_client_unary_and_stream_agree(mesh: UpProcess) -> None:
+    question = "How many dimensions do the embedder's vectors have?"
+    with RagmeshClient(mesh.address) as client:
+        answer = client.query(question, "ragmesh_docs", max_new_tokens=24)
+        streamed = "".join(
+            e.text
+            for e in client.query_stream(question, "ragmesh_docs", max_new_tokens=24)
+            if isinstance(e, TokenEvent)
+        )
+    assert streamed == answer.text
+    assert "embedder.md" in [s.document_id for s in answer.sources]
+
+
+def test_http_json_surface_through_envoy(mesh: UpProcess) -> None:
+    body = json.dumps(
+        {
+            "query": "What is the default generator model?",
+            "collection": "ragmesh_docs",
+            "options": {"sampling": {"max_new_tokens": 16}},
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"http://{mesh.address}/query", data=body, headers={"content-type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=300) as response:
+        answer = json.loads(response.read())
+    assert answer["answer"] and answer["sources"][0]["document_id"].endswith(".md")
+    with urllib.request.urlopen(f"http://{mesh.address}/health", timeout=30) as response:
+        health = json.loads(response.read())
+    assert health["all_serving"] is True
+
+
+def test_a_burst_of_calls_is_spread_across_both_embedders(mesh: UpProcess) -> None:
+    replicas = mesh.replicas["embedder"]
+    before = [value(scrape(port), "ragmesh_rpc_requests_total", method="Embed") for _, port in replicas]
+    with grpc.insecure_channel(mesh.address) as channel:  # one HTTP/2 connection to Envoy
+        stub = embedder_pb2_grpc.EmbedderServiceStub(channel)
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda i: stub.Embed(embedder_pb2.EmbedRequest(texts=[f"text {i}"]), timeout=60), range(64)))
+    served = [
+        value(scrape(port), "ragmesh_rpc_requests_total", method="Embed") - b
+        for (_, port), b in zip(replicas, before, strict=True)
+    ]
+    assert sum(served) == 64
+    assert min(served) >= 8, served  # a plain connection would pin all 64 to one replica
+
+
+def test_every_service_exposes_its_metrics(mesh: UpProcess) -> None:
+    with RagmeshClient(mesh.address) as client:
+        client.query("What is the answer cache?", "ragmesh_docs", max_new_tokens=8)
+    expected = {
+        "orchestrator": [
+            "ragmesh_queries_total",
+            "ragmesh_orchestrator_stage_seconds_count",
+            "ragmesh_cache_lookups_total",
+            "ragmesh_llm_tokens_total",
+            "ragmesh_orchestrator_time_to_first_token_seconds_count",
+            "ragmesh_orchestrator_sources_returned_count",
+        ],
+        "embedder": ["ragmesh_embedder_batch_size_count", "ragmesh_embedder_queued_texts"],
+        "retriever": [],
+        "generator": [],
+    }
+    for name, metrics in expected.items():
+        for _, port in mesh.replicas[name]:
+            samples = scrape(port)
+            for metric in ["ragmesh_rpc_requests_total", "ragmesh_rpc_duration_seconds_count", *metrics]:
+                assert any(key[0] == metric for key in samples), f"{name} lacks {metric}"
+            assert any(key[0] == "ragmesh_rpc_in_flight" for key in samples)
+
+
+def test_queries_keep_succeeding_while_an_embedder_replica_stops(mesh: UpProcess) -> None:
+    """Last in this module: it takes a replica away."""
+    state = json.loads((mesh.log_dir / "mesh.json").read_text())
+    victim = next(r for r in state["replicas"] if r["component"] == "embedder")
+    answered = 0
+    with RagmeshClient(mesh.address, timeout=120) as client:
+        for i in range(12):
+            if i == 3:
+                os.kill(victim["pid"], signal.SIGTERM)
+            answer = client.query(
+                f"Question {i}: which port does Envoy use?", "ragmesh_docs", top_k=1, max_new_tokens=2
+            )
+            answered += bool(answer.sources)
+            time.sleep(0.2)
+    assert answered == 12
