@@ -17,8 +17,10 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry import trace
 
 from ragmesh.client import RagmeshClient, TokenEvent
+from ragmesh.mesh.traces import SpanRecord, read_spans
 from ragmesh.v1 import embedder_pb2, embedder_pb2_grpc
 from tests.support.mesh_cli import READY_LINE, UpProcess, run_cli
 from tests.support.metrics import scrape, value
@@ -171,6 +173,65 @@ def test_every_service_exposes_its_metrics(mesh: UpProcess) -> None:
             for metric in ["ragmesh_rpc_requests_total", "ragmesh_rpc_duration_seconds_count", *metrics]:
                 assert any(key[0] == metric for key in samples), f"{name} lacks {metric}"
             assert any(key[0] == "ragmesh_rpc_in_flight" for key in samples)
+
+
+def _spans_of(mesh: UpProcess, trace_id: str, wanted: int) -> list[SpanRecord]:
+    """The trace's spans from the mesh's span file (services export in batches: poll)."""
+    spans: list[SpanRecord] = []
+    for _ in range(100):
+        if mesh.traces_file.exists():
+            spans = [s for s in read_spans(mesh.traces_file) if s.trace_id == trace_id]
+            if len(spans) >= wanted:
+                break
+        time.sleep(0.2)
+    return spans
+
+
+def _child(spans: list[SpanRecord], parent: SpanRecord, name: str, service: str | None = None) -> SpanRecord:
+    matches = [s for s in spans if s.parent_id == parent.span_id and s.name == name]
+    matches = [s for s in matches if service is None or s.service == service]
+    assert matches, f"no {name} under {parent.name}: {[(s.name, s.service, s.parent_id) for s in spans]}"
+    return matches[0]
+
+
+def test_one_streamed_query_is_one_trace_across_all_four_services(mesh: UpProcess) -> None:
+    with (
+        trace.get_tracer("test").start_as_current_span("client-request") as root,
+        RagmeshClient(mesh.address) as client,
+    ):
+        list(client.query_stream("Which port does Envoy use?", "ragmesh_docs", max_new_tokens=8, rerank="mmr"))
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    spans = _spans_of(mesh, trace_id, wanted=14)
+    server = next(s for s in spans if s.name == "ragmesh.v1.OrchestratorService/QueryStream")
+    assert server.parent_id == format(root.get_span_context().span_id, "016x")
+    assert server.service == "ragmesh-orchestrator" and server.kind == "SERVER"
+    assert server.attributes["ragmesh.collection"] == "ragmesh_docs"
+    for stage, call, service in [
+        ("embed", "ragmesh.v1.EmbedderService/Embed", "ragmesh-embedder"),
+        ("search", "ragmesh.v1.RetrieverService/Search", "ragmesh-retriever"),
+        ("prompt.build", "ragmesh.v1.GeneratorService/CountTokens", "ragmesh-generator"),
+        ("generate", "ragmesh.v1.GeneratorService/Generate", "ragmesh-generator"),
+    ]:
+        step = _child(spans, server, stage)
+        outgoing = _child(spans, step, call, "ragmesh-orchestrator")
+        remote = _child(spans, outgoing, call, service)
+        assert remote.kind == "SERVER"
+    _child(spans, server, "cache.lookup")
+    _child(spans, server, "rerank")
+
+
+def test_an_ingestion_is_one_trace_too(mesh: UpProcess) -> None:
+    with trace.get_tracer("test").start_as_current_span("client-ingest") as root, RagmeshClient(mesh.address) as client:
+        client.ingest([{"id": "traced", "text": "A traced document about tracing."}], "traced_docs")
+    spans = _spans_of(mesh, format(root.get_span_context().trace_id, "032x"), wanted=8)
+    server = next(s for s in spans if s.name == "ragmesh.v1.OrchestratorService/Ingest")
+    group = _child(spans, server, "ingest.group")
+    for call, service in [
+        ("ragmesh.v1.EmbedderService/Tokenize", "ragmesh-embedder"),
+        ("ragmesh.v1.EmbedderService/Embed", "ragmesh-embedder"),
+        ("ragmesh.v1.RetrieverService/Upsert", "ragmesh-retriever"),
+    ]:
+        _child(spans, _child(spans, group, call, "ragmesh-orchestrator"), call, service)
 
 
 def test_queries_keep_succeeding_while_an_embedder_replica_stops(mesh: UpProcess) -> None:
