@@ -28,6 +28,8 @@ from services.orchestrator.requests import check_collection
 INGESTED = Counter("ragmesh_orchestrator_ingested_total", "Documents and chunks ingested", ["kind"])
 #: Documents stored together (one delete + one upsert + one version bump).
 GROUP_DOCUMENTS = 32
+#: Characters per Tokenize call (the embedder bounds a request's size).
+TOKENIZE_CHARS = 1_000_000
 #: Embed calls in flight at once for one ingestion.
 EMBED_CONCURRENCY = 4
 
@@ -182,12 +184,15 @@ class Ingestor:
     async def _chunks(
         self, documents: list[orchestrator_pb2.Document], chunking: tuple[int, int], deadline: Deadline
     ) -> list[common_pb2.Chunk]:
-        tokenized = await self.components.embedder.Tokenize(
-            embedder_pb2.TokenizeRequest(texts=[d.text for d in documents], return_offsets=True),
-            timeout=deadline.remaining(60.0),
-        )
+        spans: list[embedder_pb2.TokenizedText] = []
+        for part in _by_size(documents, TOKENIZE_CHARS):  # large documents: keep each call bounded
+            tokenized = await self.components.embedder.Tokenize(
+                embedder_pb2.TokenizeRequest(texts=[d.text for d in part], return_offsets=True),
+                timeout=deadline.remaining(60.0),
+            )
+            spans.extend(tokenized.texts)
         chunks: list[common_pb2.Chunk] = []
-        for document, tokens in zip(documents, tokenized.texts, strict=True):
+        for document, tokens in zip(documents, spans, strict=True):
             for piece in split(document.text, tokens.starts, tokens.ends, *chunking):
                 chunks.append(
                     common_pb2.Chunk(
@@ -214,6 +219,22 @@ class Ingestor:
                 chunk.vector.extend(embedding.values)
 
         await asyncio.gather(*(embed(chunks[i : i + size]) for i in range(0, len(chunks), size)))
+
+
+def _by_size(
+    documents: list[orchestrator_pb2.Document], max_chars: int
+) -> Iterable[list[orchestrator_pb2.Document]]:
+    """Consecutive runs of documents holding at most ``max_chars`` characters (or one document)."""
+    part: list[orchestrator_pb2.Document] = []
+    size = 0
+    for document in documents:
+        if part and size + len(document.text) > max_chars:
+            yield part
+            part, size = [], 0
+        part.append(document)
+        size += len(document.text)
+    if part:
+        yield part
 
 
 def _groups(documents: Iterable[orchestrator_pb2.Document], size: int) -> Iterable[list[orchestrator_pb2.Document]]:
