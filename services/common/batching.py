@@ -33,6 +33,9 @@ class BatchLimits:
 
     max_batch_size: int = 32
     max_wait_seconds: float = 0.002
+    #: Stop waiting early when no new item arrived for this long (None: wait the whole
+    #: max wait). A burst fills the batch; a lone request is not held for max_wait.
+    max_idle_seconds: float | None = None
     max_queue: int = 1024
     #: Upper bound of ``len(batch) * max(cost)`` (e.g. padded tokens); 0 means no bound.
     max_batch_cost: int = 0
@@ -126,7 +129,7 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
                     p.future.set_result(result)
 
     async def _next_batch(self) -> list[_Pending[ItemT, ResultT]]:
-        """Wait for a first item, then gather more until full, over cost, or max wait."""
+        """Wait for a first item, then gather more until full, over cost, max wait, or idle."""
         while not self._queue:
             self._arrived.clear()
             await self._arrived.wait()
@@ -137,6 +140,8 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         while len(batch) < self._limits.max_batch_size:
             if not self._queue:
                 remaining = deadline - loop.time()
+                if self._limits.max_idle_seconds is not None:
+                    remaining = min(remaining, self._limits.max_idle_seconds)
                 if remaining <= 0 or not await self._wait_for_arrival(remaining):
                     break
                 continue

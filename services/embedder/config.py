@@ -59,7 +59,8 @@ class EmbedderConfig:
             max_request_chars=env.integer("max_request_chars", 4_000_000, 1),
             batching=BatchLimits(
                 max_batch_size=env.integer("max_batch_size", 32, 1, 4096),
-                max_wait_seconds=env.number("max_wait_ms", 2.0, 0.0, 1000.0) / 1000.0,
+                max_wait_seconds=env.number("max_wait_ms", 10.0, 0.0, 1000.0) / 1000.0,
+                max_idle_seconds=env.number("max_idle_ms", 1.0, 0.0, 1000.0) / 1000.0,
                 max_queue=env.integer("max_queue", 4096, 1),
                 max_batch_cost=env.integer("max_batch_tokens", 16_384, 0),
             ),

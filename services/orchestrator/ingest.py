@@ -221,9 +221,7 @@ class Ingestor:
         await asyncio.gather(*(embed(chunks[i : i + size]) for i in range(0, len(chunks), size)))
 
 
-def _by_size(
-    documents: list[orchestrator_pb2.Document], max_chars: int
-) -> Iterable[list[orchestrator_pb2.Document]]:
+def _by_size(documents: list[orchestrator_pb2.Document], max_chars: int) -> Iterable[list[orchestrator_pb2.Document]]:
     """Consecutive runs of documents holding at most ``max_chars`` characters (or one document)."""
     part: list[orchestrator_pb2.Document] = []
     size = 0

@@ -117,3 +117,18 @@ async def test_submit_after_close_is_unavailable() -> None:
     await batcher.close()
     with pytest.raises(Unavailable):
         await batcher.submit([1])
+
+
+async def test_an_idle_gap_ends_the_wait_early() -> None:
+    model = RecordingModel()
+    limits = BatchLimits(max_batch_size=8, max_wait_seconds=5.0, max_idle_seconds=0.01)
+    batcher: DynamicBatcher[int, int] = DynamicBatcher(model, limits)
+    batcher.start()
+    started = asyncio.get_running_loop().time()
+    assert await batcher.submit([1]) == [2]
+    waited = asyncio.get_running_loop().time() - started
+    burst = await asyncio.gather(*(batcher.submit([i]) for i in range(8)))
+    await batcher.close()
+    assert waited < 5.0  # not held for the full max wait
+    assert burst == [[i * 2] for i in range(8)]
+    assert [len(b) for b in model.batches] == [1, 8]
