@@ -51,16 +51,17 @@ def ask(
             else:
                 _print_answer(answer)
             return
-        sources: list[Source] = []
+        first: SourcesEvent | None = None
         for event in client.query_stream(question, collection, top_k, **options):
             if isinstance(event, SourcesEvent):
-                sources = event.sources
+                first = event
             elif isinstance(event, TokenEvent):
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
-            elif isinstance(event, DoneEvent):
+            elif isinstance(event, DoneEvent) and first is not None:
                 click.echo()
-                _print_sources(sources)
+                _print_sources(first.sources)
+                click.echo(click.style(f"({first.cache} cache, trace {first.trace_id})", dim=True))
 
 
 def _print_answer(answer: Answer) -> None:
