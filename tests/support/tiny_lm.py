@@ -67,7 +67,9 @@ def build_model(tokenizer: PreTrainedTokenizerFast, dtype: torch.dtype = torch.f
     with torch.no_grad():
         # Larger logits than the default init: greedy choices then do not hinge on rounding.
         model.lm_head.weight.mul_(20.0)
-    return model.to(dtype).eval()
+    # (LlamaForCausalLM.to is typed through a wrapper mypy cannot follow.)
+    model = model.to(dtype)  # type: ignore[arg-type]
+    return model.eval()
 
 
 def tiny_backend(dtype: torch.dtype = torch.float64) -> TransformersLM:
