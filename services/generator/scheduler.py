@@ -121,6 +121,7 @@ class Scheduler:
             newcomers.append(self._waiting.popleft())
         self._admitted += len(newcomers)
         metrics.WAITING.set(len(self._waiting))
+        metrics.IN_FLIGHT.set(self._admitted)
         return newcomers
 
     def _iterate(self, newcomers: list[Sequence]) -> None:
@@ -131,10 +132,10 @@ class Scheduler:
         if len(newcomers) < arrived:
             with self._wake:
                 self._admitted -= arrived - len(newcomers)
+                metrics.IN_FLIGHT.set(self._admitted)
         if newcomers:
             tokens = self.backend.join([s.prompt for s in newcomers], [s.sampling for s in newcomers])
             self._active.extend(newcomers)
-            metrics.IN_FLIGHT.set(len(self._active))
             self._advance(newcomers, tokens, len(self._active) - len(newcomers), outbox)
             self._deliver(outbox)
             outbox = []
@@ -177,7 +178,7 @@ class Scheduler:
         self._active = [s for row, s in enumerate(self._active) if row not in gone]
         with self._wake:
             self._admitted -= len(rows)
-        metrics.IN_FLIGHT.set(len(self._active))
+            metrics.IN_FLIGHT.set(self._admitted)
 
     def _fail_all(self, newcomers: list[Sequence], error: Exception) -> None:
         outbox: Outbox = [(s, Failed(error)) for s in {id(s): s for s in [*self._active, *newcomers]}.values()]
