@@ -23,7 +23,8 @@ CONTEXT = (
     "Context: The Zephyrine kettle was designed in 2019 by the engineer Marguerite Okonkwo "
     "in Lyon. It boils water in ninety seconds."
 )
-Stub = generator_pb2_grpc.GeneratorServiceStub
+# The generated stubs are typed for the synchronous API; on an aio channel calls are awaitable.
+Stub = Any
 
 
 @pytest.fixture
@@ -135,9 +136,7 @@ async def test_a_short_deadline_ends_with_deadline_exceeded(stub: Stub, generato
     await _until_metrics(generator_service, sequences_in_flight=0)
 
 
-async def test_admission_beyond_the_limits_is_resource_exhausted(
-    stub: Stub, generator_service: ServiceProcess
-) -> None:
+async def test_admission_beyond_the_limits_is_resource_exhausted(stub: Stub, generator_service: ServiceProcess) -> None:
     # The session's process decodes 4 sequences and queues 2 (GENERATOR_TEST_LIMITS).
     long = [stub.Generate(_request("Write a long poem about kettles.", max_new_tokens=400)) for _ in range(6)]
     firsts = [asyncio.ensure_future(call.read()) for call in long]
