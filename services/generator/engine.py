@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from services.common.errors import DeadlineExceeded
+from services.common.errors import DeadlineExceeded, InvalidArgument
 from services.generator import metrics
 from services.generator.backend import CausalLMBackend, ChatTurn
 from services.generator.config import GenerationLimits
@@ -73,6 +73,8 @@ class Generator:
         if turns:
             check_turns(turns, self.limits)
         chars = sum(map(len, texts)) + sum(len(t.content) for t in turns)
+        if chars > self.limits.max_prompt_chars:
+            raise InvalidArgument(f"the request holds {chars} characters; the limit is {self.limits.max_prompt_chars}")
         counts = await _off_loop_if_large(chars, lambda: self.backend.count_tokens(texts) if texts else [])
         prompt = len(await _off_loop_if_large(chars, lambda: self.backend.render_chat(turns))) if turns else 0
         return counts, prompt
