@@ -7,7 +7,9 @@ bounded by wall-clock time: waits poll metrics a bounded number of times.
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -114,7 +116,7 @@ def _shared_steps(service: ServiceProcess) -> float:
 async def test_a_cancelled_stream_frees_its_slot_and_others_finish(
     stub: Stub, generator_service: ServiceProcess
 ) -> None:
-    others = [stub.Generate(_request(f"{CONTEXT}\n\nSummarise it.", max_new_tokens=30)) for _ in range(2)]
+    others = [stub.Generate(_request(f"{CONTEXT}\n\nSummarise it.", max_new_tokens=20)) for _ in range(2)]
     doomed = stub.Generate(_request("Write a long poem about kettles.", max_new_tokens=400))
     gathered = asyncio.gather(*(_collect(call) for call in others))
     first = await doomed.read()
@@ -168,3 +170,23 @@ async def test_invalid_parameters_are_invalid_argument_and_the_server_keeps_serv
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "context window of 8192 tokens" in (caught.value.details() or "")
     assert health_status(generator_service.address) == "SERVING"
+
+
+async def test_sigterm_lets_a_running_stream_finish_then_exits_0(log_dir: Path) -> None:
+    service = ServiceProcess("generator", {"RAGMESH_GENERATOR_DRAIN_SECONDS": "0.2"}, log_dir)
+    try:
+        service.wait_serving(timeout=600.0)
+        async with grpc.aio.insecure_channel(service.address) as channel:
+            stub: Stub = generator_pb2_grpc.GeneratorServiceStub(channel)
+            call = stub.Generate(_request(f"{CONTEXT}\n\nDescribe the kettle.", max_new_tokens=24))
+            first = await call.read()
+            assert first.WhichOneof("event") == "delta"
+            service.process.send_signal(signal.SIGTERM)
+            rest: list[Any] = []
+            while (response := await call.read()) is not grpc.aio.EOF:  # type: ignore[attr-defined]
+                rest.append(response)
+        assert [r.WhichOneof("event") for r in rest][-1] == "final"
+        assert rest[-1].final.usage.completion_tokens > 1
+    finally:
+        code = service.terminate()
+    assert code == 0, service.log_tail()
