@@ -27,6 +27,8 @@ class GenerationLimits:
     max_waiting: int
     #: Left-truncate a prompt that does not fit (reported) instead of rejecting it.
     truncate_prompt: bool
+    #: How long an idle batch waits for more arrivals before prefilling the first one.
+    join_wait_seconds: float = 0.0
     #: Messages per request (the contract says 1 to 64) and characters in all of them.
     max_messages: int = 64
     max_prompt_chars: int = 1_000_000
@@ -80,6 +82,7 @@ class GeneratorConfig:
                 max_batch_size=env.integer("max_batch_size", 8, 1, 256),
                 max_waiting=env.integer("max_waiting", 32, 0, 100_000),
                 truncate_prompt=env.flag("truncate_prompt", False),
+                join_wait_seconds=env.number("join_wait_ms", 10.0, 0.0, 1000.0) / 1000.0,
             ),
             torch_threads=env.integer("torch_threads", 0, 0, 256),
         )

@@ -47,7 +47,7 @@ class Generator:
     def __init__(self, backend: CausalLMBackend, limits: GenerationLimits) -> None:
         self.backend = backend
         self.limits = limits
-        self.scheduler = Scheduler(backend, limits.max_batch_size, limits.max_waiting)
+        self.scheduler = Scheduler(backend, limits.max_batch_size, limits.max_waiting, limits.join_wait_seconds)
 
     def info(self) -> GeneratorInfo:
         """Model name, context window and limits."""

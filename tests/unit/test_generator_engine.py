@@ -19,8 +19,8 @@ from tests.support.tiny_lm import tiny_backend
 CHAT = [ChatTurn("system", "Be brief."), ChatTurn("user", "Tell me about the quick brown fox.")]
 
 
-def _limits(**overrides: int | bool) -> GenerationLimits:
-    values: dict[str, int | bool] = {
+def _limits(**overrides: float | bool) -> GenerationLimits:
+    values: dict[str, float | bool] = {
         "default_max_new_tokens": 16,
         "max_new_tokens_limit": 200,
         "max_batch_size": 4,
@@ -32,7 +32,7 @@ def _limits(**overrides: int | bool) -> GenerationLimits:
 
 
 @contextlib.asynccontextmanager
-async def _running(**overrides: int | bool) -> AsyncIterator[Generator]:
+async def _running(**overrides: float | bool) -> AsyncIterator[Generator]:
     generator = Generator(tiny_backend(), _limits(**overrides))
     await generator.start()
     try:
@@ -112,6 +112,14 @@ async def test_concurrent_streams_share_decode_steps(generator: Generator) -> No
     results = await asyncio.gather(*(_stream(generator, SamplingRequest(max_new_tokens=20, seed=i)) for i in range(4)))
     assert all(end.completion_tokens > 0 for _, end in results)
     assert generator.scheduler.shared_steps > before
+
+
+async def test_requests_sent_together_to_an_idle_batch_are_prefilled_together() -> None:
+    async with _running(join_wait_seconds=0.5) as gathering:
+        before = gathering.scheduler.prefills
+        requests = [SamplingRequest(max_new_tokens=4, seed=i) for i in range(3)]
+        await asyncio.gather(*(gathering.generate_text(CHAT, request) for request in requests))
+        assert gathering.scheduler.prefills == before + 1
 
 
 async def test_a_cancelled_stream_leaves_the_batch_and_frees_its_slot(generator: Generator) -> None:

@@ -22,6 +22,7 @@ def test_defaults_point_at_the_packaged_gguf() -> None:
     limits = config.limits
     assert (limits.default_max_new_tokens, limits.max_new_tokens_limit) == (256, 2048)
     assert (limits.max_batch_size, limits.max_waiting, limits.truncate_prompt) == (8, 32, False)
+    assert limits.join_wait_seconds == 0.01
 
 
 @pytest.mark.parametrize(
