@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: venv demo test lint proto proto-check k8s-envoy bench-embedder clean
+.PHONY: venv demo test lint proto proto-check k8s-envoy bench-embedder bench-generator clean
 
 venv: $(STAMP)
 
@@ -52,6 +52,9 @@ k8s-envoy: $(STAMP)
 
 bench-embedder: $(STAMP)
 	$(PY) -m bench.embedder
+
+bench-generator: $(STAMP)
+	$(PY) -m bench.generator
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -56,3 +56,27 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama with its tokenizer saved as a Hugging Face directory."""
+    from tests.support.tiny_lm import save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+# Small limits so the admission test can fill batch and queue with a few streams.
+GENERATOR_TEST_LIMITS = {"RAGMESH_GENERATOR_MAX_BATCH_SIZE": "4", "RAGMESH_GENERATOR_MAX_WAITING": "2"}
+
+
+@pytest.fixture(scope="session")
+def generator_service(log_dir: Path) -> Iterator[ServiceProcess]:
+    """One real generator process (SmolLM2 from the GGUF, converted once into the user's
+    model cache) for the whole session."""
+    service = ServiceProcess("generator", GENERATOR_TEST_LIMITS, log_dir)
+    try:
+        service.wait_serving(timeout=600.0)  # a first start converts the GGUF (~1 min on a busy machine)
+        yield service
+    finally:
+        service.terminate()

@@ -1,0 +1,69 @@
+"""``python -m services.generator``: serve the generator until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import grpc
+
+from ragmesh.v1 import generator_pb2_grpc
+from services.common.config import ServerSettings
+from services.common.server import ServiceDefinition, run
+from services.common.slot import BackendSlot
+from services.generator.config import GeneratorConfig
+from services.generator.engine import Generator
+from services.generator.servicer import SERVICE_NAME, GeneratorServicer
+
+log = logging.getLogger(__name__)
+
+
+def build(config: GeneratorConfig) -> ServiceDefinition:
+    """The generator's service definition; the model loads and warms up in ``start``."""
+    slot: BackendSlot[Generator] = BackendSlot("generator")
+    servicer = GeneratorServicer(slot)
+
+    async def start() -> None:
+        generator = await asyncio.to_thread(load_generator, config)
+        await generator.start()
+        slot.set(generator)
+
+    async def stop() -> None:
+        if slot.ready:
+            await slot.get().close()
+
+    def register(server: grpc.aio.Server) -> None:
+        generator_pb2_grpc.add_GeneratorServiceServicer_to_server(servicer, server)
+
+    return ServiceDefinition("generator", [SERVICE_NAME], register, start, stop)
+
+
+def load_generator(config: GeneratorConfig) -> Generator:
+    """Load the model named by ``config`` (slow the first time for a GGUF file)."""
+    import torch
+
+    from services.generator.loading import model_directory
+    from services.generator.model import load_transformers_lm
+
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    directory = model_directory(config)
+    template = Path(config.chat_template).read_text() if config.chat_template else None
+    backend = load_transformers_lm(directory, config.model_name, config.dtype, config.context_length, template)
+    log.info("loaded %s from %s: %s", config.model_name, directory, backend.info)
+    return Generator(backend, config.limits)
+
+
+def main() -> None:
+    """Read the config and serve."""
+
+    def configure() -> tuple[ServiceDefinition, ServerSettings]:
+        config = GeneratorConfig.from_env()
+        return build(config), config.server
+
+    run(configure)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The generator's domain logic: validation, prompt rendering, and streams of events.
+
+The servicer turns protobuf into calls on :class:`Generator`; decoding itself happens in
+the :class:`~services.generator.scheduler.Scheduler`'s thread on a
+:class:`~services.generator.backend.CausalLMBackend`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from services.common.errors import DeadlineExceeded, InvalidArgument
+from services.generator import metrics
+from services.generator.backend import CausalLMBackend, ChatTurn
+from services.generator.config import GenerationLimits
+from services.generator.scheduler import Scheduler
+from services.generator.sequence import Delta, Event, Failed, Finished, FinishReason, Sequence
+from services.generator.validation import SamplingRequest, check_sampling, check_turns, fit_prompt
+
+_T = TypeVar("_T")
+#: Prompts longer than this (characters) are tokenized off the event loop.
+_INLINE_CHARS = 4000
+#: The engine gives up this long before the caller's deadline, so the caller gets the
+#: engine's DEADLINE_EXCEEDED (with how far it got) rather than a bare transport one.
+_DEADLINE_MARGIN = 0.05
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """What Info reports."""
+
+    model_name: str
+    context_length: int
+    max_new_tokens_limit: int
+    default_max_new_tokens: int
+    max_batch_size: int
+
+
+class Generator:
+    """Validates requests, renders prompts, and streams what the scheduler decodes."""
+
+    def __init__(self, backend: CausalLMBackend, limits: GenerationLimits) -> None:
+        self.backend = backend
+        self.limits = limits
+        self.scheduler = Scheduler(backend, limits.max_batch_size, limits.max_waiting, limits.join_wait_seconds)
+
+    def info(self) -> GeneratorInfo:
+        """Model name, context window and limits."""
+        return GeneratorInfo(
+            model_name=self.backend.info.model_name,
+            context_length=self.backend.info.context_length,
+            max_new_tokens_limit=self.limits.max_new_tokens_limit,
+            default_max_new_tokens=self.limits.default_max_new_tokens,
+            max_batch_size=self.limits.max_batch_size,
+        )
+
+    async def start(self) -> None:
+        """Start the decode thread and warm the model up with one token."""
+        self.scheduler.start(asyncio.get_running_loop())
+        await self.generate_text([ChatTurn("user", "Hello")], SamplingRequest(max_new_tokens=1))
+
+    async def close(self) -> None:
+        """Stop the decode thread."""
+        await self.scheduler.stop()
+
+    async def count_tokens(self, texts: list[str], turns: list[ChatTurn]) -> tuple[list[int], int]:
+        """Tokens of each text, and of the rendered conversation (0 without one)."""
+        if turns:
+            check_turns(turns, self.limits)
+        chars = sum(map(len, texts)) + sum(len(t.content) for t in turns)
+        if chars > self.limits.max_prompt_chars:
+            raise InvalidArgument(f"the request holds {chars} characters; the limit is {self.limits.max_prompt_chars}")
+        counts = await _off_loop_if_large(chars, lambda: self.backend.count_tokens(texts) if texts else [])
+        prompt = len(await _off_loop_if_large(chars, lambda: self.backend.render_chat(turns))) if turns else 0
+        return counts, prompt
+
+    async def generate(
+        self, turns: list[ChatTurn], request: SamplingRequest, time_remaining: float | None = None
+    ) -> AsyncGenerator[Delta | Finished, None]:
+        """Stream deltas, then one Finished; the sequence leaves the batch if the caller
+        stops iterating. DEADLINE_EXCEEDED when ``time_remaining`` runs out first."""
+        sequence = await self._sequence(turns, request, time_remaining)
+        self.scheduler.submit(sequence)
+        metrics.TOKENS.labels("prompt").inc(len(sequence.prompt))
+        try:
+            while True:
+                event: Event = await sequence.events.get()
+                if isinstance(event, Failed):
+                    raise event.error
+                if isinstance(event, Finished) and event.reason is FinishReason.DEADLINE:
+                    raise DeadlineExceeded(
+                        f"the deadline passed after {event.completion_tokens} generated tokens; "
+                        "allow more time or ask for fewer tokens"
+                    )
+                yield event
+                if isinstance(event, Finished):
+                    return
+        finally:
+            if not sequence.finished:
+                self.scheduler.cancel(sequence)
+
+    async def generate_text(
+        self, turns: list[ChatTurn], request: SamplingRequest, time_remaining: float | None = None
+    ) -> tuple[str, Finished]:
+        """The whole answer (the same decoding as :meth:`generate`) and its final event."""
+        parts: list[str] = []
+        async with contextlib.aclosing(self.generate(turns, request, time_remaining)) as events:
+            async for event in events:
+                if isinstance(event, Delta):
+                    parts.append(event.text)
+                else:
+                    return "".join(parts), event
+        raise RuntimeError("generation ended without a final event")  # pragma: no cover
+
+    async def _sequence(
+        self, turns: list[ChatTurn], request: SamplingRequest, time_remaining: float | None
+    ) -> Sequence:
+        check_turns(turns, self.limits)
+        sampling, requested = check_sampling(request, self.limits)
+        chars = sum(len(turn.content) for turn in turns)
+        rendered = await _off_loop_if_large(chars, lambda: self.backend.render_chat(turns))
+        prompt, max_new, truncated = fit_prompt(rendered, requested, self.limits, self.backend.info.context_length)
+        deadline = None if time_remaining is None else time.monotonic() + time_remaining - _DEADLINE_MARGIN
+        return Sequence(
+            prompt=prompt,
+            sampling=sampling,
+            max_new_tokens=max_new,
+            stops=list(request.stop),
+            eos_token_ids=self.backend.info.eos_token_ids,
+            decode=self.backend.decode,
+            deadline=deadline,
+            truncated_prompt_tokens=truncated,
+        )
+
+
+async def _off_loop_if_large(chars: int, function: Callable[[], _T]) -> _T:
+    """Run a tokenizer call inline for short inputs and in a thread for long ones, so a
+    long prompt does not stall the event loop (the Rust tokenizer releases the GIL)."""
+    if chars <= _INLINE_CHARS:
+        return function()
+    return await asyncio.to_thread(function)

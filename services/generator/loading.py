@@ -1,0 +1,78 @@
+"""Loading the generator's model: GGUF files are converted once and cached.
+
+transformers de-quantises a GGUF file into a normal torch model on every load, which
+takes tens of seconds. The first start saves the result (safetensors, with the tokenizer
+and chat template) under ``cache_dir/<name>-<size>-<mtime>/``; later starts load that
+directory in about a second. The cache entry is written to a temporary directory and
+renamed into place, so two processes starting at once never see half a model: the first
+rename wins and the other process drops its copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from services.generator.config import GeneratorConfig
+
+log = logging.getLogger(__name__)
+#: Written last into a cache entry; an entry without it is ignored.
+COMPLETE_MARKER = "ragmesh-complete"
+
+
+def cache_key(gguf: Path) -> str:
+    """Name of the cache entry of ``gguf``: changes when the file is replaced."""
+    stat = gguf.stat()
+    return f"{gguf.stem}-{stat.st_size}-{int(stat.st_mtime)}"
+
+
+def cached_conversion(key: str, cache_dir: Path, convert: Callable[[Path], None]) -> Path:
+    """The directory ``cache_dir/key``, made by ``convert(tmp_dir)`` unless it exists."""
+    final = cache_dir / key
+    if (final / COMPLETE_MARKER).is_file():
+        return final
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache_dir))
+    try:
+        convert(scratch)
+        (scratch / COMPLETE_MARKER).write_text(key + "\n")
+        if final.exists() and not (final / COMPLETE_MARKER).is_file():
+            shutil.rmtree(final, ignore_errors=True)  # a leftover of an older, broken layout
+        try:
+            os.rename(scratch, final)
+        except OSError:
+            if not (final / COMPLETE_MARKER).is_file():
+                raise
+            log.info("another process cached %s first; using its copy", key)
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+    return final
+
+
+def convert_gguf(gguf: Path, target: Path) -> None:
+    """De-quantise ``gguf`` with transformers and save model and tokenizer to ``target``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s (once; later starts use the cache)", gguf)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The weights are plain tensors after de-quantisation; drop the GGUF quantizer so
+    # save_pretrained writes them as an ordinary model.
+    model.hf_quantizer = None  # type: ignore[assignment]
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(str(target))
+    tokenizer.save_pretrained(str(target))
+
+
+def model_directory(config: GeneratorConfig) -> Path:
+    """The Hugging Face directory to load: the configured one, or the GGUF's cache entry."""
+    path = Path(config.model_path)
+    if path.suffix != ".gguf":
+        return path
+    return cached_conversion(cache_key(path), Path(config.cache_dir), lambda target: convert_gguf(path, target))
