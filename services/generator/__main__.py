@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from pathlib import Path
 
 import grpc
 
 from ragmesh.v1 import generator_pb2_grpc
-from services.common.config import ServerSettings
+from services.common.config import ConfigError, ServerSettings
+from services.common.logs import configure_logging
 from services.common.server import ServiceDefinition, run
 from services.common.slot import BackendSlot
 from services.generator.config import GeneratorConfig
@@ -55,8 +57,25 @@ def load_generator(config: GeneratorConfig) -> Generator:
     return Generator(backend, config.limits)
 
 
+def prepare_model() -> None:
+    """``--prepare-model``: convert the configured GGUF into the model cache and exit
+    (image builds bake the converted model in; later starts only read it)."""
+    from services.generator.loading import model_directory
+
+    configure_logging()
+    try:
+        config = GeneratorConfig.from_env()
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(model_directory(config))
+
+
 def main() -> None:
-    """Read the config and serve."""
+    """Read the config and serve (or, with ``--prepare-model``, only prepare the model)."""
+    if "--prepare-model" in sys.argv[1:]:
+        prepare_model()
+        return
 
     def configure() -> tuple[ServiceDefinition, ServerSettings]:
         config = GeneratorConfig.from_env()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from ragmesh.mesh.processes import ROOT, service_env
 from services.common.config import ConfigError
 from services.generator.config import DEFAULT_GGUF_FILE, GeneratorConfig
 from services.generator.loading import COMPLETE_MARKER, cache_key, cached_conversion
@@ -101,3 +104,17 @@ def test_a_failed_conversion_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="disk full"):
         cached_conversion("m-3", tmp_path, convert)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_prepare_model_prints_the_directory_and_serves_nothing(tiny_model_dir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "services.generator", "--prepare-model"],
+        cwd=ROOT,
+        env=service_env({"RAGMESH_GENERATOR_MODEL_PATH": str(tiny_model_dir)}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tiny_model_dir)
