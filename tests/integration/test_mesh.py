@@ -21,12 +21,13 @@ from opentelemetry import trace
 
 from ragmesh.client import RagmeshClient, TokenEvent
 from ragmesh.mesh.traces import SpanRecord, read_spans
-from ragmesh.v1 import embedder_pb2, embedder_pb2_grpc
+from ragmesh.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, generator_pb2, generator_pb2_grpc
 from tests.support.mesh_cli import READY_LINE, UpProcess, run_cli
 from tests.support.metrics import scrape, value
 
 pytestmark = pytest.mark.integration
 COMPONENTS = ("orchestrator", "embedder", "retriever", "generator")
+LONG_PROMPT = "Write a long story about a robot who learns to paint."
 SERVICE_NAMES = {name: f"ragmesh.v1.{name.capitalize()}Service" for name in COMPONENTS}
 
 
@@ -134,6 +135,26 @@ def test_http_json_surface_through_envoy(mesh: UpProcess) -> None:
     with urllib.request.urlopen(f"http://{mesh.address}/health", timeout=30) as response:
         health = json.loads(response.read())
     assert health["all_serving"] is True
+
+
+def test_a_token_stream_outlives_envoys_default_15_second_timeout(mesh: UpProcess) -> None:
+    """Reads a real generation through Envoy for more than 15 s, then hangs up itself."""
+    request = generator_pb2.GenerateRequest(
+        messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=LONG_PROMPT)],
+        sampling=common_pb2.SamplingParams(max_new_tokens=2048, temperature=0.0),
+    )
+    with grpc.insecure_channel(mesh.address) as channel:
+        stream = generator_pb2_grpc.GeneratorServiceStub(channel).Generate(request)
+        started, deltas, late = time.monotonic(), 0, 0
+        for response in stream:
+            assert response.HasField("delta"), "the generation ended before 16 s; use a longer prompt"
+            deltas += 1
+            if time.monotonic() - started > 15.0:
+                late += 1
+            if late == 5:  # tokens still arrive after 15 s: the stream was not cut
+                break
+        stream.cancel()
+    assert late == 5 and deltas > late
 
 
 def test_a_burst_of_calls_is_spread_across_both_embedders(mesh: UpProcess) -> None:
