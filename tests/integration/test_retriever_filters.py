@@ -158,7 +158,14 @@ INJECTIONS: dict[str, tuple[list[common_pb2.Filter], set[str] | None]] = {
     "NaN": ([where("year", "EQ", float("nan"))], None),
     "control character": ([where("lang", "EQ", "en\x00")], None),
     "no operator": ([common_pb2.Filter(field="lang", value=common_pb2.Scalar(string_value="en"))], None),
-    "unknown operator": ([common_pb2.Filter(field="lang", op=42, value=common_pb2.Scalar(string_value="en"))], None),
+    "unknown operator": (
+        [
+            common_pb2.Filter(
+                field="lang", op=common_pb2.FilterOp.ValueType(42), value=common_pb2.Scalar(string_value="en")
+            )
+        ],
+        None,
+    ),
     "value missing": ([where("lang", "EQ")], None),
 }
 
