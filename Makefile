@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: venv demo test lint proto proto-check bench-embedder clean
+.PHONY: venv demo test lint proto proto-check bench-embedder bench-retriever clean
 
 venv: $(STAMP)
 
@@ -48,6 +48,9 @@ proto-check: $(STAMP)
 
 bench-embedder: $(STAMP)
 	$(PY) -m bench.embedder
+
+bench-retriever: $(STAMP)
+	$(PY) -m bench.retriever
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
