@@ -46,11 +46,20 @@ class RetrieverConfig:
     #: Most chunks in one Upsert call, and rows per write sent to the store.
     max_upsert_chunks: int
     write_batch: int
+    #: Flush after each Upsert and Delete: "auto" does on milvus-lite (which searches unflushed
+    #: rows by brute force) and not on a Milvus server (which searches growing segments with an
+    #: interim index, and where frequent flushes seal many small segments), "always", "never".
+    flush: str
     #: Threads that run the (synchronous) pymilvus calls off the event loop.
     workers: int
     #: How long a collection's schema (dimension, full text) is cached; with a Milvus server
     #: another replica may drop and recreate a collection, so the cache must expire.
     schema_cache_seconds: float
+
+    @property
+    def flush_writes(self) -> bool:
+        """Whether writes are flushed (see ``flush``)."""
+        return self.flush == "always" or (self.flush == "auto" and self.local)
 
     @property
     def local(self) -> bool:
@@ -80,6 +89,7 @@ class RetrieverConfig:
             hybrid_candidates=env.integer("hybrid_candidates", 50, 1, 1000),
             max_upsert_chunks=env.integer("max_upsert_chunks", 20_000, 1, 1_000_000),
             write_batch=env.integer("write_batch", 1000, 1, 100_000),
+            flush=env.choice("flush", "auto", ("auto", "always", "never")),
             workers=env.integer("workers", 4, 1, 256),
             schema_cache_seconds=env.number("schema_cache_seconds", 10.0, 0.0, 86_400.0),
         )

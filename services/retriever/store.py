@@ -56,6 +56,7 @@ class MilvusStore:
         self.rrf_k = config.rrf_k
         self.hybrid_candidates = config.hybrid_candidates
         self.write_batch = config.write_batch
+        self.flush_writes = config.flush_writes
         self.local_path = local_path
         #: Index types this store can build (milvus-lite needs faiss for HNSW and IVF).
         self.indexes = indexes
@@ -136,13 +137,14 @@ class MilvusStore:
         self.client.drop_collection(name)
 
     def upsert(self, name: str, rows: Sequence[ChunkRow], timeout: float | None) -> int:
-        """Write ``rows`` in batches, then flush once so searches use indexed segments."""
+        """Write ``rows`` in batches, then flush once so that searches use indexed segments."""
         remaining = _budget(timeout)
         with _not_found(name):
             for start in range(0, len(rows), self.write_batch):
                 batch = [_row(row) for row in rows[start : start + self.write_batch]]
                 self.client.upsert(name, batch, timeout=remaining())
-            self.client.flush(name, timeout=remaining())
+            if self.flush_writes:
+                self.client.flush(name, timeout=remaining())
         return len(rows)
 
     def delete(self, name: str, expression: str, timeout: float | None) -> int:
@@ -150,7 +152,8 @@ class MilvusStore:
         remaining = _budget(timeout)
         with _not_found(name):
             result = self.client.delete(name, filter=expression, timeout=remaining())
-            self.client.flush(name, timeout=remaining())
+            if self.flush_writes:
+                self.client.flush(name, timeout=remaining())
         # milvus-lite returns the deleted primary keys, a Milvus server a count.
         if isinstance(result, list):
             return len(result)

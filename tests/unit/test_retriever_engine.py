@@ -242,8 +242,14 @@ def test_config_defaults_to_a_local_milvus_lite_path() -> None:
     assert config.server.address == "127.0.0.1:50053"
     assert config.server.metrics_port == 9103
     assert config.default_index is IndexKind.HNSW
+    assert config.flush_writes
     remote = RetrieverConfig.from_env({"RAGMESH_RETRIEVER_URI": "http://milvus:19530", "RAGMESH_RETRIEVER_TOKEN": "t"})
-    assert (remote.local, remote.token) == (False, "t")
+    assert (remote.local, remote.token, remote.flush_writes) == (False, "t", False)
+    forced = RetrieverConfig.from_env(
+        {"RAGMESH_RETRIEVER_URI": "http://milvus:19530", "RAGMESH_RETRIEVER_FLUSH": "always"}
+    )
+    assert forced.flush_writes
+    assert not RetrieverConfig.from_env({"RAGMESH_RETRIEVER_FLUSH": "never"}).flush_writes
 
 
 @pytest.mark.parametrize(
