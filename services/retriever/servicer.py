@@ -108,12 +108,12 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
             rows = await asyncio.to_thread(_rows, request.chunks)
         else:
             rows = _rows(request.chunks)
-        written = await retriever.upsert(request.collection, rows, context.time_remaining())
+        written = await retriever.upsert(request.collection, rows, _time_left(context))
         return retriever_pb2.UpsertResponse(upserted=written)
 
     async def Delete(self, request: retriever_pb2.DeleteRequest, context: Context) -> retriever_pb2.DeleteResponse:
         deleted = await self.retriever.get().delete(
-            request.collection, list(request.document_ids), _clauses(request.filters), context.time_remaining()
+            request.collection, list(request.document_ids), _clauses(request.filters), _time_left(context)
         )
         return retriever_pb2.DeleteResponse(deleted=deleted)
 
@@ -127,8 +127,14 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
             mode=_enum(_MODES, request.mode, "mode"),
             return_vectors=request.return_vectors,
         )
-        hits, mode = await self.retriever.get().search(search, context.time_remaining())
+        hits, mode = await self.retriever.get().search(search, _time_left(context))
         return retriever_pb2.SearchResponse(hits=[_chunk(hit) for hit in hits], mode=_MODE_TO_PB[mode])
+
+
+def _time_left(context: Context) -> float | None:
+    """Seconds left of the caller's deadline (None without one), for the store calls."""
+    remaining = context.time_remaining()
+    return None if remaining is None else max(remaining, 0.001)
 
 
 def _enum(table: Mapping[Any, _V], number: int, field: str) -> _V:

@@ -20,10 +20,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import grpc
 from pymilvus import AnnSearchRequest, MilvusClient, MilvusException, RRFRanker
 from pymilvus.client.types import LoadState
+from pymilvus.exceptions import ErrorCode, MilvusUnavailableException
 
-from services.common.errors import AlreadyExists, NotFound
+from services.common.errors import AlreadyExists, DeadlineExceeded, NotFound, Overloaded, Unavailable
 from services.common.server import StartupError
 from services.retriever.backend import ChunkRow, CollectionSpec, Hit, IndexKind, Mode, SearchQuery
 from services.retriever.config import IndexTuning, RetrieverConfig
@@ -40,8 +42,6 @@ from services.retriever.schema import (
 )
 
 log = logging.getLogger(__name__)
-#: Milvus's error code for an unknown collection (server and milvus-lite alike).
-_COLLECTION_NOT_FOUND = 100
 _BM25_PARAMS: dict[str, Any] = {"metric_type": "BM25", "params": {}}
 
 
@@ -93,22 +93,23 @@ class MilvusStore:
 
     def create(self, spec: CollectionSpec) -> None:
         """Create a collection with its indexes (loaded, ready to search)."""
-        if self.client.has_collection(spec.name):
-            raise AlreadyExists(f"collection {spec.name!r} exists already")
-        try:
-            self.client.create_collection(spec.name, schema=collection_schema(spec), consistency_level="Strong")
+        with _translate(spec.name):
+            if self.client.has_collection(spec.name):
+                raise AlreadyExists(f"collection {spec.name!r} exists already")
+            try:
+                self.client.create_collection(spec.name, schema=collection_schema(spec), consistency_level="Strong")
+            except MilvusException as error:
+                if "exist" in error.message:  # lost a race with another creator
+                    raise AlreadyExists(f"collection {spec.name!r} exists already") from None
+                raise
             # Not index_params= above: pymilvus would then wait on index state with a call
             # milvus-lite lacks (AllocTimestamp), logging an error and sleeping 0.5 s.
             self.client.create_index(spec.name, index_params(self.client, spec, self.tuning), sync=False)
             self.client.load_collection(spec.name)
-        except MilvusException as error:
-            if "exist" in error.message:  # lost a race with another creator
-                raise AlreadyExists(f"collection {spec.name!r} exists already") from None
-            raise
 
     def describe(self, name: str) -> CollectionSpec:
         """The spec of ``name``, loading the collection for search when it is not loaded."""
-        with _not_found(name):
+        with _translate(name):
             description = self.client.describe_collection(name)
             index = self.client.describe_index(name, VECTOR)
             self.ensure_loaded(name)
@@ -122,24 +123,26 @@ class MilvusStore:
 
     def count(self, name: str) -> int:
         """Exact number of chunks (``count(*)`` sees deletes at once; collection stats may not)."""
-        with _not_found(name):
+        with _translate(name):
             rows = self.client.query(name, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0
 
     def names(self) -> list[str]:
         """All collection names."""
-        return list(self.client.list_collections())
+        with _translate(""):
+            return list(self.client.list_collections())
 
     def drop(self, name: str) -> None:
         """Drop a collection; NotFound when it does not exist."""
-        if not self.client.has_collection(name):
-            raise NotFound(f"collection {name!r} does not exist")
-        self.client.drop_collection(name)
+        with _translate(name):
+            if not self.client.has_collection(name):
+                raise NotFound(f"collection {name!r} does not exist")
+            self.client.drop_collection(name)
 
     def upsert(self, name: str, rows: Sequence[ChunkRow], timeout: float | None) -> int:
         """Write ``rows`` in batches, then flush once so that searches use indexed segments."""
         remaining = _budget(timeout)
-        with _not_found(name):
+        with _translate(name):
             for start in range(0, len(rows), self.write_batch):
                 batch = [_row(row) for row in rows[start : start + self.write_batch]]
                 self.client.upsert(name, batch, timeout=remaining())
@@ -150,7 +153,7 @@ class MilvusStore:
     def delete(self, name: str, expression: str, timeout: float | None) -> int:
         """Delete the chunks matching ``expression``, then flush; returns how many went."""
         remaining = _budget(timeout)
-        with _not_found(name):
+        with _translate(name):
             result = self.client.delete(name, filter=expression, timeout=remaining())
             if self.flush_writes:
                 self.client.flush(name, timeout=remaining())
@@ -162,7 +165,7 @@ class MilvusStore:
     def search(self, spec: CollectionSpec, query: SearchQuery, timeout: float | None) -> list[Hit]:
         """Run ``query`` in its mode; hits best first with higher-is-better scores."""
         fields = [*OUTPUT_FIELDS, VECTOR] if query.return_vectors else OUTPUT_FIELDS
-        with _not_found(spec.name):
+        with _translate(spec.name):
             if query.mode is Mode.HYBRID:
                 return self._hybrid(spec, query, fields, timeout)
             if query.mode is Mode.DENSE:
@@ -241,13 +244,20 @@ def _locked_message(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _not_found(name: str) -> Iterator[None]:
-    """Turn Milvus's collection-not-found error into NotFound."""
+def _translate(name: str) -> Iterator[None]:
+    """Turn Milvus errors a caller can act on into domain errors (the rest stay INTERNAL)."""
     try:
         yield
     except MilvusException as error:
-        if error.code == _COLLECTION_NOT_FOUND:
+        # pymilvus puts a gRPC status in ``code`` when the connection itself failed.
+        if error.code == ErrorCode.COLLECTION_NOT_FOUND:
             raise NotFound(f"collection {name!r} does not exist") from None
+        if error.code == grpc.StatusCode.UNAVAILABLE or isinstance(error, MilvusUnavailableException):
+            raise Unavailable(f"the Milvus store is unreachable: {error.message}") from None
+        if error.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise DeadlineExceeded("the Milvus store did not answer in time") from None
+        if error.code == ErrorCode.RATE_LIMIT:
+            raise Overloaded(f"the Milvus store is rate limiting: {error.message}") from None
         raise
 
 

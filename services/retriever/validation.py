@@ -6,6 +6,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -73,12 +74,20 @@ def check_chunks(spec: CollectionSpec, chunks: Sequence[ChunkRow]) -> None:
                 f"{where}.vector has dimension {len(chunk.vector)}; "
                 f"collection {spec.name!r} has dimension {spec.dimension}"
             )
-        if chunk.metadata and len(json.dumps(chunk.metadata).encode()) > MAX_METADATA_BYTES:
-            raise InvalidArgument(f"{where}.metadata is larger than {MAX_METADATA_BYTES} bytes of JSON")
+        _check_metadata(where, chunk.metadata)
     finite = np.isfinite(np.asarray([chunk.vector for chunk in chunks], dtype=np.float32)).all(axis=1)
     if not finite.all():
         bad = int(np.argmin(finite))
         raise InvalidArgument(f"chunks[{bad}].vector holds NaN or infinite values (or values beyond float32)")
+
+
+def _check_metadata(where: str, metadata: dict[str, Any]) -> None:
+    try:
+        size = len(json.dumps(metadata, allow_nan=False).encode())
+    except ValueError:
+        raise InvalidArgument(f"{where}.metadata holds NaN or infinity, which JSON cannot store") from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidArgument(f"{where}.metadata is larger than {MAX_METADATA_BYTES} bytes of JSON")
 
 
 def unique_by_chunk_id(chunks: Sequence[ChunkRow]) -> list[ChunkRow]:
