@@ -78,9 +78,10 @@ class MilvusStore:
         all_indexes = frozenset(IndexKind)
         faiss = local_path is None or importlib.util.find_spec("faiss") is not None
         store = cls(client, config, local_path, all_indexes if faiss else frozenset({IndexKind.FLAT}))
-        for name in client.list_collections():
+        names = client.list_collections()
+        for name in names:
             store.ensure_loaded(name)
-        log.info("store open at %s with %d collection(s)", uri, len(client.list_collections()))
+        log.info("store open at %s with %d collection(s)", uri, len(names))
         return store
 
     def close(self) -> None:
