@@ -131,7 +131,7 @@ class Retriever:
         for name in sorted(await self._run(self.store.names)):
             try:
                 infos.append(await self.describe(name))
-            except (FailedPrecondition, NotFound) as error:  # foreign, or dropped meanwhile
+            except (FailedPrecondition, InvalidArgument, NotFound) as error:  # foreign, or dropped meanwhile
                 log.debug("listing skips %s: %s", name, error)
         return infos
 

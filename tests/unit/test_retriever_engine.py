@@ -267,3 +267,10 @@ def test_bad_retriever_settings_name_the_variable(variable: str, value: str, exp
         RetrieverConfig.from_env({variable: value})
     assert caught.value.variable == variable
     assert expected in str(caught.value)
+
+
+async def test_listing_skips_collections_the_retriever_cannot_describe(engine: tuple[Retriever, FakeStore]) -> None:
+    retriever, store = engine
+    store.specs["_made_elsewhere"] = CollectionSpec("_made_elsewhere", 3, Metric.L2, IndexKind.FLAT, False)
+    infos = await retriever.list_collections()
+    assert [info.spec.name for info in infos] == ["docs", "plain"]
