@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: venv demo test lint proto proto-check k8s-envoy bench-embedder bench-generator clean
+.PHONY: venv demo test lint proto proto-check k8s-envoy bench-embedder bench-generator bench-retriever clean
 
 venv: $(STAMP)
 
@@ -55,6 +55,9 @@ bench-embedder: $(STAMP)
 
 bench-generator: $(STAMP)
 	$(PY) -m bench.generator
+
+bench-retriever: $(STAMP)
+	$(PY) -m bench.retriever
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

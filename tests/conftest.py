@@ -80,3 +80,15 @@ def generator_service(log_dir: Path) -> Iterator[ServiceProcess]:
         yield service
     finally:
         service.terminate()
+
+
+@pytest.fixture(scope="session")
+def retriever_service(log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """One real retriever process on a fresh milvus-lite path for the whole session."""
+    data = tmp_path_factory.mktemp("milvus") / "ragmesh.db"
+    service = ServiceProcess("retriever", {"RAGMESH_RETRIEVER_URI": str(data)}, log_dir)
+    try:
+        service.wait_serving()
+        yield service
+    finally:
+        service.terminate()

@@ -1,0 +1,62 @@
+"""``python -m services.retriever``: serve the retriever until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from ragmesh.v1 import retriever_pb2_grpc
+from services.common.config import ServerSettings
+from services.common.server import ServiceDefinition, run
+from services.common.slot import BackendSlot
+from services.retriever.config import RetrieverConfig
+from services.retriever.engine import Retriever
+from services.retriever.servicer import SERVICE_NAME, RetrieverServicer
+
+
+def build(config: RetrieverConfig) -> ServiceDefinition:
+    """The retriever's service definition; the store opens in ``start``."""
+    slot: BackendSlot[Retriever] = BackendSlot("retriever")
+    servicer = RetrieverServicer(slot)
+
+    async def start() -> None:
+        slot.set(await asyncio.to_thread(open_retriever, config))
+
+    async def stop() -> None:
+        if slot.ready:
+            await slot.get().close()
+
+    def register(server: grpc.aio.Server) -> None:
+        retriever_pb2_grpc.add_RetrieverServiceServicer_to_server(servicer, server)
+
+    return ServiceDefinition("retriever", [SERVICE_NAME], register, start, stop)
+
+
+def open_retriever(config: RetrieverConfig) -> Retriever:
+    """Open the store named by ``config`` (StartupError when a milvus-lite path is taken)."""
+    from services.retriever.store import MilvusStore
+
+    store = MilvusStore.open(config)
+    return Retriever(
+        store,
+        default_index=config.default_index,
+        available_indexes=store.indexes,
+        max_upsert_chunks=config.max_upsert_chunks,
+        workers=config.workers,
+        schema_cache_seconds=config.schema_cache_seconds,
+    )
+
+
+def main() -> None:
+    """Read the config and serve."""
+
+    def configure() -> tuple[ServiceDefinition, ServerSettings]:
+        config = RetrieverConfig.from_env()
+        return build(config), config.server
+
+    run(configure)
+
+
+if __name__ == "__main__":
+    main()

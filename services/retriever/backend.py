@@ -1,0 +1,138 @@
+"""The vector-store interface the retriever engine depends on, and its domain types.
+
+The engine validates requests and keeps metrics; a :class:`VectorStore` only stores and
+searches. The real implementation is :class:`~services.retriever.store.MilvusStore`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+
+class Metric(Enum):
+    """Vector similarity metric (Milvus names)."""
+
+    COSINE = "COSINE"
+    IP = "IP"
+    L2 = "L2"
+
+
+class IndexKind(Enum):
+    """Vector index type."""
+
+    FLAT = "flat"
+    HNSW = "hnsw"
+    IVF_FLAT = "ivf_flat"
+
+
+class Mode(Enum):
+    """How a search ranks chunks."""
+
+    DENSE = "dense"
+    SPARSE = "sparse"
+    HYBRID = "hybrid"
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """What a collection is: fixed when it is created."""
+
+    name: str
+    dimension: int
+    metric: Metric
+    index: IndexKind
+    #: BM25 full-text search (and so sparse and hybrid modes) enabled.
+    full_text: bool
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection and how many chunks it holds now."""
+
+    spec: CollectionSpec
+    count: int
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """One chunk as written to the store."""
+
+    chunk_id: str
+    document_id: str
+    text: str
+    metadata: dict[str, Any]
+    vector: Sequence[float]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result; ``score`` is higher-is-better in every metric and mode."""
+
+    chunk_id: str
+    document_id: str
+    text: str
+    metadata: dict[str, Any]
+    score: float
+    vector: Sequence[float] | None = None
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A validated search: the store runs it as given."""
+
+    mode: Mode
+    top_k: int
+    #: Query vector (DENSE and HYBRID).
+    vector: Sequence[float] | None
+    #: Query text (SPARSE and HYBRID).
+    text: str
+    #: Milvus boolean expression built by :mod:`services.retriever.filters`; empty for none.
+    expression: str
+    return_vectors: bool
+
+
+class VectorStore(Protocol):
+    """Synchronous store operations (the engine runs them in worker threads).
+
+    Errors: NotFound for an unknown collection, AlreadyExists on create of an existing one;
+    anything else is a store failure.
+    """
+
+    def create(self, spec: CollectionSpec) -> None:
+        """Create a collection with its indexes, ready to search."""
+        ...
+
+    def describe(self, name: str) -> CollectionSpec:
+        """The spec of a collection (loading it for search if needed)."""
+        ...
+
+    def count(self, name: str) -> int:
+        """Number of chunks stored."""
+        ...
+
+    def names(self) -> list[str]:
+        """All collection names."""
+        ...
+
+    def drop(self, name: str) -> None:
+        """Drop a collection and its chunks."""
+        ...
+
+    def upsert(self, name: str, rows: Sequence[ChunkRow], timeout: float | None) -> int:
+        """Insert or replace ``rows`` by chunk id, then flush; returns rows written."""
+        ...
+
+    def delete(self, name: str, expression: str, timeout: float | None) -> int:
+        """Delete the chunks matching ``expression`` (never empty), then flush; returns the count."""
+        ...
+
+    def search(self, spec: CollectionSpec, query: SearchQuery, timeout: float | None) -> list[Hit]:
+        """Run ``query``; hits best first."""
+        ...
+
+    def close(self) -> None:
+        """Release the store (and a milvus-lite path's lock)."""
+        ...

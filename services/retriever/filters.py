@@ -1,0 +1,201 @@
+"""Structured filter clauses turned into Milvus boolean expressions, safely.
+
+Safety is by construction, not by filtering bad input:
+
+- field names never reach the expression as client text beyond a checked key: a field is
+  either ``document_id`` (a schema column) or a metadata key matching
+  ``[A-Za-z][A-Za-z0-9_]{0,63}``, written as ``metadata["<key>"]`` — a key with no quote,
+  bracket, backslash or space cannot end the string or open another term;
+- operators come from an enum, so the client picks one of eight fixed tokens;
+- values are rendered by type: integers with ``int``, floats with ``repr`` (finite only),
+  booleans as ``true``/``false``, strings as one double-quoted literal in which every
+  backslash, quote, newline, carriage return and tab is escaped (other control characters
+  are refused), so a string value can only ever be one string literal.
+
+Why literals and not ``filter_params`` templates: pymilvus 3 sends templates, and a Milvus
+server fills them in, but milvus-lite 3.2 does not implement them (``{x}`` is a parse error
+there). One expression syntax that both accept keeps one code path.
+
+Semantics worth knowing: LT/LE/GT/GE take numbers only (the contract says so, and ordering
+strings by code point is rarely what a caller means); booleans take EQ/NE only;
+``document_id`` takes strings only. Like SQL's NULL, a chunk whose metadata lacks the key
+matches no clause on that key — not even NE or NOT_IN. Metadata IN/NOT_IN are written as
+OR/AND chains of equalities because milvus-lite rejects ``in`` on a JSON path.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from services.common.errors import InvalidArgument
+
+DOCUMENT_ID = "document_id"
+MAX_CLAUSES = 64
+MAX_IN_VALUES = 1000
+MAX_STRING_CHARS = 4096
+#: Milvus VARCHAR lengths are in bytes; chunk and document ids are stored in 512.
+MAX_ID_BYTES = 512
+MAX_EXPRESSION_CHARS = 1 << 20
+KEY_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+Scalar = str | int | float | bool
+
+
+class FilterOp(Enum):
+    """Comparison of a clause (the value is the Milvus operator)."""
+
+    EQ = "=="
+    NE = "!="
+    LT = "<"
+    LE = "<="
+    GT = ">"
+    GE = ">="
+    IN = "in"
+    NOT_IN = "not in"
+
+
+_ORDERING = frozenset({FilterOp.LT, FilterOp.LE, FilterOp.GT, FilterOp.GE})
+_LISTS = frozenset({FilterOp.IN, FilterOp.NOT_IN})
+
+
+@dataclass(frozen=True)
+class Clause:
+    """``field op value`` (or ``field op values`` for IN / NOT_IN); None marks an unset value."""
+
+    field: str
+    op: FilterOp | None
+    value: Scalar | None = None
+    values: tuple[Scalar | None, ...] = ()
+
+
+def build_expression(clauses: Sequence[Clause]) -> str:
+    """The clauses ANDed as one Milvus expression ("" for none); InvalidArgument if any is bad."""
+    if len(clauses) > MAX_CLAUSES:
+        raise InvalidArgument(f"{len(clauses)} filters; at most {MAX_CLAUSES} are allowed")
+    parts = [_clause(f"filters[{i}]", clause) for i, clause in enumerate(clauses)]
+    expression = " and ".join(f"({part})" for part in parts)
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        raise InvalidArgument(f"filters are too large ({len(expression)} characters of expression)")
+    return expression
+
+
+def document_ids_expression(document_ids: Sequence[str]) -> str:
+    """``document_id in [...]`` for a non-empty list of document ids."""
+    if not document_ids:
+        raise InvalidArgument("document_ids is empty")
+    if len(document_ids) > MAX_IN_VALUES:
+        raise InvalidArgument(f"{len(document_ids)} document_ids; at most {MAX_IN_VALUES} per call")
+    for i, document_id in enumerate(document_ids):
+        check_id(f"document_ids[{i}]", document_id)
+    literals = ", ".join(_string(doc) for doc in dict.fromkeys(document_ids))
+    return f"{DOCUMENT_ID} in [{literals}]"
+
+
+def check_id(where: str, value: str) -> None:
+    """A chunk or document id: non-empty, at most MAX_ID_BYTES of UTF-8."""
+    if not value:
+        raise InvalidArgument(f"{where} is empty")
+    if len(value.encode()) > MAX_ID_BYTES:
+        raise InvalidArgument(f"{where} is longer than {MAX_ID_BYTES} bytes")
+    _check_controls(where, value)
+
+
+def _check_controls(where: str, value: str) -> None:
+    # Tab, newline and carriage return are escaped; other control characters have no
+    # escape both milvus-lite and a Milvus server read the same way, so they are refused.
+    if any(unicodedata.category(ch) == "Cc" and ch not in _ESCAPES for ch in value):
+        raise InvalidArgument(f"{where} contains control characters")
+
+
+def _clause(where: str, clause: Clause) -> str:
+    is_document_id = clause.field == DOCUMENT_ID
+    if not is_document_id and not KEY_PATTERN.fullmatch(clause.field):
+        raise InvalidArgument(
+            f"{where}: field {clause.field!r} is not allowed; use document_id or a metadata key of "
+            "letters, digits and underscores that starts with a letter (at most 64 characters)"
+        )
+    field = DOCUMENT_ID if is_document_id else f'metadata["{clause.field}"]'
+    if clause.op is None:
+        raise InvalidArgument(f"{where}: op is missing; use EQ, NE, LT, LE, GT, GE, IN or NOT_IN")
+    if clause.op in _LISTS:
+        return _list_clause(where, clause, field, is_document_id)
+    if clause.values:
+        raise InvalidArgument(f"{where}: {clause.op.name} takes value, not values")
+    if clause.value is None:
+        raise InvalidArgument(f"{where}: {clause.op.name} needs a value")
+    _check_kind(where, clause.op, _kind(clause.value), is_document_id)
+    return f"{field} {clause.op.value} {_literal(where, clause.value, is_document_id)}"
+
+
+def _list_clause(where: str, clause: Clause, field: str, is_document_id: bool) -> str:
+    assert clause.op is not None
+    if clause.value is not None:
+        raise InvalidArgument(f"{where}: {clause.op.name} takes values, not value")
+    if not clause.values:
+        raise InvalidArgument(f"{where}: {clause.op.name} needs at least one value")
+    if len(clause.values) > MAX_IN_VALUES:
+        raise InvalidArgument(f"{where}: {len(clause.values)} values; at most {MAX_IN_VALUES}")
+    if any(value is None for value in clause.values):
+        raise InvalidArgument(f"{where}: every value needs a kind (string, int, double or bool)")
+    values = [value for value in clause.values if value is not None]
+    kinds = {_kind(value) for value in values}
+    if len(kinds) > 1:
+        raise InvalidArgument(f"{where}: values mix {' and '.join(sorted(kinds))}; use one kind")
+    _check_kind(where, clause.op, kinds.pop(), is_document_id)
+    literals = [_literal(where, value, is_document_id) for value in values]
+    literals = list(dict.fromkeys(literals))
+    if is_document_id:
+        return f"{field} {clause.op.value} [{', '.join(literals)}]"
+    # milvus-lite has no `in` on JSON paths: spell it as a chain (same meaning on a server).
+    if clause.op is FilterOp.IN:
+        return " or ".join(f"{field} == {literal}" for literal in literals)
+    return " and ".join(f"{field} != {literal}" for literal in literals)
+
+
+def _kind(value: Scalar) -> str:
+    # bool first: in Python a bool is also an int.
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return "string"
+
+
+def _check_kind(where: str, op: FilterOp, kind: str, is_document_id: bool) -> None:
+    if is_document_id and kind != "string":
+        raise InvalidArgument(f"{where}: document_id is compared with strings only, got a {kind}")
+    if op in _ORDERING and kind != "number":
+        raise InvalidArgument(f"{where}: {op.name} compares numbers only, got a {kind}")
+    if kind == "bool" and op not in (FilterOp.EQ, FilterOp.NE):
+        raise InvalidArgument(f"{where}: a bool takes EQ or NE only, not {op.name}")
+
+
+def _literal(where: str, value: Scalar, is_document_id: bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise InvalidArgument(f"{where}: integer {value} is outside the 64-bit range")
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidArgument(f"{where}: {value} is not a finite number")
+        return repr(value)
+    if is_document_id:
+        check_id(f"{where}: a document id", value)
+    elif len(value) > MAX_STRING_CHARS:
+        raise InvalidArgument(f"{where}: a string value is longer than {MAX_STRING_CHARS} characters")
+    _check_controls(f"{where}: a string value", value)
+    return _string(value)
+
+
+def _string(value: str) -> str:
+    """One double-quoted literal; the escapes are those Milvus (Go) and milvus-lite share."""
+    return '"' + "".join(_ESCAPES.get(ch, ch) for ch in value) + '"'

@@ -1,0 +1,295 @@
+"""The vector store on ``pymilvus.MilvusClient``: milvus-lite on a local path, or a Milvus server.
+
+One code path serves both: pymilvus turns a ``.db`` path into an embedded milvus-lite
+server in this process, and an ``http://host:19530`` URI into a connection to Milvus
+standalone or a cluster. All calls here are synchronous; the engine runs them in worker
+threads so the gRPC event loop stays responsive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import functools
+import importlib.util
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from pymilvus import AnnSearchRequest, MilvusClient, MilvusException, RRFRanker
+from pymilvus.client.types import LoadState
+from pymilvus.exceptions import ErrorCode, MilvusUnavailableException
+
+from services.common.errors import AlreadyExists, DeadlineExceeded, NotFound, Overloaded, Unavailable
+from services.common.server import StartupError
+from services.retriever.backend import ChunkRow, CollectionSpec, Hit, IndexKind, Mode, SearchQuery
+from services.retriever.config import IndexTuning, RetrieverConfig
+from services.retriever.schema import (
+    OUTPUT_FIELDS,
+    SPARSE,
+    VECTOR,
+    bm25_score,
+    collection_schema,
+    dense_score,
+    dense_search_params,
+    index_params,
+    spec_from_description,
+)
+
+log = logging.getLogger(__name__)
+_BM25_PARAMS: dict[str, Any] = {"metric_type": "BM25", "params": {}}
+
+
+class MilvusStore:
+    """A :class:`~services.retriever.backend.VectorStore` on one MilvusClient."""
+
+    def __init__(
+        self, client: MilvusClient, config: RetrieverConfig, local_path: Path | None, indexes: frozenset[IndexKind]
+    ) -> None:
+        self.client = client
+        self.tuning: IndexTuning = config.tuning
+        self.rrf_k = config.rrf_k
+        self.hybrid_candidates = config.hybrid_candidates
+        self.write_batch = config.write_batch
+        self.flush_writes = config.flush_writes
+        self.local_path = local_path
+        #: Index types this store can build (milvus-lite needs faiss for HNSW and IVF).
+        self.indexes = indexes
+
+    @classmethod
+    def open(cls, config: RetrieverConfig) -> MilvusStore:
+        """Connect (or open the milvus-lite path) and load every collection for search."""
+        # pymilvus logs each failed call with a traceback at ERROR; the service maps those
+        # failures to statuses itself and logs the unexpected ones once, with the trace id.
+        logging.getLogger("pymilvus.decorators").setLevel(logging.CRITICAL)
+        local_path = claim_local_path(config.uri) if config.local else None
+        uri = str(local_path) if local_path else config.uri
+        try:
+            client = MilvusClient(uri=uri, token=config.token)
+        except MilvusException as error:
+            if local_path is not None and path_is_locked(local_path):
+                raise StartupError(_locked_message(local_path)) from None
+            raise StartupError(f"cannot open the Milvus store at {uri}: {error.message}") from None
+        all_indexes = frozenset(IndexKind)
+        faiss = local_path is None or importlib.util.find_spec("faiss") is not None
+        store = cls(client, config, local_path, all_indexes if faiss else frozenset({IndexKind.FLAT}))
+        names = client.list_collections()
+        for name in names:
+            store.ensure_loaded(name)
+        log.info("store open at %s with %d collection(s)", uri, len(names))
+        return store
+
+    def close(self) -> None:
+        """Close the client and, for milvus-lite, stop its server and release the path's lock."""
+        self.client.close()
+        if self.local_path is not None:
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(str(self.local_path))
+
+    def create(self, spec: CollectionSpec) -> None:
+        """Create a collection with its indexes (loaded, ready to search)."""
+        with _translate(spec.name):
+            if self.client.has_collection(spec.name):
+                raise AlreadyExists(f"collection {spec.name!r} exists already")
+            try:
+                self.client.create_collection(spec.name, schema=collection_schema(spec), consistency_level="Strong")
+            except MilvusException as error:
+                if "exist" in error.message:  # lost a race with another creator
+                    raise AlreadyExists(f"collection {spec.name!r} exists already") from None
+                raise
+            # Not index_params= above: pymilvus would then wait on index state with a call
+            # milvus-lite lacks (AllocTimestamp), logging an error and sleeping 0.5 s.
+            self.client.create_index(spec.name, index_params(self.client, spec, self.tuning), sync=False)
+            self.client.load_collection(spec.name)
+
+    def describe(self, name: str) -> CollectionSpec:
+        """The spec of ``name``, loading the collection for search when it is not loaded."""
+        with _translate(name):
+            description = self.client.describe_collection(name)
+            index = self.client.describe_index(name, VECTOR)
+            self.ensure_loaded(name)
+        return spec_from_description(name, description, index)
+
+    def ensure_loaded(self, name: str) -> None:
+        """Load a collection (milvus-lite starts with every collection released)."""
+        state = self.client.get_load_state(name).get("state")
+        if state != LoadState.Loaded:
+            self.client.load_collection(name)
+
+    def count(self, name: str) -> int:
+        """Exact number of chunks (``count(*)`` sees deletes at once; collection stats may not)."""
+        with _translate(name):
+            rows = self.client.query(name, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def names(self) -> list[str]:
+        """All collection names."""
+        with _translate(""):
+            return list(self.client.list_collections())
+
+    def drop(self, name: str) -> None:
+        """Drop a collection; NotFound when it does not exist."""
+        with _translate(name):
+            if not self.client.has_collection(name):
+                raise NotFound(f"collection {name!r} does not exist")
+            self.client.drop_collection(name)
+
+    def upsert(self, name: str, rows: Sequence[ChunkRow], timeout: float | None) -> int:
+        """Write ``rows`` in batches, then flush once so that searches use indexed segments."""
+        remaining = _budget(timeout)
+        with _translate(name):
+            for start in range(0, len(rows), self.write_batch):
+                batch = [_row(row) for row in rows[start : start + self.write_batch]]
+                self.client.upsert(name, batch, timeout=remaining())
+            if self.flush_writes:
+                self.client.flush(name, timeout=remaining())
+        return len(rows)
+
+    def delete(self, name: str, expression: str, timeout: float | None) -> int:
+        """Delete the chunks matching ``expression``, then flush; returns how many went."""
+        remaining = _budget(timeout)
+        with _translate(name):
+            result = self.client.delete(name, filter=expression, timeout=remaining())
+            if self.flush_writes:
+                self.client.flush(name, timeout=remaining())
+        # milvus-lite returns the deleted primary keys, a Milvus server a count.
+        if isinstance(result, list):
+            return len(result)
+        return int(result.get("delete_count", 0))
+
+    def search(self, spec: CollectionSpec, query: SearchQuery, timeout: float | None) -> list[Hit]:
+        """Run ``query`` in its mode; hits best first with higher-is-better scores."""
+        fields = [*OUTPUT_FIELDS, VECTOR] if query.return_vectors else OUTPUT_FIELDS
+        with _translate(spec.name):
+            if query.mode is Mode.HYBRID:
+                return self._hybrid(spec, query, fields, timeout)
+            if query.mode is Mode.DENSE:
+                data: list[Any] = [list(query.vector or ())]
+                field, params = VECTOR, dense_search_params(spec, self.tuning, query.top_k)
+                score: Callable[[float], float] = functools.partial(dense_score, spec.metric)
+            else:
+                data, field, params, score = [query.text], SPARSE, _BM25_PARAMS, bm25_score
+            results = self.client.search(
+                spec.name,
+                data,
+                limit=query.top_k,
+                filter=query.expression,
+                output_fields=fields,
+                search_params=params,
+                anns_field=field,
+                timeout=timeout,
+            )
+        return [_hit(hit, score) for hit in results[0]]
+
+    def _hybrid(self, spec: CollectionSpec, query: SearchQuery, fields: list[str], timeout: float | None) -> list[Hit]:
+        # Each leg fetches more candidates than asked so that fusion has something to fuse.
+        leg = min(1000, max(query.top_k, self.hybrid_candidates))
+        expression = query.expression or None
+        legs = [
+            AnnSearchRequest(
+                [list(query.vector or ())], VECTOR, dense_search_params(spec, self.tuning, leg), leg, expression
+            ),
+            AnnSearchRequest([query.text], SPARSE, _BM25_PARAMS, leg, expression),
+        ]
+        results = self.client.hybrid_search(
+            spec.name, legs, RRFRanker(self.rrf_k), limit=query.top_k, output_fields=fields, timeout=timeout
+        )
+        return [_hit(hit, float) for hit in results[0]]
+
+
+def claim_local_path(uri: str) -> Path:
+    """The absolute milvus-lite path (parents created); StartupError when another process holds it."""
+    path = Path(uri).expanduser().resolve()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StartupError(f"cannot create {path.parent} for the milvus-lite data: {error}") from None
+    # milvus-lite would log the lock failure and pymilvus report only "Open local milvus
+    # failed"; checking first gives the operator the reason.
+    if path_is_locked(path):
+        raise StartupError(_locked_message(path))
+    return path
+
+
+def path_is_locked(path: Path) -> bool:
+    """Whether another process holds milvus-lite's advisory lock on ``path``."""
+    lock = path / "LOCK"
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if error.errno in (errno.EAGAIN, errno.EACCES):
+            return True
+        raise
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _locked_message(path: Path) -> str:
+    return (
+        f"the milvus-lite data at {path} is in use by another process (one process owns a milvus-lite path); "
+        "stop it, set RAGMESH_RETRIEVER_URI to another path, or use a Milvus server (http://host:19530) "
+        "to run several retrievers"
+    )
+
+
+@contextlib.contextmanager
+def _translate(name: str) -> Iterator[None]:
+    """Turn Milvus errors a caller can act on into domain errors (the rest stay INTERNAL)."""
+    try:
+        yield
+    except MilvusException as error:
+        # pymilvus puts a gRPC status in ``code`` when the connection itself failed.
+        if error.code == ErrorCode.COLLECTION_NOT_FOUND:
+            raise NotFound(f"collection {name!r} does not exist") from None
+        if error.code == grpc.StatusCode.UNAVAILABLE or isinstance(error, MilvusUnavailableException):
+            raise Unavailable(f"the Milvus store is unreachable: {error.message}") from None
+        if error.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise DeadlineExceeded("the Milvus store did not answer in time") from None
+        if error.code == ErrorCode.RATE_LIMIT:
+            raise Overloaded(f"the Milvus store is rate limiting: {error.message}") from None
+        raise
+
+
+def _budget(timeout: float | None) -> Callable[[], float | None]:
+    """Time left of ``timeout`` for each of several calls (None: no deadline)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def remaining() -> float | None:
+        return None if deadline is None else max(0.001, deadline - time.monotonic())
+
+    return remaining
+
+
+def _row(row: ChunkRow) -> dict[str, Any]:
+    return {
+        "chunk_id": row.chunk_id,
+        "document_id": row.document_id,
+        "text": row.text,
+        "metadata": row.metadata,
+        VECTOR: row.vector,
+    }
+
+
+def _hit(hit: Any, score: Callable[[float], float]) -> Hit:
+    entity = hit["entity"]
+    vector = entity.get(VECTOR)
+    return Hit(
+        chunk_id=str(hit["chunk_id"]),
+        document_id=entity["document_id"],
+        text=entity["text"],
+        metadata=entity.get("metadata") or {},
+        score=score(float(hit["distance"])),
+        vector=None if vector is None else list(vector),
+    )

@@ -1,0 +1,95 @@
+"""Checks of retriever requests, each raising InvalidArgument with what to fix."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from services.common.errors import InvalidArgument
+from services.retriever.backend import ChunkRow, CollectionSpec, Mode
+from services.retriever.filters import check_id
+
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+MAX_TOP_K = 1000
+#: Milvus VARCHAR and JSON limits (bytes).
+MAX_TEXT_BYTES = 65_535
+MAX_METADATA_BYTES = 65_536
+
+
+def check_name(name: str) -> None:
+    """A collection name: 1 to 64 letters, digits and underscores, starting with a letter."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidArgument(
+            f"collection name {name[:80]!r} is invalid; use 1 to 64 letters, digits and underscores, "
+            "starting with a letter"
+        )
+
+
+def check_top_k(top_k: int) -> None:
+    """top_k within 1..MAX_TOP_K."""
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise InvalidArgument(f"top_k must be 1 to {MAX_TOP_K}, got {top_k}")
+
+
+def check_vector(spec: CollectionSpec, vector: Sequence[float], mode: Mode) -> None:
+    """A query vector of the collection's dimension with finite values."""
+    if not vector:
+        raise InvalidArgument(f"{mode.name} search needs a query vector of dimension {spec.dimension}")
+    if len(vector) != spec.dimension:
+        raise InvalidArgument(
+            f"vector has dimension {len(vector)}; collection {spec.name!r} has dimension {spec.dimension}"
+        )
+    if not all(map(math.isfinite, vector)):
+        raise InvalidArgument("vector holds NaN or infinite values (or values beyond float32)")
+
+
+def check_query_text(spec: CollectionSpec, text: str, mode: Mode) -> None:
+    """Query text for BM25, on a collection that has full text."""
+    if not spec.full_text:
+        raise InvalidArgument(
+            f"collection {spec.name!r} has no full-text index (it was created with disable_full_text), so "
+            f"{mode.name} search is impossible; use SEARCH_MODE_DENSE, or recreate the collection with full text"
+        )
+    if not text.strip():
+        raise InvalidArgument(f"{mode.name} search needs query_text (BM25 ranks by it); set it or use DENSE")
+    if len(text.encode()) > MAX_TEXT_BYTES:
+        raise InvalidArgument(f"query_text is longer than {MAX_TEXT_BYTES} bytes")
+
+
+def check_chunks(spec: CollectionSpec, chunks: Sequence[ChunkRow]) -> None:
+    """Every chunk: ids, text and metadata within Milvus's limits, a vector of the right size."""
+    for i, chunk in enumerate(chunks):
+        where = f"chunks[{i}]"
+        check_id(f"{where}.chunk_id", chunk.chunk_id)
+        check_id(f"{where}.document_id", chunk.document_id)
+        if len(chunk.text.encode()) > MAX_TEXT_BYTES:
+            raise InvalidArgument(f"{where}.text is longer than {MAX_TEXT_BYTES} bytes; split the chunk")
+        if len(chunk.vector) != spec.dimension:
+            raise InvalidArgument(
+                f"{where}.vector has dimension {len(chunk.vector)}; "
+                f"collection {spec.name!r} has dimension {spec.dimension}"
+            )
+        _check_metadata(where, chunk.metadata)
+    finite = np.isfinite(np.asarray([chunk.vector for chunk in chunks], dtype=np.float32)).all(axis=1)
+    if not finite.all():
+        bad = int(np.argmin(finite))
+        raise InvalidArgument(f"chunks[{bad}].vector holds NaN or infinite values (or values beyond float32)")
+
+
+def _check_metadata(where: str, metadata: dict[str, Any]) -> None:
+    try:
+        size = len(json.dumps(metadata, allow_nan=False).encode())
+    except ValueError:
+        raise InvalidArgument(f"{where}.metadata holds NaN or infinity, which JSON cannot store") from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidArgument(f"{where}.metadata is larger than {MAX_METADATA_BYTES} bytes of JSON")
+
+
+def unique_by_chunk_id(chunks: Sequence[ChunkRow]) -> list[ChunkRow]:
+    """One row per chunk id, the last one given winning (as if upserted one after another)."""
+    return list({chunk.chunk_id: chunk for chunk in chunks}.values())
