@@ -17,7 +17,7 @@ from ragmesh.mesh.processes import ROOT
 
 SAMPLE_CORPUS = ROOT / "corpus" / "docs"
 DEMO_COLLECTION = "ragmesh_docs"
-DEMO_QUESTION = "Which port does Envoy listen on for clients?"
+DEMO_QUESTION = "What is the default embedding model?"
 
 
 @click.command()

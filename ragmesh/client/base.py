@@ -11,7 +11,7 @@ import grpc
 from opentelemetry import propagate
 
 from ragmesh.client import types
-from ragmesh.v1 import common_pb2, orchestrator_pb2
+from ragmesh.v1 import orchestrator_pb2
 
 MIB = 1024 * 1024
 
@@ -70,26 +70,15 @@ class ClientSettings:
         """Keyword arguments of every call: deadline and metadata."""
         return {"timeout": self.timeout, "metadata": self.metadata()}
 
-    def query_request(
-        self,
-        query: str,
-        collection: str,
-        top_k: int,
-        *,
-        rerank: str | None = None,
-        max_new_tokens: int | None = None,
-        filters: Iterable[common_pb2.Filter] = (),
-    ) -> orchestrator_pb2.QueryRequest:
-        """A QueryRequest with this client's caller id."""
-        return types.query_request(
-            query,
-            collection,
-            top_k,
-            rerank=rerank,
-            caller_id=self.caller_id,
-            max_new_tokens=max_new_tokens,
-            filters=filters,
-        )
+    def query_request(self, query: str, collection: str, top_k: int, **options: Any) -> orchestrator_pb2.QueryRequest:
+        """A QueryRequest with this client's caller id; ``options`` are QueryOptions fields
+        (rerank, candidates, mmr_lambda, search_mode, max_new_tokens, temperature, seed,
+        filters, bypass_cache, retrieval_only, variant)."""
+        try:
+            parsed = types.QueryOptions(**options)
+        except TypeError as error:
+            raise TypeError(f"unknown query option: {error}") from None
+        return types.query_request(query, collection, top_k, self.caller_id, parsed)
 
 
 def ingest_requests(

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Struct
 
-from ragmesh.v1 import common_pb2, orchestrator_pb2
+from ragmesh.v1 import common_pb2, orchestrator_pb2, retriever_pb2
 
 CACHE_NAMES = {0: "none", 1: "l1", 2: "l2"}
 FINISH_NAMES = {0: "", 1: "length", 2: "stop", 3: "eos", 4: "cancelled"}
+SEARCH_MODES = {
+    "dense": retriever_pb2.SEARCH_MODE_DENSE,
+    "sparse": retriever_pb2.SEARCH_MODE_SPARSE,
+    "hybrid": retriever_pb2.SEARCH_MODE_HYBRID,
+}
 RERANK_METHODS = {
     "none": orchestrator_pb2.RERANK_METHOD_NONE,
     "mmr": orchestrator_pb2.RERANK_METHOD_MMR,
@@ -178,23 +183,53 @@ def document_message(document: Document | Mapping[str, Any]) -> orchestrator_pb2
     return orchestrator_pb2.Document(id=document.id, text=document.text, metadata=metadata)
 
 
+@dataclass(frozen=True)
+class QueryOptions:
+    """Pipeline options of a query; None leaves the server's default."""
+
+    rerank: str | None = None
+    candidates: int | None = None
+    mmr_lambda: float | None = None
+    search_mode: str | None = None
+    max_new_tokens: int | None = None
+    temperature: float | None = None
+    seed: int | None = None
+    filters: Sequence[common_pb2.Filter] = ()
+    bypass_cache: bool = False
+    retrieval_only: bool = False
+    variant: str = ""
+
+
 def query_request(
-    query: str,
-    collection: str,
-    top_k: int,
-    *,
-    rerank: str | None,
-    caller_id: str,
-    max_new_tokens: int | None,
-    filters: Iterable[common_pb2.Filter] = (),
+    query: str, collection: str, top_k: int, caller_id: str, options: QueryOptions
 ) -> orchestrator_pb2.QueryRequest:
-    """A QueryRequest from the client's keyword arguments."""
-    request = orchestrator_pb2.QueryRequest(query=query, collection=collection, top_k=top_k, filters=list(filters))
+    """A QueryRequest from the client's arguments."""
+    request = orchestrator_pb2.QueryRequest(
+        query=query, collection=collection, top_k=top_k, filters=list(options.filters)
+    )
     request.context.caller_id = caller_id
-    if rerank:
-        if rerank not in RERANK_METHODS:
-            raise ValueError(f"rerank must be one of {', '.join(RERANK_METHODS)}, got {rerank!r}")
-        request.options.rerank = RERANK_METHODS[rerank]
-    if max_new_tokens is not None:
-        request.options.sampling.max_new_tokens = max_new_tokens
+    request.context.experiment_variant = options.variant
+    wanted = request.options
+    if options.rerank:
+        wanted.rerank = _choice("rerank", options.rerank, RERANK_METHODS)
+    if options.search_mode:
+        wanted.search_mode = _choice("search_mode", options.search_mode, SEARCH_MODES)
+    if options.candidates is not None:
+        wanted.candidates = options.candidates
+    if options.mmr_lambda is not None:
+        wanted.mmr_lambda = options.mmr_lambda
+    if options.max_new_tokens is not None:
+        wanted.sampling.max_new_tokens = options.max_new_tokens
+    if options.temperature is not None:
+        wanted.sampling.temperature = options.temperature
+    if options.seed is not None:
+        wanted.sampling.seed = options.seed
+    wanted.bypass_cache = options.bypass_cache
+    wanted.retrieval_only = options.retrieval_only
     return request
+
+
+def _choice(name: str, value: str, choices: Mapping[str, Any]) -> Any:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return choices[value]

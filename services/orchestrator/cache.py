@@ -82,30 +82,39 @@ class CollectionVersions:
     """Per-collection version numbers that every ingest and delete bumps.
 
     With Redis the version is shared by all replicas (one replica's ingest invalidates
-    every replica's cache); a local counter is bumped too, so this replica's L1 is
-    invalidated even while Redis is unreachable.
+    every replica's cache, and keys agree across replicas so L2 is shared). A change made
+    while Redis is unreachable is counted locally — this replica's keys change at once —
+    and published to Redis as soon as it answers again.
     """
 
     def __init__(self, redis: RedisGuard) -> None:
         self.redis = redis
-        self.local: dict[str, int] = {}
-        self.shared: dict[str, int] = {}  # last value read from Redis, used while it is down
+        self.shared: dict[str, int] = {}  # last value seen in Redis
+        self.pending: dict[str, int] = {}  # changes not yet published to Redis
 
     async def get(self, collection: str) -> str:
         """The version of ``collection`` as a cache-key component."""
-        raw = await self.redis.call("version-get", lambda r: r.get(_VERSION_PREFIX + collection), None)
-        if raw is not None:
-            self.shared[collection] = int(raw)
-        return f"{self.shared.get(collection, 0)}.{self.local.get(collection, 0)}"
+        if self.pending.get(collection):
+            await self._publish(collection)
+        else:
+            raw = await self.redis.call("version-get", lambda r: r.get(_VERSION_PREFIX + collection), None)
+            if raw is not None:
+                self.shared[collection] = int(raw)
+        pending = self.pending.get(collection, 0)
+        return f"{self.shared.get(collection, 0)}" + (f"+{pending}" if pending else "")
 
     async def bump(self, collection: str) -> int:
-        """Record a change to ``collection``; returns the new (shared when possible) version."""
-        self.local[collection] = self.local.get(collection, 0) + 1
+        """Record a change to ``collection``; returns its new version number."""
+        self.pending[collection] = self.pending.get(collection, 0) + 1
+        await self._publish(collection)
+        return self.number(collection)
+
+    async def _publish(self, collection: str) -> None:
         shared = await self.redis.call("version-bump", lambda r: r.incr(_VERSION_PREFIX + collection), None)
         if shared is not None:
             self.shared[collection] = int(shared)
-        return self.number(collection)
+            self.pending[collection] = 0
 
     def number(self, collection: str) -> int:
-        """The version to show callers: the shared one with Redis, the local one without."""
-        return self.shared.get(collection, 0) if self.redis.configured else self.local.get(collection, 0)
+        """The version to show callers."""
+        return self.shared.get(collection, 0) + self.pending.get(collection, 0)

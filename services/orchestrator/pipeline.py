@@ -108,6 +108,11 @@ class QueryPipeline:
         """The events of one query, sources first."""
         run = _Run(spec, deadline)
         _annotate(spec)
+        if spec.rerank == "cross_encoder" and self.cross_encoder is None:
+            raise FailedPrecondition(
+                "cross-encoder reranking is not configured on this server "
+                "(set RAGMESH_ORCHESTRATOR_CROSS_ENCODER_PATH); use NONE or MMR"
+            )
         started = time.perf_counter()
         with tracer().start_as_current_span("cache.lookup") as lookup_span:
             key = cache_key(spec.cache_material(await self.versions.get(spec.collection)))
@@ -175,11 +180,7 @@ class QueryPipeline:
                 query = np.asarray(run.query_vector, dtype=np.float32)
                 ranked = mmr(query, candidates, spec.top_k, spec.mmr_lambda)
             else:
-                if self.cross_encoder is None:
-                    raise FailedPrecondition(
-                        "cross-encoder reranking is not configured on this server "
-                        "(set RAGMESH_ORCHESTRATOR_CROSS_ENCODER_PATH); use NONE or MMR"
-                    )
+                assert self.cross_encoder is not None  # checked when the query started
                 ranked = await self.cross_encoder.rerank(spec.query, candidates, spec.top_k)
         run.stage("rerank", time.perf_counter() - started)
         return ranked

@@ -38,7 +38,7 @@ async def test_redis_down_is_a_miss_not_an_error(redis_server: RedisServer) -> N
     assert cache.redis.errors == 1  # backing off: no second timeout paid
     await cache.put("k2", b"v2")
     assert await cache.get("k2") == (1, b"v2")
-    assert await versions.get("docs") == "0.0"
+    assert await versions.get("docs") == "0"
 
 
 async def test_versions_are_shared_and_bumps_change_keys(redis_server: RedisServer) -> None:
@@ -61,10 +61,23 @@ async def test_versions_without_redis_are_local() -> None:
 
 async def test_a_local_bump_invalidates_this_replica_even_when_redis_is_down(redis_server: RedisServer) -> None:
     _, versions = _replica(redis_server.url)
+    _, other = _replica(redis_server.url)
     before = await versions.get("docs")
     redis_server.stop()
     await versions.bump("docs")
-    assert await versions.get("docs") != before
+    during = await versions.get("docs")
+    assert during != before
+    redis_server.start()  # a new, empty Redis: the change made meanwhile is published
+    after = await versions.get("docs")
+    assert after not in (before, during)
+    assert await other.get("docs") == after  # replicas agree again
+
+
+async def test_replicas_agree_on_keys_after_one_of_them_ingests(redis_server: RedisServer) -> None:
+    _, mine = _replica(redis_server.url)
+    _, theirs = _replica(redis_server.url)
+    await mine.bump("docs")
+    assert await mine.get("docs") == await theirs.get("docs")
 
 
 @pytest.mark.parametrize("size", [0, 1])

@@ -17,7 +17,8 @@ def test_messages_number_the_sources_and_ask_for_citations() -> None:
     system, user = build_messages("Who made it?", ["Ada made it.", "It is blue."])
     assert system.role == common_pb2.ROLE_SYSTEM and "[1]" in system.content
     assert "[1] Ada made it." in user.content and "[2] It is blue." in user.content
-    assert user.content.endswith("Question: Who made it?")
+    assert user.content.index("[2]") < user.content.index("[1]")  # the best source sits next to the question
+    assert user.content.endswith("[1] Ada made it.\n\nQuestion: Who made it?")
 
 
 def test_fit_keeps_whole_sources_in_rank_order_within_the_budget() -> None:
