@@ -14,9 +14,11 @@ import pytest
 from ragmesh.client import DoneEvent, RagmeshClient, RagmeshError, SourcesEvent, TokenEvent, files, where
 from ragmesh.mesh.processes import ROOT, ServiceProcess, health_status
 from ragmesh.v1 import retriever_pb2, retriever_pb2_grpc
+from services.orchestrator.rerank import CrossEncoder
 from tests.support.metrics import scrape, value
 from tests.support.redis_server import RedisServer
 from tests.support.stack import client_of, start_orchestrator
+from tests.support.tiny_cross_encoder import save_tiny_cross_encoder
 
 pytestmark = pytest.mark.integration
 ANSWER_TOKENS = 24
@@ -179,6 +181,39 @@ def test_a_short_deadline_is_deadline_exceeded_and_frees_the_generator(
             break
         time.sleep(0.1)
     assert value(scrape(generator_service.metrics_port), "ragmesh_rpc_in_flight", method="Generate") == 0
+
+
+def test_cross_encoder_reranking_orders_sources_by_its_scores(
+    log_dir: Path,
+    tmp_path: Path,
+    embedder_service: ServiceProcess,
+    retriever_service: ServiceProcess,
+    generator_service: ServiceProcess,
+) -> None:
+    model = save_tiny_cross_encoder(tmp_path / "cross-encoder")
+    service = start_orchestrator(
+        log_dir,
+        embedder_service,
+        retriever_service,
+        generator_service,
+        {"RAGMESH_ORCHESTRATOR_CROSS_ENCODER_PATH": str(model)},
+    )
+    collection = _collection()
+    documents = [{"id": f"d{i}", "text": f"Passage {i} mentions the ragmesh retriever {i} times."} for i in range(8)]
+    question = "How often is the retriever mentioned?"
+    try:
+        with client_of(service) as client:
+            client.ingest(documents, collection)
+            plain = client.query(question, collection, top_k=5, rerank="none", retrieval_only=True)
+            reranked = client.query(
+                question, collection, top_k=5, rerank="cross_encoder", candidates=8, retrieval_only=True
+            )
+    finally:
+        service.terminate()
+    expected = CrossEncoder(str(model)).scores(question, [s.text for s in reranked.sources])
+    assert [s.score for s in reranked.sources] == pytest.approx(expected, abs=1e-4)
+    assert [s.score for s in reranked.sources] == sorted((s.score for s in reranked.sources), reverse=True)
+    assert [s.document_id for s in reranked.sources] != [s.document_id for s in plain.sources]
 
 
 @pytest.mark.parametrize(

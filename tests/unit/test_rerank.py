@@ -6,11 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from services.embedder.config import EmbedderConfig
 from services.orchestrator.rerank import Candidate, CrossEncoder, mmr
+from tests.support.tiny_cross_encoder import save_tiny_cross_encoder
 
 
 def _candidate(name: str, vector: list[float], score: float = 0.0) -> Candidate:
@@ -43,21 +41,7 @@ def test_mmr_without_vectors_keeps_the_order() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised 2-layer BERT classifier with MiniLM's tokenizer."""
-    path = tmp_path_factory.mktemp("tiny-cross-encoder")
-    tokenizer = AutoTokenizer.from_pretrained(EmbedderConfig.from_env({}).model_path)
-    torch.manual_seed(0)
-    config = BertConfig(  # type: ignore[call-arg]
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=1,
-    )
-    BertForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-cross-encoder"))
 
 
 async def test_cross_encoder_orders_candidates_by_its_scores(tiny_cross_encoder: Path) -> None:
