@@ -54,7 +54,7 @@ def ingest_files(
     batch: int = 64,
 ) -> bool:
     """Ingest with a progress bar and print a summary; False when anything was rejected."""
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True, highlight=False)
     loaded = files.load(paths)
     for where, reason in loaded.problems:
         console.print(f"[yellow]skipped[/] {where}: {reason}")

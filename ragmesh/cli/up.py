@@ -130,12 +130,20 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _watch(mesh: Mesh) -> None:
-    """Sleep until interrupted; a component that dies stops the mesh with its log tail."""
+    """Sleep until interrupted. A replica that dies is reported with its log tail (Envoy
+    routes around it); when a component has no replica left, the mesh stops."""
+    reported: set[str] = set()
     while True:
         time.sleep(1.0)
         for replica in mesh.replicas:
-            if replica.process.process.poll() is not None:
-                fail(f"{replica.component} on {replica.address} exited:\n{replica.process.log_tail()}")
+            if replica.address in reported or replica.process.process.poll() is None:
+                continue
+            reported.add(replica.address)
+            click.echo(
+                f"warning: {replica.component} on {replica.address} exited:\n{replica.process.log_tail(10)}", err=True
+            )
+            if all(r.process.process.poll() is not None for r in mesh.replicas if r.component == replica.component):
+                fail(f"no {replica.component} replica is left; stopping the mesh")
 
 
 def _demo(context: click.Context) -> None:

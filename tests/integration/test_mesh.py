@@ -196,13 +196,27 @@ def test_every_service_exposes_its_metrics(mesh: UpProcess) -> None:
             assert any(key[0] == "ragmesh_rpc_in_flight" for key in samples)
 
 
-def _spans_of(mesh: UpProcess, trace_id: str, wanted: int) -> list[SpanRecord]:
-    """The trace's spans from the mesh's span file (services export in batches: poll)."""
+QUERY_CALLS = [
+    ("embed", "ragmesh.v1.EmbedderService/Embed", "ragmesh-embedder"),
+    ("search", "ragmesh.v1.RetrieverService/Search", "ragmesh-retriever"),
+    ("prompt.build", "ragmesh.v1.GeneratorService/CountTokens", "ragmesh-generator"),
+    ("generate", "ragmesh.v1.GeneratorService/Generate", "ragmesh-generator"),
+]
+INGEST_CALLS = [
+    ("ragmesh.v1.EmbedderService/Tokenize", "ragmesh-embedder"),
+    ("ragmesh.v1.EmbedderService/Embed", "ragmesh-embedder"),
+    ("ragmesh.v1.RetrieverService/Upsert", "ragmesh-retriever"),
+]
+
+
+def _spans_of(mesh: UpProcess, trace_id: str, wanted: set[tuple[str, str]]) -> list[SpanRecord]:
+    """The trace's spans from the mesh's span file, once every wanted (name, service) is
+    there (services export in batches, each on its own schedule: poll)."""
     spans: list[SpanRecord] = []
-    for _ in range(100):
+    for _ in range(150):
         if mesh.traces_file.exists():
             spans = [s for s in read_spans(mesh.traces_file) if s.trace_id == trace_id]
-            if len(spans) >= wanted:
+            if wanted <= {(s.name, s.service) for s in spans}:
                 break
         time.sleep(0.2)
     return spans
@@ -222,17 +236,13 @@ def test_one_streamed_query_is_one_trace_across_all_four_services(mesh: UpProces
     ):
         list(client.query_stream("Which port does Envoy use?", "ragmesh_docs", max_new_tokens=8, rerank="mmr"))
     trace_id = format(root.get_span_context().trace_id, "032x")
-    spans = _spans_of(mesh, trace_id, wanted=14)
+    wanted = {(call, service) for _, call, service in QUERY_CALLS}
+    spans = _spans_of(mesh, trace_id, wanted | {("ragmesh.v1.OrchestratorService/QueryStream", "ragmesh-orchestrator")})
     server = next(s for s in spans if s.name == "ragmesh.v1.OrchestratorService/QueryStream")
     assert server.parent_id == format(root.get_span_context().span_id, "016x")
     assert server.service == "ragmesh-orchestrator" and server.kind == "SERVER"
     assert server.attributes["ragmesh.collection"] == "ragmesh_docs"
-    for stage, call, service in [
-        ("embed", "ragmesh.v1.EmbedderService/Embed", "ragmesh-embedder"),
-        ("search", "ragmesh.v1.RetrieverService/Search", "ragmesh-retriever"),
-        ("prompt.build", "ragmesh.v1.GeneratorService/CountTokens", "ragmesh-generator"),
-        ("generate", "ragmesh.v1.GeneratorService/Generate", "ragmesh-generator"),
-    ]:
+    for stage, call, service in QUERY_CALLS:
         step = _child(spans, server, stage)
         outgoing = _child(spans, step, call, "ragmesh-orchestrator")
         remote = _child(spans, outgoing, call, service)
@@ -244,14 +254,11 @@ def test_one_streamed_query_is_one_trace_across_all_four_services(mesh: UpProces
 def test_an_ingestion_is_one_trace_too(mesh: UpProcess) -> None:
     with trace.get_tracer("test").start_as_current_span("client-ingest") as root, RagmeshClient(mesh.address) as client:
         client.ingest([{"id": "traced", "text": "A traced document about tracing."}], "traced_docs")
-    spans = _spans_of(mesh, format(root.get_span_context().trace_id, "032x"), wanted=8)
+    wanted = {*INGEST_CALLS, ("ragmesh.v1.OrchestratorService/Ingest", "ragmesh-orchestrator")}
+    spans = _spans_of(mesh, format(root.get_span_context().trace_id, "032x"), wanted)
     server = next(s for s in spans if s.name == "ragmesh.v1.OrchestratorService/Ingest")
     group = _child(spans, server, "ingest.group")
-    for call, service in [
-        ("ragmesh.v1.EmbedderService/Tokenize", "ragmesh-embedder"),
-        ("ragmesh.v1.EmbedderService/Embed", "ragmesh-embedder"),
-        ("ragmesh.v1.RetrieverService/Upsert", "ragmesh-retriever"),
-    ]:
+    for call, service in INGEST_CALLS:
         _child(spans, _child(spans, group, call, "ragmesh-orchestrator"), call, service)
 
 
