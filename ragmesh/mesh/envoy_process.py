@@ -15,6 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ragmesh.mesh.processes import tied_to_this_process
+
 
 def envoy_binary() -> str:
     """Path of the ``envoy`` executable: beside this Python first, then on PATH."""
@@ -53,7 +55,9 @@ class EnvoyProcess:
             # --disable-hot-restart: several Envoys on one machine would otherwise fight
             # over the same shared-memory region and domain socket.
             self.process = subprocess.Popen(
-                [envoy_binary(), "-c", str(config), "--disable-hot-restart", "--log-level", "info"],
+                tied_to_this_process(
+                    [envoy_binary(), "-c", str(config), "--disable-hot-restart", "--log-level", "info"]
+                ),
                 cwd=cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -6,6 +6,7 @@ through Envoy — started, checked and stopped as one.
 from __future__ import annotations
 
 import json
+import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -177,11 +178,17 @@ class Mesh:
         (self.plan.log_dir / "mesh.json").write_text(json.dumps(state, indent=2))
 
     def stop(self) -> None:
-        """SIGTERM every component (the orchestrator first), then Envoy."""
-        for replica in sorted(self.replicas, key=lambda r: r.component != "orchestrator"):
-            replica.process.terminate()
-        if self.envoy is not None:
-            self.envoy.stop()
+        """SIGTERM every component (the orchestrator first), then Envoy. Signals are ignored
+        meanwhile: a second Ctrl-C must not abandon half-stopped processes."""
+        previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for replica in sorted(self.replicas, key=lambda r: r.component != "orchestrator"):
+                replica.process.terminate()
+            if self.envoy is not None:
+                self.envoy.stop()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def describe(self) -> list[str]:
         """Lines telling a person where everything is."""

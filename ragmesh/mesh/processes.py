@@ -20,6 +20,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 ROOT = Path(__file__).resolve().parents[2]  # the repository (services/ and gen/ live here)
 
 
+def tied_to_this_process(command: list[str]) -> list[str]:
+    """``command`` wrapped so that it is terminated if this process dies (see child.py)."""
+    return [sys.executable, str(Path(__file__).with_name("child.py")), str(os.getpid()), *command]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -67,7 +72,7 @@ class ServiceProcess:
         full_env = service_env({prefix + "ADDR": self.address, prefix + "METRICS_PORT": str(self.metrics_port), **env})
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", f"services.{component}"],
+                tied_to_this_process([sys.executable, "-m", f"services.{component}"]),
                 cwd=ROOT,
                 env=full_env,
                 stdout=log,
