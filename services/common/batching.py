@@ -1,12 +1,14 @@
 """Dynamic batching: concurrent callers' items gathered into one model batch.
 
-Callers ``submit`` their items and await the results. One worker task takes items from
-a bounded queue into a batch — up to ``max_batch_size`` items and ``max_batch_cost``
-(e.g. padded tokens), waiting at most ``max_wait_seconds`` for the batch to fill — and
-runs the model on it in a worker thread, so the event loop keeps accepting requests
-while the model computes. A full queue refuses new items at once with
-:class:`~services.common.errors.Overloaded`; items of callers that went away are
-skipped.
+Callers ``submit`` their items from the event loop and await the results. A dedicated
+worker thread owns the model: it takes items from a bounded queue into a batch — up to
+``max_batch_size`` items and ``max_batch_cost`` (e.g. padded tokens) — runs the model, and
+hands the results back to the loop. Because the thread forms the next batch itself the
+moment the model is free, the model never waits for a busy event loop; only when it is
+idle does a batch wait (at most ``max_wait_seconds``, or until no item arrived for
+``max_idle_seconds``) for companions of a first arrival. A full queue refuses new items
+at once with :class:`~services.common.errors.Overloaded`; items of callers that went away
+are skipped.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import threading
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -49,7 +52,7 @@ class _Pending(Generic[ItemT, ResultT]):
 
 
 class DynamicBatcher(Generic[ItemT, ResultT]):
-    """Batches items of concurrent callers for ``run_batch`` (called in a worker thread)."""
+    """Batches items of concurrent callers for ``run_batch`` (called in its own thread)."""
 
     def __init__(
         self,
@@ -63,9 +66,10 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         self._cost = cost
         self._on_batch = on_batch
         self._queue: collections.deque[_Pending[ItemT, ResultT]] = collections.deque()
-        self._arrived = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batcher")
-        self._worker: asyncio.Task[None] | None = None
+        self._arrived = threading.Condition()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
         self.batches_run = 0
 
     @property
@@ -74,32 +78,38 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         return len(self._queue)
 
     def start(self) -> None:
-        """Start the worker task (on the running event loop)."""
-        if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._work(), name="batcher")
+        """Start the worker thread (results go to the running event loop)."""
+        if self._thread is None:
+            self._loop = asyncio.get_running_loop()
+            self._thread = threading.Thread(target=self._work, name="batcher", daemon=True)
+            self._thread.start()
 
     async def close(self) -> None:
         """Stop the worker; callers still waiting get UNAVAILABLE."""
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
-            self._worker = None
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            with self._arrived:
+                self._stopping = True
+                self._arrived.notify()
+            await asyncio.to_thread(thread.join)
         while self._queue:
             pending = self._queue.popleft()
             if not pending.future.done():
                 pending.future.set_exception(Unavailable("the service is shutting down"))
-        self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def submit(self, items: Sequence[ItemT]) -> list[ResultT]:
         """Queue ``items`` and return their results in order; Overloaded if the queue is full."""
-        if self._worker is None:
+        if self._thread is None:
             raise Unavailable("the batcher is not running")
         if len(self._queue) + len(items) > self._limits.max_queue:
-            raise Overloaded(f"queue full ({len(self._queue)} of {self._limits.max_queue} items waiting); retry later")
+            raise Overloaded(
+                f"queue full ({len(self._queue)} of {self._limits.max_queue} items waiting); retry later"
+            )
         loop = asyncio.get_running_loop()
         pending = [_Pending(item, self._cost(item), loop.create_future()) for item in items]
-        self._queue.extend(pending)
-        self._arrived.set()
+        with self._arrived:
+            self._queue.extend(pending)
+            self._arrived.notify()
         try:
             return list(await asyncio.gather(*(p.future for p in pending)))
         except asyncio.CancelledError:
@@ -107,42 +117,48 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
                 p.future.cancel()  # the worker skips them
             raise
 
-    async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _work(self) -> None:
+        """The worker thread: batch, run, hand results back, repeat."""
         while True:
-            batch = await self._next_batch()
+            batch = self._next_batch()
+            if batch is None:
+                return
             if not batch:
                 continue
             if self._on_batch is not None:
                 self._on_batch(len(batch))
             self.batches_run += 1
             try:
-                results = await loop.run_in_executor(self._executor, self._run_batch, [p.item for p in batch])
+                results: Sequence[ResultT] | BaseException = self._run_batch([p.item for p in batch])
             except Exception as error:
                 log.exception("batch of %d failed", len(batch))
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(error)
-                continue
-            for p, result in zip(batch, results, strict=True):
-                if not p.future.done():
-                    p.future.set_result(result)
+                results = error
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(_deliver, batch, results)
 
-    async def _next_batch(self) -> list[_Pending[ItemT, ResultT]]:
-        """Wait for a first item, then gather more until full, over cost, max wait, or idle."""
-        while not self._queue:
-            self._arrived.clear()
-            await self._arrived.wait()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._limits.max_wait_seconds
+    def _next_batch(self) -> list[_Pending[ItemT, ResultT]] | None:
+        """The next batch, or None when stopping. Items that queued up while the model was
+        busy go at once; from an idle model, a batch waits for companions of a first item."""
+        with self._arrived:
+            waited = False
+            while not self._queue and not self._stopping:
+                self._arrived.wait()
+                waited = True
+            if self._stopping:
+                return None
+            return self._gather(wait=waited)
+
+    def _gather(self, wait: bool) -> list[_Pending[ItemT, ResultT]]:
+        """Take items into a batch (called holding the condition's lock)."""
+        deadline = time.monotonic() + self._limits.max_wait_seconds
         batch: list[_Pending[ItemT, ResultT]] = []
         largest = 0
         while len(batch) < self._limits.max_batch_size:
             if not self._queue:
-                remaining = deadline - loop.time()
+                remaining = deadline - time.monotonic()
                 if self._limits.max_idle_seconds is not None:
                     remaining = min(remaining, self._limits.max_idle_seconds)
-                if remaining <= 0 or not await self._wait_for_arrival(remaining):
+                if not wait or remaining <= 0 or not self._arrived.wait(remaining) or self._stopping:
                     break
                 continue
             candidate = self._queue[0]
@@ -156,10 +172,13 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
             batch.append(self._queue.popleft())
         return batch
 
-    async def _wait_for_arrival(self, timeout: float) -> bool:
-        self._arrived.clear()
-        try:
-            await asyncio.wait_for(self._arrived.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+
+def _deliver(batch: list[_Pending[ItemT, ResultT]], results: Sequence[ResultT] | BaseException) -> None:
+    """On the event loop: resolve each caller's future (skipping callers that left)."""
+    for index, pending in enumerate(batch):
+        if pending.future.done():
+            continue
+        if isinstance(results, BaseException):
+            pending.future.set_exception(results)
+        else:
+            pending.future.set_result(results[index])
