@@ -102,9 +102,7 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         if self._thread is None:
             raise Unavailable("the batcher is not running")
         if len(self._queue) + len(items) > self._limits.max_queue:
-            raise Overloaded(
-                f"queue full ({len(self._queue)} of {self._limits.max_queue} items waiting); retry later"
-            )
+            raise Overloaded(f"queue full ({len(self._queue)} of {self._limits.max_queue} items waiting); retry later")
         loop = asyncio.get_running_loop()
         pending = [_Pending(item, self._cost(item), loop.create_future()) for item in items]
         with self._arrived:

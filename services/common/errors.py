@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from services.common.interceptors import StreamBehavior, UnaryBehavior, wrap_handler
+from services.common.interceptors import StreamBehavior, UnaryBehavior, WrappingInterceptor
 from services.common.tracing import current_trace_id
 
 log = logging.getLogger(__name__)
@@ -104,14 +104,14 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) 
     await context.abort(code, message)
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
+class ErrorInterceptor(WrappingInterceptor):
     """Maps exceptions raised by handlers to gRPC statuses (see :func:`status_for`)."""
 
-    async def intercept_service(self, continuation: Any, handler_call_details: grpc.HandlerCallDetails) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        return wrap_handler(handler, _guard_unary, _guard_stream)
+    def around_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        return _guard_unary(behavior)
+
+    def around_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        return _guard_stream(behavior)
 
 
 def _guard_unary(behavior: UnaryBehavior) -> UnaryBehavior:

@@ -17,7 +17,7 @@ from wsgiref.simple_server import WSGIServer
 import grpc
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from services.common.interceptors import StreamBehavior, UnaryBehavior, method_parts, wrap_handler
+from services.common.interceptors import StreamBehavior, UnaryBehavior, WrappingInterceptor, method_parts
 
 # Buckets from 1 ms to 2 minutes: embeds take milliseconds, token streams take minutes.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -39,53 +39,65 @@ def start_metrics_server(host: str, port: int) -> WSGIServer | None:
     return server
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
+class MetricsInterceptor(WrappingInterceptor):
     """Counts, times and tracks in-flight RPCs of one component."""
 
     def __init__(self, component: str) -> None:
+        super().__init__()
         self._component = component
 
-    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
-        handler = await continuation(details)
-        if handler is None:
-            return handler
-        _, method = method_parts(details.method)
-        labels = (self._component, method)
+    def around_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        series = _Series(self._component, method_parts(method)[1])
 
-        def around_unary(behavior: UnaryBehavior) -> UnaryBehavior:
-            async def measured(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                with _Measurement(labels, context):
-                    return await behavior(request, context)
+        async def measured(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            with _Measurement(series, context):
+                return await behavior(request, context)
 
-            return measured
+        return measured
 
-        def around_stream(behavior: StreamBehavior) -> StreamBehavior:
-            async def measured(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-                with _Measurement(labels, context):
-                    async for response in behavior(request, context):
-                        yield response
+    def around_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        series = _Series(self._component, method_parts(method)[1])
 
-            return measured
+        async def measured(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            with _Measurement(series, context):
+                async for response in behavior(request, context):
+                    yield response
 
-        return wrap_handler(handler, around_unary, around_stream)
+        return measured
+
+
+class _Series:
+    """The labelled metrics of one method, looked up once instead of on every call."""
+
+    def __init__(self, component: str, method: str) -> None:
+        self.labels = (component, method)
+        self.in_flight = RPC_IN_FLIGHT.labels(component, method)
+        self.latency = RPC_LATENCY.labels(component, method)
+        self._requests: dict[str, Any] = {}
+
+    def count(self, code: str) -> None:
+        counter = self._requests.get(code)
+        if counter is None:
+            counter = self._requests[code] = RPC_REQUESTS.labels(*self.labels, code)
+        counter.inc()
 
 
 class _Measurement:
     """Context manager that records one RPC's in-flight time, latency and status code."""
 
-    def __init__(self, labels: tuple[str, str], context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        self._labels = labels
+    def __init__(self, series: _Series, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self._series = series
         self._context = context
         self._start = 0.0
 
     def __enter__(self) -> None:
         self._start = time.perf_counter()
-        RPC_IN_FLIGHT.labels(*self._labels).inc()
+        self._series.in_flight.inc()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        RPC_IN_FLIGHT.labels(*self._labels).dec()
-        RPC_LATENCY.labels(*self._labels).observe(time.perf_counter() - self._start)
-        RPC_REQUESTS.labels(*self._labels, _code_name(self._context, exc)).inc()
+        self._series.in_flight.dec()
+        self._series.latency.observe(time.perf_counter() - self._start)
+        self._series.count(_code_name(self._context, exc))
 
 
 def _code_name(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException | None) -> str:

@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from services.common.interceptors import StreamBehavior, UnaryBehavior, method_parts, wrap_handler
+from services.common.interceptors import StreamBehavior, UnaryBehavior, WrappingInterceptor, method_parts
 
 TRACER_NAME = "ragmesh"
 _setup_lock = threading.Lock()
@@ -92,8 +92,12 @@ def shutdown_tracing() -> None:
 
 
 def tracer() -> trace.Tracer:
-    """The ragmesh tracer of the current provider."""
-    return trace.get_tracer(TRACER_NAME)
+    """The ragmesh tracer (a proxy that follows the provider once one is installed; made
+    once, because asking the provider for a tracer on every span costs real CPU per RPC)."""
+    return _TRACER
+
+
+_TRACER = trace.get_tracer(TRACER_NAME)
 
 
 def current_trace_id() -> str:
@@ -114,45 +118,50 @@ def _record_status(span: trace.Span, code: grpc.StatusCode | None, details: str 
         span.set_status(Status(StatusCode.ERROR, f"{code.name}: {details or ''}"))
 
 
-class TracingServerInterceptor(grpc.aio.ServerInterceptor):
+class TracingServerInterceptor(WrappingInterceptor):
     """Continues the caller's trace (from metadata) in a SERVER span around each RPC."""
 
-    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
-        handler = await continuation(details)
-        if handler is None:
-            return handler
-        method: str = details.method
-        metadata = {key: value for key, value in (details.invocation_metadata or ())}
-        parent = propagate.extract(metadata)
-        name = method.lstrip("/")
-        attributes = _rpc_attributes(method)
+    def around_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        name, attributes = method.lstrip("/"), _rpc_attributes(method)
 
-        def around_unary(behavior: UnaryBehavior) -> UnaryBehavior:
-            async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                with tracer().start_as_current_span(
-                    name, context=parent, kind=SpanKind.SERVER, attributes=attributes, record_exception=False
-                ) as span:
-                    try:
-                        return await behavior(request, context)
-                    finally:
-                        _record_status(span, _server_code(context), context.details())
+        async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            with tracer().start_as_current_span(
+                name,
+                context=_caller_context(context),
+                kind=SpanKind.SERVER,
+                attributes=attributes,
+                record_exception=False,
+            ) as span:
+                try:
+                    return await behavior(request, context)
+                finally:
+                    _record_status(span, _server_code(context), context.details())
 
-            return traced
+        return traced
 
-        def around_stream(behavior: StreamBehavior) -> StreamBehavior:
-            async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-                with tracer().start_as_current_span(
-                    name, context=parent, kind=SpanKind.SERVER, attributes=attributes, record_exception=False
-                ) as span:
-                    try:
-                        async for response in behavior(request, context):
-                            yield response
-                    finally:
-                        _record_status(span, _server_code(context), context.details())
+    def around_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        name, attributes = method.lstrip("/"), _rpc_attributes(method)
 
-            return traced
+        async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            with tracer().start_as_current_span(
+                name,
+                context=_caller_context(context),
+                kind=SpanKind.SERVER,
+                attributes=attributes,
+                record_exception=False,
+            ) as span:
+                try:
+                    async for response in behavior(request, context):
+                        yield response
+                finally:
+                    _record_status(span, _server_code(context), context.details())
 
-        return wrap_handler(handler, around_unary, around_stream)
+        return traced
+
+
+def _caller_context(context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    """The trace context the caller sent in the call's metadata (W3C traceparent)."""
+    return propagate.extract({key: value for key, value in (context.invocation_metadata() or ())})
 
 
 def _server_code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode | None:
