@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: venv demo test lint proto proto-check k8s-envoy bench-embedder bench-generator bench-retriever clean
+.PHONY: venv demo test lint proto proto-check k8s-envoy bench-embedder bench-generator bench-retriever bench-e2e clean
 
 venv: $(STAMP)
 
@@ -61,3 +61,6 @@ bench-retriever: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+bench-e2e: $(STAMP)
+	$(PY) -m bench.e2e
