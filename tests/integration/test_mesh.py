@@ -19,7 +19,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry import trace
 
-from ragmesh.client import RagmeshClient, TokenEvent
+from ragmesh.client import AsyncRagmeshClient, DoneEvent, RagmeshClient, SourcesEvent, TokenEvent
 from ragmesh.mesh.traces import SpanRecord, read_spans
 from ragmesh.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, generator_pb2, generator_pb2_grpc
 from tests.support.mesh_cli import READY_LINE, UpProcess, run_cli
@@ -118,6 +118,22 @@ def test_python_client_unary_and_stream_agree(mesh: UpProcess) -> None:
     assert "embedder.md" in [s.document_id for s in answer.sources]
 
 
+async def test_async_client_streams_and_ingests_with_progress(mesh: UpProcess) -> None:
+    seen: list[int] = []
+    documents = [{"id": f"async-{i}", "text": f"Async document {i} says the answer is {i * 11}."} for i in range(70)]
+    async with AsyncRagmeshClient(mesh.address, caller_id="async-test") as client:
+        final = await client.ingest(documents, "async_docs", on_progress=lambda p: seen.append(p.documents_done))
+        events = [
+            e async for e in client.query_stream("What does async document 3 say?", "async_docs", max_new_tokens=8)
+        ]
+        answer = await client.query("What does async document 3 say?", "async_docs", max_new_tokens=8)
+    assert final.documents_done == 70 and final.errors == []
+    assert len(seen) >= 2 and seen[-1] == 70  # progress arrived as groups were stored
+    assert isinstance(events[0], SourcesEvent) and isinstance(events[-1], DoneEvent)
+    assert "".join(e.text for e in events if isinstance(e, TokenEvent)) == answer.text
+    assert answer.cache == "l1"
+
+
 def test_http_json_surface_through_envoy(mesh: UpProcess) -> None:
     body = json.dumps(
         {
@@ -185,8 +201,19 @@ def test_every_service_exposes_its_metrics(mesh: UpProcess) -> None:
             "ragmesh_orchestrator_sources_returned_count",
         ],
         "embedder": ["ragmesh_embedder_batch_size_count", "ragmesh_embedder_queued_texts"],
-        "retriever": [],
-        "generator": [],
+        "retriever": [
+            "ragmesh_retriever_search_seconds_count",
+            "ragmesh_retriever_rows_upserted_total",
+            "ragmesh_retriever_collection_rows",
+        ],
+        "generator": [
+            "ragmesh_generator_time_to_first_token_seconds_count",
+            "ragmesh_generator_inter_token_latency_seconds_count",
+            "ragmesh_generator_tokens_total",
+            "ragmesh_generator_batch_size_count",
+            "ragmesh_generator_sequences_in_flight",
+            "ragmesh_generator_sequences_waiting",
+        ],
     }
     for name, metrics in expected.items():
         for _, port in mesh.replicas[name]:

@@ -306,3 +306,43 @@ class TestTwoLevelCache:
         assert other.cache == "none" and other.text  # Redis down: the pipeline still answers
         assert stats.cache.l2_errors >= 1 and stats.cache.l2_enabled
         assert stats.cache.l1_hits >= 1 and stats.cache.l2_hits == 1
+
+
+def test_a_job_survives_the_death_of_the_replica_running_it(
+    log_dir: Path,
+    redis_server: RedisServer,
+    embedder_service: ServiceProcess,
+    retriever_service: ServiceProcess,
+    generator_service: ServiceProcess,
+) -> None:
+    extra = {"RAGMESH_ORCHESTRATOR_REDIS_URL": redis_server.url, "RAGMESH_ORCHESTRATOR_JOB_LEASE_SECONDS": "2"}
+    replicas = [
+        start_orchestrator(log_dir, embedder_service, retriever_service, generator_service, extra) for _ in range(2)
+    ]
+    collection = _collection()
+    words = " ".join(f"word{i}" for i in range(300))
+    documents = [{"id": f"big-{i}", "text": f"Document {i}. {words}"} for i in range(240)]
+    try:
+        with client_of(replicas[0]) as client:
+            job_id = client.submit_job(documents, collection)
+            job = client.job(job_id)
+            while job.progress.documents_done == 0:  # running, part of it stored
+                time.sleep(0.05)
+                job = client.job(job_id)
+        runner = next(r for r in replicas if f":{r.process.pid}:" in job.runner)
+        survivor = next(r for r in replicas if r is not runner)
+        runner.process.kill()  # no clean hand-over: its lease simply lapses
+        with client_of(survivor) as client:
+            final = list(client.watch_job(job_id))[-1]
+            reference = client.ingest(documents, f"{collection}_ref")  # the same documents, in one go
+    finally:
+        for replica in replicas:
+            replica.terminate()
+    assert final.state == 3, final.error  # SUCCEEDED
+    assert final.attempts == 2 and f":{survivor.process.pid}:" in final.runner
+    assert final.progress.documents_done == 240
+    with grpc.insecure_channel(retriever_service.address) as channel:
+        info = retriever_pb2_grpc.RetrieverServiceStub(channel).DescribeCollection(
+            retriever_pb2.DescribeCollectionRequest(name=collection)
+        )
+    assert info.collection.count == reference.chunks_done  # no chunk lost or stored twice
