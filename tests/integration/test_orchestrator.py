@@ -4,28 +4,20 @@ retriever on milvus-lite, the real generator (SmolLM2), and Redis for the shared
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from ragmesh.client import DoneEvent, RagmeshClient, RagmeshError, SourcesEvent, TokenEvent, files, where
 from ragmesh.mesh.processes import ROOT, ServiceProcess, health_status
-from ragmesh.v1 import retriever_pb2, retriever_pb2_grpc
 from services.orchestrator.rerank import CrossEncoder
 from tests.support.metrics import scrape, value
-from tests.support.redis_server import RedisServer
-from tests.support.stack import client_of, start_orchestrator
+from tests.support.stack import client_of, start_orchestrator, unique_collection
 from tests.support.tiny_cross_encoder import save_tiny_cross_encoder
 
 pytestmark = pytest.mark.integration
 ANSWER_TOKENS = 24
-
-
-def _collection() -> str:
-    return f"t_{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +35,7 @@ def orchestrator(
 @pytest.fixture(scope="module")
 def docs_collection(orchestrator: ServiceProcess) -> str:
     """The sample corpus, indexed once for this module."""
-    collection = _collection()
+    collection = unique_collection()
     with client_of(orchestrator) as client:
         final = client.ingest(files.load([ROOT / "corpus" / "docs"]).documents, collection)
     assert final.errors == [] and final.documents_done == 8
@@ -86,7 +78,7 @@ def test_a_fresh_stream_matches_the_unary_answer(orchestrator: ServiceProcess, d
 
 
 def test_filters_restrict_the_sources(orchestrator: ServiceProcess) -> None:
-    collection = _collection()
+    collection = unique_collection()
     documents = [
         {
             "id": f"{topic}-{i}",
@@ -109,7 +101,7 @@ def test_filters_restrict_the_sources(orchestrator: ServiceProcess) -> None:
 
 
 def test_mmr_drops_a_near_duplicate(orchestrator: ServiceProcess) -> None:
-    collection = _collection()
+    collection = unique_collection()
     text = "The generator streams tokens to the caller as soon as they are decoded."
     documents = [
         {"id": "original", "text": text},
@@ -127,7 +119,7 @@ def test_mmr_drops_a_near_duplicate(orchestrator: ServiceProcess) -> None:
 
 
 def test_reingesting_a_changed_document_changes_the_answer(orchestrator: ServiceProcess) -> None:
-    collection = _collection()
+    collection = unique_collection()
     question = "What is the name of the project's mascot?"
     with client_of(orchestrator) as client:
         client.ingest([{"id": "mascot", "text": "The project's mascot is a penguin named Pingo."}], collection)
@@ -141,7 +133,7 @@ def test_reingesting_a_changed_document_changes_the_answer(orchestrator: Service
 
 
 def test_nothing_relevant_says_so(orchestrator: ServiceProcess) -> None:
-    collection = _collection()
+    collection = unique_collection()
     with client_of(orchestrator) as client:
         client.ingest([{"id": "a", "text": "Bananas are yellow.", "metadata": {"lang": "en"}}], collection)
         answer = client.query("Why is the sky blue?", collection, filters=[where("lang", "==", "fr")])
@@ -198,7 +190,7 @@ def test_cross_encoder_reranking_orders_sources_by_its_scores(
         generator_service,
         {"RAGMESH_ORCHESTRATOR_CROSS_ENCODER_PATH": str(model)},
     )
-    collection = _collection()
+    collection = unique_collection()
     documents = [{"id": f"d{i}", "text": f"Passage {i} mentions the ragmesh retriever {i} times."} for i in range(8)]
     question = "How often is the retriever mentioned?"
     try:
@@ -237,112 +229,3 @@ def test_bad_requests_get_precise_codes_and_the_service_stays_serving(
     assert caught.value.code == code
     assert caught.value.details
     assert health_status(orchestrator.address, "ragmesh.v1.OrchestratorService") == "SERVING"
-
-
-def test_an_ingestion_job_reports_bad_documents_and_indexes_the_rest(
-    orchestrator: ServiceProcess, retriever_service: ServiceProcess
-) -> None:
-    collection = _collection()
-    documents: list[dict[str, object]] = [
-        {"id": f"doc-{i}", "text": f"Document {i} talks about subject {i % 7}. " * 30} for i in range(40)
-    ]
-    documents += [
-        {"id": "empty", "text": "   "},
-        {"id": "doc-3", "text": "a duplicate id"},
-        {"id": "bad-meta", "text": "fine text", "metadata": {"bad key!": 1}},
-        {"id": "", "text": "no id"},
-    ]
-    with client_of(orchestrator) as client:
-        job_id = client.submit_job(documents, collection)
-        states = list(client.watch_job(job_id))
-    final = states[-1]
-    assert final.state == 3, final.error  # SUCCEEDED
-    assert (final.progress.documents_done, final.progress.documents_failed) == (40, 4)
-    assert {e.document_id for e in final.progress.errors} == {"empty", "doc-3", "bad-meta", "#43"}
-    with grpc.insecure_channel(retriever_service.address) as channel:
-        info = retriever_pb2_grpc.RetrieverServiceStub(channel).DescribeCollection(
-            retriever_pb2.DescribeCollectionRequest(name=collection)
-        )
-    assert info.collection.count == final.progress.chunks_done > 40
-
-
-class TestTwoLevelCache:
-    """L1, L2 from a second replica, and Redis stopped mid-test."""
-
-    @pytest.fixture
-    def replicas(
-        self,
-        log_dir: Path,
-        redis_server: RedisServer,
-        embedder_service: ServiceProcess,
-        retriever_service: ServiceProcess,
-        generator_service: ServiceProcess,
-    ) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
-        extra = {"RAGMESH_ORCHESTRATOR_REDIS_URL": redis_server.url, "RAGMESH_ORCHESTRATOR_REDIS_BACKOFF_SECONDS": "0"}
-        first = start_orchestrator(log_dir, embedder_service, retriever_service, generator_service, extra)
-        second = start_orchestrator(log_dir, embedder_service, retriever_service, generator_service, extra)
-        yield first, second
-        first.terminate()
-        second.terminate()
-
-    def test_l1_then_l2_from_another_replica_then_redis_down(
-        self, replicas: tuple[ServiceProcess, ServiceProcess], redis_server: RedisServer
-    ) -> None:
-        first, second = replicas
-        collection = _collection()
-        question = "Which library is the in-process LRU cache built on?"
-        with client_of(first) as one, client_of(second) as two:
-            one.ingest(files.load([ROOT / "corpus" / "docs" / "cache.md"]).documents, collection)
-            fresh = one.query(question, collection, max_new_tokens=ANSWER_TOKENS)
-            again = one.query(question, collection, max_new_tokens=ANSWER_TOKENS)
-            shared = two.query(question, collection, max_new_tokens=ANSWER_TOKENS)
-            redis_server.stop()
-            after_l1 = two.query(question, collection, max_new_tokens=ANSWER_TOKENS)
-            other = two.query("What does every cache key include?", collection, max_new_tokens=ANSWER_TOKENS)
-            stats = two.stats()
-        assert [fresh.cache, again.cache, shared.cache, after_l1.cache] == ["none", "l1", "l2", "l1"]
-        assert fresh.text == again.text == shared.text == after_l1.text
-        assert again.timings_ms["embed"] == 0  # a hit runs no pipeline stage
-        assert other.cache == "none" and other.text  # Redis down: the pipeline still answers
-        assert stats.cache.l2_errors >= 1 and stats.cache.l2_enabled
-        assert stats.cache.l1_hits >= 1 and stats.cache.l2_hits == 1
-
-
-def test_a_job_survives_the_death_of_the_replica_running_it(
-    log_dir: Path,
-    redis_server: RedisServer,
-    embedder_service: ServiceProcess,
-    retriever_service: ServiceProcess,
-    generator_service: ServiceProcess,
-) -> None:
-    extra = {"RAGMESH_ORCHESTRATOR_REDIS_URL": redis_server.url, "RAGMESH_ORCHESTRATOR_JOB_LEASE_SECONDS": "2"}
-    replicas = [
-        start_orchestrator(log_dir, embedder_service, retriever_service, generator_service, extra) for _ in range(2)
-    ]
-    collection = _collection()
-    words = " ".join(f"word{i}" for i in range(300))
-    documents = [{"id": f"big-{i}", "text": f"Document {i}. {words}"} for i in range(240)]
-    try:
-        with client_of(replicas[0]) as client:
-            job_id = client.submit_job(documents, collection)
-            job = client.job(job_id)
-            while job.progress.documents_done == 0:  # running, part of it stored
-                time.sleep(0.05)
-                job = client.job(job_id)
-        runner = next(r for r in replicas if f":{r.process.pid}:" in job.runner)
-        survivor = next(r for r in replicas if r is not runner)
-        runner.process.kill()  # no clean hand-over: its lease simply lapses
-        with client_of(survivor) as client:
-            final = list(client.watch_job(job_id))[-1]
-            reference = client.ingest(documents, f"{collection}_ref")  # the same documents, in one go
-    finally:
-        for replica in replicas:
-            replica.terminate()
-    assert final.state == 3, final.error  # SUCCEEDED
-    assert final.attempts == 2 and f":{survivor.process.pid}:" in final.runner
-    assert final.progress.documents_done == 240
-    with grpc.insecure_channel(retriever_service.address) as channel:
-        info = retriever_pb2_grpc.RetrieverServiceStub(channel).DescribeCollection(
-            retriever_pb2.DescribeCollectionRequest(name=collection)
-        )
-    assert info.collection.count == reference.chunks_done  # no chunk lost or stored twice

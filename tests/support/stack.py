@@ -4,6 +4,7 @@ small helper to talk to them."""
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -33,6 +34,11 @@ def start_orchestrator(
         service.terminate()
         raise
     return service
+
+
+def unique_collection() -> str:
+    """A collection name no other test uses."""
+    return f"t_{uuid.uuid4().hex[:10]}"
 
 
 @contextlib.contextmanager
