@@ -5,9 +5,11 @@ through Envoy — started, checked and stopped as one.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import signal
 import socket
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,10 +139,13 @@ class Mesh:
             envoy.Upstream(component, tuple(("127.0.0.1", port) for port, _ in ports[component]))
             for component in COMPONENT_ORDER
         ]
+        collector = _host_port(self.plan.otlp_endpoint) if self.plan.otlp_endpoint else None
         options = envoy.EnvoyOptions(
             listen_port=self.plan.envoy_port,
             admin_port=self.plan.envoy_admin_port,
             descriptor_set=str(ROOT / "gen" / "ragmesh.pb"),
+            otlp_endpoint=collector,  # Envoy adds its own span to every trace
+            otlp_dns=collector is not None and not _is_ip(collector.rpartition(":")[0]),
         )
         config = envoy.write(self.plan.log_dir / "envoy.yaml", upstreams, options)
         self.envoy = EnvoyProcess(config, self.plan.log_dir / "envoy.log", self.plan.envoy_admin_port, cwd=ROOT)
@@ -202,6 +207,22 @@ class Mesh:
         lines.append(f"traces: {traces}")
         lines.append(f"logs: {self.plan.log_dir} (processes: {self.plan.log_dir / 'mesh.json'})")
         return lines
+
+
+def _host_port(endpoint: str) -> str:
+    """``host:port`` of an OTLP endpoint given as a URL (``http://collector:4317``) or as is."""
+    parsed = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
+    if not parsed.hostname or not parsed.port:
+        raise MeshError(f"cannot read host and port from the OTLP endpoint {endpoint!r}")
+    return f"{parsed.hostname}:{parsed.port}"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_free(ports: list[tuple[int, str]]) -> None:

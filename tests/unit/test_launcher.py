@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ragmesh.mesh.launcher import Mesh, MeshError, MeshPlan
+from ragmesh.mesh.launcher import Mesh, MeshError, MeshPlan, _host_port
 from ragmesh.mesh.processes import ROOT, free_port, service_env
 
 PARENT = """
@@ -69,3 +69,20 @@ def test_a_taken_port_stops_the_launch_with_its_name(tmp_path: Path) -> None:
         with pytest.raises(MeshError, match=f"port {port} \\(envoy\\) is already in use"):
             mesh.start(report=lambda line: None)
     assert mesh.replicas == []  # nothing was started
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [
+        ("http://127.0.0.1:4317", "127.0.0.1:4317"),
+        ("collector:4317", "collector:4317"),
+        ("https://otel.example:443", "otel.example:443"),
+    ],
+)
+def test_otlp_endpoints_are_read_as_host_and_port(endpoint: str, expected: str) -> None:
+    assert _host_port(endpoint) == expected
+
+
+def test_an_otlp_endpoint_without_a_port_is_refused() -> None:
+    with pytest.raises(MeshError, match="OTLP endpoint"):
+        _host_port("http://collector")
