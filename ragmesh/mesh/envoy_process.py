@@ -7,7 +7,6 @@ that callers show when something fails.
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ragmesh.mesh.processes import tied_to_this_process
+from ragmesh.mesh.processes import stop_process, tied_to_this_process
 
 
 def envoy_binary() -> str:
@@ -114,11 +113,4 @@ class EnvoyProcess:
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM, wait, kill after ``timeout``; return the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout)

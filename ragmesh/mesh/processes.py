@@ -25,6 +25,18 @@ def tied_to_this_process(command: list[str]) -> list[str]:
     return [sys.executable, str(Path(__file__).with_name("child.py")), str(os.getpid()), *command]
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """SIGTERM ``process``, wait up to ``timeout`` (then SIGKILL), return its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -96,11 +108,4 @@ class ServiceProcess:
 
     def terminate(self, timeout: float = 60.0) -> int:
         """SIGTERM, wait for exit, return the exit code (kills after ``timeout``)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout)

@@ -4,7 +4,6 @@ retriever on milvus-lite, the real generator (SmolLM2), and Redis for the shared
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,6 @@ from tests.support.tiny_cross_encoder import save_tiny_cross_encoder
 
 pytestmark = pytest.mark.integration
 ANSWER_TOKENS = 24
-
-
-@pytest.fixture(scope="module")
-def orchestrator(
-    log_dir: Path,
-    embedder_service: ServiceProcess,
-    retriever_service: ServiceProcess,
-    generator_service: ServiceProcess,
-) -> Iterator[ServiceProcess]:
-    service = start_orchestrator(log_dir, embedder_service, retriever_service, generator_service)
-    yield service
-    service.terminate()
 
 
 @pytest.fixture(scope="module")

@@ -21,18 +21,6 @@ pytestmark = pytest.mark.integration
 ANSWER_TOKENS = 24
 
 
-@pytest.fixture(scope="module")
-def orchestrator(
-    log_dir: Path,
-    embedder_service: ServiceProcess,
-    retriever_service: ServiceProcess,
-    generator_service: ServiceProcess,
-) -> Iterator[ServiceProcess]:
-    service = start_orchestrator(log_dir, embedder_service, retriever_service, generator_service)
-    yield service
-    service.terminate()
-
-
 def _count(retriever: ServiceProcess, collection: str) -> int:
     with grpc.insecure_channel(retriever.address) as channel:
         info = retriever_pb2_grpc.RetrieverServiceStub(channel).DescribeCollection(

@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 
+from ragmesh.client.filters import scalar
 from ragmesh.v1 import common_pb2, retriever_pb2, retriever_pb2_grpc
 
 _names = itertools.count()
@@ -51,17 +52,6 @@ def search(stub: Stub, collection: str, vector: Sequence[float] = (), **options:
 def hit_ids(response: retriever_pb2.SearchResponse) -> list[str]:
     """Chunk ids of the hits, best first."""
     return [hit.chunk_id for hit in response.hits]
-
-
-def scalar(value: str | int | float | bool) -> common_pb2.Scalar:
-    """A filter operand of the right kind."""
-    if isinstance(value, bool):
-        return common_pb2.Scalar(bool_value=value)
-    if isinstance(value, int):
-        return common_pb2.Scalar(int_value=value)
-    if isinstance(value, float):
-        return common_pb2.Scalar(double_value=value)
-    return common_pb2.Scalar(string_value=value)
 
 
 def where(field: str, op: str, value: Any = None, values: Sequence[Any] = ()) -> common_pb2.Filter:
