@@ -70,6 +70,8 @@ class Generator:
 
     async def count_tokens(self, texts: list[str], turns: list[ChatTurn]) -> tuple[list[int], int]:
         """Tokens of each text, and of the rendered conversation (0 without one)."""
+        if not texts and not turns:
+            raise InvalidArgument("nothing to count: send texts, messages or both")
         if turns:
             check_turns(turns, self.limits)
         chars = sum(map(len, texts)) + sum(len(t.content) for t in turns)

@@ -50,6 +50,10 @@ async def test_count_tokens_of_texts_and_messages(served: Any) -> None:
     assert len(reply.text_tokens) == 2
     assert min(reply.text_tokens) > 0
     assert reply.prompt_tokens > reply.text_tokens[0]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CountTokens(generator_pb2.CountTokensRequest())
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "nothing to count" in (caught.value.details() or "")
 
 
 async def test_generate_streams_deltas_then_one_final(served: Any) -> None:
