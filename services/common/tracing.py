@@ -34,6 +34,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from services.common.interceptors import StreamBehavior, UnaryBehavior, WrappingInterceptor, method_parts
 
 TRACER_NAME = "ragmesh"
+UNTRACED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 _setup_lock = threading.Lock()
 
 
@@ -119,7 +120,14 @@ def _record_status(span: trace.Span, code: grpc.StatusCode | None, details: str 
 
 
 class TracingServerInterceptor(WrappingInterceptor):
-    """Continues the caller's trace (from metadata) in a SERVER span around each RPC."""
+    """Continues the caller's trace (from metadata) in a SERVER span around each RPC —
+    except health checks and reflection, which Envoy and probes call every second: tracing
+    them would bury the traces worth reading."""
+
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        if details.method.startswith(UNTRACED_PREFIXES):
+            return await continuation(details)
+        return await super().intercept_service(continuation, details)
 
     def around_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
         name, attributes = method.lstrip("/"), _rpc_attributes(method)

@@ -180,3 +180,13 @@ async def test_rpcs_are_counted_by_method_and_code(plumbing: Any) -> None:
     assert RPC_REQUESTS.labels("plumbing", "Call", "OK")._value.get() == before_ok + 1
     assert RPC_REQUESTS.labels("plumbing", "Call", "INVALID_ARGUMENT")._value.get() == before_bad + 1
     assert RPC_IN_FLIGHT.labels("plumbing", "Call")._value.get() == 0
+
+
+async def test_health_checks_are_not_traced(plumbing: Any, span_exporter: InMemorySpanExporter) -> None:
+    _, channel = plumbing
+    span_exporter.clear()
+    await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVICE))
+    await _call(channel)(b"traced")
+    await asyncio.sleep(0.05)
+    server_spans = [s.name for s in span_exporter.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
+    assert server_spans == [f"{SERVICE}/Call"]
