@@ -163,4 +163,10 @@ async def test_count_tokens_of_texts_and_of_a_chat(generator: Generator) -> None
     assert all(count > 0 for count in counts)
     _, end = await generator.generate_text(CHAT, SamplingRequest(max_new_tokens=1))
     assert prompt == end.prompt_tokens
-    assert await generator.count_tokens([], []) == ([], 0)
+    only_texts, no_chat = await generator.count_tokens(["hello world"], [])
+    assert only_texts == counts[:1] and no_chat == 0
+
+
+async def test_count_tokens_with_nothing_to_count_is_invalid(generator: Generator) -> None:
+    with pytest.raises(InvalidArgument, match="nothing to count"):
+        await generator.count_tokens([], [])
