@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 
 from ragmesh.client import types
-from ragmesh.client.base import ClientSettings, errors_as_ragmesh, ingest_requests
+from ragmesh.client.base import ClientSettings, IngestTally, errors_as_ragmesh, ingest_requests, submit_job_request
 from ragmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc, retriever_pb2
 
 
@@ -32,12 +32,14 @@ class AsyncRagmeshClient:
         """Close the channel."""
         await self.channel.close(None)
 
+    async def _call(self, method: Callable[..., Any], request: Any) -> Any:
+        with errors_as_ragmesh():
+            return await method(request, **self.settings.call_options())
+
     async def query(self, query: str, collection: str = "", top_k: int = 0, **options: Any) -> types.Answer:
         """The whole answer with its sources."""
         request = self.settings.query_request(query, collection, top_k, **options)
-        with errors_as_ragmesh():
-            reply = await self.stub.Query(request, **self.settings.call_options())
-        return types.answer(reply)
+        return types.answer(await self._call(self.stub.Query, request))
 
     async def query_stream(
         self, query: str, collection: str = "", top_k: int = 0, **options: Any
@@ -71,58 +73,34 @@ class AsyncRagmeshClient:
             overlap_tokens=overlap_tokens,
         )
         call = self.stub.Ingest(iter(requests), **self.settings.call_options())
-        errors: list[tuple[str, str]] = []
-        last = None
+        tally = IngestTally(on_progress)
         with errors_as_ragmesh():
             async for message in call:
-                last = types.progress(message)
-                errors.extend(last.errors)
-                if on_progress is not None:
-                    on_progress(last)
-        assert last is not None, "the server ended the ingestion without a final progress message"
-        return types.IngestProgress(**{**last.__dict__, "errors": errors})
+                tally.add(message)
+        return tally.result()
 
     async def delete_documents(self, document_ids: Sequence[str], collection: str = "") -> int:
         """Delete documents; returns the number of chunks removed."""
         request = orchestrator_pb2.DeleteDocumentsRequest(collection=collection or "default", document_ids=document_ids)
-        with errors_as_ragmesh():
-            reply = await self.stub.DeleteDocuments(request, **self.settings.call_options())
-        return reply.chunks_deleted
+        return int((await self._call(self.stub.DeleteDocuments, request)).chunks_deleted)
 
     async def collections(self) -> list[orchestrator_pb2.CollectionSummary]:
         """Collections with their sizes and versions."""
-        with errors_as_ragmesh():
-            reply = await self.stub.ListCollections(
-                retriever_pb2.ListCollectionsRequest(),
-                timeout=self.settings.timeout,
-                metadata=self.settings.metadata(),
-            )
-        return list(reply.collections)
+        return list((await self._call(self.stub.ListCollections, retriever_pb2.ListCollectionsRequest())).collections)
 
     async def health(self) -> orchestrator_pb2.CheckHealthResponse:
         """Every component's health as the orchestrator sees it."""
-        with errors_as_ragmesh():
-            return await self.stub.CheckHealth(orchestrator_pb2.CheckHealthRequest(), **self.settings.call_options())
+        return await self._call(self.stub.CheckHealth, orchestrator_pb2.CheckHealthRequest())
 
     async def stats(self) -> orchestrator_pb2.GetStatsResponse:
         """Cache hit rates and per-component call counts of the replica that answers."""
-        with errors_as_ragmesh():
-            return await self.stub.GetStats(orchestrator_pb2.GetStatsRequest(), **self.settings.call_options())
+        return await self._call(self.stub.GetStats, orchestrator_pb2.GetStatsRequest())
 
     async def submit_job(self, documents: Iterable[types.Document | dict[str, Any]], collection: str = "") -> str:
         """Start a background ingestion job; returns its id."""
-        request = orchestrator_pb2.SubmitIngestJobRequest(
-            collection=collection or "default", documents=[types.document_message(d) for d in documents]
-        )
-        with errors_as_ragmesh():
-            reply = await self.stub.SubmitIngestJob(request, **self.settings.call_options())
-        return reply.job_id
+        request = submit_job_request(documents, collection)
+        return str((await self._call(self.stub.SubmitIngestJob, request)).job_id)
 
     async def job(self, job_id: str) -> orchestrator_pb2.IngestJob:
         """An ingestion job's state and progress."""
-        with errors_as_ragmesh():
-            return await self.stub.GetIngestJob(
-                orchestrator_pb2.GetIngestJobRequest(job_id=job_id),
-                timeout=self.settings.timeout,
-                metadata=self.settings.metadata(),
-            )
+        return await self._call(self.stub.GetIngestJob, orchestrator_pb2.GetIngestJobRequest(job_id=job_id))

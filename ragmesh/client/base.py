@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,3 +100,34 @@ def ingest_requests(
             batch, sent = [], True
     if batch or not sent:
         yield orchestrator_pb2.IngestRequest(collection=collection, documents=batch, chunking=chunking)
+
+
+def submit_job_request(
+    documents: Iterable[types.Document | dict[str, Any]], collection: str
+) -> orchestrator_pb2.SubmitIngestJobRequest:
+    """A background ingestion job of ``documents`` (collection "default" when empty)."""
+    return orchestrator_pb2.SubmitIngestJobRequest(
+        collection=collection or "default", documents=[types.document_message(d) for d in documents]
+    )
+
+
+class IngestTally:
+    """Folds the Ingest stream's progress messages into the final progress, with the
+    errors of every message (each message carries only its own batch's errors)."""
+
+    def __init__(self, on_progress: Callable[[types.IngestProgress], None] | None) -> None:
+        self._on_progress = on_progress
+        self._errors: list[tuple[str, str]] = []
+        self._last: types.IngestProgress | None = None
+
+    def add(self, message: orchestrator_pb2.IngestProgress) -> None:
+        """Record one progress message and pass it to the callback."""
+        self._last = types.progress(message)
+        self._errors.extend(self._last.errors)
+        if self._on_progress is not None:
+            self._on_progress(self._last)
+
+    def result(self) -> types.IngestProgress:
+        """The last progress with every error seen."""
+        assert self._last is not None, "the server ended the ingestion without a final progress message"
+        return types.IngestProgress(**{**self._last.__dict__, "errors": self._errors})

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 
 from ragmesh.client import types
-from ragmesh.client.base import ClientSettings, errors_as_ragmesh, ingest_requests
+from ragmesh.client.base import ClientSettings, IngestTally, errors_as_ragmesh, ingest_requests, submit_job_request
 from ragmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc, retriever_pb2
 
 
@@ -71,16 +71,11 @@ class RagmeshClient:
             chunk_tokens=chunk_tokens,
             overlap_tokens=overlap_tokens,
         )
-        errors: list[tuple[str, str]] = []
-        last = None
+        tally = IngestTally(on_progress)
         with errors_as_ragmesh():
             for message in self.stub.Ingest(requests, **self.settings.call_options()):
-                last = types.progress(message)
-                errors.extend(last.errors)
-                if on_progress is not None:
-                    on_progress(last)
-        assert last is not None, "the server ended the ingestion without a final progress message"
-        return types.IngestProgress(**{**last.__dict__, "errors": errors})
+                tally.add(message)
+        return tally.result()
 
     def delete_documents(self, document_ids: Sequence[str], collection: str = "") -> int:
         """Delete documents; returns the number of chunks removed."""
@@ -101,9 +96,7 @@ class RagmeshClient:
 
     def submit_job(self, documents: Iterable[types.Document | dict[str, Any]], collection: str = "") -> str:
         """Start a background ingestion job; returns its id."""
-        request = orchestrator_pb2.SubmitIngestJobRequest(
-            collection=collection or "default", documents=[types.document_message(d) for d in documents]
-        )
+        request = submit_job_request(documents, collection)
         return str(self._call(self.stub.SubmitIngestJob, request).job_id)
 
     def job(self, job_id: str) -> orchestrator_pb2.IngestJob:

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ragmesh.mesh.processes import stop_process, tied_to_this_process
+from ragmesh.mesh.processes import file_tail, stop_process, tied_to_this_process, wait_until
 
 
 def envoy_binary() -> str:
@@ -75,21 +75,24 @@ class EnvoyProcess:
 
     def log_tail(self, lines: int = 60) -> str:
         """The last lines Envoy wrote (its log and the access log)."""
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return file_tail(self.log_path, lines)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Block until the admin interface reports LIVE; fail with the log tail otherwise."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"envoy exited with {self.process.returncode}:\n{self.log_tail()}")
+
+        def live() -> bool:
             status, body = self.admin("/ready")
-            if status == 200 and body.strip() == "LIVE":
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"envoy not ready after {timeout}s:\n{self.log_tail()}")
+            return status == 200 and body.strip() == "LIVE"
+
+        wait_until(
+            live,
+            self.process,
+            name="envoy",
+            condition="not ready",
+            timeout=timeout,
+            log_tail=self.log_tail,
+            interval=0.1,
+        )
 
     def host_health(self) -> dict[str, dict[str, str]]:
         """``{cluster: {"host:port": health_flags}}`` from the admin ``/clusters`` page."""

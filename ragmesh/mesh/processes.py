@@ -11,13 +11,42 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (services/ and gen/ live here)
+
+
+def file_tail(path: Path, lines: int) -> str:
+    """The last ``lines`` lines of a log file ("" when it does not exist yet)."""
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_until(
+    ready: Callable[[], bool],
+    process: subprocess.Popen[bytes],
+    *,
+    name: str,
+    condition: str,
+    timeout: float,
+    log_tail: Callable[[], str],
+    interval: float,
+) -> None:
+    """Poll ``ready`` until it holds; RuntimeError with the log tail when process ``name``
+    exits first, TimeoutError ("<name> <condition> after <timeout>s") when it never holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log_tail()}")
+        if ready():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"{name} {condition} after {timeout}s:\n{log_tail()}")
 
 
 def tied_to_this_process(command: list[str]) -> list[str]:
@@ -93,18 +122,19 @@ class ServiceProcess:
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines the process wrote."""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return file_tail(self.log_path, lines)
 
     def wait_serving(self, timeout: float = 180.0) -> None:
         """Block until health reports SERVING; fail with the log tail otherwise."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.component} exited with {self.process.returncode}:\n{self.log_tail()}")
-            if health_status(self.address) == "SERVING":
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.component} not SERVING after {timeout}s:\n{self.log_tail()}")
+        wait_until(
+            lambda: health_status(self.address) == "SERVING",
+            self.process,
+            name=self.component,
+            condition="not SERVING",
+            timeout=timeout,
+            log_tail=self.log_tail,
+            interval=0.2,
+        )
 
     def terminate(self, timeout: float = 60.0) -> int:
         """SIGTERM, wait for exit, return the exit code (kills after ``timeout``)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 DEFAULT_PORTS: dict[str, int] = {
@@ -103,6 +104,12 @@ class Env:
         value = self.text(field, default)
         check_address(self.name(field), value)
         return value
+
+
+def check_model_directory(variable: str, path: str) -> None:
+    """Raise ConfigError unless ``path`` is a Hugging Face model directory (has config.json)."""
+    if not (Path(path) / "config.json").is_file():
+        raise ConfigError(variable, f"no Hugging Face model (config.json) in {path}")
 
 
 def check_address(variable: str, value: str) -> None:

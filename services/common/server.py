@@ -16,6 +16,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import grpc
 from grpc_reflection.v1alpha import reflection
@@ -139,17 +140,33 @@ async def serve(definition: ServiceDefinition, settings: ServerSettings) -> None
         shutdown_tracing()
 
 
-def run(build: Callable[[], tuple[ServiceDefinition, ServerSettings]]) -> None:
-    """Entry point of ``python -m services.<name>``: build config and definition, serve.
+class ServiceConfig(Protocol):
+    """A service's config: whatever it holds, it carries the serve loop's settings."""
 
-    Exits 0 after a graceful stop, 2 on bad configuration, 1 when start-up fails.
-    """
+    @property
+    def server(self) -> ServerSettings: ...
+
+
+C = TypeVar("C", bound=ServiceConfig)
+
+
+def config_or_exit(read_config: Callable[[], C]) -> C:
+    """The config from the environment; on a bad value, the message and exit code 2."""
     configure_logging()
     try:
-        definition, settings = build()
+        return read_config()
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def run(read_config: Callable[[], C], build: Callable[[C], ServiceDefinition]) -> None:
+    """Entry point of ``python -m services.<name>``: read the config, build, serve.
+
+    Exits 0 after a graceful stop, 2 on bad configuration, 1 when start-up fails.
+    """
+    config = config_or_exit(read_config)
+    definition, settings = build(config), config.server
     configure_logging(settings.log_level)
     try:
         asyncio.run(serve(definition, settings))

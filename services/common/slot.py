@@ -6,9 +6,13 @@ an RPC that arrives in that window gets UNAVAILABLE with a message instead of a 
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Generic, Protocol, TypeVar
+
+import grpc
 
 from services.common.errors import Unavailable
+from services.common.server import ServiceDefinition
 
 T = TypeVar("T")
 
@@ -34,3 +38,38 @@ class BackendSlot(Generic[T]):
     def ready(self) -> bool:
         """Whether the backend is set."""
         return self._value is not None
+
+
+class ClosableBackend(Protocol):
+    """A backend that releases its resources (threads, model, store) on ``close``."""
+
+    async def close(self) -> None: ...
+
+
+B = TypeVar("B", bound=ClosableBackend)
+S = TypeVar("S")
+
+
+def slotted_service(
+    component: str,
+    service_name: str,
+    make_servicer: Callable[[BackendSlot[B]], S],
+    add_to_server: Callable[[S, grpc.aio.Server], None],
+    open_backend: Callable[[], Awaitable[B]],
+) -> ServiceDefinition:
+    """A service whose servicer reads its backend from a slot that ``open_backend`` fills
+    once the server listens; the backend is closed after the server stopped."""
+    slot: BackendSlot[B] = BackendSlot(component)
+    servicer = make_servicer(slot)
+
+    async def start() -> None:
+        slot.set(await open_backend())
+
+    async def stop() -> None:
+        if slot.ready:
+            await slot.get().close()
+
+    def register(server: grpc.aio.Server) -> None:
+        add_to_server(servicer, server)
+
+    return ServiceDefinition(component, [service_name], register, start, stop)

@@ -13,10 +13,11 @@ them spans are still made (trace ids appear in answers and logs) but go nowhere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 import grpc
@@ -133,17 +134,8 @@ class TracingServerInterceptor(WrappingInterceptor):
         name, attributes = method.lstrip("/"), _rpc_attributes(method)
 
         async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            with tracer().start_as_current_span(
-                name,
-                context=_caller_context(context),
-                kind=SpanKind.SERVER,
-                attributes=attributes,
-                record_exception=False,
-            ) as span:
-                try:
-                    return await behavior(request, context)
-                finally:
-                    _record_status(span, _server_code(context), context.details())
+            with _server_span(name, attributes, context):
+                return await behavior(request, context)
 
         return traced
 
@@ -151,20 +143,25 @@ class TracingServerInterceptor(WrappingInterceptor):
         name, attributes = method.lstrip("/"), _rpc_attributes(method)
 
         async def traced(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            with tracer().start_as_current_span(
-                name,
-                context=_caller_context(context),
-                kind=SpanKind.SERVER,
-                attributes=attributes,
-                record_exception=False,
-            ) as span:
-                try:
-                    async for response in behavior(request, context):
-                        yield response
-                finally:
-                    _record_status(span, _server_code(context), context.details())
+            with _server_span(name, attributes, context):
+                async for response in behavior(request, context):
+                    yield response
 
         return traced
+
+
+@contextlib.contextmanager
+def _server_span(
+    name: str, attributes: dict[str, Any], context: grpc.aio.ServicerContext[Any, Any]
+) -> Iterator[trace.Span]:
+    """A SERVER span under the caller's context that ends with the call's status."""
+    with tracer().start_as_current_span(
+        name, context=_caller_context(context), kind=SpanKind.SERVER, attributes=attributes, record_exception=False
+    ) as span:
+        try:
+            yield span
+        finally:
+            _record_status(span, _server_code(context), context.details())
 
 
 def _caller_context(context: grpc.aio.ServicerContext[Any, Any]) -> Any:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import grpc
-
 from ragmesh.v1 import embedder_pb2_grpc
-from services.common.config import ServerSettings
 from services.common.server import ServiceDefinition, run
-from services.common.slot import BackendSlot
+from services.common.slot import slotted_service
 from services.embedder.config import EmbedderConfig
 from services.embedder.engine import Embedder, Kind, RequestLimits
 from services.embedder.servicer import SERVICE_NAME, EmbedderServicer
@@ -17,22 +14,19 @@ from services.embedder.servicer import SERVICE_NAME, EmbedderServicer
 
 def build(config: EmbedderConfig) -> ServiceDefinition:
     """The embedder's service definition; the model loads in ``start``."""
-    slot: BackendSlot[Embedder] = BackendSlot("embedder")
-    servicer = EmbedderServicer(slot)
 
-    async def start() -> None:
+    async def open_embedder() -> Embedder:
         embedder = await asyncio.to_thread(load_embedder, config)
         await embedder.start()
-        slot.set(embedder)
+        return embedder
 
-    async def stop() -> None:
-        if slot.ready:
-            await slot.get().close()
-
-    def register(server: grpc.aio.Server) -> None:
-        embedder_pb2_grpc.add_EmbedderServiceServicer_to_server(servicer, server)
-
-    return ServiceDefinition("embedder", [SERVICE_NAME], register, start, stop)
+    return slotted_service(
+        "embedder",
+        SERVICE_NAME,
+        EmbedderServicer,
+        embedder_pb2_grpc.add_EmbedderServiceServicer_to_server,
+        open_embedder,
+    )
 
 
 def load_embedder(config: EmbedderConfig) -> Embedder:
@@ -56,12 +50,7 @@ def load_embedder(config: EmbedderConfig) -> Embedder:
 
 def main() -> None:
     """Read the config and serve."""
-
-    def configure() -> tuple[ServiceDefinition, ServerSettings]:
-        config = EmbedderConfig.from_env()
-        return build(config), config.server
-
-    run(configure)
+    run(EmbedderConfig.from_env, build)
 
 
 if __name__ == "__main__":

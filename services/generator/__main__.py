@@ -7,13 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
-import grpc
-
 from ragmesh.v1 import generator_pb2_grpc
-from services.common.config import ConfigError, ServerSettings
-from services.common.logs import configure_logging
-from services.common.server import ServiceDefinition, run
-from services.common.slot import BackendSlot
+from services.common.server import ServiceDefinition, config_or_exit, run
+from services.common.slot import slotted_service
 from services.generator.config import GeneratorConfig
 from services.generator.engine import Generator
 from services.generator.servicer import SERVICE_NAME, GeneratorServicer
@@ -23,22 +19,19 @@ log = logging.getLogger(__name__)
 
 def build(config: GeneratorConfig) -> ServiceDefinition:
     """The generator's service definition; the model loads and warms up in ``start``."""
-    slot: BackendSlot[Generator] = BackendSlot("generator")
-    servicer = GeneratorServicer(slot)
 
-    async def start() -> None:
+    async def open_generator() -> Generator:
         generator = await asyncio.to_thread(load_generator, config)
         await generator.start()
-        slot.set(generator)
+        return generator
 
-    async def stop() -> None:
-        if slot.ready:
-            await slot.get().close()
-
-    def register(server: grpc.aio.Server) -> None:
-        generator_pb2_grpc.add_GeneratorServiceServicer_to_server(servicer, server)
-
-    return ServiceDefinition("generator", [SERVICE_NAME], register, start, stop)
+    return slotted_service(
+        "generator",
+        SERVICE_NAME,
+        GeneratorServicer,
+        generator_pb2_grpc.add_GeneratorServiceServicer_to_server,
+        open_generator,
+    )
 
 
 def load_generator(config: GeneratorConfig) -> Generator:
@@ -62,13 +55,7 @@ def prepare_model() -> None:
     (image builds bake the converted model in; later starts only read it)."""
     from services.generator.loading import model_directory
 
-    configure_logging()
-    try:
-        config = GeneratorConfig.from_env()
-    except ConfigError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
-        sys.exit(2)
-    print(model_directory(config))
+    print(model_directory(config_or_exit(GeneratorConfig.from_env)))
 
 
 def main() -> None:
@@ -76,12 +63,7 @@ def main() -> None:
     if "--prepare-model" in sys.argv[1:]:
         prepare_model()
         return
-
-    def configure() -> tuple[ServiceDefinition, ServerSettings]:
-        config = GeneratorConfig.from_env()
-        return build(config), config.server
-
-    run(configure)
+    run(GeneratorConfig.from_env, build)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from services.common.config import ConfigError, Env, ServerSettings
+from services.common.config import ConfigError, Env, ServerSettings, check_model_directory
 
 
 @dataclass(frozen=True)
@@ -71,8 +70,8 @@ class OrchestratorConfig:
         """Build the config from the environment; ConfigError names a bad variable."""
         env = Env("orchestrator", environ)
         cross_encoder = env.text("cross_encoder_path", "")
-        if cross_encoder and not (Path(cross_encoder) / "config.json").is_file():
-            raise ConfigError(env.name("cross_encoder_path"), f"no Hugging Face model (config.json) in {cross_encoder}")
+        if cross_encoder:
+            check_model_directory(env.name("cross_encoder_path"), cross_encoder)
         return cls(
             server=ServerSettings.from_env("orchestrator", environ),
             embedder_addr=env.address("embedder_addr", "127.0.0.1:50052"),

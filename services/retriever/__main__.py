@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import grpc
-
 from ragmesh.v1 import retriever_pb2_grpc
-from services.common.config import ServerSettings
 from services.common.server import ServiceDefinition, run
-from services.common.slot import BackendSlot
+from services.common.slot import slotted_service
 from services.retriever.config import RetrieverConfig
 from services.retriever.engine import Retriever
 from services.retriever.servicer import SERVICE_NAME, RetrieverServicer
@@ -17,20 +14,17 @@ from services.retriever.servicer import SERVICE_NAME, RetrieverServicer
 
 def build(config: RetrieverConfig) -> ServiceDefinition:
     """The retriever's service definition; the store opens in ``start``."""
-    slot: BackendSlot[Retriever] = BackendSlot("retriever")
-    servicer = RetrieverServicer(slot)
 
-    async def start() -> None:
-        slot.set(await asyncio.to_thread(open_retriever, config))
+    async def open_in_thread() -> Retriever:
+        return await asyncio.to_thread(open_retriever, config)
 
-    async def stop() -> None:
-        if slot.ready:
-            await slot.get().close()
-
-    def register(server: grpc.aio.Server) -> None:
-        retriever_pb2_grpc.add_RetrieverServiceServicer_to_server(servicer, server)
-
-    return ServiceDefinition("retriever", [SERVICE_NAME], register, start, stop)
+    return slotted_service(
+        "retriever",
+        SERVICE_NAME,
+        RetrieverServicer,
+        retriever_pb2_grpc.add_RetrieverServiceServicer_to_server,
+        open_in_thread,
+    )
 
 
 def open_retriever(config: RetrieverConfig) -> Retriever:
@@ -50,12 +44,7 @@ def open_retriever(config: RetrieverConfig) -> Retriever:
 
 def main() -> None:
     """Read the config and serve."""
-
-    def configure() -> tuple[ServiceDefinition, ServerSettings]:
-        config = RetrieverConfig.from_env()
-        return build(config), config.server
-
-    run(configure)
+    run(RetrieverConfig.from_env, build)
 
 
 if __name__ == "__main__":
