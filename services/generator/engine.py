@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import TypeVar
 
 from services.common.errors import DeadlineExceeded, InvalidArgument
+from services.common.offload import INLINE_CHARS, off_loop_if
 from services.generator import metrics
 from services.generator.backend import CausalLMBackend, ChatTurn
 from services.generator.config import GenerationLimits
@@ -22,9 +22,7 @@ from services.generator.scheduler import Scheduler
 from services.generator.sequence import Delta, Event, Failed, Finished, FinishReason, Sequence
 from services.generator.validation import SamplingRequest, check_sampling, check_turns, fit_prompt
 
-_T = TypeVar("_T")
 #: Prompts longer than this (characters) are tokenized off the event loop.
-_INLINE_CHARS = 4000
 #: The engine gives up this long before the caller's deadline, so the caller gets the
 #: engine's DEADLINE_EXCEEDED (with how far it got) rather than a bare transport one.
 _DEADLINE_MARGIN = 0.05
@@ -77,8 +75,8 @@ class Generator:
         chars = sum(map(len, texts)) + sum(len(t.content) for t in turns)
         if chars > self.limits.max_prompt_chars:
             raise InvalidArgument(f"the request holds {chars} characters; the limit is {self.limits.max_prompt_chars}")
-        counts = await _off_loop_if_large(chars, lambda: self.backend.count_tokens(texts) if texts else [])
-        prompt = len(await _off_loop_if_large(chars, lambda: self.backend.render_chat(turns))) if turns else 0
+        counts = await off_loop_if(chars > INLINE_CHARS, lambda: self.backend.count_tokens(texts) if texts else [])
+        prompt = len(await off_loop_if(chars > INLINE_CHARS, lambda: self.backend.render_chat(turns))) if turns else 0
         return counts, prompt
 
     async def generate(
@@ -125,7 +123,7 @@ class Generator:
         check_turns(turns, self.limits)
         sampling, requested = check_sampling(request, self.limits)
         chars = sum(len(turn.content) for turn in turns)
-        rendered = await _off_loop_if_large(chars, lambda: self.backend.render_chat(turns))
+        rendered = await off_loop_if(chars > INLINE_CHARS, lambda: self.backend.render_chat(turns))
         prompt, max_new, truncated = fit_prompt(rendered, requested, self.limits, self.backend.info.context_length)
         deadline = None if time_remaining is None else time.monotonic() + time_remaining - _DEADLINE_MARGIN
         return Sequence(
@@ -138,11 +136,3 @@ class Generator:
             deadline=deadline,
             truncated_prompt_tokens=truncated,
         )
-
-
-async def _off_loop_if_large(chars: int, function: Callable[[], _T]) -> _T:
-    """Run a tokenizer call inline for short inputs and in a thread for long ones, so a
-    long prompt does not stall the event loop (the Rust tokenizer releases the GIL)."""
-    if chars <= _INLINE_CHARS:
-        return function()
-    return await asyncio.to_thread(function)

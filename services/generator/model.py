@@ -118,7 +118,7 @@ class TransformersLM:
         gone = set(rows)
         keep = [row for row in range(self.batch_size) if row not in gone]
         if not keep:
-            self._reset()
+            self.reset()
             return
         index = torch.tensor(keep, dtype=torch.long)
         self._samplers = [self._samplers[row] for row in keep]
@@ -155,16 +155,13 @@ class TransformersLM:
         self._last = torch.cat([self._last, last], dim=0)
         self._samplers = self._samplers + samplers
 
-    def _reset(self) -> None:
+    def reset(self) -> None:
+        """Drop every row (after a failed step the batch state cannot be trusted)."""
         self._cache = None
         self._mask = torch.zeros((0, 0), dtype=torch.long)
         self._positions = torch.zeros((0, 1), dtype=torch.long)
         self._last = torch.zeros((0, 1), dtype=torch.long)
         self._samplers = []
-
-    def reset(self) -> None:
-        """Drop every row (after a failed step the batch state cannot be trusted)."""
-        self._reset()
 
 
 def _layers(cache: DynamicCache) -> list[Any]:

@@ -15,7 +15,6 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 from services.common.errors import Overloaded, Unavailable
 from services.generator import metrics
@@ -142,27 +141,31 @@ class Scheduler:
 
     def _iterate(self, newcomers: list[Sequence]) -> None:
         outbox: Outbox = []
-        self._drop_departed(outbox)
-        arrived = len(newcomers)
-        newcomers = [s for s in newcomers if not self._departed(s, outbox)]
-        if len(newcomers) < arrived:
-            with self._wake:
-                self._admitted -= arrived - len(newcomers)
-                metrics.IN_FLIGHT.set(self._admitted)
-        if newcomers:
-            tokens = self.backend.join([s.prompt for s in newcomers], [s.sampling for s in newcomers])
-            self.prefills += 1
-            self._active.extend(newcomers)
-            self._advance(newcomers, tokens, len(self._active) - len(newcomers), outbox)
+        try:
+            self._drop_departed(outbox)
+            arrived = len(newcomers)
+            newcomers = [s for s in newcomers if not self._departed(s, outbox)]
+            if len(newcomers) < arrived:
+                with self._wake:
+                    self._admitted -= arrived - len(newcomers)
+                    metrics.IN_FLIGHT.set(self._admitted)
+            if newcomers:
+                tokens = self.backend.join([s.prompt for s in newcomers], [s.sampling for s in newcomers])
+                self.prefills += 1
+                self._active.extend(newcomers)
+                self._advance(newcomers, tokens, len(self._active) - len(newcomers), outbox)
+                self._deliver(outbox)  # first tokens go out before the batch's next step
+                outbox = []
+            if self._active:
+                rows = len(self._active)
+                metrics.BATCH_SIZE.observe(rows)
+                self.steps += 1
+                self.shared_steps += rows > 1
+                self._advance(list(self._active), self.backend.step(), 0, outbox)
+        finally:
+            # Sequences that finished or departed before a step failed have left the
+            # batch; their final events must reach them even then.
             self._deliver(outbox)
-            outbox = []
-        if self._active:
-            rows = len(self._active)
-            metrics.BATCH_SIZE.observe(rows)
-            self.steps += 1
-            self.shared_steps += rows > 1
-            self._advance(list(self._active), self.backend.step(), 0, outbox)
-        self._deliver(outbox)
 
     def _advance(self, sequences: list[Sequence], tokens: list[int], first_row: int, outbox: Outbox) -> None:
         """Hand each sequence its token; rows that finished leave the batch."""
@@ -202,9 +205,7 @@ class Scheduler:
         with self._wake:
             self._admitted = 0
         self._active = []
-        reset: Callable[[], None] | None = getattr(self.backend, "reset", None)
-        if reset is not None:
-            reset()
+        self.backend.reset()
         metrics.IN_FLIGHT.set(0)
         self._deliver(outbox)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -11,6 +10,7 @@ from google.protobuf import struct_pb2
 
 from ragmesh.v1 import common_pb2, retriever_pb2, retriever_pb2_grpc
 from services.common.errors import InvalidArgument
+from services.common.offload import off_loop_if
 from services.common.slot import BackendSlot
 from services.retriever.backend import ChunkRow, CollectionInfo, Hit, IndexKind, Metric, Mode
 from services.retriever.engine import Retriever, SearchRequest
@@ -104,10 +104,7 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
 
     async def Upsert(self, request: retriever_pb2.UpsertRequest, context: Context) -> retriever_pb2.UpsertResponse:
         retriever = self.retriever.get()
-        if len(request.chunks) > _INLINE_CHUNKS:
-            rows = await asyncio.to_thread(_rows, request.chunks)
-        else:
-            rows = _rows(request.chunks)
+        rows = await off_loop_if(len(request.chunks) > _INLINE_CHUNKS, lambda: _rows(request.chunks))
         written = await retriever.upsert(request.collection, rows, _time_left(context))
         return retriever_pb2.UpsertResponse(upserted=written)
 
