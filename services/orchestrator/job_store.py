@@ -22,6 +22,17 @@ _PREFIX = "ragmesh:job:"
 _QUEUE = "ragmesh:jobs:queue"
 _RUNNING = "ragmesh:jobs:running"
 _PAYLOAD_TTL_SECONDS = 7 * 86_400
+# KEYS: queue, running set; ARGV: owner, lease ms, key prefix. A job whose lease someone
+# still holds is left to that holder (and to the reaper, should it die).
+_CLAIM_NEXT = """
+local job = redis.call('LPOP', KEYS[1])
+if not job then return false end
+if redis.call('SET', ARGV[3] .. job .. ':lease', ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('SADD', KEYS[2], job)
+  return job
+end
+return false
+"""
 
 
 @dataclass
@@ -46,9 +57,8 @@ class JobStore(Protocol):
     async def get(self, job_id: str) -> StoredJob | None: ...
     async def save(self, stored: StoredJob) -> None: ...
     async def payload(self, job_id: str) -> bytes | None: ...
-    async def next_pending(self) -> str | None: ...
-    async def enqueue(self, job_id: str) -> None: ...
-    async def claim(self, job_id: str, owner: str, lease: float) -> bool: ...
+    async def claim_next(self, owner: str, lease: float) -> str | None: ...
+    async def requeue(self, job_id: str) -> None: ...
     async def renew(self, job_id: str, owner: str, lease: float) -> bool: ...
     async def release(self, job_id: str) -> None: ...
     async def orphans(self, lease: float) -> list[str]: ...
@@ -65,7 +75,7 @@ class MemoryJobStore:
     async def create(self, stored: StoredJob, payload: bytes) -> None:
         self.jobs[stored.job.job_id] = stored
         self.payloads[stored.job.job_id] = payload
-        await self.enqueue(stored.job.job_id)
+        await self.requeue(stored.job.job_id)
 
     async def get(self, job_id: str) -> StoredJob | None:
         stored = self.jobs.get(job_id)
@@ -77,14 +87,12 @@ class MemoryJobStore:
     async def payload(self, job_id: str) -> bytes | None:
         return self.payloads.get(job_id)
 
-    async def next_pending(self) -> str | None:
-        return await self.queue.get()
+    async def claim_next(self, owner: str, lease: float) -> str | None:
+        job_id = await self.queue.get()
+        return job_id if job_id in self.jobs else None
 
-    async def enqueue(self, job_id: str) -> None:
+    async def requeue(self, job_id: str) -> None:
         self.queue.put_nowait(job_id)
-
-    async def claim(self, job_id: str, owner: str, lease: float) -> bool:
-        return job_id in self.jobs
 
     async def renew(self, job_id: str, owner: str, lease: float) -> bool:
         return True
@@ -132,24 +140,31 @@ class RedisJobStore:
         raw = await self.redis.call_or_raise("job-payload", lambda r: r.get(key))
         return None if raw is None else as_bytes(raw)
 
-    async def next_pending(self) -> str | None:
-        raw = await self.redis.call("job-poll", lambda r: r.lpop(_QUEUE), None)
+    async def claim_next(self, owner: str, lease: float) -> str | None:
+        """Pop the next job and take its lease in one step (a Lua script): a replica that
+        fails half-way can then never leave a job neither queued nor running."""
+        raw = await self.redis.call(
+            "job-claim",
+            lambda r: r.eval(_CLAIM_NEXT, 2, _QUEUE, _RUNNING, owner, int(lease * 1000), _PREFIX),
+            None,
+        )
         if raw is None:
             await asyncio.sleep(self.poll_seconds)
             return None
-        return as_bytes(raw).decode() if isinstance(raw, bytes | str) else None
+        return as_bytes(raw).decode()
 
-    async def enqueue(self, job_id: str) -> None:
-        await self.redis.call_or_raise("job-enqueue", lambda r: r.rpush(_QUEUE, job_id))
+    async def requeue(self, job_id: str) -> None:
+        """Back in the queue and out of the running set in one transaction, so no replica
+        can claim it in between and then lose its fresh lease to this release."""
 
-    async def claim(self, job_id: str, owner: str, lease: float) -> bool:
-        async def take(r: aioredis.Redis) -> bool:
-            if not await r.set(_PREFIX + job_id + ":lease", owner, nx=True, px=int(lease * 1000)):
-                return False
-            await r.sadd(_RUNNING, job_id)
-            return True
+        async def move(r: aioredis.Redis) -> None:
+            pipe = r.pipeline(transaction=True)
+            pipe.srem(_RUNNING, job_id)
+            pipe.delete(_PREFIX + job_id + ":lease", _PREFIX + job_id + ":reap")  # reapable again
+            pipe.rpush(_QUEUE, job_id)
+            await pipe.execute()
 
-        return await self.redis.call_or_raise("job-claim", take)
+        await self.redis.call_or_raise("job-requeue", move)
 
     async def renew(self, job_id: str, owner: str, lease: float) -> bool:
         async def extend(r: aioredis.Redis) -> bool:

@@ -92,12 +92,13 @@ class JobManager:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for job_id in list(self._running):
             await self._requeue(job_id, "its replica shut down", count_attempt=False)
+            self._running.discard(job_id)
 
     async def _work(self) -> None:
         while True:
             try:
-                job_id = await self.store.next_pending()
-                if job_id and await self.store.claim(job_id, self.owner, self.settings.job_lease_seconds):
+                job_id = await self.store.claim_next(self.owner, self.settings.job_lease_seconds)
+                if job_id:
                     await self._run(job_id)
             except asyncio.CancelledError:
                 raise
@@ -126,10 +127,10 @@ class JobManager:
             stored.job.error = ""
         except asyncio.CancelledError:
             ingesting.cancel()
-            self._running.discard(job_id)
             if heartbeat.done():  # the lease was lost: another replica runs the job now
+                self._running.discard(job_id)
                 return
-            raise
+            raise  # still ours: ``stop`` hands it back to the queue
         except Exception as error:  # noqa: BLE001 - recorded on the job for its submitter
             log.warning("ingestion job %s failed: %s", job_id, error)
             stored.job.state = orchestrator_pb2.JOB_STATE_FAILED
@@ -177,14 +178,17 @@ class JobManager:
                 return
 
     async def _reap(self) -> None:
-        """Requeue (or fail) jobs whose replica stopped renewing their lease."""
         while True:
             await asyncio.sleep(self.settings.job_lease_seconds / 2)
-            try:
-                for job_id in await self.store.orphans(self.settings.job_lease_seconds):
-                    await self._requeue(job_id, "the replica running it stopped", count_attempt=True)
-            except Unavailable as error:  # Redis trouble: the next round tries again
-                log.warning("could not reap abandoned jobs: %s", error.message)
+            await self.reap_once()
+
+    async def reap_once(self) -> None:
+        """Requeue (or fail) jobs whose replica stopped renewing their lease."""
+        try:
+            for job_id in await self.store.orphans(self.settings.job_lease_seconds):
+                await self._requeue(job_id, "the replica running it stopped", count_attempt=True)
+        except Unavailable as error:  # Redis trouble: the next round tries again
+            log.warning("could not reap abandoned jobs: %s", error.message)
 
     async def _requeue(self, job_id: str, reason: str, count_attempt: bool) -> None:
         stored = await self.store.get(job_id)
@@ -202,8 +206,7 @@ class JobManager:
         stored.job.state = orchestrator_pb2.JOB_STATE_PENDING
         stored.job.error = f"resuming: {reason}"
         await self._save(stored)
-        await self.store.enqueue(job_id)  # queued before it leaves the running set: never lost
-        await self.store.release(job_id)
+        await self.store.requeue(job_id)
         log.info("requeued ingestion job %s (%s)", job_id, reason)
 
     async def _save(self, stored: StoredJob) -> None:

@@ -124,16 +124,40 @@ async def test_a_job_whose_replicas_keep_dying_is_failed_not_left_running(redis_
     reaper = _manager(store, FakeIngestor())
     job_id = await reaper.submit(_request(4))
     for attempt in (1, 2):  # claim it twice and "die" each time
-        assert await store.next_pending() == job_id
-        assert await store.claim(job_id, f"dead-{attempt}", lease=0.2)
+        assert await store.claim_next(f"dead-{attempt}", lease=0.2) == job_id
         stored = await store.get(job_id)
         assert stored is not None
         stored.job.state = orchestrator_pb2.JOB_STATE_RUNNING
         stored.job.attempts = attempt
         await store.save(stored)
         await asyncio.sleep(0.3)
-        (orphan,) = await store.orphans(lease=0.2)
-        await reaper._requeue(orphan, "the replica running it stopped", count_attempt=True)
-    job = await reaper.get(job_id)
+        await reaper.reap_once()  # what the reaper task runs every half lease
+        job = await reaper.get(job_id)
+        if attempt == 1:
+            assert job.state == orchestrator_pb2.JOB_STATE_PENDING
+            assert "the replica running it stopped" in job.error
     assert job.state == orchestrator_pb2.JOB_STATE_FAILED
     assert "gave up after 2 attempts" in job.error
+    assert await store.orphans(lease=0.2) == []
+
+
+async def test_a_clean_shutdown_hands_a_running_job_over_without_counting_an_attempt(
+    redis_server: RedisServer,
+) -> None:
+    leaving_ingestor, staying_ingestor = FakeIngestor(delay=0.2), FakeIngestor(delay=0.01)
+    leaving = _manager(RedisJobStore(RedisGuard(redis_server.url, 0.5, 0.0)), leaving_ingestor)
+    staying = _manager(RedisJobStore(RedisGuard(redis_server.url, 0.5, 0.0)), staying_ingestor)
+    leaving.start()
+    job_id = await leaving.submit(_request(20))
+    while len(leaving_ingestor.indexed) < 2:
+        await asyncio.sleep(0.05)
+    await leaving.stop()  # SIGTERM: the job goes back to the queue at once, not after its lease
+    handed_over = await staying.get(job_id)
+    assert handed_over.state == orchestrator_pb2.JOB_STATE_PENDING
+    assert "its replica shut down" in handed_over.error
+    assert handed_over.attempts == 0
+    staying.start()
+    job = await _finished(staying, job_id)
+    await staying.stop()
+    assert job.state == orchestrator_pb2.JOB_STATE_SUCCEEDED
+    assert job.attempts == 1 and job.runner == staying.owner
