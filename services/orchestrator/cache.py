@@ -8,11 +8,14 @@ every ingest and delete bumps — a re-index never serves a stale answer.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio as aioredis
 from cachetools import TTLCache
 from prometheus_client import Counter
 
@@ -84,37 +87,71 @@ class CollectionVersions:
     With Redis the version is shared by all replicas (one replica's ingest invalidates
     every replica's cache, and keys agree across replicas so L2 is shared). A change made
     while Redis is unreachable is counted locally — this replica's keys change at once —
-    and published to Redis as soon as it answers again.
+    and published to Redis as soon as it answers again: on this replica's next lookup or
+    bump of any collection, or within a second by the background publisher.
     """
 
-    def __init__(self, redis: RedisGuard) -> None:
+    def __init__(self, redis: RedisGuard, publish_every_seconds: float = 1.0) -> None:
         self.redis = redis
         self.shared: dict[str, int] = {}  # last value seen in Redis
         self.pending: dict[str, int] = {}  # changes not yet published to Redis
+        self.publish_every_seconds = publish_every_seconds
+        self._publishing = asyncio.Lock()  # two publishers must not add the same changes twice
+        self._publisher: asyncio.Task[None] | None = None
 
     async def get(self, collection: str) -> str:
         """The version of ``collection`` as a cache-key component."""
-        if self.pending.get(collection):
-            await self._publish(collection)
-        else:
+        if any(self.pending.values()):
+            await self.publish_pending()
+        pending = self.pending.get(collection, 0)
+        if not pending:
             raw = await self.redis.call("version-get", lambda r: r.get(_VERSION_PREFIX + collection), None)
             if raw is not None:
                 self.shared[collection] = int(raw)
-        pending = self.pending.get(collection, 0)
         return f"{self.shared.get(collection, 0)}" + (f"+{pending}" if pending else "")
 
     async def bump(self, collection: str) -> int:
         """Record a change to ``collection``; returns its new version number."""
         self.pending[collection] = self.pending.get(collection, 0) + 1
-        await self._publish(collection)
+        await self.publish_pending()
         return self.number(collection)
 
-    async def _publish(self, collection: str) -> None:
-        shared = await self.redis.call("version-bump", lambda r: r.incr(_VERSION_PREFIX + collection), None)
-        if shared is not None:
-            self.shared[collection] = int(shared)
-            self.pending[collection] = 0
+    async def publish_pending(self) -> None:
+        """Add every unpublished change to the shared versions (no-op while Redis is away)."""
+        async with self._publishing:
+            for collection, count in list(self.pending.items()):
+                if not count:
+                    continue
+                shared = await self.redis.call("version-bump", _increment(collection, count), None)
+                if shared is None:
+                    return  # Redis is unreachable: try again later
+                self.shared[collection] = int(shared)
+                self.pending[collection] -= count  # changes made meanwhile stay pending
 
     def number(self, collection: str) -> int:
         """The version to show callers."""
         return self.shared.get(collection, 0) + self.pending.get(collection, 0)
+
+    def start(self) -> None:
+        """Publish changes left pending by a Redis outage even if no request comes."""
+        if self.redis.configured:
+            self._publisher = asyncio.get_running_loop().create_task(self._publish_periodically())
+
+    async def close(self) -> None:
+        """Stop the background publisher."""
+        if self._publisher is not None:
+            self._publisher.cancel()
+            await asyncio.gather(self._publisher, return_exceptions=True)
+
+    async def _publish_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.publish_every_seconds)
+            if any(self.pending.values()):
+                await self.publish_pending()
+
+
+def _increment(collection: str, count: int) -> Callable[[aioredis.Redis], Awaitable[int]]:
+    async def increment(r: aioredis.Redis) -> int:
+        return int(await r.incrby(_VERSION_PREFIX + collection, count))
+
+    return increment

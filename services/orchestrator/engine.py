@@ -31,6 +31,7 @@ class Orchestrator:
 
     def __init__(self, config: OrchestratorConfig, cross_encoder: CrossEncoder | None = None) -> None:
         self.config = config
+        self.cross_encoder = cross_encoder
         settings = config.cache
         self.redis = RedisGuard(settings.redis_url, settings.redis_timeout_seconds, settings.redis_backoff_seconds)
         self.components = Components.connect(config.embedder_addr, config.retriever_addr, config.generator_addr)
@@ -43,13 +44,17 @@ class Orchestrator:
         self.queries = 0
 
     def start(self) -> None:
-        """Start the ingestion workers."""
+        """Start the ingestion workers and the version publisher."""
         self.jobs.start()
+        self.versions.start()
 
     async def close(self) -> None:
         """Hand running jobs back, close channels and Redis."""
         await self.jobs.stop()
+        await self.versions.close()
         await self.components.close()
+        if self.cross_encoder is not None:
+            self.cross_encoder.close()
         await self.redis.close()
 
     async def query(self, spec: QuerySpec, deadline: Deadline) -> AsyncIterator[Event]:

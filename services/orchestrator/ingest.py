@@ -2,9 +2,10 @@
 
 Documents are checked one by one (bad ones are reported, never fatal), chunked by the
 embedder's tokens, embedded in batches (several calls in flight so embedder replicas work
-in parallel), and stored under stable chunk ids: a re-ingested document's old chunks are
-deleted and replaced. Every stored group bumps the collection's version, which is part of
-every answer-cache key.
+in parallel), and stored under stable chunk ids: a re-ingested document's chunks are
+overwritten in place, then the chunks it no longer has are deleted — in that order, so a
+failed re-ingest leaves the old version searchable instead of nothing. Every stored group
+bumps the collection's version, which is part of every answer-cache key.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from services.orchestrator.requests import check_collection
 INGESTED = Counter("ragmesh_orchestrator_ingested_total", "Documents and chunks ingested", ["kind"])
 #: Documents stored together (one delete + one upsert + one version bump).
 GROUP_DOCUMENTS = 32
+#: Values per IN / NOT_IN filter clause the retriever accepts.
+VALUES_PER_CLAUSE = 1000
 #: Characters per Tokenize call (the embedder bounds a request's size).
 TOKENIZE_CHARS = 1_000_000
 #: Embed calls in flight at once for one ingestion.
@@ -165,13 +168,17 @@ class Ingestor:
             chunks = await self._chunks(documents, chunking, deadline)
             state.chunks_total += len(chunks)
             await self._embed(chunks, deadline)
-            ids = [document.id for document in documents]
-            # Replace, not append: a re-ingested document may now have fewer chunks.
-            await self.components.retriever.Delete(
-                retriever_pb2.DeleteRequest(collection=collection, document_ids=ids), timeout=deadline.remaining(60.0)
-            )
             await self.components.retriever.Upsert(
                 retriever_pb2.UpsertRequest(collection=collection, chunks=chunks), timeout=deadline.remaining(120.0)
+            )
+            # A re-ingested document may now have fewer chunks: drop the ones not rewritten.
+            await self.components.retriever.Delete(
+                retriever_pb2.DeleteRequest(
+                    collection=collection,
+                    document_ids=[document.id for document in documents],
+                    filters=_none_of("chunk_id", [chunk.chunk_id for chunk in chunks]),
+                ),
+                timeout=deadline.remaining(60.0),
             )
             state.version = await self.versions.bump(collection)
             state.documents_done += len(documents)
@@ -244,3 +251,15 @@ def _groups(documents: Iterable[orchestrator_pb2.Document], size: int) -> Iterab
             group = []
     if group:
         yield group
+
+
+def _none_of(field: str, values: Sequence[str]) -> list[common_pb2.Filter]:
+    """``field`` NOT_IN ``values``, as ANDed clauses of at most VALUES_PER_CLAUSE values."""
+    return [
+        common_pb2.Filter(
+            field=field,
+            op=common_pb2.FILTER_OP_NOT_IN,
+            values=[common_pb2.Scalar(string_value=v) for v in values[first : first + VALUES_PER_CLAUSE]],
+        )
+        for first in range(0, len(values), VALUES_PER_CLAUSE)
+    ]

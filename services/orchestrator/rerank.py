@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,10 @@ class CrossEncoder:
         self.model = AutoModelForSequenceClassification.from_pretrained(path).eval()
         self.max_tokens = min(max_tokens, getattr(self.tokenizer, "model_max_length", max_tokens))
         self.batch_size = batch_size
+        # One thread owns tokenizer and model: a Rust tokenizer used from two threads at
+        # once fails with "Already borrowed", and concurrent forward passes would only
+        # fight over the same cores.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cross-encoder")
         log.info("loaded cross-encoder from %s", path)
 
     def scores(self, query: str, passages: Sequence[str]) -> list[float]:
@@ -97,7 +102,12 @@ class CrossEncoder:
 
     async def rerank(self, query: str, candidates: Sequence[Candidate], top_k: int) -> list[Candidate]:
         """Candidates sorted by cross-encoder score, best ``top_k``."""
-        scores = await asyncio.to_thread(self.scores, query, [c.text for c in candidates])
+        passages = [c.text for c in candidates]
+        scores = await asyncio.get_running_loop().run_in_executor(self._thread, self.scores, query, passages)
         for candidate, score in zip(candidates, scores, strict=True):
             candidate.score = score
         return sorted(candidates, key=lambda c: c.score, reverse=True)[:top_k]
+
+    def close(self) -> None:
+        """Stop the scoring thread (after the queries using it ended)."""
+        self._thread.shutdown(wait=False, cancel_futures=True)

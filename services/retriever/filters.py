@@ -3,7 +3,7 @@
 Safety is by construction, not by filtering bad input:
 
 - field names never reach the expression as client text beyond a checked key: a field is
-  either ``document_id`` (a schema column) or a metadata key matching
+  either ``document_id`` or ``chunk_id`` (schema columns) or a metadata key matching
   ``[A-Za-z][A-Za-z0-9_]{0,63}``, written as ``metadata["<key>"]`` — a key with no quote,
   bracket, backslash or space cannot end the string or open another term;
 - operators come from an enum, so the client picks one of eight fixed tokens;
@@ -18,7 +18,7 @@ there). One expression syntax that both accept keeps one code path.
 
 Semantics worth knowing: LT/LE/GT/GE take numbers only (the contract says so, and ordering
 strings by code point is rarely what a caller means); booleans take EQ/NE only;
-``document_id`` takes strings only. Like SQL's NULL, a chunk whose metadata lacks the key
+``document_id`` and ``chunk_id`` take strings only. Like SQL's NULL, a chunk whose metadata lacks the key
 matches no clause on that key — not even NE or NOT_IN. Metadata IN/NOT_IN are written as
 OR/AND chains of equalities because milvus-lite rejects ``in`` on a JSON path.
 """
@@ -35,6 +35,9 @@ from enum import Enum
 from services.common.errors import InvalidArgument
 
 DOCUMENT_ID = "document_id"
+CHUNK_ID = "chunk_id"
+#: Schema columns a clause may name directly; every other field is a metadata key.
+ID_COLUMNS = (DOCUMENT_ID, CHUNK_ID)
 MAX_CLAUSES = 64
 MAX_IN_VALUES = 1000
 MAX_STRING_CHARS = 4096
@@ -115,26 +118,26 @@ def _check_controls(where: str, value: str) -> None:
 
 
 def _clause(where: str, clause: Clause) -> str:
-    is_document_id = clause.field == DOCUMENT_ID
-    if not is_document_id and not KEY_PATTERN.fullmatch(clause.field):
+    column = clause.field if clause.field in ID_COLUMNS else None
+    if column is None and not KEY_PATTERN.fullmatch(clause.field):
         raise InvalidArgument(
-            f"{where}: field {clause.field!r} is not allowed; use document_id or a metadata key of "
+            f"{where}: field {clause.field!r} is not allowed; use document_id, chunk_id or a metadata key of "
             "letters, digits and underscores that starts with a letter (at most 64 characters)"
         )
-    field = DOCUMENT_ID if is_document_id else f'metadata["{clause.field}"]'
+    field = column or f'metadata["{clause.field}"]'
     if clause.op is None:
         raise InvalidArgument(f"{where}: op is missing; use EQ, NE, LT, LE, GT, GE, IN or NOT_IN")
     if clause.op in _LISTS:
-        return _list_clause(where, clause, field, is_document_id)
+        return _list_clause(where, clause, field, column)
     if clause.values:
         raise InvalidArgument(f"{where}: {clause.op.name} takes value, not values")
     if clause.value is None:
         raise InvalidArgument(f"{where}: {clause.op.name} needs a value")
-    _check_kind(where, clause.op, _kind(clause.value), is_document_id)
-    return f"{field} {clause.op.value} {_literal(where, clause.value, is_document_id)}"
+    _check_kind(where, clause.op, _kind(clause.value), column)
+    return f"{field} {clause.op.value} {_literal(where, clause.value, column is not None)}"
 
 
-def _list_clause(where: str, clause: Clause, field: str, is_document_id: bool) -> str:
+def _list_clause(where: str, clause: Clause, field: str, column: str | None) -> str:
     assert clause.op is not None
     if clause.value is not None:
         raise InvalidArgument(f"{where}: {clause.op.name} takes values, not value")
@@ -148,10 +151,10 @@ def _list_clause(where: str, clause: Clause, field: str, is_document_id: bool) -
     kinds = {_kind(value) for value in values}
     if len(kinds) > 1:
         raise InvalidArgument(f"{where}: values mix {' and '.join(sorted(kinds))}; use one kind")
-    _check_kind(where, clause.op, kinds.pop(), is_document_id)
-    literals = [_literal(where, value, is_document_id) for value in values]
+    _check_kind(where, clause.op, kinds.pop(), column)
+    literals = [_literal(where, value, column is not None) for value in values]
     literals = list(dict.fromkeys(literals))
-    if is_document_id:
+    if column is not None:
         return f"{field} {clause.op.value} [{', '.join(literals)}]"
     # milvus-lite has no `in` on JSON paths: spell it as a chain (same meaning on a server).
     if clause.op is FilterOp.IN:
@@ -168,16 +171,16 @@ def _kind(value: Scalar) -> str:
     return "string"
 
 
-def _check_kind(where: str, op: FilterOp, kind: str, is_document_id: bool) -> None:
-    if is_document_id and kind != "string":
-        raise InvalidArgument(f"{where}: document_id is compared with strings only, got a {kind}")
+def _check_kind(where: str, op: FilterOp, kind: str, column: str | None) -> None:
+    if column is not None and kind != "string":
+        raise InvalidArgument(f"{where}: {column} is compared with strings only, got a {kind}")
     if op in _ORDERING and kind != "number":
         raise InvalidArgument(f"{where}: {op.name} compares numbers only, got a {kind}")
     if kind == "bool" and op not in (FilterOp.EQ, FilterOp.NE):
         raise InvalidArgument(f"{where}: a bool takes EQ or NE only, not {op.name}")
 
 
-def _literal(where: str, value: Scalar, is_document_id: bool) -> str:
+def _literal(where: str, value: Scalar, is_id: bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -188,8 +191,8 @@ def _literal(where: str, value: Scalar, is_document_id: bool) -> str:
         if not math.isfinite(value):
             raise InvalidArgument(f"{where}: {value} is not a finite number")
         return repr(value)
-    if is_document_id:
-        check_id(f"{where}: a document id", value)
+    if is_id:
+        check_id(f"{where}: an id", value)
     elif len(value) > MAX_STRING_CHARS:
         raise InvalidArgument(f"{where}: a string value is longer than {MAX_STRING_CHARS} characters")
     _check_controls(f"{where}: a string value", value)

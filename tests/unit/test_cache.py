@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from services.orchestrator.cache import AnswerCache, CollectionVersions, cache_key
@@ -87,3 +89,29 @@ async def test_l1_can_be_turned_off_or_tiny(size: int) -> None:
     await cache.put("b", b"2")
     assert await cache.get("a") is None
     assert (await cache.get("b") is not None) == (size == 1)
+
+
+async def test_changes_made_during_an_outage_are_all_published_without_further_requests(
+    redis_server: RedisServer,
+) -> None:
+    _, versions = _replica(redis_server.url)
+    versions.publish_every_seconds = 0.05
+    _, other = _replica(redis_server.url)
+    await versions.bump("docs")
+    redis_server.stop()
+    await versions.bump("docs")
+    await versions.bump("docs")
+    await versions.bump("notes")  # pending changes of more than one collection
+    assert versions.pending == {"docs": 2, "notes": 1}
+    redis_server.start()  # a new, empty Redis
+    versions.start()
+    try:
+        for _ in range(100):  # the background publisher, not a lookup, publishes them
+            if not any(versions.pending.values()):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await versions.close()
+    assert versions.pending == {"docs": 0, "notes": 0}
+    assert (await other.get("docs"), await other.get("notes")) == ("2", "1")  # each change counted once
+    assert versions.number("docs") == 2
