@@ -206,7 +206,7 @@ class Filter(_message.Message):
     VALUE_FIELD_NUMBER: _builtins.int
     VALUES_FIELD_NUMBER: _builtins.int
     field: _builtins.str
-    """`document_id` or a metadata key (letters, digits, underscore; starts with a letter)."""
+    """`document_id`, `chunk_id` or a metadata key (letters, digits, underscore; starts with a letter)."""
     op: Global___FilterOp.ValueType
     """The comparison."""
     @_builtins.property
