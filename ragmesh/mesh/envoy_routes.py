@@ -18,20 +18,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from services.common.names import COMPONENT_HEADER, SERVICE_NAMES
+
 if TYPE_CHECKING:
     from ragmesh.mesh.envoy import EnvoyOptions, Upstream
 
 Route = dict[str, Any]
 
 COMPONENTS = ("orchestrator", "embedder", "retriever", "generator")
-SERVICE_NAMES = {c: f"ragmesh.v1.{c.capitalize()}Service" for c in COMPONENTS}
 #: Methods that stream (either way): a retry would have to buffer and replay the request
 #: body, and once a response started nothing can be retried anyway.
 STREAMING_METHODS: dict[str, tuple[str, ...]] = {
     "generator": ("Generate",),
     "orchestrator": ("QueryStream", "Ingest", "WatchIngestJob"),
 }
-COMPONENT_HEADER = "x-ragmesh-component"
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 REFLECTION_PREFIXES = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
 #: What a unary call is retried on: the replica could not take it (gRPC UNAVAILABLE: still

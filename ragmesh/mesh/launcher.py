@@ -17,10 +17,9 @@ from pathlib import Path
 from ragmesh.mesh import envoy
 from ragmesh.mesh.envoy_process import EnvoyProcess
 from ragmesh.mesh.processes import ROOT, ServiceProcess, free_port
+from services.common.names import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
 COMPONENT_ORDER = ("retriever", "embedder", "generator", "orchestrator")
-BASE_PORTS = {"orchestrator": 50051, "embedder": 50052, "retriever": 50053, "generator": 50054}
-BASE_METRICS = {"orchestrator": 9101, "embedder": 9102, "retriever": 9103, "generator": 9104}
 
 
 class MeshError(RuntimeError):
@@ -111,8 +110,8 @@ class Mesh:
             addresses = []
             for index in range(self.plan.replicas[component]):
                 first = index == 0 and self.plan.default_ports
-                grpc_port = BASE_PORTS[component] if first else free_port()
-                metrics_port = BASE_METRICS[component] if first else free_port()
+                grpc_port = DEFAULT_PORTS[component] if first else free_port()
+                metrics_port = DEFAULT_METRICS_PORTS[component] if first else free_port()
                 addresses.append((grpc_port, metrics_port))
             ports[component] = addresses
         return ports

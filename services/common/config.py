@@ -14,18 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-DEFAULT_PORTS: dict[str, int] = {
-    "orchestrator": 50051,
-    "embedder": 50052,
-    "retriever": 50053,
-    "generator": 50054,
-}
-DEFAULT_METRICS_PORTS: dict[str, int] = {
-    "orchestrator": 9101,
-    "embedder": 9102,
-    "retriever": 9103,
-    "generator": 9104,
-}
+from services.common.names import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
+
 MIB = 1024 * 1024
 _Number = TypeVar("_Number", int, float)
 

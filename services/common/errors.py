@@ -85,15 +85,30 @@ class PermissionDenied(RagmeshError):
     code = grpc.StatusCode.PERMISSION_DENIED
 
 
+def status_code_for(error: BaseException) -> grpc.StatusCode:
+    """The status code a client sees for ``error`` (no side effects: for metrics too)."""
+    if isinstance(error, RagmeshError):
+        return error.code
+    if isinstance(error, grpc.aio.AioRpcError):
+        return error.code()  # a downstream call failed: its code tells the caller whether to retry
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    if isinstance(error, TimeoutError):
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.INTERNAL
+
+
 def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and message a client should see for ``error``."""
+    code = status_code_for(error)
     if isinstance(error, RagmeshError):
-        return error.code, error.message
+        return code, error.message
     if isinstance(error, grpc.aio.AioRpcError):
-        # A downstream call failed: keep its code so the caller knows whether to retry.
-        return error.code(), f"downstream call failed: {error.details()}"
-    if isinstance(error, TimeoutError):
-        return grpc.StatusCode.DEADLINE_EXCEEDED, "the operation timed out"
+        return code, f"downstream call failed: {error.details()}"
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return code, "the operation timed out"
+    if code is grpc.StatusCode.CANCELLED:
+        return code, "the call was cancelled"
     trace_id = current_trace_id()
     log.exception("unhandled error (trace id %s)", trace_id or "-", exc_info=error)
     return grpc.StatusCode.INTERNAL, f"internal error; quote trace id {trace_id or '-'} when reporting it"

@@ -19,16 +19,11 @@ from prometheus_client import Counter
 from ragmesh.v1 import embedder_pb2_grpc, generator_pb2_grpc, retriever_pb2_grpc
 from services.common.channels import open_channel
 from services.common.errors import DeadlineExceeded
+from services.common.names import COMPONENT_HEADER, SERVICE_NAMES
 
-COMPONENT_HEADER = "x-ragmesh-component"
 DOWNSTREAM_CALLS = Counter(
     "ragmesh_orchestrator_downstream_calls_total", "Calls to components, by status code", ["component", "code"]
 )
-HEALTH_NAMES = {
-    "embedder": "ragmesh.v1.EmbedderService",
-    "retriever": "ragmesh.v1.RetrieverService",
-    "generator": "ragmesh.v1.GeneratorService",
-}
 
 
 @dataclass
@@ -123,7 +118,7 @@ class Components:
         """(status name, detail) of one component's grpc.health.v1 Check."""
         try:
             reply = await self.health[component].Check(
-                health_pb2.HealthCheckRequest(service=HEALTH_NAMES[component]), timeout=timeout
+                health_pb2.HealthCheckRequest(service=SERVICE_NAMES[component]), timeout=timeout
             )
         except grpc.aio.AioRpcError as error:
             return "UNREACHABLE", f"{error.code().name}: {error.details()}"

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.common.config import ConfigError, Env, ServerSettings, check_model_directory
+from services.common.names import DEFAULT_PORTS
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,9 @@ class OrchestratorConfig:
             check_model_directory(env.name("cross_encoder_path"), cross_encoder)
         return cls(
             server=ServerSettings.from_env("orchestrator", environ),
-            embedder_addr=env.address("embedder_addr", "127.0.0.1:50052"),
-            retriever_addr=env.address("retriever_addr", "127.0.0.1:50053"),
-            generator_addr=env.address("generator_addr", "127.0.0.1:50054"),
+            embedder_addr=env.address("embedder_addr", f"127.0.0.1:{DEFAULT_PORTS['embedder']}"),
+            retriever_addr=env.address("retriever_addr", f"127.0.0.1:{DEFAULT_PORTS['retriever']}"),
+            generator_addr=env.address("generator_addr", f"127.0.0.1:{DEFAULT_PORTS['generator']}"),
             cache=_cache_settings(env),
             defaults=_query_defaults(env),
             ingest=_ingest_settings(env),

@@ -10,7 +10,7 @@ import grpc
 from prometheus_client import Counter
 
 from ragmesh.v1 import orchestrator_pb2, retriever_pb2
-from services.common.errors import InvalidArgument, NotFound, RagmeshError
+from services.common.errors import InvalidArgument, NotFound, status_code_for
 from services.orchestrator.cache import AnswerCache, CollectionVersions
 from services.orchestrator.clients import Components, Deadline
 from services.orchestrator.config import OrchestratorConfig
@@ -63,17 +63,8 @@ class Orchestrator:
         try:
             async for event in self.pipeline.run(spec, deadline):
                 yield event
-        except asyncio.CancelledError:
-            status = "CANCELLED"
-            raise
-        except RagmeshError as error:
-            status = error.code.name
-            raise
-        except grpc.aio.AioRpcError as error:
-            status = error.code().name
-            raise
-        except Exception:
-            status = "INTERNAL"
+        except BaseException as error:  # counted as the caller will see it, then re-raised
+            status = status_code_for(error).name
             raise
         finally:
             self.queries += 1

@@ -1,0 +1,25 @@
+"""Names the components and the mesh agree on: default ports, gRPC service names, and the
+header that routes the orchestrator's calls through Envoy. Standard library only, so the
+launcher and scripts can import it without loading any service code."""
+
+from __future__ import annotations
+
+#: Default gRPC port of each component (the first replica of ``ragmesh up`` uses these too).
+DEFAULT_PORTS: dict[str, int] = {
+    "orchestrator": 50051,
+    "embedder": 50052,
+    "retriever": 50053,
+    "generator": 50054,
+}
+#: Default Prometheus port of each component.
+DEFAULT_METRICS_PORTS: dict[str, int] = {
+    "orchestrator": 9101,
+    "embedder": 9102,
+    "retriever": 9103,
+    "generator": 9104,
+}
+#: The gRPC service each component serves (health checks and Envoy routes use these).
+SERVICE_NAMES: dict[str, str] = {c: f"ragmesh.v1.{c.capitalize()}Service" for c in DEFAULT_PORTS}
+#: Metadata naming the component a call is for: Envoy routes on it, so that health checks
+#: (one service, ``grpc.health.v1``) reach the right cluster.
+COMPONENT_HEADER = "x-ragmesh-component"
