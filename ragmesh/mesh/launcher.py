@@ -122,6 +122,7 @@ class Mesh:
         if component == "orchestrator":  # the orchestrator reaches everything through Envoy
             for target in ("embedder", "retriever", "generator"):
                 env[f"{prefix}{target.upper()}_ADDR"] = self.address
+            env[prefix + "COMPONENTS_BEHIND_ENVOY"] = "true"  # Envoy retries unary calls
             if self.plan.redis_url:
                 env[prefix + "REDIS_URL"] = self.plan.redis_url
         if component == "retriever":

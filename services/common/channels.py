@@ -16,24 +16,26 @@ import grpc
 from services.common.config import MIB
 from services.common.tracing import client_interceptors
 
-RETRY_SERVICE_CONFIG: dict[str, Any] = {
-    "methodConfig": [
-        {
-            "name": [{}],  # every method of every service
-            "retryPolicy": {
-                "maxAttempts": 4,
-                "initialBackoff": "0.05s",
-                "maxBackoff": "1s",
-                "backoffMultiplier": 2,
-                "retryableStatusCodes": ["UNAVAILABLE"],
-            },
-            "waitForReady": False,
-        }
-    ]
+#: The retry policy: calls that fail with UNAVAILABLE before any response arrived.
+RETRY_POLICY: dict[str, Any] = {
+    "maxAttempts": 4,
+    "initialBackoff": "0.05s",
+    "maxBackoff": "1s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
 }
 
 
-def channel_options(max_message_bytes: int = 64 * MIB, retries: bool = True) -> list[tuple[str, Any]]:
+def retry_service_config(methods: Sequence[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """gRPC's service config retrying every method, or only ``methods`` ((service, method)
+    pairs) — e.g. behind Envoy, which retries unary calls itself but never streams."""
+    names = [{"service": service, "method": method} for service, method in methods] if methods is not None else [{}]
+    return {"methodConfig": [{"name": names, "retryPolicy": RETRY_POLICY, "waitForReady": False}]}
+
+
+def channel_options(
+    max_message_bytes: int = 64 * MIB, retries: bool = True, retry_methods: Sequence[tuple[str, str]] | None = None
+) -> list[tuple[str, Any]]:
     """The channel arguments used by :func:`open_channel`."""
     options: list[tuple[str, Any]] = [
         ("grpc.max_send_message_length", max_message_bytes),
@@ -44,7 +46,7 @@ def channel_options(max_message_bytes: int = 64 * MIB, retries: bool = True) -> 
         ("grpc.enable_retries", 1 if retries else 0),
     ]
     if retries:
-        options.append(("grpc.service_config", json.dumps(RETRY_SERVICE_CONFIG)))
+        options.append(("grpc.service_config", json.dumps(retry_service_config(retry_methods))))
     return options
 
 
@@ -53,12 +55,14 @@ def open_channel(
     max_message_bytes: int = 64 * MIB,
     retries: bool = True,
     interceptors: Sequence[Any] = (),
+    retry_methods: Sequence[tuple[str, str]] | None = None,
 ) -> grpc.aio.Channel:
-    """An insecure aio channel to ``target`` (host:port) with tracing, keepalive and retries;
-    ``interceptors`` run after the tracing ones (so they see the call's span)."""
+    """An insecure aio channel to ``target`` (host:port) with tracing, keepalive and retries
+    (of every method, or of ``retry_methods`` only); ``interceptors`` run after the tracing
+    ones (so they see the call's span)."""
     return grpc.aio.insecure_channel(
         target,
-        options=channel_options(max_message_bytes, retries),
+        options=channel_options(max_message_bytes, retries, retry_methods),
         interceptors=[*client_interceptors(), *interceptors],
     )
 

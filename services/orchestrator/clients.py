@@ -92,12 +92,16 @@ class Components:
     channels: list[grpc.aio.Channel] = field(default_factory=list)
 
     @classmethod
-    def connect(cls, embedder: str, retriever: str, generator: str) -> Components:
-        """Open one channel per component (lazily connected)."""
+    def connect(cls, embedder: str, retriever: str, generator: str, behind_envoy: bool = False) -> Components:
+        """Open one channel per component (lazily connected). Behind Envoy, which retries
+        unary calls but not streams, the channels retry only the generator's stream."""
         addresses = {"embedder": embedder, "retriever": retriever, "generator": generator}
         counts = {name: CallCounts() for name in addresses}
+        retry_methods = [(SERVICE_NAMES["generator"], "Generate")] if behind_envoy else None
         channels = {
-            name: open_channel(address, interceptors=[_ComponentInterceptor(name, counts[name])])
+            name: open_channel(
+                address, interceptors=[_ComponentInterceptor(name, counts[name])], retry_methods=retry_methods
+            )
             for name, address in addresses.items()
         }
         return cls(

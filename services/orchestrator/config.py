@@ -65,6 +65,9 @@ class OrchestratorConfig:
     ingest: IngestSettings
     #: Hugging Face sequence-classification model for cross-encoder reranking ("" = off).
     cross_encoder_path: str
+    #: The component addresses are an Envoy that retries unary calls itself: the channels
+    #: then retry only streams, so one failure is not retried at two layers (4 x 4 calls).
+    components_behind_envoy: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OrchestratorConfig:
@@ -82,6 +85,7 @@ class OrchestratorConfig:
             defaults=_query_defaults(env),
             ingest=_ingest_settings(env),
             cross_encoder_path=cross_encoder,
+            components_behind_envoy=env.flag("components_behind_envoy", False),
         )
 
 

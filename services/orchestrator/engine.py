@@ -34,7 +34,9 @@ class Orchestrator:
         self.cross_encoder = cross_encoder
         settings = config.cache
         self.redis = RedisGuard(settings.redis_url, settings.redis_timeout_seconds, settings.redis_backoff_seconds)
-        self.components = Components.connect(config.embedder_addr, config.retriever_addr, config.generator_addr)
+        self.components = Components.connect(
+            config.embedder_addr, config.retriever_addr, config.generator_addr, config.components_behind_envoy
+        )
         self.cache = AnswerCache(self.redis, settings.l1_entries, settings.l1_ttl_seconds, settings.l2_ttl_seconds)
         self.versions = CollectionVersions(self.redis)
         self.pipeline = QueryPipeline(self.components, self.cache, self.versions, cross_encoder)

@@ -190,3 +190,37 @@ async def test_health_checks_are_not_traced(plumbing: Any, span_exporter: InMemo
     await asyncio.sleep(0.05)
     server_spans = [s.name for s in span_exporter.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
     assert server_spans == [f"{SERVICE}/Call"]
+
+
+async def test_channels_retry_unavailable_on_every_method_or_only_on_the_ones_named() -> None:
+    calls = {"Unary": 0, "Stream": 0}
+
+    async def unavailable(request: bytes, context: Any) -> bytes:
+        calls["Unary"] += 1
+        raise errors.Unavailable("replica is shutting down")
+
+    async def unavailable_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
+        calls["Stream"] += 1
+        raise errors.Unavailable("replica is shutting down")
+        yield b""  # pragma: no cover - makes this a generator
+
+    handlers = {
+        "Unary": grpc.unary_unary_rpc_method_handler(unavailable),
+        "Stream": grpc.unary_stream_rpc_method_handler(unavailable_stream),
+    }
+    running, address = await start_in_process(generic_definition("flaky", SERVICE, handlers))
+    seen: list[dict[str, int]] = []
+    try:
+        for retry_methods in (None, [(SERVICE, "Stream")]):  # everything, then streams only (behind Envoy)
+            calls.update(Unary=0, Stream=0)
+            channel = open_channel(address, retry_methods=retry_methods)
+            with pytest.raises(grpc.aio.AioRpcError) as unary:
+                await channel.unary_unary(f"/{SERVICE}/Unary", None, None)(b"x")
+            with pytest.raises(grpc.aio.AioRpcError) as stream:
+                await channel.unary_stream(f"/{SERVICE}/Stream", None, None)(b"x").read()
+            assert unary.value.code() == stream.value.code() == grpc.StatusCode.UNAVAILABLE
+            await channel.close(None)
+            seen.append(dict(calls))
+    finally:
+        await running.stop()
+    assert seen == [{"Unary": 4, "Stream": 4}, {"Unary": 1, "Stream": 4}]
