@@ -1,4 +1,5 @@
-"""Wrapping of grpc.aio method handlers, shared by every server interceptor.
+"""Wrapping of grpc.aio method handlers, shared by every server interceptor, and the base
+of the client interceptors.
 
 A server interceptor here is written as two small decorators, one for handlers that
 return a single response (or write with ``context.write``) and one for handlers that
@@ -10,8 +11,9 @@ handlers on every call cost ~100 µs of CPU per RPC per interceptor.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import grpc
@@ -84,3 +86,72 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
     def around_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
         """The wrapped response-streaming behaviour of ``method``."""
         raise NotImplementedError
+
+
+CallDone = Callable[[grpc.StatusCode, str], None]
+#: Rewrites a call's details before it starts; returns them and what to tell when it ends.
+PrepareCall = Callable[[grpc.aio.ClientCallDetails], tuple[grpc.aio.ClientCallDetails, CallDone | None]]
+#: Keeps the end-of-call tasks alive until they ran (the event loop holds them weakly).
+_PENDING_DONE: set[asyncio.Future[None]] = set()
+
+
+def call_interceptors(prepare: PrepareCall) -> list[Any]:
+    """Client interceptors that run ``prepare`` on every call, of all four kinds.
+
+    One object per kind: grpc.aio files an interceptor under the first kind it implements
+    only, so a single object implementing all four would never see streaming calls.
+    """
+    return [kind(prepare) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
+
+
+class _CallInterceptor:
+    def __init__(self, prepare: PrepareCall) -> None:
+        self.prepare = prepare
+
+    async def _intercept(self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any) -> Any:
+        details, done = self.prepare(details)
+        call = await continuation(details, request)
+        if done is not None:
+            call.add_done_callback(lambda _: _keep(asyncio.ensure_future(_report(call, done))))
+        return call
+
+
+class _UnaryUnary(_CallInterceptor, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await self._intercept(continuation, client_call_details, request)
+
+
+class _UnaryStream(_CallInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await self._intercept(continuation, client_call_details, request)
+
+
+class _StreamUnary(_CallInterceptor, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return await self._intercept(continuation, client_call_details, request_iterator)
+
+
+class _StreamStream(_CallInterceptor, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return await self._intercept(continuation, client_call_details, request_iterator)
+
+
+def with_metadata(details: grpc.aio.ClientCallDetails, pairs: Iterable[tuple[str, str]]) -> grpc.aio.ClientCallDetails:
+    """``details`` with ``pairs`` added to the call's metadata."""
+    metadata = grpc.aio.Metadata(*(tuple(details.metadata) if details.metadata else ()))
+    for key, value in pairs:
+        metadata.add(key, value)
+    return details._replace(metadata=metadata)  # type: ignore[attr-defined]
+
+
+async def _report(call: Any, done: CallDone) -> None:
+    try:
+        code, text = await call.code(), await call.details()
+    except asyncio.CancelledError:
+        code, text = grpc.StatusCode.CANCELLED, "cancelled"
+    done(code, text or "")
+
+
+def _keep(task: asyncio.Future[None]) -> None:
+    _PENDING_DONE.add(task)
+    task.add_done_callback(_PENDING_DONE.discard)

@@ -12,7 +12,6 @@ them spans are still made (trace ids appear in answers and logs) but go nowhere.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -32,7 +31,15 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from services.common.interceptors import StreamBehavior, UnaryBehavior, WrappingInterceptor, method_parts
+from services.common.interceptors import (
+    CallDone,
+    StreamBehavior,
+    UnaryBehavior,
+    WrappingInterceptor,
+    call_interceptors,
+    method_parts,
+    with_metadata,
+)
 
 TRACER_NAME = "ragmesh"
 UNTRACED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -176,58 +183,20 @@ def _server_code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode
     return code if isinstance(code, grpc.StatusCode) else None
 
 
-class _ClientTracing:
-    """Starts a CLIENT span per call and injects its context into the call's metadata."""
+def _trace_call(details: grpc.aio.ClientCallDetails) -> tuple[grpc.aio.ClientCallDetails, CallDone | None]:
+    """Start a CLIENT span for the call and inject its context into the call's metadata."""
+    method = details.method.decode() if isinstance(details.method, bytes) else str(details.method)
+    span = tracer().start_span(method.lstrip("/"), kind=SpanKind.CLIENT, attributes=_rpc_attributes(method))
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
 
-    def _start(self, details: grpc.aio.ClientCallDetails) -> tuple[trace.Span, grpc.aio.ClientCallDetails]:
-        method = details.method.decode() if isinstance(details.method, bytes) else str(details.method)
-        span = tracer().start_span(method.lstrip("/"), kind=SpanKind.CLIENT, attributes=_rpc_attributes(method))
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier, context=trace.set_span_in_context(span))
-        metadata = grpc.aio.Metadata(*(tuple(details.metadata) if details.metadata else ()))
-        for key, value in carrier.items():
-            metadata.add(key, value)
-        return span, details._replace(metadata=metadata)  # type: ignore[attr-defined]
+    def end(code: grpc.StatusCode, text: str) -> None:
+        _record_status(span, code, text)
+        span.end()
 
-    @staticmethod
-    def _end_when_done(span: trace.Span, call: Any) -> Any:
-        async def finish() -> None:
-            try:
-                code = await call.code()
-                details = await call.details()
-            except asyncio.CancelledError:
-                code, details = grpc.StatusCode.CANCELLED, "cancelled"
-            _record_status(span, code, details)
-            span.end()
-
-        call.add_done_callback(lambda _: asyncio.ensure_future(finish()))
-        return call
-
-
-class _UnaryUnaryTracing(_ClientTracing, grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        span, details = self._start(client_call_details)
-        return self._end_when_done(span, await continuation(details, request))
-
-
-class _UnaryStreamTracing(_ClientTracing, grpc.aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        span, details = self._start(client_call_details)
-        return self._end_when_done(span, await continuation(details, request))
-
-
-class _StreamUnaryTracing(_ClientTracing, grpc.aio.StreamUnaryClientInterceptor):
-    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
-        span, details = self._start(client_call_details)
-        return self._end_when_done(span, await continuation(details, request_iterator))
-
-
-class _StreamStreamTracing(_ClientTracing, grpc.aio.StreamStreamClientInterceptor):
-    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
-        span, details = self._start(client_call_details)
-        return self._end_when_done(span, await continuation(details, request_iterator))
+    return with_metadata(details, carrier.items()), end
 
 
 def client_interceptors() -> list[Any]:
     """Interceptors that trace every kind of call made on a channel."""
-    return [_UnaryUnaryTracing(), _UnaryStreamTracing(), _StreamUnaryTracing(), _StreamStreamTracing()]
+    return call_interceptors(_trace_call)

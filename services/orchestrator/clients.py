@@ -19,6 +19,7 @@ from prometheus_client import Counter
 from ragmesh.v1 import embedder_pb2_grpc, generator_pb2_grpc, retriever_pb2_grpc
 from services.common.channels import open_channel
 from services.common.errors import DeadlineExceeded
+from services.common.interceptors import CallDone, call_interceptors, with_metadata
 from services.common.names import COMPONENT_HEADER, SERVICE_NAMES
 
 DOWNSTREAM_CALLS = Counter(
@@ -34,49 +35,21 @@ class CallCounts:
     errors: int = 0
 
 
-class _ComponentInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-    grpc.aio.StreamUnaryClientInterceptor,
-    grpc.aio.StreamStreamClientInterceptor,
-):
-    """Adds the component header and counts each call's outcome."""
+class _ComponentCalls:
+    """Adds the component header to each call and counts its outcome."""
 
     def __init__(self, component: str, counts: CallCounts) -> None:
         self.component = component
         self.counts = counts
 
-    def _details(self, details: Any) -> Any:
-        metadata = grpc.aio.Metadata(*(tuple(details.metadata) if details.metadata else ()))
-        metadata.add(COMPONENT_HEADER, self.component)
-        return details._replace(metadata=metadata)
-
-    def _count(self, call: Any) -> Any:
+    def prepare(self, details: grpc.aio.ClientCallDetails) -> tuple[grpc.aio.ClientCallDetails, CallDone | None]:
         self.counts.requests += 1
+        return with_metadata(details, [(COMPONENT_HEADER, self.component)]), self._record
 
-        async def record() -> None:
-            try:
-                code = await call.code()
-            except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED
-            if code not in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
-                self.counts.errors += 1
-            DOWNSTREAM_CALLS.labels(self.component, code.name).inc()
-
-        call.add_done_callback(lambda _: asyncio.ensure_future(record()))
-        return call
-
-    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return self._count(await continuation(self._details(client_call_details), request))
-
-    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return self._count(await continuation(self._details(client_call_details), request))
-
-    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
-        return self._count(await continuation(self._details(client_call_details), request_iterator))
-
-    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
-        return self._count(await continuation(self._details(client_call_details), request_iterator))
+    def _record(self, code: grpc.StatusCode, text: str) -> None:
+        if code not in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+            self.counts.errors += 1
+        DOWNSTREAM_CALLS.labels(self.component, code.name).inc()
 
 
 @dataclass
@@ -100,7 +73,9 @@ class Components:
         retry_methods = [(SERVICE_NAMES["generator"], "Generate")] if behind_envoy else None
         channels = {
             name: open_channel(
-                address, interceptors=[_ComponentInterceptor(name, counts[name])], retry_methods=retry_methods
+                address,
+                interceptors=call_interceptors(_ComponentCalls(name, counts[name]).prepare),
+                retry_methods=retry_methods,
             )
             for name, address in addresses.items()
         }

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from services.common import errors
 from services.common.channels import open_channel
+from services.common.interceptors import call_interceptors
 from services.common.metrics import RPC_IN_FLIGHT, RPC_REQUESTS
 from services.common.server import RunningServer, StartupError
 from tests.support.inprocess import generic_definition, local_settings, start_in_process
@@ -224,3 +225,28 @@ async def test_channels_retry_unavailable_on_every_method_or_only_on_the_ones_na
     finally:
         await running.stop()
     assert seen == [{"Unary": 4, "Stream": 4}, {"Unary": 1, "Stream": 4}]
+
+
+async def test_call_interceptors_see_unary_and_streaming_calls_and_their_status(plumbing: Any) -> None:
+    running, _ = plumbing
+    started: list[str] = []
+    ended: list[str] = []
+
+    def prepare(details: Any) -> tuple[Any, Any]:
+        started.append(details.method.decode() if isinstance(details.method, bytes) else details.method)
+        return details, lambda code, text: ended.append(code.name)
+
+    channel = open_channel(f"127.0.0.1:{running.port}", interceptors=call_interceptors(prepare))
+    try:
+        assert await channel.unary_unary(f"/{SERVICE}/Call", None, None)(b"x") == b"ok:x"
+        assert [m async for m in channel.unary_stream(f"/{SERVICE}/Stream", None, None)(b"x")] == [b"first", b"second"]
+        with pytest.raises(grpc.aio.AioRpcError):
+            await channel.unary_unary(f"/{SERVICE}/Call", None, None)(b"invalid")
+        for _ in range(100):  # end-of-call reports run as tasks after the call
+            if len(ended) == 3:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await channel.close(None)
+    assert started == [f"/{SERVICE}/Call", f"/{SERVICE}/Stream", f"/{SERVICE}/Call"]
+    assert sorted(ended) == ["INVALID_ARGUMENT", "OK", "OK"]
