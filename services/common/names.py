@@ -1,8 +1,10 @@
-"""Names the components and the mesh agree on: default ports, gRPC service names, and the
-header that routes the orchestrator's calls through Envoy. Standard library only, so the
+"""Names the components and the mesh agree on: default ports, gRPC service names, the
+header that routes the orchestrator's calls through Envoy, and what a name may look like. Standard library only, so the
 launcher and scripts can import it without loading any service code."""
 
 from __future__ import annotations
+
+import re
 
 #: Default gRPC port of each component (the first replica of ``ragmesh up`` uses these too).
 DEFAULT_PORTS: dict[str, int] = {
@@ -23,3 +25,6 @@ SERVICE_NAMES: dict[str, str] = {c: f"ragmesh.v1.{c.capitalize()}Service" for c 
 #: Metadata naming the component a call is for: Envoy routes on it, so that health checks
 #: (one service, ``grpc.health.v1``) reach the right cluster.
 COMPONENT_HEADER = "x-ragmesh-component"
+#: Collection names and metadata keys: a letter, then letters, digits and underscores (at
+#: most 64 in all) — safe inside a Milvus expression and in a Redis key.
+IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")

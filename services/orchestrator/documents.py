@@ -3,13 +3,11 @@ and the rest of the batch goes on."""
 
 from __future__ import annotations
 
-import re
-
 from ragmesh.v1 import orchestrator_pb2
+from services.common.names import IDENTIFIER
 
 MAX_ID_CHARS = 256
 MAX_METADATA_BYTES = 64 * 1024
-METADATA_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
 def document_problem(document: orchestrator_pb2.Document, seen: set[str], max_chars: int) -> str | None:
@@ -37,7 +35,7 @@ def _id_problem(document_id: str, seen: set[str]) -> str | None:
 
 
 def _metadata_problem(document: orchestrator_pb2.Document) -> str | None:
-    bad_keys = [key for key in document.metadata.fields if not METADATA_KEY.match(key)]
+    bad_keys = [key for key in document.metadata.fields if not IDENTIFIER.fullmatch(key)]
     if bad_keys:
         return (
             f"metadata key {bad_keys[0][:80]!r} is invalid: use 1-64 letters, digits or underscores, "

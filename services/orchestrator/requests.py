@@ -6,7 +6,6 @@ alone (plus the collection's version).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,13 +13,13 @@ from google.protobuf.json_format import MessageToDict
 
 from ragmesh.v1 import common_pb2, orchestrator_pb2, retriever_pb2
 from services.common.errors import InvalidArgument
+from services.common.names import IDENTIFIER
 from services.orchestrator.config import QueryDefaults
 
 MAX_QUERY_CHARS = 4000
 MAX_TOP_K = 50
 MAX_CANDIDATES = 200
 MAX_FILTERS = 16
-COLLECTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 RERANK_NAMES = {
     orchestrator_pb2.RERANK_METHOD_NONE: "none",
     orchestrator_pb2.RERANK_METHOD_MMR: "mmr",
@@ -66,7 +65,7 @@ class QuerySpec:
 
 def check_collection(name: str) -> str:
     """``name`` when it is a valid collection name; InvalidArgument otherwise."""
-    if not COLLECTION_NAME.match(name):
+    if not IDENTIFIER.fullmatch(name):
         raise InvalidArgument(
             f"collection name {name[:80]!r} is invalid: use 1-64 letters, digits or underscores, starting with a letter"
         )

@@ -11,6 +11,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+#: Stored sizes in bytes (Milvus VARCHAR lengths are bytes): chunk and document ids, and
+#: chunk text (the largest VARCHAR Milvus allows). The schema and the request checks share them.
+ID_BYTES = 512
+TEXT_BYTES = 65_535
+
 
 class Metric(Enum):
     """Vector similarity metric (Milvus names)."""

@@ -26,13 +26,14 @@ OR/AND chains of equalities because milvus-lite rejects ``in`` on a JSON path.
 from __future__ import annotations
 
 import math
-import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 from services.common.errors import InvalidArgument
+from services.common.names import IDENTIFIER
+from services.retriever.backend import ID_BYTES
 
 DOCUMENT_ID = "document_id"
 CHUNK_ID = "chunk_id"
@@ -41,10 +42,7 @@ ID_COLUMNS = (DOCUMENT_ID, CHUNK_ID)
 MAX_CLAUSES = 64
 MAX_IN_VALUES = 1000
 MAX_STRING_CHARS = 4096
-#: Milvus VARCHAR lengths are in bytes; chunk and document ids are stored in 512.
-MAX_ID_BYTES = 512
 MAX_EXPRESSION_CHARS = 1 << 20
-KEY_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -102,11 +100,11 @@ def document_ids_expression(document_ids: Sequence[str]) -> str:
 
 
 def check_id(where: str, value: str) -> None:
-    """A chunk or document id: non-empty, at most MAX_ID_BYTES of UTF-8."""
+    """A chunk or document id: non-empty, at most ID_BYTES of UTF-8."""
     if not value:
         raise InvalidArgument(f"{where} is empty")
-    if len(value.encode()) > MAX_ID_BYTES:
-        raise InvalidArgument(f"{where} is longer than {MAX_ID_BYTES} bytes")
+    if len(value.encode()) > ID_BYTES:
+        raise InvalidArgument(f"{where} is longer than {ID_BYTES} bytes")
     _check_controls(where, value)
 
 
@@ -119,7 +117,7 @@ def _check_controls(where: str, value: str) -> None:
 
 def _clause(where: str, clause: Clause) -> str:
     column = clause.field if clause.field in ID_COLUMNS else None
-    if column is None and not KEY_PATTERN.fullmatch(clause.field):
+    if column is None and not IDENTIFIER.fullmatch(clause.field):
         raise InvalidArgument(
             f"{where}: field {clause.field!r} is not allowed; use document_id, chunk_id or a metadata key of "
             "letters, digits and underscores that starts with a letter (at most 64 characters)"

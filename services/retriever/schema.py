@@ -15,14 +15,11 @@ from typing import Any
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from services.common.errors import FailedPrecondition
-from services.retriever.backend import CollectionSpec, IndexKind, Metric
+from services.retriever.backend import ID_BYTES, TEXT_BYTES, CollectionSpec, IndexKind, Metric
 from services.retriever.config import IndexTuning
 
 VECTOR = "vector"
 SPARSE = "sparse"
-ID_BYTES = 512
-#: The largest VARCHAR Milvus allows (bytes).
-TEXT_BYTES = 65_535
 OUTPUT_FIELDS = ["document_id", "text", "metadata"]
 _INDEX_NAMES = {"FLAT": IndexKind.FLAT, "HNSW": IndexKind.HNSW, "IVF_FLAT": IndexKind.IVF_FLAT}
 

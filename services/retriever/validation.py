@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from services.common.errors import InvalidArgument
-from services.retriever.backend import ChunkRow, CollectionSpec, Mode
+from services.common.names import IDENTIFIER
+from services.retriever.backend import TEXT_BYTES, ChunkRow, CollectionSpec, Mode
 from services.retriever.filters import check_id
 
-NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 MAX_TOP_K = 1000
-#: Milvus VARCHAR and JSON limits (bytes).
-MAX_TEXT_BYTES = 65_535
+#: Milvus JSON limit (bytes).
 MAX_METADATA_BYTES = 65_536
 
 
 def check_name(name: str) -> None:
     """A collection name: 1 to 64 letters, digits and underscores, starting with a letter."""
-    if not NAME_PATTERN.fullmatch(name):
+    if not IDENTIFIER.fullmatch(name):
         raise InvalidArgument(
             f"collection name {name[:80]!r} is invalid; use 1 to 64 letters, digits and underscores, "
             "starting with a letter"
@@ -57,8 +55,8 @@ def check_query_text(spec: CollectionSpec, text: str, mode: Mode) -> None:
         )
     if not text.strip():
         raise InvalidArgument(f"{mode.name} search needs query_text (BM25 ranks by it); set it or use DENSE")
-    if len(text.encode()) > MAX_TEXT_BYTES:
-        raise InvalidArgument(f"query_text is longer than {MAX_TEXT_BYTES} bytes")
+    if len(text.encode()) > TEXT_BYTES:
+        raise InvalidArgument(f"query_text is longer than {TEXT_BYTES} bytes")
 
 
 def check_chunks(spec: CollectionSpec, chunks: Sequence[ChunkRow]) -> None:
@@ -67,8 +65,8 @@ def check_chunks(spec: CollectionSpec, chunks: Sequence[ChunkRow]) -> None:
         where = f"chunks[{i}]"
         check_id(f"{where}.chunk_id", chunk.chunk_id)
         check_id(f"{where}.document_id", chunk.document_id)
-        if len(chunk.text.encode()) > MAX_TEXT_BYTES:
-            raise InvalidArgument(f"{where}.text is longer than {MAX_TEXT_BYTES} bytes; split the chunk")
+        if len(chunk.text.encode()) > TEXT_BYTES:
+            raise InvalidArgument(f"{where}.text is longer than {TEXT_BYTES} bytes; split the chunk")
         if len(chunk.vector) != spec.dimension:
             raise InvalidArgument(
                 f"{where}.vector has dimension {len(chunk.vector)}; "
