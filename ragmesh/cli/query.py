@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import Any
 
 import click
 
 from ragmesh.cli.common import client_from, handles_errors, print_json
-from ragmesh.client import DoneEvent, SourcesEvent, TokenEvent, filters
+from ragmesh.client import DoneEvent, RagmeshClient, SourcesEvent, TokenEvent, filters
 from ragmesh.client.types import RERANK_METHODS, Answer, Source
 
 
@@ -51,17 +52,22 @@ def ask(
             else:
                 _print_answer(answer)
             return
-        first: SourcesEvent | None = None
-        for event in client.query_stream(question, collection, top_k, **options):
-            if isinstance(event, SourcesEvent):
-                first = event
-            elif isinstance(event, TokenEvent):
-                sys.stdout.write(event.text)
-                sys.stdout.flush()
-            elif isinstance(event, DoneEvent) and first is not None:
-                click.echo()
-                _print_sources(first.sources)
-                click.echo(click.style(f"({first.cache} cache, trace {first.trace_id})", dim=True))
+        stream_answer(client, question, collection, top_k, **options)
+
+
+def stream_answer(client: RagmeshClient, question: str, collection: str, top_k: int = 0, **options: Any) -> None:
+    """Print the answer's tokens as they arrive, then its numbered sources."""
+    first: SourcesEvent | None = None
+    for event in client.query_stream(question, collection, top_k, **options):
+        if isinstance(event, SourcesEvent):
+            first = event
+        elif isinstance(event, TokenEvent):
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif isinstance(event, DoneEvent) and first is not None:
+            click.echo()
+            _print_sources(first.sources)
+            click.echo(click.style(f"({first.cache} cache, trace {first.trace_id})", dim=True))
 
 
 def _print_answer(answer: Answer) -> None:

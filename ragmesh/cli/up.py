@@ -11,7 +11,7 @@ import click
 
 from ragmesh.cli.common import EXIT_FAILED, client_from, fail
 from ragmesh.cli.ingest import ingest_files
-from ragmesh.client import DoneEvent, SourcesEvent, TokenEvent
+from ragmesh.cli.query import stream_answer
 from ragmesh.mesh.launcher import COMPONENT_ORDER, Mesh, MeshError, MeshPlan
 from ragmesh.mesh.processes import ROOT
 
@@ -152,13 +152,4 @@ def _demo(context: click.Context) -> None:
         if not ingest_files(client, (SAMPLE_CORPUS,), DEMO_COLLECTION):
             raise SystemExit(EXIT_FAILED)
         click.echo(click.style(f"\n$ ragmesh ask -c {DEMO_COLLECTION} {DEMO_QUESTION!r}", bold=True))
-        sources = []
-        for event in client.query_stream(DEMO_QUESTION, DEMO_COLLECTION):
-            if isinstance(event, SourcesEvent):
-                sources = event.sources
-            elif isinstance(event, TokenEvent):
-                click.echo(event.text, nl=False)
-            elif isinstance(event, DoneEvent):
-                click.echo()
-        for source in sources:
-            click.echo(f"  [{source.number}] {source.document_id}: {' '.join(source.text.split())[:90]}")
+        stream_answer(client, DEMO_QUESTION, DEMO_COLLECTION)

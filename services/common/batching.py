@@ -70,7 +70,6 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self.batches_run = 0
 
     @property
     def queued(self) -> int:
@@ -125,7 +124,6 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
                 continue
             if self._on_batch is not None:
                 self._on_batch(len(batch))
-            self.batches_run += 1
             try:
                 results: Sequence[ResultT] | BaseException = self._run_batch([p.item for p in batch])
             except Exception as error:
