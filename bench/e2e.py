@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import tempfile
@@ -119,36 +120,44 @@ def main() -> None:
     parser.add_argument("--hits", type=int, default=200, help="cached answers timed per cache level")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
-    redis = RedisServer(workdir)
-    redis.start()
-    plan = MeshPlan(
-        envoy_port=free_port(),
-        envoy_admin_port=free_port(),
-        default_ports=False,
-        retriever_uri=str(workdir / "mesh.db"),
-        redis_url=redis.url,
-        log_dir=workdir / "logs",
-    )
-    mesh = Mesh(plan)
-    loop = asyncio.new_event_loop()
-    inprocess = InProcessPipeline(workdir / "inprocess.db")
-    l2_only: ServiceProcess | None = None
-    try:
-        mesh.start(report=lambda line: None)
-        l2_only = _l1_less_orchestrator(mesh, redis.url, workdir)
-        with RagmeshClient(mesh.address) as client:
-            client.ingest(files.load([CORPUS]).documents, COLLECTION)
-            loop.run_until_complete(inprocess.start())
-            loop.run_until_complete(inprocess.ingest(CORPUS, COLLECTION))
-            result = _compare(loop, inprocess, client, args)
-        result.update(_cache_hits(mesh, l2_only, args.tokens, args.hits))
-    finally:
-        if l2_only is not None:
-            l2_only.terminate()
-        mesh.stop()
-        loop.run_until_complete(inprocess.close())
-        redis.stop()
+    # Everything started is registered here as it starts, and stopped in reverse order
+    # (every callback runs, even when starting a later piece or another callback fails).
+    with contextlib.ExitStack() as cleanup:
+        result = _measure(cleanup, workdir, args)
     _report(result)
+
+
+def _measure(cleanup: contextlib.ExitStack, workdir: Path, args: argparse.Namespace) -> dict[str, object]:
+    """Start Redis, the mesh, an L1-less orchestrator and the in-process pipeline (each
+    registered with ``cleanup``), then run the comparison and the cache timings."""
+    redis = RedisServer(workdir)
+    redis.start()  # a server that never answers is stopped before start() raises
+    cleanup.callback(redis.stop)
+    loop = asyncio.new_event_loop()
+    cleanup.callback(loop.close)
+    inprocess = InProcessPipeline(workdir / "inprocess.db")
+    cleanup.callback(lambda: loop.run_until_complete(inprocess.close()))  # safe after a failed start()
+    mesh = Mesh(
+        MeshPlan(
+            envoy_port=free_port(),
+            envoy_admin_port=free_port(),
+            default_ports=False,
+            retriever_uri=str(workdir / "mesh.db"),
+            redis_url=redis.url,
+            log_dir=workdir / "logs",
+        )
+    )
+    cleanup.callback(mesh.stop)
+    mesh.start(report=lambda line: None)
+    l2_only = _l1_less_orchestrator(mesh, redis.url, workdir)
+    cleanup.callback(l2_only.terminate)
+    with RagmeshClient(mesh.address) as client:
+        client.ingest(files.load([CORPUS]).documents, COLLECTION)
+        loop.run_until_complete(inprocess.start())
+        loop.run_until_complete(inprocess.ingest(CORPUS, COLLECTION))
+        result = _compare(loop, inprocess, client, args)
+    result.update(_cache_hits(mesh, l2_only, args.tokens, args.hits))
+    return result
 
 
 def _l1_less_orchestrator(mesh: Mesh, redis_url: str, workdir: Path) -> ServiceProcess:
@@ -156,7 +165,11 @@ def _l1_less_orchestrator(mesh: Mesh, redis_url: str, workdir: Path) -> ServiceP
     env = {f"RAGMESH_ORCHESTRATOR_{c}_ADDR": mesh.address for c in ("EMBEDDER", "RETRIEVER", "GENERATOR")}
     env |= {"RAGMESH_ORCHESTRATOR_REDIS_URL": redis_url, "RAGMESH_ORCHESTRATOR_CACHE_L1_ENTRIES": "0"}
     service = ServiceProcess("orchestrator", env, workdir / "logs")
-    service.wait_serving()
+    try:
+        service.wait_serving()
+    except BaseException:
+        service.terminate()
+        raise
     return service
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ragmesh.client import files
 from ragmesh.client.types import document_message
@@ -28,6 +28,12 @@ from services.orchestrator.redis_store import RedisGuard
 from services.retriever.__main__ import open_retriever
 from services.retriever.config import RetrieverConfig
 from services.retriever.servicer import RetrieverServicer
+
+
+class _Closable(Protocol):
+    """A started backend: the embedder, the retriever's store or the generator."""
+
+    async def close(self) -> None: ...
 
 
 class _Context:
@@ -82,17 +88,21 @@ class InProcessPipeline:
     def __init__(self, store_path: Path) -> None:
         self.store_path = store_path
         self.config = OrchestratorConfig.from_env({})
+        #: What start() opened so far: close() closes exactly these, even after a failed start.
+        self._backends: list[_Closable] = []
 
     async def start(self) -> None:
         """Load the models, open the store, warm up."""
         embedder = await asyncio.to_thread(load_embedder, EmbedderConfig.from_env({}))
+        self._backends.append(embedder)
         await embedder.start()
         retriever = await asyncio.to_thread(
             open_retriever, RetrieverConfig.from_env({"RAGMESH_RETRIEVER_URI": str(self.store_path)})
         )
+        self._backends.append(retriever)
         generator = await asyncio.to_thread(load_generator, GeneratorConfig.from_env({}))
+        self._backends.append(generator)
         await generator.start()
-        self._backends = (embedder, retriever, generator)
         components = Components(
             embedder=_DirectStub(EmbedderServicer(_ready(embedder))),  # type: ignore[arg-type]
             retriever=_DirectStub(RetrieverServicer(_ready(retriever))),  # type: ignore[arg-type]
@@ -115,9 +125,9 @@ class InProcessPipeline:
             pass
 
     async def close(self) -> None:
-        """Stop the models and close the store."""
-        embedder, retriever, generator = self._backends
-        await asyncio.gather(embedder.close(), retriever.close(), generator.close())
+        """Stop the models and close the store (whichever of them start() got to)."""
+        backends, self._backends = self._backends, []
+        await asyncio.gather(*(backend.close() for backend in backends))
 
 
 def _ready(backend: Any) -> BackendSlot[Any]:

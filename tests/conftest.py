@@ -66,6 +66,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
 
 
+@pytest.fixture(scope="session")
+def tiny_cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random cross-encoder (2-layer BERT) with MiniLM's tokenizer, saved once."""
+    from tests.support.tiny_cross_encoder import save_tiny_cross_encoder
+
+    return save_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-cross-encoder"))
+
+
 # Small limits so the admission test can fill batch and queue with a few streams.
 GENERATOR_TEST_LIMITS = {"RAGMESH_GENERATOR_MAX_BATCH_SIZE": "4", "RAGMESH_GENERATOR_MAX_WAITING": "2"}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ragmesh.mesh.processes import ServiceProcess
+from tests.support.retriever import Stub, retriever_stub
 from tests.support.stack import start_orchestrator
 
 
@@ -22,3 +23,11 @@ def orchestrator(
     service = start_orchestrator(log_dir, embedder_service, retriever_service, generator_service)
     yield service
     service.terminate()
+
+
+@pytest.fixture
+def stub(retriever_service: ServiceProcess) -> Iterator[Stub]:
+    """A blocking stub of the session's retriever (modules testing another component, such
+    as test_embedder and test_generator_real, define their own ``stub``)."""
+    with retriever_stub(retriever_service.address) as client:
+        yield client

@@ -18,13 +18,14 @@ import pytest
 from ragmesh.mesh.processes import ServiceProcess, health_status
 from ragmesh.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 from services.common.channels import open_channel
-from tests.support.metrics import scrape, value
+from tests.support.metrics import scrape, until_metrics, value
 
 pytestmark = pytest.mark.integration
 CONTEXT = (
     "Context: The Zephyrine kettle was designed in 2019 by the engineer Marguerite Okonkwo "
     "in Lyon. It boils water in ninety seconds."
 )
+IN_FLIGHT, WAITING = "ragmesh_generator_sequences_in_flight", "ragmesh_generator_sequences_waiting"
 # The generated stubs are typed for the synchronous API; on an aio channel calls are awaitable.
 Stub = Any
 
@@ -48,17 +49,6 @@ def _request(question: str, **sampling: Any) -> generator_pb2.GenerateRequest:
 
 def _metric(service: ServiceProcess, name: str, **labels: str) -> float:
     return value(scrape(service.metrics_port), name, **labels)
-
-
-async def _until_metrics(service: ServiceProcess, polls: int = 600, **wanted: float) -> None:
-    """Poll until every ``ragmesh_generator_<name>`` gauge has its wanted value."""
-    for _ in range(polls):
-        samples = scrape(service.metrics_port)
-        now = {name: value(samples, f"ragmesh_generator_{name}") for name in wanted}
-        if now == wanted:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"metrics never reached {wanted} (now {now})")
 
 
 async def _collect(call: Any) -> tuple[str, generator_pb2.GenerateFinal]:
@@ -126,7 +116,7 @@ async def test_a_cancelled_stream_frees_its_slot_and_others_finish(
     for text, final in await gathered:
         assert final.finish_reason in (common_pb2.FINISH_REASON_LENGTH, common_pb2.FINISH_REASON_EOS)
         assert text.strip()
-    await _until_metrics(generator_service, sequences_in_flight=0)
+    await until_metrics(generator_service.metrics_port, {IN_FLIGHT: 0})
     after = _metric(generator_service, "ragmesh_generator_finished_total", reason="cancelled")
     assert after == cancelled_before + 1
 
@@ -135,21 +125,21 @@ async def test_a_short_deadline_ends_with_deadline_exceeded(stub: Stub, generato
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await _collect(stub.Generate(_request("Write a long poem about kettles.", max_new_tokens=400), timeout=1.5))
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    await _until_metrics(generator_service, sequences_in_flight=0)
+    await until_metrics(generator_service.metrics_port, {IN_FLIGHT: 0})
 
 
 async def test_admission_beyond_the_limits_is_resource_exhausted(stub: Stub, generator_service: ServiceProcess) -> None:
     # The session's process decodes 4 sequences and queues 2 (GENERATOR_TEST_LIMITS).
     long = [stub.Generate(_request("Write a long poem about kettles.", max_new_tokens=400)) for _ in range(6)]
     firsts = [asyncio.ensure_future(call.read()) for call in long]
-    await _until_metrics(generator_service, sequences_in_flight=4, sequences_waiting=2)
+    await until_metrics(generator_service.metrics_port, {IN_FLIGHT: 4, WAITING: 2})
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.GenerateText(_request("One more?", max_new_tokens=5))
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     for call in long:
         call.cancel()
     await asyncio.gather(*firsts, return_exceptions=True)
-    await _until_metrics(generator_service, sequences_in_flight=0, sequences_waiting=0)
+    await until_metrics(generator_service.metrics_port, {IN_FLIGHT: 0, WAITING: 0})
     assert health_status(generator_service.address) == "SERVING"
 
 

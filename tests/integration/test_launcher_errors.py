@@ -23,11 +23,14 @@ def test_a_missing_model_names_the_component_and_shows_its_log(tmp_path: Path) -
         env={"embedder": {"RAGMESH_EMBEDDER_MODEL_PATH": str(tmp_path / "no-such-model")}},
     )
     mesh = Mesh(plan)
-    with pytest.raises(MeshError) as caught:
-        mesh.start(report=lambda line: None)
-    message = str(caught.value)
-    assert "embedder failed to start" in message
-    assert "RAGMESH_EMBEDDER_MODEL_PATH" in message and "no-such-model" in message
-    assert mesh.replicas  # processes were started ...
-    assert all(r.process.process.poll() is not None for r in mesh.replicas)  # ... and all stopped
-    assert mesh.envoy is not None and mesh.envoy.process.poll() is not None
+    try:
+        with pytest.raises(MeshError) as caught:
+            mesh.start(report=lambda line: None)
+        message = str(caught.value)
+        assert "embedder failed to start" in message
+        assert "RAGMESH_EMBEDDER_MODEL_PATH" in message and "no-such-model" in message
+        assert mesh.replicas  # processes were started ...
+        assert all(r.process.process.poll() is not None for r in mesh.replicas)  # ... and all stopped
+        assert mesh.envoy is not None and mesh.envoy.process.poll() is not None
+    finally:
+        mesh.stop()  # whatever an assertion above found still running

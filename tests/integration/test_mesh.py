@@ -22,13 +22,13 @@ from opentelemetry import trace
 from ragmesh.client import AsyncRagmeshClient, DoneEvent, RagmeshClient, SourcesEvent, TokenEvent
 from ragmesh.mesh.traces import SpanRecord, read_spans
 from ragmesh.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, generator_pb2, generator_pb2_grpc
+from services.common.names import SERVICE_NAMES
 from tests.support.mesh_cli import READY_LINE, UpProcess, run_cli
 from tests.support.metrics import scrape, value
 
 pytestmark = pytest.mark.integration
 COMPONENTS = ("orchestrator", "embedder", "retriever", "generator")
 LONG_PROMPT = "Write a long story about a robot who learns to paint."
-SERVICE_NAMES = {name: f"ragmesh.v1.{name.capitalize()}Service" for name in COMPONENTS}
 
 
 @pytest.fixture(scope="module")

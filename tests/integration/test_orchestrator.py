@@ -3,7 +3,7 @@ retriever on milvus-lite, the real generator (SmolLM2), and Redis for the shared
 
 from __future__ import annotations
 
-import time
+import concurrent.futures
 from pathlib import Path
 
 import pytest
@@ -11,9 +11,8 @@ import pytest
 from ragmesh.client import DoneEvent, RagmeshClient, RagmeshError, SourcesEvent, TokenEvent, files, where
 from ragmesh.mesh.processes import ROOT, ServiceProcess, health_status
 from services.orchestrator.rerank import CrossEncoder
-from tests.support.metrics import scrape, value
+from tests.support.metrics import wait_for_metrics
 from tests.support.stack import client_of, start_orchestrator, unique_collection
-from tests.support.tiny_cross_encoder import save_tiny_cross_encoder
 
 pytestmark = pytest.mark.integration
 ANSWER_TOKENS = 24
@@ -119,6 +118,19 @@ def test_reingesting_a_changed_document_changes_the_answer(orchestrator: Service
     assert [s.text for s in second.sources] == ["The project's mascot is an owl named Hootie."]
 
 
+def test_reingesting_a_shorter_document_leaves_only_its_new_chunks(orchestrator: ServiceProcess) -> None:
+    collection = unique_collection()
+    long_text = " ".join(f"Sentence number {i} of the long version talks about owls." for i in range(40))
+    with client_of(orchestrator) as client:
+        first = client.ingest([{"id": "doc", "text": long_text}, {"id": "other", "text": "Penguins."}], collection)
+        second = client.ingest([{"id": "doc", "text": "The short version talks about owls."}], collection)
+        (summary,) = [c for c in client.collections() if c.name == collection]
+        sources = client.query("owls", collection, top_k=5, retrieval_only=True).sources
+    assert first.chunks_done > 2 and second.chunks_done == 1
+    assert summary.chunks == 2  # doc's one new chunk and the other document's, no stale ones
+    assert sorted(s.text for s in sources) == ["Penguins.", "The short version talks about owls."]
+
+
 def test_nothing_relevant_says_so(orchestrator: ServiceProcess) -> None:
     collection = unique_collection()
     with client_of(orchestrator) as client:
@@ -139,14 +151,9 @@ def test_cancelling_a_stream_stops_the_generation(
             if tokens == 3:
                 break
         stream.close()  # the client leaves: its finally cancels the call
-    in_flight = None
-    for _ in range(100):
-        samples = scrape(generator_service.metrics_port)
-        in_flight = value(samples, "ragmesh_rpc_in_flight", component="generator", method="Generate")
-        if in_flight == 0:
-            break
-        time.sleep(0.1)
-    assert in_flight == 0
+    wait_for_metrics(
+        generator_service.metrics_port, {"ragmesh_rpc_in_flight": 0}, component="generator", method="Generate"
+    )
 
 
 def test_a_short_deadline_is_deadline_exceeded_and_frees_the_generator(
@@ -155,21 +162,17 @@ def test_a_short_deadline_is_deadline_exceeded_and_frees_the_generator(
     with client_of(orchestrator, timeout=1.5) as client, pytest.raises(RagmeshError) as caught:
         client.query("Describe every component in detail.", docs_collection, max_new_tokens=400)
     assert caught.value.code == "DEADLINE_EXCEEDED"
-    for _ in range(100):
-        if value(scrape(generator_service.metrics_port), "ragmesh_rpc_in_flight", method="Generate") == 0:
-            break
-        time.sleep(0.1)
-    assert value(scrape(generator_service.metrics_port), "ragmesh_rpc_in_flight", method="Generate") == 0
+    wait_for_metrics(generator_service.metrics_port, {"ragmesh_rpc_in_flight": 0}, method="Generate")
 
 
 def test_cross_encoder_reranking_orders_sources_by_its_scores(
     log_dir: Path,
-    tmp_path: Path,
+    tiny_cross_encoder_dir: Path,
     embedder_service: ServiceProcess,
     retriever_service: ServiceProcess,
     generator_service: ServiceProcess,
 ) -> None:
-    model = save_tiny_cross_encoder(tmp_path / "cross-encoder")
+    model = tiny_cross_encoder_dir
     service = start_orchestrator(
         log_dir,
         embedder_service,
@@ -187,6 +190,13 @@ def test_cross_encoder_reranking_orders_sources_by_its_scores(
             reranked = client.query(
                 question, collection, top_k=5, rerank="cross_encoder", candidates=8, retrieval_only=True
             )
+
+            def rerank(i: int) -> int:  # concurrent queries share one tokenizer and model
+                options = {"rerank": "cross_encoder", "candidates": 8, "retrieval_only": True, "bypass_cache": True}
+                return len(client.query(f"{question} ({i})", collection, top_k=5, **options).sources)
+
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                assert list(pool.map(rerank, range(16))) == [5] * 16
     finally:
         service.terminate()
     expected = CrossEncoder(str(model)).scores(question, [s.text for s in reranked.sources])

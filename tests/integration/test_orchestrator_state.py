@@ -15,7 +15,7 @@ from ragmesh.client import files
 from ragmesh.mesh.processes import ROOT, ServiceProcess
 from ragmesh.v1 import retriever_pb2, retriever_pb2_grpc
 from tests.support.redis_server import RedisServer
-from tests.support.stack import client_of, start_orchestrator, unique_collection
+from tests.support.stack import client_of, orchestrator_replicas, unique_collection
 
 pytestmark = pytest.mark.integration
 ANSWER_TOKENS = 24
@@ -65,11 +65,9 @@ class TestTwoLevelCache:
         generator_service: ServiceProcess,
     ) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
         extra = {"RAGMESH_ORCHESTRATOR_REDIS_URL": redis_server.url, "RAGMESH_ORCHESTRATOR_REDIS_BACKOFF_SECONDS": "0"}
-        first = start_orchestrator(log_dir, embedder_service, retriever_service, generator_service, extra)
-        second = start_orchestrator(log_dir, embedder_service, retriever_service, generator_service, extra)
-        yield first, second
-        first.terminate()
-        second.terminate()
+        components = (embedder_service, retriever_service, generator_service)
+        with orchestrator_replicas(log_dir, components, extra) as (first, second):
+            yield first, second
 
     def test_l1_then_l2_from_another_replica_then_redis_down(
         self, replicas: tuple[ServiceProcess, ServiceProcess], redis_server: RedisServer
@@ -92,6 +90,9 @@ class TestTwoLevelCache:
         assert other.cache == "none" and other.text  # Redis down: the pipeline still answers
         assert stats.cache.l2_errors >= 1 and stats.cache.l2_enabled
         assert stats.cache.l1_hits >= 1 and stats.cache.l2_hits == 1
+        # Replica two generated one answer ("other"): its streamed Generate call is counted too.
+        calls = {c.component: c.requests for c in stats.components}
+        assert calls["generator"] >= 1 and calls["embedder"] >= 1 and calls["retriever"] >= 1
 
 
 def test_a_job_survives_the_death_of_the_replica_running_it(
@@ -102,13 +103,11 @@ def test_a_job_survives_the_death_of_the_replica_running_it(
     generator_service: ServiceProcess,
 ) -> None:
     extra = {"RAGMESH_ORCHESTRATOR_REDIS_URL": redis_server.url, "RAGMESH_ORCHESTRATOR_JOB_LEASE_SECONDS": "2"}
-    replicas = [
-        start_orchestrator(log_dir, embedder_service, retriever_service, generator_service, extra) for _ in range(2)
-    ]
     collection = unique_collection()
     words = " ".join(f"word{i}" for i in range(300))
     documents = [{"id": f"big-{i}", "text": f"Document {i}. {words}"} for i in range(240)]
-    try:
+    components = (embedder_service, retriever_service, generator_service)
+    with orchestrator_replicas(log_dir, components, extra) as replicas:
         with client_of(replicas[0]) as client:
             job_id = client.submit_job(documents, collection)
             job = client.job(job_id)
@@ -121,9 +120,6 @@ def test_a_job_survives_the_death_of_the_replica_running_it(
         with client_of(survivor) as client:
             final = list(client.watch_job(job_id))[-1]
             reference = client.ingest(documents, f"{collection}_ref")  # the same documents, in one go
-    finally:
-        for replica in replicas:
-            replica.terminate()
     assert final.state == 3, final.error  # SUCCEEDED
     assert final.attempts == 2 and f":{survivor.process.pid}:" in final.runner
     assert final.progress.documents_done == 240

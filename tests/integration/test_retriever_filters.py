@@ -3,8 +3,7 @@ search modes against a Python oracle, injection attempts, and hybrid search by k
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -12,7 +11,7 @@ import pytest
 
 from ragmesh.mesh.processes import ServiceProcess, health_status
 from ragmesh.v1 import common_pb2, retriever_pb2
-from tests.support.retriever import Stub, chunk, create, hit_ids, retriever_stub, search, unique_name, where
+from tests.support.retriever import Stub, angle, chunk, create, hit_ids, retriever_stub, search, unique_name, where
 
 pytestmark = pytest.mark.integration
 
@@ -23,10 +22,6 @@ MODES = {
     "sparse": retriever_pb2.SEARCH_MODE_SPARSE,
     "hybrid": retriever_pb2.SEARCH_MODE_HYBRID,
 }
-
-
-def _angle(steps: float) -> list[float]:
-    return [math.cos(steps / 10), math.sin(steps / 10)] + [0.0] * 6
 
 
 def _metadata(i: int) -> dict[str, Any]:
@@ -80,21 +75,15 @@ def collection(retriever_service: ServiceProcess) -> str:
     with retriever_stub(retriever_service.address) as stub:
         create(stub, name, 8)
         chunks = [
-            chunk(chunk_id, document_id, f"common words of chunk {chunk_id}", _angle(int(chunk_id[1:])), **meta)
+            chunk(chunk_id, document_id, f"common words of chunk {chunk_id}", angle(int(chunk_id[1:])), **meta)
             for chunk_id, (document_id, meta) in ROWS.items()
         ]
         stub.Upsert(retriever_pb2.UpsertRequest(collection=name, chunks=chunks))
     return name
 
 
-@pytest.fixture
-def stub(retriever_service: ServiceProcess) -> Iterator[Stub]:
-    with retriever_stub(retriever_service.address) as client:
-        yield client
-
-
 def _search_all(stub: Stub, collection: str, mode: str, filters: Sequence[common_pb2.Filter]) -> set[str]:
-    response = search(stub, collection, _angle(0), top_k=100, query_text="common", mode=MODES[mode], filters=filters)
+    response = search(stub, collection, angle(0), top_k=100, query_text="common", mode=MODES[mode], filters=filters)
     assert response.mode == MODES[mode]
     return set(hit_ids(response))
 
@@ -150,7 +139,9 @@ INJECTIONS: dict[str, tuple[list[common_pb2.Filter], set[str] | None]] = {
     "brackets in IN values": ([where("lang", "IN", values=['en"]', '"] or 1==1 or ["'])], set()),
     "hostile value stored and matched": ([where("title", "EQ", HOSTILE_TITLE)], {"c5"}),
     "column name as a key": ([where("text", "EQ", "common words of chunk c1")], set()),
-    "primary key as a key": ([where("chunk_id", "EQ", "c1")], set()),
+    "primary key as a column": ([where("chunk_id", "EQ", "c1")], {"c1"}),
+    "quote in a chunk id": ([where("chunk_id", "EQ", 'c1" or 1==1 or "')], set()),
+    "number for chunk_id": ([where("chunk_id", "EQ", 1)], None),
     "string for an ordering": ([where("year", "LT", "2020")], None),
     "number for document_id": ([where("document_id", "EQ", 5)], None),
     "mixed IN kinds": ([where("lang", "IN", values=["en", 5])], None),
@@ -189,7 +180,7 @@ def test_injection_attempts_are_refused_or_match_literally(
 def test_injected_deletes_delete_nothing(stub: Stub) -> None:
     name = unique_name("delete_injection")
     create(stub, name, 8)
-    chunks = [chunk(f"c{i}", f"doc{i}", "t", _angle(i), lang="en") for i in range(4)]
+    chunks = [chunk(f"c{i}", f"doc{i}", "t", angle(i), lang="en") for i in range(4)]
     stub.Upsert(retriever_pb2.UpsertRequest(collection=name, chunks=chunks))
     attempts = [
         retriever_pb2.DeleteRequest(collection=name, filters=[where("lang", "EQ", 'x" or 1==1 or "')]),
@@ -210,13 +201,13 @@ def test_hybrid_finds_a_rare_keyword_that_dense_ranks_low(stub: Stub) -> None:
     name = unique_name("hybrid")
     create(stub, name, 8)
     words = ["river", "mountain", "city", "forest", "ocean", "desert", "valley", "island"]
-    chunks = [chunk(f"c{i}", f"doc{i}", f"a story about the {words[i % 8]} number {i}", _angle(i)) for i in range(30)]
+    chunks = [chunk(f"c{i}", f"doc{i}", f"a story about the {words[i % 8]} number {i}", angle(i)) for i in range(30)]
     # The chunk that holds the rare word points away from the query vector.
-    chunks.append(chunk("rare", "docr", "the zanzibarite crystal was found", _angle(31), kind="rare"))
+    chunks.append(chunk("rare", "docr", "the zanzibarite crystal was found", angle(31), kind="rare"))
     stub.Upsert(retriever_pb2.UpsertRequest(collection=name, chunks=chunks))
     query: dict[str, Any] = {"top_k": 5, "query_text": "where was zanzibarite found"}
-    dense = search(stub, name, _angle(0), mode=retriever_pb2.SEARCH_MODE_DENSE, **query)
-    hybrid = search(stub, name, _angle(0), mode=retriever_pb2.SEARCH_MODE_HYBRID, **query)
+    dense = search(stub, name, angle(0), mode=retriever_pb2.SEARCH_MODE_DENSE, **query)
+    hybrid = search(stub, name, angle(0), mode=retriever_pb2.SEARCH_MODE_HYBRID, **query)
     sparse = search(stub, name, mode=retriever_pb2.SEARCH_MODE_SPARSE, **query)
     assert "rare" not in hit_ids(dense)
     assert hit_ids(sparse)[0] == "rare"
@@ -226,6 +217,6 @@ def test_hybrid_finds_a_rare_keyword_that_dense_ranks_low(stub: Stub) -> None:
     assert scores == sorted(scores, reverse=True)
     assert all(hit.score > 0 for hit in sparse.hits)
     filtered = search(
-        stub, name, _angle(0), mode=retriever_pb2.SEARCH_MODE_HYBRID, filters=[where("kind", "NE", "rare")], **query
+        stub, name, angle(0), mode=retriever_pb2.SEARCH_MODE_HYBRID, filters=[where("kind", "NE", "rare")], **query
     )
     assert "rare" not in hit_ids(filtered)

@@ -3,8 +3,7 @@ order and scores, errors, persistence across restarts, the path lock, metrics.""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -15,15 +14,9 @@ from ragmesh.mesh.processes import ServiceProcess, health_status
 from ragmesh.v1 import retriever_pb2
 from services.retriever.schema import TEXT_BYTES
 from tests.support.metrics import scrape, value
-from tests.support.retriever import Stub, chunk, create, hit_ids, retriever_stub, search, unique_name
+from tests.support.retriever import Stub, angle, chunk, create, hit_ids, retriever_stub, search, unique_name
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def stub(retriever_service: ServiceProcess) -> Iterator[Stub]:
-    with retriever_stub(retriever_service.address) as client:
-        yield client
 
 
 def _axis(i: int, dimension: int = 8) -> list[float]:
@@ -32,11 +25,6 @@ def _axis(i: int, dimension: int = 8) -> list[float]:
     vector[i] = 1.0
     vector[0] += 0.1 * i
     return vector
-
-
-def _angle(steps: float, dimension: int = 8) -> list[float]:
-    """Unit vector ``steps`` tenths of a radian from axis 0 towards axis 1."""
-    return [math.cos(steps / 10), math.sin(steps / 10)] + [0.0] * (dimension - 2)
 
 
 def _code(call: Callable[[], object]) -> grpc.StatusCode:
@@ -48,9 +36,9 @@ def _code(call: Callable[[], object]) -> grpc.StatusCode:
 def test_upsert_then_search_returns_nearest_chunks_in_order(stub: Stub) -> None:
     name = unique_name("order")
     create(stub, name, 8)
-    chunks = [chunk(f"c{i}", f"doc{i % 3}", f"text {i}", _angle(i), position=i, lang="en") for i in range(8)]
+    chunks = [chunk(f"c{i}", f"doc{i % 3}", f"text {i}", angle(i), position=i, lang="en") for i in range(8)]
     assert stub.Upsert(retriever_pb2.UpsertRequest(collection=name, chunks=chunks)).upserted == 8
-    response = search(stub, name, _angle(3.3), top_k=3, mode=retriever_pb2.SEARCH_MODE_DENSE)
+    response = search(stub, name, angle(3.3), top_k=3, mode=retriever_pb2.SEARCH_MODE_DENSE)
     assert hit_ids(response) == ["c3", "c4", "c2"]
     scores = [hit.score for hit in response.hits]
     assert scores == sorted(scores, reverse=True)
@@ -251,11 +239,15 @@ def test_data_survives_a_restart_and_a_second_process_cannot_open_the_path(tmp_p
             stub.Upsert(retriever_pb2.UpsertRequest(collection="kept", chunks=chunks))
             before = search(stub, "kept", _axis(2), top_k=5, query_text="persistent text 2")
         intruder = ServiceProcess("retriever", env, log_dir)
-        assert intruder.process.wait(timeout=120) == 1
-        assert "in use by another process" in intruder.log_tail()
+        try:
+            assert intruder.process.wait(timeout=120) == 1
+            assert "in use by another process" in intruder.log_tail()
+        finally:
+            intruder.terminate()
         assert health_status(first.address) == "SERVING"
     finally:
-        assert first.terminate() == 0
+        first_exit = first.terminate()
+    assert first_exit == 0
     second = ServiceProcess("retriever", env, log_dir)
     try:
         second.wait_serving()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -27,6 +28,11 @@ def retriever_stub(address: str) -> Iterator[Stub]:
 def unique_name(prefix: str) -> str:
     """A collection name no other test uses."""
     return f"{prefix}_{next(_names)}"
+
+
+def angle(steps: float, dimension: int = 8) -> list[float]:
+    """Unit vector ``steps`` tenths of a radian from axis 0 towards axis 1."""
+    return [math.cos(steps / 10), math.sin(steps / 10)] + [0.0] * (dimension - 2)
 
 
 def chunk(chunk_id: str, document_id: str, text: str, vector: Sequence[float], **metadata: Any) -> common_pb2.Chunk:

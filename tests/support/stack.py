@@ -36,6 +36,26 @@ def start_orchestrator(
     return service
 
 
+@contextlib.contextmanager
+def orchestrator_replicas(
+    log_dir: Path,
+    components: tuple[ServiceProcess, ServiceProcess, ServiceProcess],
+    extra: Mapping[str, str] | None = None,
+    *,
+    count: int = 2,
+) -> Iterator[list[ServiceProcess]]:
+    """``count`` orchestrators on (embedder, retriever, generator), started one after the
+    other; every one started is terminated on the way out, also when a later one fails to
+    start or the body raises."""
+    started: list[ServiceProcess] = []
+    with contextlib.ExitStack() as stack:  # unwinds every callback even if one of them raises
+        for _ in range(count):
+            replica = start_orchestrator(log_dir, *components, extra)
+            stack.callback(replica.terminate)
+            started.append(replica)
+        yield started
+
+
 def unique_collection() -> str:
     """A collection name no other test uses."""
     return f"t_{uuid.uuid4().hex[:10]}"

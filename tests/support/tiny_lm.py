@@ -1,8 +1,9 @@
 """A tiny random Llama with a byte-level BPE tokenizer, built offline in about a second.
 
-Logic tests of the generator use it instead of the real model. The tokenizer is trained
-on a few sentences with emoji and CJK text, so multi-byte characters are split across
-tokens just as with a real byte-level tokenizer; the chat template is ChatML.
+Logic tests of the generator use it instead of the real model: the session saves it once
+(the ``tiny_model_dir`` fixture) and each test backend is loaded from that directory. The
+tokenizer is trained on a few sentences with emoji and CJK text, so multi-byte characters
+are split across tokens just as with a real byte-level tokenizer; the chat template is ChatML.
 """
 
 from __future__ import annotations
@@ -72,11 +73,15 @@ def build_model(tokenizer: PreTrainedTokenizerFast, dtype: torch.dtype = torch.f
     return model.eval()
 
 
-def tiny_backend(dtype: torch.dtype = torch.float64) -> TransformersLM:
-    """The tiny model as a generator backend (float64 by default: batched and solo
-    decoding then agree to the last token)."""
-    tokenizer = build_tokenizer()
-    model = build_model(tokenizer, dtype)
+def load_tiny_backend(directory: Path, dtype: torch.dtype = torch.float64) -> TransformersLM:
+    """A fresh generator backend on the tiny model saved in ``directory`` by
+    :func:`save_tiny_model` (float64 by default: batched and solo decoding then agree to
+    the last token). The float32 weights are loaded as saved, then converted, so the model
+    equals one built here and converted the same way, weight for weight."""
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(directory))
+    loaded = LlamaForCausalLM.from_pretrained(str(directory), dtype=torch.float32)
+    # (LlamaForCausalLM.to is typed through a wrapper mypy cannot follow.)
+    model = loaded.to(dtype).eval()  # type: ignore[arg-type]
     info = ModelInfo("tiny-llama", 256, frozenset({int(tokenizer.eos_token_id)}))
     return TransformersLM(model, tokenizer, info)
 

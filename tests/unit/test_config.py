@@ -64,7 +64,7 @@ def test_embedder_config_rejects_a_directory_without_a_model(tmp_path: object) -
 
 def test_embedder_config_rejects_requests_larger_than_the_queue() -> None:
     # Such a request could never be admitted: RESOURCE_EXHAUSTED on every retry.
-    with pytest.raises(ConfigError, match="RAGMESH_EMBEDDER_MAX_TEXTS.*queue holds \\(256\\)"):
+    with pytest.raises(ConfigError, match=r"RAGMESH_EMBEDDER_MAX_TEXTS.*queue holds \(256\)"):
         EmbedderConfig.from_env({"RAGMESH_EMBEDDER_MAX_QUEUE": "256"})
     config = EmbedderConfig.from_env({"RAGMESH_EMBEDDER_MAX_QUEUE": "256", "RAGMESH_EMBEDDER_MAX_TEXTS": "256"})
     assert config.max_texts == config.batching.max_queue == 256

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from services.generator.backend import ChatTurn, Sampling
 from services.generator.model import TransformersLM
-from tests.support.tiny_lm import tiny_backend
+from tests.support.tiny_lm import load_tiny_backend
 
 QUESTIONS = ["Hi", "Tell me about the quick brown fox and the lazy dog, please.", "東京 😀?"]
 
 
 @pytest.fixture(scope="module")
-def backend() -> TransformersLM:
-    return tiny_backend()
+def backend(tiny_model_dir: Path) -> TransformersLM:
+    return load_tiny_backend(tiny_model_dir)
 
 
 def _prompt(backend: TransformersLM, text: str) -> list[int]:

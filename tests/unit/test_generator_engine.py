@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from services.generator.config import GenerationLimits
 from services.generator.engine import Generator
 from services.generator.sequence import Delta, Finished, FinishReason
 from services.generator.validation import SamplingRequest
-from tests.support.tiny_lm import tiny_backend
+from tests.support.tiny_lm import load_tiny_backend
 
 CHAT = [ChatTurn("system", "Be brief."), ChatTurn("user", "Tell me about the quick brown fox.")]
 
@@ -32,8 +33,9 @@ def _limits(**overrides: float | bool) -> GenerationLimits:
 
 
 @contextlib.asynccontextmanager
-async def _running(**overrides: float | bool) -> AsyncIterator[Generator]:
-    generator = Generator(tiny_backend(), _limits(**overrides))
+async def _running(model_dir: Path, **overrides: float | bool) -> AsyncIterator[Generator]:
+    """A started Generator on its own backend, loaded from the session's tiny model."""
+    generator = Generator(load_tiny_backend(model_dir), _limits(**overrides))
     await generator.start()
     try:
         yield generator
@@ -42,8 +44,8 @@ async def _running(**overrides: float | bool) -> AsyncIterator[Generator]:
 
 
 @pytest.fixture(scope="module")
-async def generator() -> AsyncIterator[Generator]:
-    async with _running() as running:
+async def generator(tiny_model_dir: Path) -> AsyncIterator[Generator]:
+    async with _running(tiny_model_dir) as running:
         yield running
 
 
@@ -100,8 +102,8 @@ async def test_a_prompt_over_the_context_window_is_rejected(generator: Generator
         await generator.generate_text(long_chat, SamplingRequest(max_new_tokens=10))
 
 
-async def test_configured_truncation_is_reported() -> None:
-    async with _running(truncate_prompt=True) as truncating:
+async def test_configured_truncation_is_reported(tiny_model_dir: Path) -> None:
+    async with _running(tiny_model_dir, truncate_prompt=True) as truncating:
         _, end = await truncating.generate_text([ChatTurn("user", "fox " * 300)], SamplingRequest(max_new_tokens=10))
     assert end.truncated_prompt_tokens > 0
     assert end.prompt_tokens == 256 - 10
@@ -114,8 +116,8 @@ async def test_concurrent_streams_share_decode_steps(generator: Generator) -> No
     assert generator.scheduler.shared_steps > before
 
 
-async def test_requests_sent_together_to_an_idle_batch_are_prefilled_together() -> None:
-    async with _running(join_wait_seconds=0.5) as gathering:
+async def test_requests_sent_together_to_an_idle_batch_are_prefilled_together(tiny_model_dir: Path) -> None:
+    async with _running(tiny_model_dir, join_wait_seconds=0.5) as gathering:
         before = gathering.scheduler.prefills
         requests = [SamplingRequest(max_new_tokens=4, seed=i) for i in range(3)]
         await asyncio.gather(*(gathering.generate_text(CHAT, request) for request in requests))
@@ -141,8 +143,8 @@ async def test_a_deadline_shorter_than_the_generation_raises(generator: Generato
     await _until(lambda: generator.scheduler.in_flight == 0)
 
 
-async def test_admission_beyond_batch_and_queue_is_refused_at_once() -> None:
-    async with _running(max_batch_size=1, max_waiting=1) as small:
+async def test_admission_beyond_batch_and_queue_is_refused_at_once(tiny_model_dir: Path) -> None:
+    async with _running(tiny_model_dir, max_batch_size=1, max_waiting=1) as small:
         long = SamplingRequest(max_new_tokens=200, temperature=1.0, seed=1)
         streams = [small.generate(CHAT, long) for _ in range(2)]
         firsts = [asyncio.ensure_future(anext(s)) for s in streams]

@@ -55,8 +55,15 @@ def _request(count: int) -> orchestrator_pb2.SubmitIngestJobRequest:
 
 
 async def _finished(manager: JobManager, job_id: str) -> orchestrator_pb2.IngestJob:
-    states = [job async for job in manager.watch(job_id)]
+    async with asyncio.timeout(60):  # a job that never ends fails the test instead of hanging it
+        states = [job async for job in manager.watch(job_id)]
     return states[-1]
+
+
+async def _until_indexed(ingestor: FakeIngestor, count: int) -> None:
+    async with asyncio.timeout(60):
+        while len(ingestor.indexed) < count:
+            await asyncio.sleep(0.05)
 
 
 def _manager(store: JobStore, ingestor: FakeIngestor) -> JobManager:
@@ -104,8 +111,7 @@ async def test_another_replica_resumes_a_job_whose_replica_died(redis_server: Re
     survivor = _manager(RedisJobStore(RedisGuard(redis_server.url, 0.5, 0.0)), survivor_ingestor)
     dying.start()
     job_id = await dying.submit(_request(20))
-    while len(dying_ingestor.indexed) < 3:
-        await asyncio.sleep(0.05)
+    await _until_indexed(dying_ingestor, 3)
     for task in dying._tasks:  # the replica "dies": no clean hand-over, its lease just lapses
         task.cancel()
     survivor.start()
@@ -149,8 +155,7 @@ async def test_a_clean_shutdown_hands_a_running_job_over_without_counting_an_att
     staying = _manager(RedisJobStore(RedisGuard(redis_server.url, 0.5, 0.0)), staying_ingestor)
     leaving.start()
     job_id = await leaving.submit(_request(20))
-    while len(leaving_ingestor.indexed) < 2:
-        await asyncio.sleep(0.05)
+    await _until_indexed(leaving_ingestor, 2)
     await leaving.stop()  # SIGTERM: the job goes back to the queue at once, not after its lease
     handed_over = await staying.get(job_id)
     assert handed_over.state == orchestrator_pb2.JOB_STATE_PENDING

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -38,16 +39,26 @@ def test_a_child_is_terminated_when_its_parent_is_killed() -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", PARENT], cwd=ROOT, env=service_env(), stdout=subprocess.PIPE, text=True
     )
-    assert parent.stdout is not None
-    child = int(parent.stdout.readline())
-    assert _alive(child)
-    parent.send_signal(signal.SIGKILL)
-    parent.wait()
-    for _ in range(100):
-        if not _alive(child):
-            break
-        time.sleep(0.05)
-    assert not _alive(child)
+    child = 0
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        for _ in range(100):
+            if not _alive(child):
+                break
+            time.sleep(0.05)
+        assert not _alive(child)
+    finally:  # on a failure above, leave neither process behind
+        parent.kill()
+        parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
+        if child and _alive(child):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
 
 
 def test_several_retrievers_need_a_milvus_server() -> None:
@@ -66,9 +77,12 @@ def test_a_taken_port_stops_the_launch_with_its_name(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         mesh = Mesh(MeshPlan(envoy_port=port, envoy_admin_port=free_port(), default_ports=False, log_dir=tmp_path))
-        with pytest.raises(MeshError, match=f"port {port} \\(envoy\\) is already in use"):
-            mesh.start(report=lambda line: None)
-    assert mesh.replicas == []  # nothing was started
+        try:
+            with pytest.raises(MeshError, match=f"port {port} \\(envoy\\) is already in use"):
+                mesh.start(report=lambda line: None)
+            assert mesh.replicas == []  # nothing was started
+        finally:
+            mesh.stop()  # whatever a failed assertion above left running
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""MMR and cross-encoder reranking (a tiny cross-encoder built in the test)."""
+"""MMR and cross-encoder reranking (the session's tiny cross-encoder, see conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from services.orchestrator.rerank import Candidate, CrossEncoder, mmr
-from tests.support.tiny_cross_encoder import save_tiny_cross_encoder
 
 
 def _candidate(name: str, vector: list[float], score: float = 0.0) -> Candidate:
@@ -39,13 +38,8 @@ def test_mmr_without_vectors_keeps_the_order() -> None:
     assert [c.payload for c in mmr(np.ones(3, dtype=np.float32), candidates, 1, 0.5)] == ["x"]
 
 
-@pytest.fixture(scope="module")
-def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-cross-encoder"))
-
-
-async def test_cross_encoder_orders_candidates_by_its_scores(tiny_cross_encoder: Path) -> None:
-    encoder = CrossEncoder(str(tiny_cross_encoder))
+async def test_cross_encoder_orders_candidates_by_its_scores(tiny_cross_encoder_dir: Path) -> None:
+    encoder = CrossEncoder(str(tiny_cross_encoder_dir))
     texts = [f"passage number {i} about topic {i}" for i in range(7)]
     scores = encoder.scores("which topic?", texts)
     assert len(scores) == 7 and len(set(scores)) > 1

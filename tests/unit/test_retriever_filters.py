@@ -74,8 +74,11 @@ def test_no_clauses_give_no_expression() -> None:
     ],
 )
 def test_each_comparison_renders_one_term(op: FilterOp, value: Scalar, text: str) -> None:
-    assert build_expression([Clause("lang", op, value)]) == f"({text})"
-    assert parse_expr(text) is not None
+    expression = build_expression([Clause("lang", op, value)])
+    assert expression == f"({text})"
+    tree = shape(parse_expr(expression))
+    assert tree == shape(parse_expr(text)) == (op.value, ("metadata", "lang"), value)
+    assert type(tree[2]) is type(value)  # True stays a bool, 7 an int, 2.5 a float
 
 
 def test_in_and_not_in_on_metadata_are_chains_of_equalities() -> None:
