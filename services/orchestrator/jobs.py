@@ -85,11 +85,18 @@ class JobManager:
         if self.settings.job_workers:
             self._tasks.append(loop.create_task(self._reap()))
 
-    async def stop(self) -> None:
-        """Stop working; jobs still running go back to the queue for another replica."""
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop working; jobs still running go back to the queue for another replica.
+
+        Bounded: a worker that does not end within ``grace_seconds`` of its cancellation is
+        logged and left behind, so a shutdown never hangs.
+        """
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=grace_seconds)
+            if stuck:
+                log.error("%d ingestion worker(s) did not stop within %.1fs", len(stuck), grace_seconds)
         for job_id in list(self._running):
             await self._requeue(job_id, "its replica shut down", count_attempt=False)
             self._running.discard(job_id)
@@ -127,7 +134,11 @@ class JobManager:
             stored.job.error = ""
         except asyncio.CancelledError:
             ingesting.cancel()
-            if heartbeat.done():  # the lease was lost: another replica runs the job now
+            if heartbeat.done() and not _being_cancelled():
+                # Only the ingestion was cancelled, by the heartbeat: the lease was lost and
+                # another replica runs the job now. If this task is being cancelled too
+                # (``stop`` raced the lost lease), the cancellation must propagate, or the
+                # worker loop would go on and ``stop`` would wait for it forever.
                 self._running.discard(job_id)
                 return
             raise  # still ours: ``stop`` hands it back to the queue
@@ -212,3 +223,9 @@ class JobManager:
     async def _save(self, stored: StoredJob) -> None:
         stored.job.updated_at = now()
         await self.store.save(stored)
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task itself has a cancellation pending (not just something it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -166,3 +166,38 @@ async def test_a_clean_shutdown_hands_a_running_job_over_without_counting_an_att
     await staying.stop()
     assert job.state == orchestrator_pb2.JOB_STATE_SUCCEEDED
     assert job.attempts == 1 and job.runner == staying.owner
+
+
+class _LeaseLosingStore(MemoryJobStore):
+    """Renews leases until told to lose them; then, in the same step, the replica is asked to
+    stop — the interleaving that once made ``stop`` wait forever."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lose_lease = asyncio.Event()
+        self.manager: JobManager | None = None
+        self.stopping: asyncio.Task[None] | None = None
+
+    async def renew(self, job_id: str, owner: str, lease: float) -> bool:
+        await self.lose_lease.wait()
+        assert self.manager is not None
+        # The heartbeat cancels the ingestion when this returns False; the stop that
+        # starts now cancels the worker before it has seen the ingestion end.
+        self.stopping = asyncio.ensure_future(self.manager.stop())
+        return False
+
+
+async def test_stop_ends_when_the_lease_is_lost_at_the_same_moment() -> None:
+    store = _LeaseLosingStore()
+    ingestor = FakeIngestor(delay=0.05)
+    manager = _manager(store, ingestor)
+    store.manager = manager
+    manager.start()
+    await manager.submit(_request(50))
+    await _until_indexed(ingestor, 1)
+    store.lose_lease.set()
+    async with asyncio.timeout(30):  # before the fix this waited forever
+        while store.stopping is None:
+            await asyncio.sleep(0.01)
+        await store.stopping
+    assert all(task.done() for task in manager._tasks)
