@@ -21,14 +21,12 @@ from pathlib import Path
 
 from bench.inprocess import InProcessPipeline
 from ragmesh.client import RagmeshClient, files
-from ragmesh.client.types import QueryOptions, query_request
 from ragmesh.mesh.launcher import Mesh, MeshPlan
 from ragmesh.mesh.processes import ROOT, ServiceProcess, free_port
-from ragmesh.v1 import orchestrator_pb2
-from services.orchestrator.clients import Deadline
 from services.orchestrator.config import OrchestratorConfig
-from services.orchestrator.pipeline import DeltaEvent
-from services.orchestrator.requests import build_spec
+from services.orchestrator.deadline import Deadline
+from services.orchestrator.domain import DeltaEvent, QueryInput, Sampling
+from services.orchestrator.requests import resolve
 from tests.support.redis_server import RedisServer
 
 CORPUS = ROOT / "corpus" / "docs"
@@ -51,11 +49,11 @@ async def in_process_round(pipeline: InProcessPipeline, asked: list[str], tokens
     defaults = OrchestratorConfig.from_env({}).defaults
     latencies, answers = [], []
     for question in asked:
-        request = _request(question, tokens)
+        request = QueryInput(question, COLLECTION, sampling=Sampling(max_new_tokens=tokens), bypass_cache=True)
         started = time.perf_counter()
         text = [
             e.text
-            async for e in pipeline.pipeline.run(build_spec(request, defaults), Deadline(None))
+            async for e in pipeline.pipeline.run(resolve(request, defaults), Deadline(None))
             if isinstance(e, DeltaEvent)
         ]
         latencies.append(time.perf_counter() - started)
@@ -84,10 +82,6 @@ def repeated(call: Callable[[], object], count: int) -> list[float]:
         call()
         latencies.append(time.perf_counter() - started)
     return latencies
-
-
-def _request(question: str, tokens: int) -> orchestrator_pb2.QueryRequest:
-    return query_request(question, COLLECTION, 0, "bench", QueryOptions(max_new_tokens=tokens, bypass_cache=True))
 
 
 def _asker(client: RagmeshClient, question: str, tokens: int) -> Callable[[], object]:

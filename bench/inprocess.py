@@ -1,33 +1,56 @@
 """The orchestrator's pipeline with every component in this process: the same models, the
-same store code, the same servicers — called directly, no gRPC, no Envoy. The baseline of
-the end-to-end benchmark."""
+same store code, the same engines — reached through the core's ports directly, no gRPC,
+no Envoy. The baseline of the end-to-end benchmarks."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from ragmesh.client import files
-from ragmesh.client.types import document_message
-from ragmesh.v1 import orchestrator_pb2
-from services.common.slot import BackendSlot
+from ragmesh.vocabulary import FinishReason, SearchMode
 from services.embedder.__main__ import load_embedder
 from services.embedder.config import EmbedderConfig
-from services.embedder.servicer import EmbedderServicer
+from services.embedder.engine import Embedder, Kind
 from services.generator.__main__ import load_generator
+from services.generator.backend import ChatTurn
 from services.generator.config import GeneratorConfig
-from services.generator.servicer import GeneratorServicer
+from services.generator.engine import Generator
+from services.generator.sequence import Delta
+from services.generator.validation import SamplingRequest
 from services.orchestrator.cache import AnswerCache, CollectionVersions
-from services.orchestrator.clients import Components, Deadline
 from services.orchestrator.config import OrchestratorConfig
+from services.orchestrator.deadline import Deadline
+from services.orchestrator.domain import ChunkRecord, Document, Filter, Hit, Sampling, Turn
 from services.orchestrator.ingest import IngestBatch, Ingestor
 from services.orchestrator.pipeline import QueryPipeline
+from services.orchestrator.ports import (
+    CollectionFacts,
+    EmbedderFacts,
+    GeneratedDelta,
+    GenerationDone,
+    GeneratorFacts,
+    Ports,
+    SearchQuery,
+    TokenCounts,
+    TokenSpans,
+)
 from services.orchestrator.redis_store import RedisGuard
 from services.retriever.__main__ import open_retriever
+from services.retriever.backend import ChunkRow, Metric, Mode
 from services.retriever.config import RetrieverConfig
-from services.retriever.servicer import RetrieverServicer
+from services.retriever.engine import Retriever, SearchRequest
+from services.retriever.filters import Clause, FilterOp
+
+_MODES = {
+    SearchMode.AUTO: None,
+    SearchMode.DENSE: Mode.DENSE,
+    SearchMode.SPARSE: Mode.SPARSE,
+    SearchMode.HYBRID: Mode.HYBRID,
+}
+_OPS = {op.name: op for op in FilterOp}
 
 
 class _Closable(Protocol):
@@ -36,50 +59,93 @@ class _Closable(Protocol):
     async def close(self) -> None: ...
 
 
-class _Context:
-    """The little of a gRPC servicer context the servicers use."""
-
-    def __init__(self, timeout: float | None) -> None:
-        self._deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-
-    def time_remaining(self) -> float | None:
-        return None if self._deadline is None else self._deadline - asyncio.get_running_loop().time()
-
-    def cancelled(self) -> bool:
-        return False
-
-    def invocation_metadata(self) -> tuple[()]:
-        return ()
+def _clauses(filters: Sequence[Filter]) -> list[Clause]:
+    return [Clause(f.field, _OPS.get(f.op), f.value, tuple(f.values)) for f in filters]
 
 
-class _Stream:
-    """A servicer's response stream, shaped like a grpc.aio streaming call."""
+class LocalEmbedder:
+    """EmbedderPort over the embedder engine."""
 
-    def __init__(self, responses: AsyncIterator[Any]) -> None:
-        self._responses = responses
+    def __init__(self, engine: Embedder) -> None:
+        self.engine = engine
 
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self._responses
+    async def embed(self, texts: Sequence[str], query: bool, deadline: Deadline) -> list[list[float]]:
+        embeddings = await self.engine.embed(texts, Kind.QUERY if query else Kind.DOCUMENT, truncate=query)
+        return [list(map(float, vector)) for vector in embeddings.vectors]
 
-    def cancel(self) -> bool:
-        self._closing = asyncio.ensure_future(self._responses.aclose())  # type: ignore[attr-defined]
-        return True
+    async def tokenize(self, texts: Sequence[str], deadline: Deadline) -> list[TokenSpans]:
+        return [TokenSpans(s.starts, s.ends) for s in await self.engine.tokenize(texts, with_offsets=True)]
+
+    async def facts(self, deadline: Deadline) -> EmbedderFacts:
+        info = self.engine.backend.info
+        return EmbedderFacts(
+            info.dimension, info.max_tokens, info.special_tokens, "COSINE" if info.normalized else "IP"
+        )
 
 
-class _DirectStub:
-    """Calls a servicer's methods as a stub would, without serialisation or a network."""
+class LocalRetriever:
+    """RetrieverPort over the retriever engine."""
 
-    def __init__(self, servicer: object) -> None:
-        self._servicer = servicer
+    def __init__(self, engine: Retriever) -> None:
+        self.engine = engine
 
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._servicer, name)
+    async def search(self, query: SearchQuery, deadline: Deadline) -> list[Hit]:
+        request = SearchRequest(
+            query.collection, query.vector, query.top_k, _clauses(query.filters), query.text,
+            _MODES[query.mode], query.return_vectors,
+        )  # fmt: skip
+        hits, _ = await self.engine.search(request, deadline.remaining())
+        return [Hit(h.chunk_id, h.document_id, h.text, h.metadata, h.score, h.vector) for h in hits]
 
-        def call(request: Any, timeout: float | None = None, **_: Any) -> Any:
-            result = method(request, _Context(timeout))
-            return _Stream(result) if hasattr(result, "__aiter__") else result
+    async def ensure_collection(self, name: str, dimension: int, metric: str, deadline: Deadline) -> None:
+        await self.engine.create_collection(
+            name, dimension=dimension, metric=Metric(metric), index=None, full_text=True, if_not_exists=True
+        )
 
-        return call
+    async def upsert(self, collection: str, chunks: Sequence[ChunkRecord], deadline: Deadline) -> None:
+        rows = [ChunkRow(c.chunk_id, c.document_id, c.text, dict(c.metadata), c.vector) for c in chunks]
+        await self.engine.upsert(collection, rows, deadline.remaining())
+
+    async def delete(
+        self, collection: str, document_ids: Sequence[str], filters: Sequence[Filter], deadline: Deadline
+    ) -> int:
+        return await self.engine.delete(collection, document_ids, _clauses(filters), deadline.remaining())
+
+    async def collections(self, deadline: Deadline) -> list[CollectionFacts]:
+        return [
+            CollectionFacts(i.spec.name, i.count, i.spec.dimension, i.spec.full_text)
+            for i in await self.engine.list_collections()
+        ]
+
+
+class LocalGenerator:
+    """GeneratorPort over the generator engine."""
+
+    def __init__(self, engine: Generator) -> None:
+        self.engine = engine
+
+    async def generate(
+        self, turns: Sequence[Turn], sampling: Sampling, deadline: Deadline
+    ) -> AsyncGenerator[GeneratedDelta | GenerationDone, None]:
+        request = SamplingRequest(
+            sampling.max_new_tokens, sampling.temperature, sampling.top_p, sampling.top_k, sampling.seed,
+            sampling.stop, sampling.repetition_penalty,
+        )  # fmt: skip
+        chat = [ChatTurn(t.role.value, t.content) for t in turns]
+        async for event in self.engine.generate(chat, request, deadline.remaining()):
+            if isinstance(event, Delta):
+                yield GeneratedDelta(event.text, event.tokens)
+            else:
+                reason = FinishReason(event.reason.value)
+                yield GenerationDone(reason, event.prompt_tokens, event.completion_tokens)
+
+    async def count_tokens(self, texts: Sequence[str], turns: Sequence[Turn], deadline: Deadline) -> TokenCounts:
+        counts, prompt = await self.engine.count_tokens(list(texts), [ChatTurn(t.role.value, t.content) for t in turns])
+        return TokenCounts(counts, prompt)
+
+    async def facts(self, deadline: Deadline) -> GeneratorFacts:
+        info = self.engine.info()
+        return GeneratorFacts(info.model_name, info.context_length)
 
 
 class InProcessPipeline:
@@ -103,23 +169,17 @@ class InProcessPipeline:
         generator = await asyncio.to_thread(load_generator, GeneratorConfig.from_env({}))
         self._backends.append(generator)
         await generator.start()
-        components = Components(
-            embedder=_DirectStub(EmbedderServicer(_ready(embedder))),  # type: ignore[arg-type]
-            retriever=_DirectStub(RetrieverServicer(_ready(retriever))),  # type: ignore[arg-type]
-            generator=_DirectStub(GeneratorServicer(_ready(generator))),  # type: ignore[arg-type]
-            health={},
-            addresses={},
-        )
+        self.ports = Ports(LocalEmbedder(embedder), LocalRetriever(retriever), LocalGenerator(generator))
         versions = CollectionVersions(RedisGuard("", 0.1, 0.0))
-        self.pipeline = QueryPipeline(components, AnswerCache(RedisGuard("", 0.1, 0.0), 0, 0, 1), versions, None)
-        self.ingestor = Ingestor(components, versions, self.config.ingest)
+        self.pipeline = QueryPipeline(self.ports, AnswerCache(RedisGuard("", 0.1, 0.0), 0, 0, 1), versions, None)
+        self.ingestor = Ingestor(self.ports.embedder, self.ports.retriever, versions, self.config.ingest)
 
     async def ingest(self, corpus: Path, collection: str) -> None:
         """Index the corpus like the orchestrator's Ingest does."""
-        documents = [document_message(d) for d in files.load([corpus]).documents]
+        documents = [Document(d.id, d.text, dict(d.metadata)) for d in files.load([corpus]).documents]
 
         async def batches() -> AsyncIterator[IngestBatch]:
-            yield IngestBatch(collection, documents, orchestrator_pb2.ChunkingOptions())
+            yield IngestBatch(collection, documents)
 
         async for _ in self.ingestor.run(batches(), Deadline(None)):
             pass
@@ -128,9 +188,3 @@ class InProcessPipeline:
         """Stop the models and close the store (whichever of them start() got to)."""
         backends, self._backends = self._backends, []
         await asyncio.gather(*(backend.close() for backend in backends))
-
-
-def _ready(backend: Any) -> BackendSlot[Any]:
-    slot: BackendSlot[Any] = BackendSlot("in-process")
-    slot.set(backend)
-    return slot

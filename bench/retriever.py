@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ragmesh.mesh.processes import ServiceProcess
-from ragmesh.v1 import retriever_pb2
+from ragmesh.v1 import common_pb2, retriever_pb2
 from services.retriever.backend import ChunkRow, CollectionSpec, IndexKind, Metric
 from services.retriever.config import RetrieverConfig
 from services.retriever.schema import OUTPUT_FIELDS, VECTOR, dense_search_params
@@ -155,7 +155,7 @@ def through_service(path: Path, queries: list[list[float]], args: argparse.Names
         with retriever_stub(service.address) as stub:
             requests = [
                 retriever_pb2.SearchRequest(
-                    collection=COLLECTION, vector=q, top_k=args.top_k, mode=retriever_pb2.SEARCH_MODE_DENSE
+                    collection=COLLECTION, vector=q, top_k=args.top_k, mode=common_pb2.SEARCH_MODE_DENSE
                 )
                 for q in queries
             ]

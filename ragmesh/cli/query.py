@@ -10,14 +10,15 @@ import click
 
 from ragmesh.cli.common import client_from, handles_errors, print_json
 from ragmesh.client import DoneEvent, RagmeshClient, SourcesEvent, TokenEvent, filters
-from ragmesh.client.types import RERANK_METHODS, Answer, Source
+from ragmesh.client.types import Answer, Source
+from ragmesh.vocabulary import RerankMethod
 
 
 @click.command()
 @click.argument("question")
 @click.option("-c", "--collection", default="", help="Collection to search (the server's default when empty).")
 @click.option("-k", "--top-k", type=click.IntRange(0, 50), default=0, help="Sources to use (0: server default).")
-@click.option("--rerank", type=click.Choice(sorted(RERANK_METHODS)), help="Reranking method.")
+@click.option("--rerank", type=click.Choice([m.value for m in RerankMethod]), help="Reranking method.")
 @click.option(
     "-f", "--filter", "filter_texts", multiple=True, metavar="EXPR", help="Metadata filter, e.g. lang=en or year>=2020."
 )

@@ -1,15 +1,18 @@
-"""The asyncio client of the orchestrator (through Envoy or directly)."""
+"""The asyncio client of the orchestrator (through Envoy or directly): a thin face over
+the calls built in :mod:`ragmesh.client.base`, like the blocking one."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
-from ragmesh.client import types
-from ragmesh.client.base import ClientSettings, IngestTally, errors_as_ragmesh, ingest_requests, submit_job_request
-from ragmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc, retriever_pb2
+from ragmesh.client import base, types
+from ragmesh.client.base import Call, ClientSettings, IngestTally, errors_as_ragmesh, ingest_requests
+from ragmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+
+R = TypeVar("R")
 
 
 class AsyncRagmeshClient:
@@ -32,14 +35,13 @@ class AsyncRagmeshClient:
         """Close the channel."""
         await self.channel.close(None)
 
-    async def _call(self, method: Callable[..., Any], request: Any) -> Any:
+    async def _run(self, call: Call[R]) -> R:
         with errors_as_ragmesh():
-            return await method(request, **self.settings.call_options())
+            return call.parse(await getattr(self.stub, call.method)(call.request, **self.settings.call_options()))
 
     async def query(self, query: str, collection: str = "", top_k: int = 0, **options: Any) -> types.Answer:
         """The whole answer with its sources."""
-        request = self.settings.query_request(query, collection, top_k, **options)
-        return types.answer(await self._call(self.stub.Query, request))
+        return await self._run(base.query_call(self.settings, query, collection, top_k, **options))
 
     async def query_stream(
         self, query: str, collection: str = "", top_k: int = 0, **options: Any
@@ -81,26 +83,36 @@ class AsyncRagmeshClient:
 
     async def delete_documents(self, document_ids: Sequence[str], collection: str = "") -> int:
         """Delete documents; returns the number of chunks removed."""
-        request = orchestrator_pb2.DeleteDocumentsRequest(collection=collection or "default", document_ids=document_ids)
-        return int((await self._call(self.stub.DeleteDocuments, request)).chunks_deleted)
+        return await self._run(base.delete_call(document_ids, collection))
 
     async def collections(self) -> list[orchestrator_pb2.CollectionSummary]:
         """Collections with their sizes and versions."""
-        return list((await self._call(self.stub.ListCollections, retriever_pb2.ListCollectionsRequest())).collections)
+        return await self._run(base.collections_call())
 
     async def health(self) -> orchestrator_pb2.CheckHealthResponse:
         """Every component's health as the orchestrator sees it."""
-        return await self._call(self.stub.CheckHealth, orchestrator_pb2.CheckHealthRequest())
+        return await self._run(base.health_call())
 
     async def stats(self) -> orchestrator_pb2.GetStatsResponse:
         """Cache hit rates and per-component call counts of the replica that answers."""
-        return await self._call(self.stub.GetStats, orchestrator_pb2.GetStatsRequest())
+        return await self._run(base.stats_call())
 
     async def submit_job(self, documents: Iterable[types.Document | dict[str, Any]], collection: str = "") -> str:
         """Start a background ingestion job; returns its id."""
-        request = submit_job_request(documents, collection)
-        return str((await self._call(self.stub.SubmitIngestJob, request)).job_id)
+        return await self._run(base.submit_job_call(documents, collection))
 
     async def job(self, job_id: str) -> orchestrator_pb2.IngestJob:
         """An ingestion job's state and progress."""
-        return await self._call(self.stub.GetIngestJob, orchestrator_pb2.GetIngestJobRequest(job_id=job_id))
+        return await self._run(base.job_call(job_id))
+
+    async def watch_job(self, job_id: str) -> AsyncIterator[orchestrator_pb2.IngestJob]:
+        """The job's state on every change until it finishes."""
+        call = self.stub.WatchIngestJob(
+            orchestrator_pb2.GetIngestJobRequest(job_id=job_id), metadata=self.settings.metadata()
+        )
+        try:
+            with errors_as_ragmesh():
+                async for job in call:
+                    yield job
+        finally:
+            call.cancel()

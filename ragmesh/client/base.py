@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 from opentelemetry import propagate
@@ -14,6 +14,7 @@ from ragmesh.client import types
 from ragmesh.v1 import orchestrator_pb2
 
 MIB = 1024 * 1024
+R = TypeVar("R")
 
 
 class RagmeshError(Exception):
@@ -131,3 +132,56 @@ class IngestTally:
         """The last progress with every error seen."""
         assert self._last is not None, "the server ended the ingestion without a final progress message"
         return types.IngestProgress(**{**self._last.__dict__, "errors": self._errors})
+
+
+@dataclass(frozen=True)
+class Call(Generic[R]):
+    """One unary call as both client faces make it: the stub method, the request, and how
+    the reply becomes the result (so the sync and async clients share everything but the
+    ``await``)."""
+
+    method: str
+    request: Any
+    parse: Callable[[Any], R]
+
+
+def _identity(reply: Any) -> Any:
+    return reply
+
+
+def query_call(settings: ClientSettings, query: str, collection: str, top_k: int, **options: Any) -> Call[types.Answer]:
+    """Query: the whole answer."""
+    return Call("Query", settings.query_request(query, collection, top_k, **options), types.answer)
+
+
+def delete_call(document_ids: Sequence[str], collection: str) -> Call[int]:
+    """DeleteDocuments: the number of chunks removed."""
+    request = orchestrator_pb2.DeleteDocumentsRequest(collection=collection or "default", document_ids=document_ids)
+    return Call("DeleteDocuments", request, lambda reply: int(reply.chunks_deleted))
+
+
+def collections_call() -> Call[list[orchestrator_pb2.CollectionSummary]]:
+    """ListCollections: collections with their sizes and versions."""
+    return Call(
+        "ListCollections", orchestrator_pb2.OrchestratorCollectionsRequest(), lambda reply: list(reply.collections)
+    )
+
+
+def health_call() -> Call[orchestrator_pb2.CheckHealthResponse]:
+    """CheckHealth: every component's health as the orchestrator sees it."""
+    return Call("CheckHealth", orchestrator_pb2.CheckHealthRequest(), _identity)
+
+
+def stats_call() -> Call[orchestrator_pb2.GetStatsResponse]:
+    """GetStats: cache hit rates and per-component call counts."""
+    return Call("GetStats", orchestrator_pb2.GetStatsRequest(), _identity)
+
+
+def submit_job_call(documents: Iterable[types.Document | dict[str, Any]], collection: str) -> Call[str]:
+    """SubmitIngestJob: the new job's id."""
+    return Call("SubmitIngestJob", submit_job_request(documents, collection), lambda reply: str(reply.job_id))
+
+
+def job_call(job_id: str) -> Call[orchestrator_pb2.IngestJob]:
+    """GetIngestJob: the job's state and progress."""
+    return Call("GetIngestJob", orchestrator_pb2.GetIngestJobRequest(job_id=job_id), _identity)

@@ -1,15 +1,18 @@
-"""The blocking client of the orchestrator (through Envoy or directly)."""
+"""The blocking client of the orchestrator (through Envoy or directly): a thin face over
+the calls built in :mod:`ragmesh.client.base`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
-from ragmesh.client import types
-from ragmesh.client.base import ClientSettings, IngestTally, errors_as_ragmesh, ingest_requests, submit_job_request
-from ragmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc, retriever_pb2
+from ragmesh.client import base, types
+from ragmesh.client.base import Call, ClientSettings, IngestTally, errors_as_ragmesh, ingest_requests
+from ragmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+
+R = TypeVar("R")
 
 
 class RagmeshClient:
@@ -30,15 +33,13 @@ class RagmeshClient:
         """Close the channel."""
         self.channel.close()
 
-    def _call(self, method: Callable[..., Any], request: Any) -> Any:
+    def _run(self, call: Call[R]) -> R:
         with errors_as_ragmesh():
-            return method(request, **self.settings.call_options())
+            return call.parse(getattr(self.stub, call.method)(call.request, **self.settings.call_options()))
 
     def query(self, query: str, collection: str = "", top_k: int = 0, **options: Any) -> types.Answer:
         """The whole answer with its sources."""
-        return types.answer(
-            self._call(self.stub.Query, self.settings.query_request(query, collection, top_k, **options))
-        )
+        return self._run(base.query_call(self.settings, query, collection, top_k, **options))
 
     def query_stream(
         self, query: str, collection: str = "", top_k: int = 0, **options: Any
@@ -79,29 +80,27 @@ class RagmeshClient:
 
     def delete_documents(self, document_ids: Sequence[str], collection: str = "") -> int:
         """Delete documents; returns the number of chunks removed."""
-        request = orchestrator_pb2.DeleteDocumentsRequest(collection=collection or "default", document_ids=document_ids)
-        return int(self._call(self.stub.DeleteDocuments, request).chunks_deleted)
+        return self._run(base.delete_call(document_ids, collection))
 
     def collections(self) -> list[orchestrator_pb2.CollectionSummary]:
         """Collections with their sizes and versions."""
-        return list(self._call(self.stub.ListCollections, retriever_pb2.ListCollectionsRequest()).collections)
+        return self._run(base.collections_call())
 
     def health(self) -> orchestrator_pb2.CheckHealthResponse:
         """Every component's health as the orchestrator sees it."""
-        return self._call(self.stub.CheckHealth, orchestrator_pb2.CheckHealthRequest())
+        return self._run(base.health_call())
 
     def stats(self) -> orchestrator_pb2.GetStatsResponse:
         """Cache hit rates and per-component call counts of the replica that answers."""
-        return self._call(self.stub.GetStats, orchestrator_pb2.GetStatsRequest())
+        return self._run(base.stats_call())
 
     def submit_job(self, documents: Iterable[types.Document | dict[str, Any]], collection: str = "") -> str:
         """Start a background ingestion job; returns its id."""
-        request = submit_job_request(documents, collection)
-        return str(self._call(self.stub.SubmitIngestJob, request).job_id)
+        return self._run(base.submit_job_call(documents, collection))
 
     def job(self, job_id: str) -> orchestrator_pb2.IngestJob:
         """An ingestion job's state and progress."""
-        return self._call(self.stub.GetIngestJob, orchestrator_pb2.GetIngestJobRequest(job_id=job_id))
+        return self._run(base.job_call(job_id))
 
     def watch_job(self, job_id: str) -> Iterator[orchestrator_pb2.IngestJob]:
         """The job's state on every change until it finishes."""

@@ -9,20 +9,30 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Struct
 
-from ragmesh.v1 import common_pb2, orchestrator_pb2, retriever_pb2
+from ragmesh.v1 import common_pb2, orchestrator_pb2
+from ragmesh.vocabulary import (
+    CACHE_LEVEL_FROM_PROTO,
+    CONVERSATION_QUERY_PROTO,
+    FINISH_REASON_FROM_PROTO,
+    RERANK_PROTO,
+    ROLE_PROTO,
+    SEARCH_MODE_PROTO,
+    CacheLevel,
+    ConversationQuery,
+    FinishReason,
+    RerankMethod,
+    Role,
+    SearchMode,
+    choice,
+)
 
-CACHE_NAMES = {0: "none", 1: "l1", 2: "l2"}
-FINISH_NAMES = {0: "", 1: "length", 2: "stop", 3: "eos", 4: "cancelled"}
-SEARCH_MODES = {
-    "dense": retriever_pb2.SEARCH_MODE_DENSE,
-    "sparse": retriever_pb2.SEARCH_MODE_SPARSE,
-    "hybrid": retriever_pb2.SEARCH_MODE_HYBRID,
-}
-RERANK_METHODS = {
-    "none": orchestrator_pb2.RERANK_METHOD_NONE,
-    "mmr": orchestrator_pb2.RERANK_METHOD_MMR,
-    "cross_encoder": orchestrator_pb2.RERANK_METHOD_CROSS_ENCODER,
-}
+
+def _cache_name(value: orchestrator_pb2.CacheLevel.ValueType) -> str:
+    return CACHE_LEVEL_FROM_PROTO.get(value, CacheLevel.NONE).value
+
+
+def _finish_name(value: common_pb2.FinishReason.ValueType) -> str:
+    return FINISH_REASON_FROM_PROTO.get(value, FinishReason.UNSPECIFIED).value
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,10 @@ class Answer:
     trace_id: str
     variant: str
     finish_reason: str
+    #: Oldest history turns left out of the prompt (the context window was full).
+    history_turns_dropped: int = 0
+    #: What the retriever was asked (the follow-up with its conversation).
+    retrieval_query: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,8 @@ class DoneEvent:
     usage: Usage
     timings_ms: dict[str, float]
     finish_reason: str
+    history_turns_dropped: int = 0
+    retrieval_query: str = ""
 
 
 StreamEvent = SourcesEvent | TokenEvent | DoneEvent
@@ -134,10 +150,12 @@ def answer(message: orchestrator_pb2.QueryResponse) -> Answer:
         sources=[source(s) for s in message.sources],
         usage=Usage(message.usage.prompt_tokens, message.usage.completion_tokens),
         timings_ms=timings(message.timings),
-        cache=CACHE_NAMES.get(message.cache, "none"),
+        cache=_cache_name(message.cache),
         trace_id=message.trace_id,
         variant=message.experiment_variant,
-        finish_reason=FINISH_NAMES.get(message.finish_reason, ""),
+        finish_reason=_finish_name(message.finish_reason),
+        history_turns_dropped=message.history_turns_dropped,
+        retrieval_query=message.retrieval_query,
     )
 
 
@@ -147,7 +165,7 @@ def stream_event(message: orchestrator_pb2.QueryStreamResponse) -> StreamEvent:
     if kind == "sources":
         return SourcesEvent(
             [source(s) for s in message.sources.sources],
-            CACHE_NAMES.get(message.sources.cache, "none"),
+            _cache_name(message.sources.cache),
             message.sources.trace_id,
         )
     if kind == "delta":
@@ -156,7 +174,9 @@ def stream_event(message: orchestrator_pb2.QueryStreamResponse) -> StreamEvent:
     return DoneEvent(
         Usage(final.usage.prompt_tokens, final.usage.completion_tokens),
         timings(final.timings),
-        FINISH_NAMES.get(final.finish_reason, ""),
+        _finish_name(final.finish_reason),
+        final.history_turns_dropped,
+        final.retrieval_query,
     )
 
 
@@ -198,6 +218,10 @@ class QueryOptions:
     bypass_cache: bool = False
     retrieval_only: bool = False
     variant: str = ""
+    #: Earlier turns, oldest first: (role, content) pairs with role "user" or "assistant".
+    history: Sequence[tuple[str, str]] = ()
+    #: How a follow-up's retrieval query is built: "last", "concat" or "rewrite".
+    conversation_query: str | None = None
 
 
 def query_request(
@@ -211,9 +235,15 @@ def query_request(
     request.context.experiment_variant = options.variant
     wanted = request.options
     if options.rerank:
-        wanted.rerank = _choice("rerank", options.rerank, RERANK_METHODS)
+        wanted.rerank = RERANK_PROTO[choice(RerankMethod, "rerank", options.rerank)]
     if options.search_mode:
-        wanted.search_mode = _choice("search_mode", options.search_mode, SEARCH_MODES)
+        wanted.search_mode = SEARCH_MODE_PROTO[choice(SearchMode, "search_mode", options.search_mode)]
+    if options.conversation_query:
+        how = choice(ConversationQuery, "conversation_query", options.conversation_query)
+        wanted.conversation_query = CONVERSATION_QUERY_PROTO[how]
+    for role, content in options.history:
+        turn = request.history.add(content=content)
+        turn.role = ROLE_PROTO[choice(Role, "history role", role)]
     if options.candidates is not None:
         wanted.candidates = options.candidates
     if options.mmr_lambda is not None:
@@ -227,9 +257,3 @@ def query_request(
     wanted.bypass_cache = options.bypass_cache
     wanted.retrieval_only = options.retrieval_only
     return request
-
-
-def _choice(name: str, value: str, choices: Mapping[str, Any]) -> Any:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return choices[value]

@@ -22,7 +22,7 @@ from prometheus_client import Counter
 from services.orchestrator.redis_store import RedisGuard, as_bytes
 
 CACHE_LOOKUPS = Counter("ragmesh_cache_lookups_total", "Answer-cache lookups by result", ["result"])
-_KEY_PREFIX = "ragmesh:answer:v1:"
+_KEY_PREFIX = "ragmesh:answer:v2:"
 _VERSION_PREFIX = "ragmesh:collection-version:"
 
 

@@ -8,9 +8,7 @@ per component and status code for GetStats and Prometheus.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -18,7 +16,6 @@ from prometheus_client import Counter
 
 from ragmesh.v1 import embedder_pb2_grpc, generator_pb2_grpc, retriever_pb2_grpc
 from services.common.channels import open_channel
-from services.common.errors import DeadlineExceeded
 from services.common.interceptors import CallDone, call_interceptors, with_metadata
 from services.common.names import COMPONENT_HEADER, SERVICE_NAMES
 
@@ -102,24 +99,3 @@ class Components:
         except grpc.aio.AioRpcError as error:
             return "UNREACHABLE", f"{error.code().name}: {error.details()}"
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status), ""
-
-
-class Deadline:
-    """The time left of the incoming call, handed to every downstream call."""
-
-    def __init__(self, seconds: float | None) -> None:
-        self._end = None if seconds is None else time.monotonic() + seconds
-
-    @classmethod
-    def of(cls, context: grpc.aio.ServicerContext[Any, Any]) -> Deadline:
-        """The deadline of a server call (none when the client set none)."""
-        return cls(context.time_remaining())
-
-    def remaining(self, default: float | None = None) -> float | None:
-        """Seconds left (``default`` when unbounded); DeadlineExceeded when none are."""
-        if self._end is None:
-            return default
-        left = self._end - time.monotonic()
-        if left <= 0:
-            raise DeadlineExceeded("the request's deadline passed before the answer was complete")
-        return left

@@ -35,6 +35,8 @@ class QueryDefaults:
     mmr_lambda: float
     max_new_tokens: int
     temperature: float
+    #: How a follow-up's retrieval query is built: "last", "concat" or "rewrite".
+    conversation_query: str = "concat"
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ def _query_defaults(env: Env) -> QueryDefaults:
         mmr_lambda=env.number("mmr_lambda", 0.7, 0.0, 1.0),
         max_new_tokens=env.integer("max_new_tokens", 256, 1, 8192),
         temperature=env.number("temperature", 0.0, 0.0, 2.0),
+        conversation_query=env.choice("conversation_query", "concat", ("last", "concat", "rewrite")),
     )
 
 

@@ -3,14 +3,21 @@ and the rest of the batch goes on."""
 
 from __future__ import annotations
 
-from ragmesh.v1 import orchestrator_pb2
+import json
+from collections.abc import Mapping
+from typing import Any
+
 from services.common.names import IDENTIFIER
+from services.orchestrator.domain import Document
 
 MAX_ID_CHARS = 256
 MAX_METADATA_BYTES = 64 * 1024
+MAX_METADATA_DEPTH = 8
+#: Metadata keys the orchestrator sets itself.
+RESERVED_KEYS = ("document_id",)
 
 
-def document_problem(document: orchestrator_pb2.Document, seen: set[str], max_chars: int) -> str | None:
+def document_problem(document: Document, seen: set[str], max_chars: int) -> str | None:
     """Why ``document`` cannot be indexed, or None when it can (``seen`` holds earlier ids)."""
     problem = _id_problem(document.id, seen)
     if problem is not None:
@@ -19,7 +26,7 @@ def document_problem(document: orchestrator_pb2.Document, seen: set[str], max_ch
         return "document text is empty"
     if len(document.text) > max_chars:
         return f"document text has {len(document.text)} characters; the limit is {max_chars}"
-    return _metadata_problem(document)
+    return metadata_problem(document.metadata)
 
 
 def _id_problem(document_id: str, seen: set[str]) -> str | None:
@@ -34,20 +41,33 @@ def _id_problem(document_id: str, seen: set[str]) -> str | None:
     return None
 
 
-def _metadata_problem(document: orchestrator_pb2.Document) -> str | None:
-    bad_keys = [key for key in document.metadata.fields if not IDENTIFIER.fullmatch(key)]
+def metadata_problem(metadata: Mapping[str, Any]) -> str | None:
+    """Why ``metadata`` cannot be stored with a chunk, or None."""
+    bad_keys = [key for key in metadata if not IDENTIFIER.fullmatch(key)]
     if bad_keys:
         return (
             f"metadata key {bad_keys[0][:80]!r} is invalid: use 1-64 letters, digits or underscores, "
             "starting with a letter"
         )
-    if "document_id" in document.metadata.fields:
-        return "metadata key 'document_id' is reserved"
-    if document.metadata.ByteSize() > MAX_METADATA_BYTES:
-        return f"metadata is {document.metadata.ByteSize()} bytes; the limit is {MAX_METADATA_BYTES}"
+    reserved = [key for key in RESERVED_KEYS if key in metadata]
+    if reserved:
+        return f"metadata key {reserved[0]!r} is reserved"
+    if _depth(metadata) > MAX_METADATA_DEPTH:
+        return f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels"
+    size = len(json.dumps(metadata, ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        return f"metadata is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}"
     return None
 
 
-def label(document: orchestrator_pb2.Document, position: int) -> str:
+def _depth(value: Any) -> int:
+    if isinstance(value, Mapping):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def label(document: Document, position: int) -> str:
     """How a document is named in error reports: its id, or its position when it has none."""
     return document.id if document.id.strip() else f"#{position}"

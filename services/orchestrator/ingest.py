@@ -5,7 +5,8 @@ embedder's tokens, embedded in batches (several calls in flight so embedder repl
 in parallel), and stored under stable chunk ids: a re-ingested document's chunks are
 overwritten in place, then the chunks it no longer has are deleted — in that order, so a
 failed re-ingest leaves the old version searchable instead of nothing. Every stored group
-bumps the collection's version, which is part of every answer-cache key.
+bumps the collection's version, which is part of every answer-cache key. Domain types
+only; the embedder and retriever are reached through their ports.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter
 
-from ragmesh.v1 import common_pb2, embedder_pb2, orchestrator_pb2, retriever_pb2
 from services.common.errors import InvalidArgument
 from services.common.tracing import tracer
 from services.orchestrator.cache import CollectionVersions
 from services.orchestrator.chunking import chunk_id, split
-from services.orchestrator.clients import Components, Deadline
 from services.orchestrator.config import IngestSettings
+from services.orchestrator.deadline import Deadline
 from services.orchestrator.documents import document_problem, label
+from services.orchestrator.domain import Chunking, ChunkRecord, Document, DocumentError, Filter, IngestProgress
+from services.orchestrator.ports import EmbedderPort, RetrieverPort, TokenSpans
 from services.orchestrator.requests import check_collection
 
 INGESTED = Counter("ragmesh_orchestrator_ingested_total", "Documents and chunks ingested", ["kind"])
@@ -42,8 +44,8 @@ class IngestBatch:
     """One message's worth of documents."""
 
     collection: str
-    documents: Sequence[orchestrator_pb2.Document]
-    chunking: orchestrator_pb2.ChunkingOptions
+    documents: Sequence[Document]
+    chunking: Chunking = field(default_factory=Chunking)
 
 
 @dataclass
@@ -56,23 +58,23 @@ class IngestState:
     chunks_total: int = 0
     chunks_done: int = 0
     version: int = 0
-    pending_errors: list[orchestrator_pb2.DocumentError] = field(default_factory=list)
+    pending_errors: list[DocumentError] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
 
     def fail(self, document_id: str, reason: str) -> None:
         self.documents_failed += 1
-        self.pending_errors.append(orchestrator_pb2.DocumentError(document_id=document_id, reason=reason))
+        self.pending_errors.append(DocumentError(document_id, reason))
 
-    def progress(self, done: bool = False) -> orchestrator_pb2.IngestProgress:
+    def progress(self, done: bool = False) -> IngestProgress:
         """A progress message carrying the errors found since the last one."""
         errors, self.pending_errors = self.pending_errors, []
-        return orchestrator_pb2.IngestProgress(
+        return IngestProgress(
             documents_total=self.documents_total,
             documents_done=self.documents_done,
             documents_failed=self.documents_failed,
             chunks_total=self.chunks_total,
             chunks_done=self.chunks_done,
-            errors=errors,
+            errors=tuple(errors),
             done=done,
             collection_version=self.version,
         )
@@ -81,15 +83,17 @@ class IngestState:
 class Ingestor:
     """Indexes documents into collections through the embedder and retriever."""
 
-    def __init__(self, components: Components, versions: CollectionVersions, settings: IngestSettings) -> None:
-        self.components = components
+    def __init__(
+        self, embedder: EmbedderPort, retriever: RetrieverPort, versions: CollectionVersions, settings: IngestSettings
+    ) -> None:
+        self.embedder = embedder
+        self.retriever = retriever
         self.versions = versions
         self.settings = settings
-        self._info: embedder_pb2.EmbedderInfoResponse | None = None
 
     async def run(
         self, batches: AsyncIterator[IngestBatch], deadline: Deadline, state: IngestState | None = None
-    ) -> AsyncIterator[orchestrator_pb2.IngestProgress]:
+    ) -> AsyncIterator[IngestProgress]:
         """Index every batch, yielding progress after each stored group and a final message."""
         state = state or IngestState()
         collection: str | None = None
@@ -110,9 +114,7 @@ class Ingestor:
             state.version = self.versions.number(collection)
         yield state.progress(done=True)
 
-    def _accept(
-        self, documents: Iterable[orchestrator_pb2.Document], state: IngestState, offset: int
-    ) -> Iterable[orchestrator_pb2.Document]:
+    def _accept(self, documents: Iterable[Document], state: IngestState, offset: int) -> Iterable[Document]:
         """The indexable documents; the others are recorded as failed with their reason."""
         for position, document in enumerate(documents, start=offset):
             problem = document_problem(document, state.seen, self.settings.max_document_chars)
@@ -122,9 +124,9 @@ class Ingestor:
             state.seen.add(document.id)
             yield document
 
-    async def _chunking(self, options: orchestrator_pb2.ChunkingOptions, deadline: Deadline) -> tuple[int, int]:
+    async def _chunking(self, options: Chunking, deadline: Deadline) -> tuple[int, int]:
         """(chunk tokens, overlap) for this ingestion, checked against the embedder's limit."""
-        info = await self._embedder_info(deadline)
+        info = await self.embedder.facts(deadline)
         limit = info.max_tokens - info.special_tokens
         if options.chunk_tokens == 0:
             size = min(self.settings.chunk_tokens, limit)
@@ -139,27 +141,14 @@ class Ingestor:
             )
         return options.chunk_tokens, options.overlap_tokens
 
-    async def _embedder_info(self, deadline: Deadline) -> embedder_pb2.EmbedderInfoResponse:
-        if self._info is None:
-            self._info = await self.components.embedder.Info(
-                embedder_pb2.EmbedderInfoRequest(), timeout=deadline.remaining(30.0)
-            )
-        return self._info
-
     async def _ensure_collection(self, collection: str, deadline: Deadline) -> None:
-        info = await self._embedder_info(deadline)
-        metric = retriever_pb2.METRIC_COSINE if info.metric == "COSINE" else retriever_pb2.METRIC_IP
-        await self.components.retriever.CreateCollection(
-            retriever_pb2.CreateCollectionRequest(
-                name=collection, dimension=info.dimension, metric=metric, if_not_exists=True
-            ),
-            timeout=deadline.remaining(60.0),
-        )
+        info = await self.embedder.facts(deadline)
+        await self.retriever.ensure_collection(collection, info.dimension, info.metric, deadline)
 
     async def _index_group(
         self,
         collection: str,
-        documents: list[orchestrator_pb2.Document],
+        documents: list[Document],
         chunking: tuple[int, int],
         state: IngestState,
         deadline: Deadline,
@@ -167,18 +156,14 @@ class Ingestor:
         with tracer().start_as_current_span("ingest.group") as span:
             chunks = await self._chunks(documents, chunking, deadline)
             state.chunks_total += len(chunks)
-            await self._embed(chunks, deadline)
-            await self.components.retriever.Upsert(
-                retriever_pb2.UpsertRequest(collection=collection, chunks=chunks), timeout=deadline.remaining(120.0)
-            )
+            records = await self._embed(chunks, deadline)
+            await self.retriever.upsert(collection, records, deadline)
             # A re-ingested document may now have fewer chunks: drop the ones not rewritten.
-            await self.components.retriever.Delete(
-                retriever_pb2.DeleteRequest(
-                    collection=collection,
-                    document_ids=[document.id for document in documents],
-                    filters=_none_of("chunk_id", [chunk.chunk_id for chunk in chunks]),
-                ),
-                timeout=deadline.remaining(60.0),
+            await self.retriever.delete(
+                collection,
+                [document.id for document in documents],
+                _none_of("chunk_id", [chunk.chunk_id for chunk in chunks]),
+                deadline,
             )
             state.version = await self.versions.bump(collection)
             state.documents_done += len(documents)
@@ -188,49 +173,45 @@ class Ingestor:
             span.set_attribute("ragmesh.documents", len(documents))
             span.set_attribute("ragmesh.chunks", len(chunks))
 
-    async def _chunks(
-        self, documents: list[orchestrator_pb2.Document], chunking: tuple[int, int], deadline: Deadline
-    ) -> list[common_pb2.Chunk]:
-        spans: list[embedder_pb2.TokenizedText] = []
+    async def _chunks(self, documents: list[Document], chunking: tuple[int, int], deadline: Deadline) -> list[_Draft]:
+        spans: list[TokenSpans] = []
         for part in _by_size(documents, TOKENIZE_CHARS):  # large documents: keep each call bounded
-            tokenized = await self.components.embedder.Tokenize(
-                embedder_pb2.TokenizeRequest(texts=[d.text for d in part], return_offsets=True),
-                timeout=deadline.remaining(60.0),
-            )
-            spans.extend(tokenized.texts)
-        chunks: list[common_pb2.Chunk] = []
+            spans.extend(await self.embedder.tokenize([d.text for d in part], deadline))
+        chunks: list[_Draft] = []
         for document, tokens in zip(documents, spans, strict=True):
             for piece in split(document.text, tokens.starts, tokens.ends, *chunking):
-                chunks.append(
-                    common_pb2.Chunk(
-                        chunk_id=chunk_id(document.id, piece.index),
-                        document_id=document.id,
-                        text=piece.text,
-                        metadata=document.metadata,
-                    )
-                )
+                chunks.append(_Draft(chunk_id(document.id, piece.index), document, piece.text))
         return chunks
 
-    async def _embed(self, chunks: list[common_pb2.Chunk], deadline: Deadline) -> None:
-        """Fill each chunk's vector, a few Embed calls in flight at once."""
+    async def _embed(self, chunks: list[_Draft], deadline: Deadline) -> list[ChunkRecord]:
+        """Each chunk with its vector, a few Embed calls in flight at once."""
         limit = asyncio.Semaphore(EMBED_CONCURRENCY)
         size = self.settings.embed_batch
 
-        async def embed(batch: list[common_pb2.Chunk]) -> None:
+        async def embed(batch: list[_Draft]) -> list[ChunkRecord]:
             async with limit:
-                reply = await self.components.embedder.Embed(
-                    embedder_pb2.EmbedRequest(texts=[c.text for c in batch], kind=embedder_pb2.EMBED_KIND_DOCUMENT),
-                    timeout=deadline.remaining(120.0),
-                )
-            for chunk, embedding in zip(batch, reply.embeddings, strict=True):
-                chunk.vector.extend(embedding.values)
+                vectors = await self.embedder.embed([c.text for c in batch], False, deadline)
+            return [
+                ChunkRecord(c.chunk_id, c.document.id, c.text, c.document.metadata, vector)
+                for c, vector in zip(batch, vectors, strict=True)
+            ]
 
-        await asyncio.gather(*(embed(chunks[i : i + size]) for i in range(0, len(chunks), size)))
+        batches = await asyncio.gather(*(embed(chunks[i : i + size]) for i in range(0, len(chunks), size)))
+        return [record for batch in batches for record in batch]
 
 
-def _by_size(documents: list[orchestrator_pb2.Document], max_chars: int) -> Iterable[list[orchestrator_pb2.Document]]:
+@dataclass(frozen=True)
+class _Draft:
+    """A chunk cut from its document, not yet embedded."""
+
+    chunk_id: str
+    document: Document
+    text: str
+
+
+def _by_size(documents: list[Document], max_chars: int) -> Iterable[list[Document]]:
     """Consecutive runs of documents holding at most ``max_chars`` characters (or one document)."""
-    part: list[orchestrator_pb2.Document] = []
+    part: list[Document] = []
     size = 0
     for document in documents:
         if part and size + len(document.text) > max_chars:
@@ -242,8 +223,8 @@ def _by_size(documents: list[orchestrator_pb2.Document], max_chars: int) -> Iter
         yield part
 
 
-def _groups(documents: Iterable[orchestrator_pb2.Document], size: int) -> Iterable[list[orchestrator_pb2.Document]]:
-    group: list[orchestrator_pb2.Document] = []
+def _groups(documents: Iterable[Document], size: int) -> Iterable[list[Document]]:
+    group: list[Document] = []
     for document in documents:
         group.append(document)
         if len(group) == size:
@@ -253,13 +234,9 @@ def _groups(documents: Iterable[orchestrator_pb2.Document], size: int) -> Iterab
         yield group
 
 
-def _none_of(field: str, values: Sequence[str]) -> list[common_pb2.Filter]:
+def _none_of(field: str, values: Sequence[str]) -> list[Filter]:
     """``field`` NOT_IN ``values``, as ANDed clauses of at most VALUES_PER_CLAUSE values."""
     return [
-        common_pb2.Filter(
-            field=field,
-            op=common_pb2.FILTER_OP_NOT_IN,
-            values=[common_pb2.Scalar(string_value=v) for v in values[first : first + VALUES_PER_CLAUSE]],
-        )
+        Filter(field, "NOT_IN", values=tuple(values[first : first + VALUES_PER_CLAUSE]))
         for first in range(0, len(values), VALUES_PER_CLAUSE)
     ]

@@ -17,12 +17,13 @@ from collections.abc import AsyncIterator
 
 from ragmesh.v1 import orchestrator_pb2
 from services.common.errors import InvalidArgument, NotFound, Unavailable
-from services.orchestrator.clients import Deadline
 from services.orchestrator.config import IngestSettings
+from services.orchestrator.deadline import Deadline
 from services.orchestrator.documents import document_problem
 from services.orchestrator.ingest import IngestBatch, Ingestor, IngestState
 from services.orchestrator.job_store import JobStore, StoredJob, now
 from services.orchestrator.requests import check_collection
+from services.orchestrator.translate import chunking_from_proto, document_from_proto, progress_to_proto
 
 log = logging.getLogger(__name__)
 TERMINAL = (orchestrator_pb2.JOB_STATE_SUCCEEDED, orchestrator_pb2.JOB_STATE_FAILED)
@@ -163,14 +164,16 @@ class JobManager:
             chunks_total=progress.chunks_total,
             chunks_done=progress.chunks_done,
         )
-        for document in request.documents[: stored.cursor]:  # rebuild duplicate detection
+        documents = [document_from_proto(d) for d in request.documents]
+        for document in documents[: stored.cursor]:  # rebuild duplicate detection
             if document_problem(document, state.seen, self.settings.max_document_chars) is None:
                 state.seen.add(document.id)
 
         async def batches() -> AsyncIterator[IngestBatch]:
-            yield IngestBatch(request.collection, request.documents[stored.cursor :], request.chunking)
+            yield IngestBatch(request.collection, documents[stored.cursor :], chunking_from_proto(request.chunking))
 
-        async for update in self.ingestor.run(batches(), Deadline(None), state):
+        async for domain_update in self.ingestor.run(batches(), Deadline(None), state):
+            update = progress_to_proto(domain_update)
             errors = list(progress.errors) + list(update.errors)
             progress.CopyFrom(update)
             progress.ClearField("errors")

@@ -1,6 +1,8 @@
-"""The grounded prompt: numbered sources the model must cite, fitted to the generator's
-context window by the generator's own token counts. A source that does not fit is left
-out whole — never cut mid-chunk — and only the sources given to the model are returned.
+"""The grounded prompt: numbered sources the model must cite, then as much of the
+conversation as still fits, fitted to the generator's context window by the generator's
+own token counts. A source that does not fit is left out whole — never cut mid-chunk —
+and only the sources given to the model are returned; history turns are dropped oldest
+first, and the answer says how many were.
 """
 
 from __future__ import annotations
@@ -8,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ragmesh.v1 import common_pb2, generator_pb2
+from ragmesh.vocabulary import Role
+from services.orchestrator.domain import Turn
+from services.orchestrator.ports import TokenCounts
 
 SYSTEM_PROMPT = (
     "You are a careful assistant. Answer the question using only the numbered sources. "
@@ -20,14 +24,18 @@ NO_SOURCES_ANSWER = "I could not find anything in the indexed documents that ans
 SAFETY_TOKENS = 16
 #: Tokens each source block adds beyond its text (blank line, "[n] ").
 PER_SOURCE_TOKENS = 6
+#: Tokens each history turn adds beyond its text (the chat template's role markers).
+PER_TURN_TOKENS = 8
 
 
 @dataclass(frozen=True)
 class FittedPrompt:
-    """Messages for the generator and the indexes of the candidate sources they cite."""
+    """Turns for the generator, the indexes of the candidate sources they cite, and how
+    many of the oldest history turns were left out."""
 
-    messages: list[common_pb2.ChatMessage]
+    turns: list[Turn]
     included: list[int]
+    history_dropped: int = 0
 
 
 def source_block(number: int, text: str) -> str:
@@ -35,8 +43,9 @@ def source_block(number: int, text: str) -> str:
     return f"[{number}] {text.strip()}"
 
 
-def build_messages(question: str, texts: Sequence[str]) -> list[common_pb2.ChatMessage]:
-    """System instructions plus a user turn with the numbered sources and the question.
+def build_turns(question: str, texts: Sequence[str], history: Sequence[Turn] = ()) -> list[Turn]:
+    """System instructions, the earlier turns, and a user turn with the numbered sources
+    and the question.
 
     Sources are numbered by rank ([1] is the best) but listed best-last, right before the
     question: small models lean on what they read last (on the sample corpus SmolLM2-135M
@@ -45,31 +54,42 @@ def build_messages(question: str, texts: Sequence[str]) -> list[common_pb2.ChatM
     blocks = [source_block(number, text) for number, text in enumerate(texts, start=1)]
     sources = "\n\n".join(reversed(blocks))
     user = f"Sources:\n{sources}\n\nQuestion: {question.strip()}" if texts else f"Question: {question.strip()}"
-    return [
-        common_pb2.ChatMessage(role=common_pb2.ROLE_SYSTEM, content=SYSTEM_PROMPT),
-        common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=user),
-    ]
+    return [Turn(Role.SYSTEM, SYSTEM_PROMPT), *history, Turn(Role.USER, user)]
 
 
-def count_request(question: str, texts: Sequence[str]) -> generator_pb2.CountTokensRequest:
-    """One CountTokens call: every source's text and the prompt without sources."""
-    return generator_pb2.CountTokensRequest(texts=list(texts), messages=build_messages(question, []))
+def texts_to_count(question: str, texts: Sequence[str], history: Sequence[Turn]) -> tuple[list[str], list[Turn]]:
+    """What one CountTokens call counts: every source's text and every history turn's,
+    and the prompt without either."""
+    return [*texts, *(turn.content for turn in history)], build_turns(question, [])
 
 
 def fit(
     question: str,
     texts: Sequence[str],
-    counts: generator_pb2.CountTokensResponse,
+    history: Sequence[Turn],
+    counts: TokenCounts,
+    *,
     context_length: int,
     max_new_tokens: int,
 ) -> FittedPrompt:
-    """Keep sources in rank order while the prompt plus the answer fit the context window."""
+    """Sources in rank order while they fit, then the newest history turns that still fit."""
     budget = context_length - max_new_tokens - counts.prompt_tokens - SAFETY_TOKENS
+    source_tokens = counts.text_tokens[: len(texts)]
+    turn_tokens = counts.text_tokens[len(texts) :]
     included: list[int] = []
     used = 0
-    for index, tokens in enumerate(counts.text_tokens):
+    for index, tokens in enumerate(source_tokens):
         cost = tokens + PER_SOURCE_TOKENS
         if used + cost <= budget:
             included.append(index)
             used += cost
-    return FittedPrompt(build_messages(question, [texts[i] for i in included]), included)
+    kept = 0
+    for tokens in reversed(turn_tokens):  # newest first; the first that does not fit ends the history
+        cost = tokens + PER_TURN_TOKENS
+        if used + cost > budget:
+            break
+        used += cost
+        kept += 1
+    kept_history = list(history[len(history) - kept :]) if kept else []
+    turns = build_turns(question, [texts[i] for i in included], kept_history)
+    return FittedPrompt(turns, included, len(history) - kept)

@@ -1,30 +1,31 @@
-"""Turning a QueryRequest into a validated, defaults-filled :class:`QuerySpec`.
+"""Turning a :class:`QueryInput` (from any transport) into a validated, defaults-filled
+:class:`QuerySpec`.
 
 Everything that changes an answer lives in the spec, so the cache key is built from it
-alone (plus the collection's version).
+alone (plus the collection's version). Limits are named in every error, so a caller can
+fix the request.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
-
-from ragmesh.v1 import common_pb2, orchestrator_pb2, retriever_pb2
+from ragmesh.vocabulary import ConversationQuery, RerankMethod, Role, SearchMode
 from services.common.errors import InvalidArgument
 from services.common.names import IDENTIFIER
 from services.orchestrator.config import QueryDefaults
+from services.orchestrator.domain import Filter, QueryInput, Sampling, Turn
 
 MAX_QUERY_CHARS = 4000
 MAX_TOP_K = 50
 MAX_CANDIDATES = 200
 MAX_FILTERS = 16
-RERANK_NAMES = {
-    orchestrator_pb2.RERANK_METHOD_NONE: "none",
-    orchestrator_pb2.RERANK_METHOD_MMR: "mmr",
-    orchestrator_pb2.RERANK_METHOD_CROSS_ENCODER: "cross_encoder",
-}
+MAX_HISTORY_TURNS = 64
+MAX_TURN_CHARS = 32_000
+MAX_HISTORY_CHARS = 200_000
 
 
 @dataclass(frozen=True)
@@ -35,32 +36,43 @@ class QuerySpec:
     collection: str
     top_k: int
     candidates: int
-    filters: list[common_pb2.Filter]
-    rerank: str
+    filters: tuple[Filter, ...]
+    rerank: RerankMethod
     mmr_lambda: float
-    sampling: common_pb2.SamplingParams
-    search_mode: retriever_pb2.SearchMode.ValueType
+    sampling: Sampling
+    search_mode: SearchMode
     bypass_cache: bool
     retrieval_only: bool
     caller_id: str
     variant: str
+    history: tuple[Turn, ...] = ()
+    conversation_query: ConversationQuery = ConversationQuery.CONCAT
+    #: Tenant scope the answer belongs to (caches never mix scopes).
+    scope: str = ""
 
     def cache_material(self, version: str) -> dict[str, Any]:
         """Everything the answer depends on, JSON-serialisable, for the cache key."""
         return {
-            "query": " ".join(self.query.lower().split()),
+            "query": _normalised(self.query),
             "collection": self.collection,
             "version": version,
             "top_k": self.top_k,
-            "candidates": self.candidates if self.rerank != "none" else 0,
-            "filters": [MessageToDict(f, preserving_proto_field_name=True) for f in self.filters],
-            "rerank": self.rerank,
-            "mmr_lambda": self.mmr_lambda if self.rerank == "mmr" else None,
-            "sampling": MessageToDict(self.sampling, preserving_proto_field_name=True),
-            "search_mode": self.search_mode,
+            "candidates": self.candidates if self.rerank != RerankMethod.NONE else 0,
+            "filters": [dataclasses.astuple(f) for f in self.filters],
+            "rerank": self.rerank.value,
+            "mmr_lambda": self.mmr_lambda if self.rerank == RerankMethod.MMR else None,
+            "sampling": dataclasses.asdict(self.sampling),
+            "search_mode": self.search_mode.value,
             "retrieval_only": self.retrieval_only,
             "variant": self.variant,
+            "history": [[t.role.value, _normalised(t.content)] for t in self.history],
+            "conversation_query": self.conversation_query.value if self.history else None,
+            "scope": self.scope,
         }
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.lower().split())
 
 
 def check_collection(name: str) -> str:
@@ -72,7 +84,7 @@ def check_collection(name: str) -> str:
     return name
 
 
-def build_spec(request: orchestrator_pb2.QueryRequest, defaults: QueryDefaults) -> QuerySpec:
+def resolve(request: QueryInput, defaults: QueryDefaults) -> QuerySpec:
     """Validate ``request`` and fill what it leaves unset from ``defaults``."""
     query = request.query.strip()
     if not query:
@@ -82,51 +94,64 @@ def build_spec(request: orchestrator_pb2.QueryRequest, defaults: QueryDefaults) 
     top_k = request.top_k or defaults.top_k
     if not 1 <= top_k <= MAX_TOP_K:
         raise InvalidArgument(f"top_k must be between 1 and {MAX_TOP_K}, got {request.top_k}")
-    options = request.options
-    rerank = _rerank(options.rerank, defaults.rerank)
-    candidates = options.candidates or max(defaults.candidates, top_k)
+    rerank = request.rerank or RerankMethod(defaults.rerank)
+    candidates = request.candidates or max(defaults.candidates, top_k)
     if not top_k <= candidates <= MAX_CANDIDATES:
         raise InvalidArgument(f"candidates must be between top_k ({top_k}) and {MAX_CANDIDATES}, got {candidates}")
-    mmr_lambda = options.mmr_lambda if options.HasField("mmr_lambda") else defaults.mmr_lambda
-    if not 0.0 <= mmr_lambda <= 1.0:
+    mmr_lambda = defaults.mmr_lambda if request.mmr_lambda is None else request.mmr_lambda
+    if not (math.isfinite(mmr_lambda) and 0.0 <= mmr_lambda <= 1.0):
         raise InvalidArgument(f"mmr_lambda must be between 0 and 1, got {mmr_lambda}")
     if len(request.filters) > MAX_FILTERS:
         raise InvalidArgument(f"{len(request.filters)} filters; the limit is {MAX_FILTERS}")
-    if options.search_mode not in retriever_pb2.SearchMode.values():
-        raise InvalidArgument(f"unknown search_mode {options.search_mode}")
     return QuerySpec(
         query=query,
         collection=check_collection(request.collection or defaults.collection),
         top_k=top_k,
-        candidates=candidates if rerank != "none" else top_k,
-        filters=list(request.filters),
+        candidates=candidates if rerank != RerankMethod.NONE else top_k,
+        filters=tuple(request.filters),
         rerank=rerank,
         mmr_lambda=mmr_lambda,
-        sampling=_sampling(options.sampling, defaults),
-        search_mode=options.search_mode,
-        bypass_cache=options.bypass_cache,
-        retrieval_only=options.retrieval_only,
-        caller_id=request.context.caller_id,
-        variant=request.context.experiment_variant or "default",
+        sampling=_sampling(request.sampling, defaults),
+        search_mode=request.search_mode,
+        bypass_cache=request.bypass_cache,
+        retrieval_only=request.retrieval_only,
+        caller_id=request.caller_id,
+        variant=request.variant or "default",
+        history=check_history(request.history),
+        conversation_query=request.conversation_query or ConversationQuery(defaults.conversation_query),
     )
 
 
-def _rerank(method: orchestrator_pb2.RerankMethod.ValueType, default: str) -> str:
-    if method == orchestrator_pb2.RERANK_METHOD_UNSPECIFIED:
-        return default
-    name = RERANK_NAMES.get(method)
-    if name is None:
-        raise InvalidArgument(f"unknown rerank method {method}; use NONE, MMR or CROSS_ENCODER")
-    return name
+def check_history(history: tuple[Turn, ...] | list[Turn] | Any) -> tuple[Turn, ...]:
+    """Earlier turns: user and assistant only, non-empty, bounded; InvalidArgument names the turn."""
+    turns = tuple(history)
+    if len(turns) > MAX_HISTORY_TURNS:
+        raise InvalidArgument(f"history has {len(turns)} turns; the limit is {MAX_HISTORY_TURNS}")
+    total = 0
+    for index, turn in enumerate(turns):
+        if turn.role not in (Role.USER, Role.ASSISTANT):
+            raise InvalidArgument(f"history[{index}]: role must be user or assistant, got {turn.role.value}")
+        if not turn.content.strip():
+            raise InvalidArgument(f"history[{index}]: content is empty")
+        if len(turn.content) > MAX_TURN_CHARS:
+            raise InvalidArgument(
+                f"history[{index}]: content has {len(turn.content)} characters; the limit is {MAX_TURN_CHARS}"
+            )
+        total += len(turn.content)
+    if total > MAX_HISTORY_CHARS:
+        raise InvalidArgument(f"history has {total} characters in all; the limit is {MAX_HISTORY_CHARS}")
+    return turns
 
 
-def _sampling(requested: common_pb2.SamplingParams, defaults: QueryDefaults) -> common_pb2.SamplingParams:
+def _sampling(requested: Sampling, defaults: QueryDefaults) -> Sampling:
     """The request's sampling with the orchestrator's defaults for unset fields (the
     generator validates ranges; the orchestrator only fills gaps)."""
-    sampling = common_pb2.SamplingParams()
-    sampling.CopyFrom(requested)
-    if not sampling.HasField("max_new_tokens"):
-        sampling.max_new_tokens = defaults.max_new_tokens
-    if not sampling.HasField("temperature"):
-        sampling.temperature = defaults.temperature
-    return sampling
+    for name in ("temperature", "top_p", "repetition_penalty"):
+        value = getattr(requested, name)
+        if value is not None and not math.isfinite(value):
+            raise InvalidArgument(f"sampling.{name} must be a finite number, got {value}")
+    return dataclasses.replace(
+        requested,
+        max_new_tokens=defaults.max_new_tokens if requested.max_new_tokens is None else requested.max_new_tokens,
+        temperature=defaults.temperature if requested.temperature is None else requested.temperature,
+    )

@@ -7,16 +7,28 @@ from typing import Any
 
 import grpc
 
-from ragmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from ragmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.common.slot import BackendSlot
-from services.orchestrator.clients import Deadline
+from services.orchestrator.deadline import Deadline
+from services.orchestrator.domain import Answer
 from services.orchestrator.engine import Orchestrator
 from services.orchestrator.ingest import IngestBatch
-from services.orchestrator.pipeline import DeltaEvent, FinalEvent, SourcesEvent
-from services.orchestrator.requests import build_spec
+from services.orchestrator.messages import (
+    answer_message,
+    collections_message,
+    health_message,
+    query_input,
+    stats_message,
+    stream_message,
+)
+from services.orchestrator.translate import chunking_from_proto, document_from_proto, progress_to_proto
 
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
 Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _deadline(context: Context) -> Deadline:
+    return Deadline(context.time_remaining())
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
@@ -27,31 +39,19 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 
     async def Query(self, request: orchestrator_pb2.QueryRequest, context: Context) -> orchestrator_pb2.QueryResponse:
         engine = self.slot.get()
-        spec = build_spec(request, engine.config.defaults)
-        response = orchestrator_pb2.QueryResponse()
-        answer: list[str] = []
-        async for event in engine.query(spec, Deadline.of(context)):
-            if isinstance(event, SourcesEvent):
-                response.sources.extend(event.sources)
-                response.cache = event.cache
-                response.experiment_variant = event.variant
-                response.trace_id = event.trace_id
-            elif isinstance(event, DeltaEvent):
-                answer.append(event.text)
-            else:
-                response.usage.CopyFrom(event.usage)
-                response.timings.CopyFrom(event.timings)
-                response.finish_reason = event.finish_reason
-        response.answer = "".join(answer)
-        return response
+        spec = engine.resolve(query_input(request))
+        answer = Answer()
+        async for event in engine.query(spec, _deadline(context)):
+            answer.add(event)
+        return answer_message(answer)
 
     async def QueryStream(
         self, request: orchestrator_pb2.QueryRequest, context: Context
     ) -> AsyncIterator[orchestrator_pb2.QueryStreamResponse]:
         engine = self.slot.get()
-        spec = build_spec(request, engine.config.defaults)
-        async for event in engine.query(spec, Deadline.of(context)):
-            yield _stream_message(event)
+        spec = engine.resolve(query_input(request))
+        async for event in engine.query(spec, _deadline(context)):
+            yield stream_message(event)
 
     async def Ingest(
         self, request_iterator: AsyncIterator[orchestrator_pb2.IngestRequest], context: Context
@@ -60,10 +60,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 
         async def batches() -> AsyncIterator[IngestBatch]:
             async for message in request_iterator:
-                yield IngestBatch(message.collection, message.documents, message.chunking)
+                documents = [document_from_proto(d) for d in message.documents]
+                yield IngestBatch(message.collection, documents, chunking_from_proto(message.chunking))
 
-        async for progress in engine.ingest(batches(), Deadline.of(context)):
-            yield progress
+        async for progress in engine.ingest(batches(), _deadline(context)):
+            yield progress_to_proto(progress)
 
     async def SubmitIngestJob(
         self, request: orchestrator_pb2.SubmitIngestJobRequest, context: Context
@@ -85,40 +86,22 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     async def DeleteDocuments(
         self, request: orchestrator_pb2.DeleteDocumentsRequest, context: Context
     ) -> orchestrator_pb2.DeleteDocumentsResponse:
-        return await self.slot.get().delete_documents(
-            request.collection, list(request.document_ids), Deadline.of(context)
+        deleted, version = await self.slot.get().delete_documents(
+            request.collection, list(request.document_ids), _deadline(context)
         )
+        return orchestrator_pb2.DeleteDocumentsResponse(chunks_deleted=deleted, collection_version=version)
 
-    async def ListCollections(self, request: Any, context: Context) -> orchestrator_pb2.OrchestratorCollectionsResponse:
-        return await self.slot.get().collections(Deadline.of(context))
+    async def ListCollections(
+        self, request: orchestrator_pb2.OrchestratorCollectionsRequest, context: Context
+    ) -> orchestrator_pb2.OrchestratorCollectionsResponse:
+        return collections_message(await self.slot.get().collections(_deadline(context)))
 
     async def GetStats(
         self, request: orchestrator_pb2.GetStatsRequest, context: Context
     ) -> orchestrator_pb2.GetStatsResponse:
-        return self.slot.get().stats()
+        return stats_message(self.slot.get().stats())
 
     async def CheckHealth(
         self, request: orchestrator_pb2.CheckHealthRequest, context: Context
     ) -> orchestrator_pb2.CheckHealthResponse:
-        return await self.slot.get().health()
-
-
-def _stream_message(event: SourcesEvent | DeltaEvent | FinalEvent) -> orchestrator_pb2.QueryStreamResponse:
-    if isinstance(event, SourcesEvent):
-        return orchestrator_pb2.QueryStreamResponse(
-            sources=orchestrator_pb2.QuerySources(
-                sources=event.sources,
-                trace_id=event.trace_id,
-                cache=event.cache,
-                experiment_variant=event.variant,
-            )
-        )
-    if isinstance(event, DeltaEvent):
-        return orchestrator_pb2.QueryStreamResponse(delta=common_pb2.TextDelta(text=event.text, tokens=event.tokens))
-    return orchestrator_pb2.QueryStreamResponse(
-        final=orchestrator_pb2.QueryFinal(
-            usage=event.usage,
-            timings=event.timings,
-            finish_reason=event.finish_reason,
-        )
-    )
+        return health_message(await self.slot.get().health())

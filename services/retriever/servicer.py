@@ -42,13 +42,13 @@ _INDEXES: dict[retriever_pb2.IndexType.ValueType, IndexKind | None] = {
 _INDEX_TO_PB: dict[IndexKind, retriever_pb2.IndexType.ValueType] = {
     kind: number for number, kind in _INDEXES.items() if kind is not None
 }
-_MODES: dict[retriever_pb2.SearchMode.ValueType, Mode | None] = {
-    retriever_pb2.SEARCH_MODE_UNSPECIFIED: None,
-    retriever_pb2.SEARCH_MODE_DENSE: Mode.DENSE,
-    retriever_pb2.SEARCH_MODE_SPARSE: Mode.SPARSE,
-    retriever_pb2.SEARCH_MODE_HYBRID: Mode.HYBRID,
+_MODES: dict[common_pb2.SearchMode.ValueType, Mode | None] = {
+    common_pb2.SEARCH_MODE_UNSPECIFIED: None,
+    common_pb2.SEARCH_MODE_DENSE: Mode.DENSE,
+    common_pb2.SEARCH_MODE_SPARSE: Mode.SPARSE,
+    common_pb2.SEARCH_MODE_HYBRID: Mode.HYBRID,
 }
-_MODE_TO_PB: dict[Mode, retriever_pb2.SearchMode.ValueType] = {
+_MODE_TO_PB: dict[Mode, common_pb2.SearchMode.ValueType] = {
     mode: number for number, mode in _MODES.items() if mode is not None
 }
 _OPS = {

@@ -18,9 +18,9 @@ pytestmark = pytest.mark.integration
 HOSTILE_TITLE = 'x" or 1==1 or "'
 LANGS = ["en", "fr", "de"]
 MODES = {
-    "dense": retriever_pb2.SEARCH_MODE_DENSE,
-    "sparse": retriever_pb2.SEARCH_MODE_SPARSE,
-    "hybrid": retriever_pb2.SEARCH_MODE_HYBRID,
+    "dense": common_pb2.SEARCH_MODE_DENSE,
+    "sparse": common_pb2.SEARCH_MODE_SPARSE,
+    "hybrid": common_pb2.SEARCH_MODE_HYBRID,
 }
 
 
@@ -206,9 +206,9 @@ def test_hybrid_finds_a_rare_keyword_that_dense_ranks_low(stub: Stub) -> None:
     chunks.append(chunk("rare", "docr", "the zanzibarite crystal was found", angle(31), kind="rare"))
     stub.Upsert(retriever_pb2.UpsertRequest(collection=name, chunks=chunks))
     query: dict[str, Any] = {"top_k": 5, "query_text": "where was zanzibarite found"}
-    dense = search(stub, name, angle(0), mode=retriever_pb2.SEARCH_MODE_DENSE, **query)
-    hybrid = search(stub, name, angle(0), mode=retriever_pb2.SEARCH_MODE_HYBRID, **query)
-    sparse = search(stub, name, mode=retriever_pb2.SEARCH_MODE_SPARSE, **query)
+    dense = search(stub, name, angle(0), mode=common_pb2.SEARCH_MODE_DENSE, **query)
+    hybrid = search(stub, name, angle(0), mode=common_pb2.SEARCH_MODE_HYBRID, **query)
+    sparse = search(stub, name, mode=common_pb2.SEARCH_MODE_SPARSE, **query)
     assert "rare" not in hit_ids(dense)
     assert hit_ids(sparse)[0] == "rare"
     assert "rare" in hit_ids(hybrid)
@@ -217,6 +217,6 @@ def test_hybrid_finds_a_rare_keyword_that_dense_ranks_low(stub: Stub) -> None:
     assert scores == sorted(scores, reverse=True)
     assert all(hit.score > 0 for hit in sparse.hits)
     filtered = search(
-        stub, name, angle(0), mode=retriever_pb2.SEARCH_MODE_HYBRID, filters=[where("kind", "NE", "rare")], **query
+        stub, name, angle(0), mode=common_pb2.SEARCH_MODE_HYBRID, filters=[where("kind", "NE", "rare")], **query
     )
     assert "rare" not in hit_ids(filtered)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ragmesh.mesh.processes import ServiceProcess, health_status
-from ragmesh.v1 import retriever_pb2
+from ragmesh.v1 import common_pb2, retriever_pb2
 from services.retriever.schema import TEXT_BYTES
 from tests.support.metrics import scrape, value
 from tests.support.retriever import Stub, angle, chunk, create, hit_ids, retriever_stub, search, unique_name
@@ -38,7 +38,7 @@ def test_upsert_then_search_returns_nearest_chunks_in_order(stub: Stub) -> None:
     create(stub, name, 8)
     chunks = [chunk(f"c{i}", f"doc{i % 3}", f"text {i}", angle(i), position=i, lang="en") for i in range(8)]
     assert stub.Upsert(retriever_pb2.UpsertRequest(collection=name, chunks=chunks)).upserted == 8
-    response = search(stub, name, angle(3.3), top_k=3, mode=retriever_pb2.SEARCH_MODE_DENSE)
+    response = search(stub, name, angle(3.3), top_k=3, mode=common_pb2.SEARCH_MODE_DENSE)
     assert hit_ids(response) == ["c3", "c4", "c2"]
     scores = [hit.score for hit in response.hits]
     assert scores == sorted(scores, reverse=True)
@@ -46,7 +46,7 @@ def test_upsert_then_search_returns_nearest_chunks_in_order(stub: Stub) -> None:
     assert (best.document_id, best.text) == ("doc0", "text 3")
     assert dict(best.metadata) == {"position": 3, "lang": "en"}
     assert list(best.vector) == []
-    assert response.mode == retriever_pb2.SEARCH_MODE_DENSE
+    assert response.mode == common_pb2.SEARCH_MODE_DENSE
 
 
 def test_stored_vectors_come_back_when_asked(stub: Stub) -> None:
@@ -67,7 +67,7 @@ def test_scores_are_higher_is_better_for_every_metric(stub: Stub, metric: int, b
     vectors = {"near": [1.0, 0.0, 0.0], "mid": [0.6, 0.8, 0.0], "far": [0.0, 0.0, 1.0]}
     chunks = [chunk(key, key, key, vector) for key, vector in vectors.items()]
     stub.Upsert(retriever_pb2.UpsertRequest(collection=name, chunks=chunks))
-    response = search(stub, name, [1.0, 0.0, 0.0], top_k=3, mode=retriever_pb2.SEARCH_MODE_DENSE)
+    response = search(stub, name, [1.0, 0.0, 0.0], top_k=3, mode=common_pb2.SEARCH_MODE_DENSE)
     assert hit_ids(response) == ["near", "mid", "far"]
     assert response.hits[0].score == pytest.approx(best_score, abs=1e-5)
     assert response.hits[0].score > response.hits[1].score > response.hits[2].score
@@ -134,9 +134,9 @@ def error_collections(retriever_service: ServiceProcess) -> tuple[str, str]:
 
 
 DENSE, SPARSE, HYBRID = (
-    retriever_pb2.SEARCH_MODE_DENSE,
-    retriever_pb2.SEARCH_MODE_SPARSE,
-    retriever_pb2.SEARCH_MODE_HYBRID,
+    common_pb2.SEARCH_MODE_DENSE,
+    common_pb2.SEARCH_MODE_SPARSE,
+    common_pb2.SEARCH_MODE_HYBRID,
 )
 INVALID, NOT_FOUND = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
 #: Each: a call on (stub, full-text collection, plain collection), the code expected, a phrase of the message.
@@ -217,8 +217,8 @@ def test_metrics_count_rows_sizes_and_searches_by_mode(stub: Stub, retriever_ser
     chunks = [chunk(f"c{i}", f"d{i % 2}", f"word{i}", _axis(i)) for i in range(6)]
     stub.Upsert(retriever_pb2.UpsertRequest(collection=name, chunks=chunks))
     stub.Delete(retriever_pb2.DeleteRequest(collection=name, document_ids=["d1"]))
-    search(stub, name, _axis(1), mode=retriever_pb2.SEARCH_MODE_DENSE)
-    search(stub, name, query_text="word2", mode=retriever_pb2.SEARCH_MODE_SPARSE)
+    search(stub, name, _axis(1), mode=common_pb2.SEARCH_MODE_DENSE)
+    search(stub, name, query_text="word2", mode=common_pb2.SEARCH_MODE_SPARSE)
     after = scrape(retriever_service.metrics_port)
     assert value(after, "ragmesh_retriever_rows_upserted_total", collection=name) == 6
     assert value(after, "ragmesh_retriever_rows_deleted_total", collection=name) == 3
@@ -257,6 +257,6 @@ def test_data_survives_a_restart_and_a_second_process_cannot_open_the_path(tmp_p
     finally:
         second.terminate()
     assert hit_ids(after) == hit_ids(before)
-    assert after.mode == retriever_pb2.SEARCH_MODE_HYBRID
+    assert after.mode == common_pb2.SEARCH_MODE_HYBRID
     assert [dict(hit.metadata) for hit in after.hits] == [dict(hit.metadata) for hit in before.hits]
     assert info.count == 5

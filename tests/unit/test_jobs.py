@@ -9,8 +9,9 @@ import pytest
 
 from ragmesh.v1 import orchestrator_pb2
 from services.common.errors import InvalidArgument, NotFound, Unavailable
-from services.orchestrator.clients import Deadline
 from services.orchestrator.config import OrchestratorConfig
+from services.orchestrator.deadline import Deadline
+from services.orchestrator.domain import IngestProgress
 from services.orchestrator.ingest import IngestBatch, IngestState
 from services.orchestrator.job_store import JobStore, MemoryJobStore, RedisJobStore
 from services.orchestrator.jobs import JobManager
@@ -32,7 +33,7 @@ class FakeIngestor:
 
     async def run(
         self, batches: AsyncIterator[IngestBatch], deadline: Deadline, state: IngestState | None = None
-    ) -> AsyncIterator[orchestrator_pb2.IngestProgress]:
+    ) -> AsyncIterator[IngestProgress]:
         state = state or IngestState()
         async for batch in batches:
             state.documents_total += len(batch.documents)

@@ -128,6 +128,37 @@ FINISH_REASON_CANCELLED: FinishReason.ValueType  # 4
 """The caller cancelled or its deadline passed."""
 Global___FinishReason: _TypeAlias = FinishReason  # noqa: Y015
 
+class _SearchMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SearchModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SearchMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SEARCH_MODE_UNSPECIFIED: _SearchMode.ValueType  # 0
+    """HYBRID when the collection has full-text search, DENSE otherwise."""
+    SEARCH_MODE_DENSE: _SearchMode.ValueType  # 1
+    """Vector similarity only."""
+    SEARCH_MODE_SPARSE: _SearchMode.ValueType  # 2
+    """BM25 full-text only (needs query_text)."""
+    SEARCH_MODE_HYBRID: _SearchMode.ValueType  # 3
+    """Dense and BM25 fused by reciprocal rank fusion (needs query_text)."""
+
+class SearchMode(_SearchMode, metaclass=_SearchModeEnumTypeWrapper):
+    """How a search ranks chunks.
+    Moved here from retriever.proto (same full name, so wire- and JSON-compatible):
+    the orchestrator's public contract no longer imports the retriever's.
+    """
+
+SEARCH_MODE_UNSPECIFIED: SearchMode.ValueType  # 0
+"""HYBRID when the collection has full-text search, DENSE otherwise."""
+SEARCH_MODE_DENSE: SearchMode.ValueType  # 1
+"""Vector similarity only."""
+SEARCH_MODE_SPARSE: SearchMode.ValueType  # 2
+"""BM25 full-text only (needs query_text)."""
+SEARCH_MODE_HYBRID: SearchMode.ValueType  # 3
+"""Dense and BM25 fused by reciprocal rank fusion (needs query_text)."""
+Global___SearchMode: _TypeAlias = SearchMode  # noqa: Y015
+
 @_typing.final
 class RequestContext(_message.Message):
     """Who is calling and under which experiment; carried by every orchestrator request so

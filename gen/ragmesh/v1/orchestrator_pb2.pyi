@@ -12,7 +12,6 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from ragmesh.v1 import common_pb2 as _common_pb2
-from ragmesh.v1 import retriever_pb2 as _retriever_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -76,6 +75,34 @@ CACHE_LEVEL_L2: CacheLevel.ValueType  # 2
 """Redis, shared by all orchestrator replicas."""
 Global___CacheLevel: _TypeAlias = CacheLevel  # noqa: Y015
 
+class _ConversationQuery:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConversationQueryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConversationQuery.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONVERSATION_QUERY_UNSPECIFIED: _ConversationQuery.ValueType  # 0
+    """The server's default (RAGMESH_ORCHESTRATOR_CONVERSATION_QUERY)."""
+    CONVERSATION_QUERY_LAST: _ConversationQuery.ValueType  # 1
+    """The question alone."""
+    CONVERSATION_QUERY_CONCAT: _ConversationQuery.ValueType  # 2
+    """The last user turns and the question, concatenated."""
+    CONVERSATION_QUERY_REWRITE: _ConversationQuery.ValueType  # 3
+    """A standalone question rewritten by the generator from the conversation."""
+
+class ConversationQuery(_ConversationQuery, metaclass=_ConversationQueryEnumTypeWrapper):
+    """How the retrieval query of a follow-up question is built from the conversation."""
+
+CONVERSATION_QUERY_UNSPECIFIED: ConversationQuery.ValueType  # 0
+"""The server's default (RAGMESH_ORCHESTRATOR_CONVERSATION_QUERY)."""
+CONVERSATION_QUERY_LAST: ConversationQuery.ValueType  # 1
+"""The question alone."""
+CONVERSATION_QUERY_CONCAT: ConversationQuery.ValueType  # 2
+"""The last user turns and the question, concatenated."""
+CONVERSATION_QUERY_REWRITE: ConversationQuery.ValueType  # 3
+"""A standalone question rewritten by the generator from the conversation."""
+Global___ConversationQuery: _TypeAlias = ConversationQuery  # noqa: Y015
+
 class _JobState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -121,18 +148,21 @@ class QueryOptions(_message.Message):
     SEARCH_MODE_FIELD_NUMBER: _builtins.int
     BYPASS_CACHE_FIELD_NUMBER: _builtins.int
     RETRIEVAL_ONLY_FIELD_NUMBER: _builtins.int
+    CONVERSATION_QUERY_FIELD_NUMBER: _builtins.int
     rerank: Global___RerankMethod.ValueType
     """Reranking method."""
     candidates: _builtins.int
     """Candidates fetched from the retriever before reranking (top_k to 200)."""
     mmr_lambda: _builtins.float
     """MMR trade-off between relevance (1) and diversity (0)."""
-    search_mode: _retriever_pb2.SearchMode.ValueType
+    search_mode: _common_pb2.SearchMode.ValueType
     """Retrieval mode."""
     bypass_cache: _builtins.bool
     """Skip the cache lookup (the answer is still stored)."""
     retrieval_only: _builtins.bool
     """Return the sources only, without generating an answer (retrieval evaluation)."""
+    conversation_query: Global___ConversationQuery.ValueType
+    """How the retrieval query of a follow-up is built from the history (unset: the server's default)."""
     @_builtins.property
     def sampling(self) -> _common_pb2.SamplingParams:
         """Generation parameters."""
@@ -144,13 +174,14 @@ class QueryOptions(_message.Message):
         candidates: _builtins.int = ...,
         mmr_lambda: _builtins.float | None = ...,
         sampling: _common_pb2.SamplingParams | None = ...,
-        search_mode: _retriever_pb2.SearchMode.ValueType = ...,
+        search_mode: _common_pb2.SearchMode.ValueType = ...,
         bypass_cache: _builtins.bool = ...,
         retrieval_only: _builtins.bool = ...,
+        conversation_query: Global___ConversationQuery.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_mmr_lambda", b"_mmr_lambda", "mmr_lambda", b"mmr_lambda", "sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_mmr_lambda", b"_mmr_lambda", "bypass_cache", b"bypass_cache", "candidates", b"candidates", "mmr_lambda", b"mmr_lambda", "rerank", b"rerank", "retrieval_only", b"retrieval_only", "sampling", b"sampling", "search_mode", b"search_mode"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_mmr_lambda", b"_mmr_lambda", "bypass_cache", b"bypass_cache", "candidates", b"candidates", "conversation_query", b"conversation_query", "mmr_lambda", b"mmr_lambda", "rerank", b"rerank", "retrieval_only", b"retrieval_only", "sampling", b"sampling", "search_mode", b"search_mode"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__mmr_lambda: _TypeAlias = _typing.Literal["mmr_lambda"]  # noqa: Y015
     _WhichOneofArgType__mmr_lambda: _TypeAlias = _typing.Literal["_mmr_lambda", b"_mmr_lambda"]  # noqa: Y015
@@ -170,6 +201,7 @@ class QueryRequest(_message.Message):
     FILTERS_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """The question (1 to 4,000 characters)."""
     collection: _builtins.str
@@ -188,6 +220,12 @@ class QueryRequest(_message.Message):
     def options(self) -> Global___QueryOptions:
         """Pipeline options."""
 
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ChatMessage]:
+        """Earlier turns of the conversation, oldest first (USER and ASSISTANT roles, at most 64);
+        `query` is the newest user turn.
+        """
+
     def __init__(
         self,
         *,
@@ -197,10 +235,11 @@ class QueryRequest(_message.Message):
         filters: _abc.Iterable[_common_pb2.Filter] | None = ...,
         context: _common_pb2.RequestContext | None = ...,
         options: Global___QueryOptions | None = ...,
+        history: _abc.Iterable[_common_pb2.ChatMessage] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "options", b"options"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "context", b"context", "filters", b"filters", "options", b"options", "query", b"query", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "context", b"context", "filters", b"filters", "history", b"history", "options", b"options", "query", b"query", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -314,6 +353,8 @@ class QueryResponse(_message.Message):
     TRACE_ID_FIELD_NUMBER: _builtins.int
     EXPERIMENT_VARIANT_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
+    HISTORY_TURNS_DROPPED_FIELD_NUMBER: _builtins.int
+    RETRIEVAL_QUERY_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     """The answer, citing sources as [n]."""
     cache: Global___CacheLevel.ValueType
@@ -324,6 +365,10 @@ class QueryResponse(_message.Message):
     """Experiment variant the request ran under."""
     finish_reason: _common_pb2.FinishReason.ValueType
     """Why generation ended."""
+    history_turns_dropped: _builtins.int
+    """Oldest history turns left out of the prompt because the context window was full."""
+    retrieval_query: _builtins.str
+    """The query the retriever was asked (differs from `query` for follow-ups)."""
     @_builtins.property
     def sources(self) -> _containers.RepeatedCompositeFieldContainer[Global___Source]:
         """Sources given to the model, in citation order."""
@@ -347,10 +392,12 @@ class QueryResponse(_message.Message):
         trace_id: _builtins.str = ...,
         experiment_variant: _builtins.str = ...,
         finish_reason: _common_pb2.FinishReason.ValueType = ...,
+        history_turns_dropped: _builtins.int = ...,
+        retrieval_query: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timings", b"timings", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "cache", b"cache", "experiment_variant", b"experiment_variant", "finish_reason", b"finish_reason", "sources", b"sources", "timings", b"timings", "trace_id", b"trace_id", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "cache", b"cache", "experiment_variant", b"experiment_variant", "finish_reason", b"finish_reason", "history_turns_dropped", b"history_turns_dropped", "retrieval_query", b"retrieval_query", "sources", b"sources", "timings", b"timings", "trace_id", b"trace_id", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -401,8 +448,14 @@ class QueryFinal(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     TIMINGS_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
+    HISTORY_TURNS_DROPPED_FIELD_NUMBER: _builtins.int
+    RETRIEVAL_QUERY_FIELD_NUMBER: _builtins.int
     finish_reason: _common_pb2.FinishReason.ValueType
     """Why generation ended."""
+    history_turns_dropped: _builtins.int
+    """Oldest history turns left out of the prompt because the context window was full."""
+    retrieval_query: _builtins.str
+    """The query the retriever was asked (differs from `query` for follow-ups)."""
     @_builtins.property
     def usage(self) -> _common_pb2.Usage:
         """Token counts."""
@@ -417,10 +470,12 @@ class QueryFinal(_message.Message):
         usage: _common_pb2.Usage | None = ...,
         timings: Global___StageTimings | None = ...,
         finish_reason: _common_pb2.FinishReason.ValueType = ...,
+        history_turns_dropped: _builtins.int = ...,
+        retrieval_query: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timings", b"timings", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_reason", b"finish_reason", "timings", b"timings", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_reason", b"finish_reason", "history_turns_dropped", b"history_turns_dropped", "retrieval_query", b"retrieval_query", "timings", b"timings", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -871,6 +926,23 @@ class CollectionSummary(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CollectionSummary: _TypeAlias = CollectionSummary  # noqa: Y015
+
+@_typing.final
+class OrchestratorCollectionsRequest(_message.Message):
+    """Request of ListCollections (empty; wire-compatible with the retriever's ListCollectionsRequest it replaces)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrchestratorCollectionsRequest: _TypeAlias = OrchestratorCollectionsRequest  # noqa: Y015
 
 @_typing.final
 class OrchestratorCollectionsResponse(_message.Message):

@@ -4,7 +4,6 @@ import grpc
 import warnings
 
 from ragmesh.v1 import orchestrator_pb2 as ragmesh_dot_v1_dot_orchestrator__pb2
-from ragmesh.v1 import retriever_pb2 as ragmesh_dot_v1_dot_retriever__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -73,7 +72,7 @@ class OrchestratorServiceStub:
                 _registered_method=True)
         self.ListCollections = channel.unary_unary(
                 '/ragmesh.v1.OrchestratorService/ListCollections',
-                request_serializer=ragmesh_dot_v1_dot_retriever__pb2.ListCollectionsRequest.SerializeToString,
+                request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorCollectionsRequest.SerializeToString,
                 response_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorCollectionsResponse.FromString,
                 _registered_method=True)
         self.GetStats = channel.unary_unary(
@@ -202,7 +201,7 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
             ),
             'ListCollections': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCollections,
-                    request_deserializer=ragmesh_dot_v1_dot_retriever__pb2.ListCollectionsRequest.FromString,
+                    request_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorCollectionsRequest.FromString,
                     response_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorCollectionsResponse.SerializeToString,
             ),
             'GetStats': grpc.unary_unary_rpc_method_handler(
@@ -431,7 +430,7 @@ class OrchestratorService:
             request,
             target,
             '/ragmesh.v1.OrchestratorService/ListCollections',
-            ragmesh_dot_v1_dot_retriever__pb2.ListCollectionsRequest.SerializeToString,
+            ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorCollectionsRequest.SerializeToString,
             ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorCollectionsResponse.FromString,
             options,
             channel_credentials,

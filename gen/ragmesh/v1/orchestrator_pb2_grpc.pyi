@@ -8,7 +8,6 @@ indexed documents (whole or streamed), ingests documents, and reports on the mes
 from collections import abc as _abc
 from grpc import aio as _aio
 from ragmesh.v1 import orchestrator_pb2 as _orchestrator_pb2
-from ragmesh.v1 import retriever_pb2 as _retriever_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
@@ -50,7 +49,7 @@ class OrchestratorServiceStub:
     """Streams an ingestion job's state until it finishes."""
     DeleteDocuments: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.DeleteDocumentsRequest, _orchestrator_pb2.DeleteDocumentsResponse]
     """Deletes documents (all their chunks) from a collection."""
-    ListCollections: _grpc.UnaryUnaryMultiCallable[_retriever_pb2.ListCollectionsRequest, _orchestrator_pb2.OrchestratorCollectionsResponse]
+    ListCollections: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.OrchestratorCollectionsRequest, _orchestrator_pb2.OrchestratorCollectionsResponse]
     """Lists collections with their sizes and versions."""
     GetStats: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetStatsRequest, _orchestrator_pb2.GetStatsResponse]
     """Cache hit rates and per-component request counts."""
@@ -76,7 +75,7 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     """Streams an ingestion job's state until it finishes."""
     DeleteDocuments: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.DeleteDocumentsRequest, _orchestrator_pb2.DeleteDocumentsResponse]  # type: ignore[assignment]
     """Deletes documents (all their chunks) from a collection."""
-    ListCollections: _aio.UnaryUnaryMultiCallable[_retriever_pb2.ListCollectionsRequest, _orchestrator_pb2.OrchestratorCollectionsResponse]  # type: ignore[assignment]
+    ListCollections: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.OrchestratorCollectionsRequest, _orchestrator_pb2.OrchestratorCollectionsResponse]  # type: ignore[assignment]
     """Lists collections with their sizes and versions."""
     GetStats: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetStatsRequest, _orchestrator_pb2.GetStatsResponse]  # type: ignore[assignment]
     """Cache hit rates and per-component request counts."""
@@ -145,7 +144,7 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def ListCollections(
         self,
-        request: _retriever_pb2.ListCollectionsRequest,
+        request: _orchestrator_pb2.OrchestratorCollectionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.OrchestratorCollectionsResponse, _abc.Awaitable[_orchestrator_pb2.OrchestratorCollectionsResponse]]:
         """Lists collections with their sizes and versions."""

@@ -76,34 +76,6 @@ INDEX_TYPE_IVF_FLAT: IndexType.ValueType  # 3
 """Inverted-file index: approximate."""
 Global___IndexType: _TypeAlias = IndexType  # noqa: Y015
 
-class _SearchMode:
-    ValueType = _typing.NewType("ValueType", _builtins.int)
-    V: _TypeAlias = ValueType  # noqa: Y015
-
-class _SearchModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SearchMode.ValueType], _builtins.type):
-    DESCRIPTOR: _descriptor.EnumDescriptor
-    SEARCH_MODE_UNSPECIFIED: _SearchMode.ValueType  # 0
-    """HYBRID when the collection has full-text search, DENSE otherwise."""
-    SEARCH_MODE_DENSE: _SearchMode.ValueType  # 1
-    """Vector similarity only."""
-    SEARCH_MODE_SPARSE: _SearchMode.ValueType  # 2
-    """BM25 full-text only (needs query_text)."""
-    SEARCH_MODE_HYBRID: _SearchMode.ValueType  # 3
-    """Dense and BM25 fused by reciprocal rank fusion (needs query_text)."""
-
-class SearchMode(_SearchMode, metaclass=_SearchModeEnumTypeWrapper):
-    """How a search ranks chunks."""
-
-SEARCH_MODE_UNSPECIFIED: SearchMode.ValueType  # 0
-"""HYBRID when the collection has full-text search, DENSE otherwise."""
-SEARCH_MODE_DENSE: SearchMode.ValueType  # 1
-"""Vector similarity only."""
-SEARCH_MODE_SPARSE: SearchMode.ValueType  # 2
-"""BM25 full-text only (needs query_text)."""
-SEARCH_MODE_HYBRID: SearchMode.ValueType  # 3
-"""Dense and BM25 fused by reciprocal rank fusion (needs query_text)."""
-Global___SearchMode: _TypeAlias = SearchMode  # noqa: Y015
-
 @_typing.final
 class CollectionInfo(_message.Message):
     """Description of a collection."""
@@ -467,7 +439,7 @@ class SearchRequest(_message.Message):
     """Number of hits, 1 to 1,000."""
     query_text: _builtins.str
     """Query text for BM25; required for SPARSE and HYBRID."""
-    mode: Global___SearchMode.ValueType
+    mode: _common_pb2.SearchMode.ValueType
     """Ranking mode."""
     return_vectors: _builtins.bool
     """Return the stored vector of each hit (for MMR reranking)."""
@@ -487,7 +459,7 @@ class SearchRequest(_message.Message):
         top_k: _builtins.int = ...,
         filters: _abc.Iterable[_common_pb2.Filter] | None = ...,
         query_text: _builtins.str = ...,
-        mode: Global___SearchMode.ValueType = ...,
+        mode: _common_pb2.SearchMode.ValueType = ...,
         return_vectors: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
@@ -506,7 +478,7 @@ class SearchResponse(_message.Message):
 
     HITS_FIELD_NUMBER: _builtins.int
     MODE_FIELD_NUMBER: _builtins.int
-    mode: Global___SearchMode.ValueType
+    mode: _common_pb2.SearchMode.ValueType
     """The mode actually used."""
     @_builtins.property
     def hits(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Chunk]:
@@ -516,7 +488,7 @@ class SearchResponse(_message.Message):
         self,
         *,
         hits: _abc.Iterable[_common_pb2.Chunk] | None = ...,
-        mode: Global___SearchMode.ValueType = ...,
+        mode: _common_pb2.SearchMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...

@@ -1,0 +1,46 @@
+"""How a cached answer is stored: versioned JSON of the domain values (no protobuf),
+so replicas of different versions never misread each other's entries."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from ragmesh.vocabulary import FinishReason
+from services.orchestrator.domain import Source
+
+#: Bumped when the layout changes; an entry of another version is a miss.
+FORMAT = 2
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """What a cache hit replays."""
+
+    text: str
+    sources: list[Source]
+    finish_reason: FinishReason
+
+
+class StaleEntry(ValueError):
+    """An entry written in another format."""
+
+
+def encode_answer(answer: CachedAnswer) -> bytes:
+    """The stored form of ``answer``."""
+    payload = {
+        "format": FORMAT,
+        "text": answer.text,
+        "sources": [asdict(s) for s in answer.sources],
+        "finish_reason": answer.finish_reason.value,
+    }
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode_answer(raw: bytes) -> CachedAnswer:
+    """The answer stored as ``raw``; StaleEntry when it has another format."""
+    payload = json.loads(raw)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise StaleEntry("cache entry of another format")
+    sources = [Source(**s) for s in payload["sources"]]
+    return CachedAnswer(payload["text"], sources, FinishReason(payload["finish_reason"]))

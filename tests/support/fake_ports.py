@@ -1,0 +1,178 @@
+"""In-memory fakes of the orchestrator's ports, for unit tests of the core (pipeline,
+ingestion, conversations) without any server."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, field
+
+from ragmesh.vocabulary import FinishReason
+from services.common.errors import NotFound, RagmeshError
+from services.orchestrator.cache import AnswerCache, CollectionVersions
+from services.orchestrator.config import OrchestratorConfig
+from services.orchestrator.deadline import Deadline
+from services.orchestrator.domain import ChunkRecord, Filter, Hit, Sampling, Turn
+from services.orchestrator.ingest import Ingestor
+from services.orchestrator.pipeline import QueryPipeline
+from services.orchestrator.ports import (
+    CollectionFacts,
+    EmbedderFacts,
+    GeneratedDelta,
+    GenerationDone,
+    GeneratorFacts,
+    Ports,
+    SearchQuery,
+    TokenCounts,
+    TokenSpans,
+)
+from services.orchestrator.redis_store import RedisGuard
+
+VOCABULARY = ("envoy", "port", "milvus", "redis", "cache", "generator", "embedder", "listen", "8080", "balance")
+
+
+def bag_of_words(text: str) -> list[float]:
+    """A tiny deterministic embedding: counts of a few words, normalised."""
+    words = text.lower().replace("?", " ").replace(".", " ").split()
+    vector = [float(sum(w.startswith(v) for w in words)) for v in VOCABULARY] + [0.01]
+    norm = math.sqrt(sum(v * v for v in vector))
+    return [v / norm for v in vector]
+
+
+def _tokens(text: str) -> TokenSpans:
+    starts, ends, position = [], [], 0
+    for word in text.split():
+        start = text.index(word, position)
+        starts.append(start)
+        ends.append(start + len(word))
+        position = start + len(word)
+    return TokenSpans(starts, ends)
+
+
+@dataclass
+class FakeEmbedder:
+    """Words are tokens; vectors are bags of a few words."""
+
+    fail_with: RagmeshError | None = None
+    calls: list[list[str]] = field(default_factory=list)
+
+    async def embed(self, texts: Sequence[str], query: bool, deadline: Deadline) -> list[list[float]]:
+        deadline.remaining()
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.calls.append(list(texts))
+        return [bag_of_words(t) for t in texts]
+
+    async def tokenize(self, texts: Sequence[str], deadline: Deadline) -> list[TokenSpans]:
+        return [_tokens(t) for t in texts]
+
+    async def facts(self, deadline: Deadline) -> EmbedderFacts:
+        return EmbedderFacts(len(VOCABULARY) + 1, 64, 2, "COSINE")
+
+
+@dataclass
+class FakeRetriever:
+    """Collections of chunks in memory; search by cosine of the fake vectors."""
+
+    stored: dict[str, dict[str, ChunkRecord]] = field(default_factory=dict)
+    fail_with: RagmeshError | None = None
+    searches: list[SearchQuery] = field(default_factory=list)
+
+    async def search(self, query: SearchQuery, deadline: Deadline) -> list[Hit]:
+        deadline.remaining()
+        if self.fail_with is not None:
+            raise self.fail_with
+        if query.collection not in self.stored:
+            raise NotFound(f"collection {query.collection!r} does not exist; ingest documents into it first")
+        self.searches.append(query)
+        scored = [
+            (sum(a * b for a, b in zip(query.vector, c.vector, strict=True)), c)
+            for c in self.stored[query.collection].values()
+        ]
+        scored.sort(key=lambda pair: pair[0], reverse=True)
+        return [
+            Hit(c.chunk_id, c.document_id, c.text, c.metadata, s, c.vector if query.return_vectors else None)
+            for s, c in scored[: query.top_k]
+        ]
+
+    async def ensure_collection(self, name: str, dimension: int, metric: str, deadline: Deadline) -> None:
+        self.stored.setdefault(name, {})
+
+    async def upsert(self, collection: str, chunks: Sequence[ChunkRecord], deadline: Deadline) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        for chunk in chunks:
+            self.stored[collection][chunk.chunk_id] = chunk
+
+    async def delete(
+        self, collection: str, document_ids: Sequence[str], filters: Sequence[Filter], deadline: Deadline
+    ) -> int:
+        keep = {v for f in filters if f.field == "chunk_id" and f.op == "NOT_IN" for v in f.values}
+        stored = self.stored[collection]
+        doomed = [k for k, c in stored.items() if c.document_id in document_ids and (not filters or k not in keep)]
+        for key in doomed:
+            del stored[key]
+        return len(doomed)
+
+    async def collections(self, deadline: Deadline) -> list[CollectionFacts]:
+        return [CollectionFacts(n, len(c), 11, True) for n, c in sorted(self.stored.items())]
+
+
+@dataclass
+class FakeGenerator:
+    """Answers with a script (or echoes the last user turn's first words), one word per step."""
+
+    context_length: int = 8192
+    script: list[str] | None = None
+    fail_with: RagmeshError | None = None
+    #: Set while a generation runs; a test can hold it with ``release``.
+    release: asyncio.Event | None = None
+    prompts: list[list[Turn]] = field(default_factory=list)
+    closed: int = 0
+    finished: int = 0
+
+    async def generate(
+        self, turns: Sequence[Turn], sampling: Sampling, deadline: Deadline
+    ) -> AsyncGenerator[GeneratedDelta | GenerationDone, None]:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.prompts.append(list(turns))
+        words = self.script or turns[-1].content.split()[:5]
+        limit = sampling.max_new_tokens or len(words)
+        try:
+            for count, word in enumerate(words[:limit], start=1):
+                if self.release is not None:
+                    await self.release.wait()
+                deadline.remaining()
+                yield GeneratedDelta(("" if count == 1 else " ") + word, count)
+            reason = FinishReason.LENGTH if limit < len(words) else FinishReason.EOS
+            self.finished += 1
+            yield GenerationDone(reason, sum(len(t.content.split()) for t in turns), min(limit, len(words)))
+        finally:
+            self.closed += 1
+
+    async def count_tokens(self, texts: Sequence[str], turns: Sequence[Turn], deadline: Deadline) -> TokenCounts:
+        return TokenCounts([len(t.split()) for t in texts], sum(len(t.content.split()) + 4 for t in turns))
+
+    async def facts(self, deadline: Deadline) -> GeneratorFacts:
+        return GeneratorFacts("fake", self.context_length)
+
+
+@dataclass
+class Core:
+    """A pipeline and an ingestor over fake ports, with L1 caching on and no Redis."""
+
+    embedder: FakeEmbedder = field(default_factory=FakeEmbedder)
+    retriever: FakeRetriever = field(default_factory=FakeRetriever)
+    generator: FakeGenerator = field(default_factory=FakeGenerator)
+
+    def __post_init__(self) -> None:
+        config = OrchestratorConfig.from_env({})
+        guard = RedisGuard("", 0.1, 0.0)
+        self.versions = CollectionVersions(guard)
+        self.cache = AnswerCache(guard, 64, 60.0, 60.0)
+        ports = Ports(self.embedder, self.retriever, self.generator)
+        self.pipeline = QueryPipeline(ports, self.cache, self.versions, None)
+        self.ingestor = Ingestor(self.embedder, self.retriever, self.versions, config.ingest)
+        self.defaults = config.defaults
