@@ -110,7 +110,14 @@ class ServiceProcess:
         self.port = int(env.get(prefix + "ADDR", "127.0.0.1:0").rpartition(":")[2] or 0) or free_port()
         self.metrics_port = int(env.get(prefix + "METRICS_PORT", 0)) or free_port()
         self.address = f"127.0.0.1:{self.port}"
-        full_env = service_env({prefix + "ADDR": self.address, prefix + "METRICS_PORT": str(self.metrics_port), **env})
+        ports = {prefix + "ADDR": self.address, prefix + "METRICS_PORT": str(self.metrics_port)}
+        #: The orchestrator's OpenAI-compatible HTTP port (0 for the other components).
+        self.http_port = 0
+        if component == "orchestrator":
+            http = env.get(prefix + "HTTP_ADDR", "")
+            self.http_port = int(http.rpartition(":")[2] or 0) if http else free_port()
+            ports[prefix + "HTTP_ADDR"] = http or f"127.0.0.1:{self.http_port}"
+        full_env = service_env({**ports, **env})
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 tied_to_this_process([sys.executable, "-m", f"services.{component}"]),

@@ -13,6 +13,8 @@ DEFAULT_PORTS: dict[str, int] = {
     "retriever": 50053,
     "generator": 50054,
 }
+#: Default port of the orchestrator's OpenAI-compatible HTTP API.
+DEFAULT_HTTP_PORT = 50050
 #: Default Prometheus port of each component.
 DEFAULT_METRICS_PORTS: dict[str, int] = {
     "orchestrator": 9101,

@@ -1,15 +1,32 @@
-"""``python -m services.orchestrator``: serve the orchestrator until SIGTERM."""
+"""``python -m services.orchestrator``: serve the orchestrator (gRPC, and the
+OpenAI-compatible HTTP API in the same event loop) until SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 
+import grpc
+
 from ragmesh.v1 import orchestrator_pb2_grpc
-from services.common.server import ServiceDefinition, run
-from services.common.slot import slotted_service
+from services.common.server import ServiceDefinition, StartupError, run
+from services.common.slot import BackendSlot
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.engine import Orchestrator
+from services.orchestrator.http_server import HttpServer
+from services.orchestrator.openai_app import create_app
 from services.orchestrator.servicer import SERVICE_NAME, OrchestratorServicer
+
+
+async def open_orchestrator(config: OrchestratorConfig) -> Orchestrator:
+    """The orchestrator with its cross-encoder loaded (when configured) and workers started."""
+    cross_encoder = None
+    if config.cross_encoder_path:
+        from services.orchestrator.rerank import CrossEncoder
+
+        cross_encoder = await asyncio.to_thread(CrossEncoder, config.cross_encoder_path)
+    orchestrator = Orchestrator(config, cross_encoder)
+    orchestrator.start()
+    return orchestrator
 
 
 def build(config: OrchestratorConfig) -> ServiceDefinition:
@@ -17,26 +34,31 @@ def build(config: OrchestratorConfig) -> ServiceDefinition:
 
     It reports SERVING once its own parts (cross-encoder, workers) are ready; the
     components it calls may come up later — queries meanwhile get UNAVAILABLE, and
-    CheckHealth shows which component is missing.
+    CheckHealth shows which component is missing. The HTTP API listens from the start
+    (answering 503 until then) and stops after the gRPC server has drained.
     """
+    slot: BackendSlot[Orchestrator] = BackendSlot("orchestrator")
+    servicer = OrchestratorServicer(slot)
+    http = HttpServer(create_app(slot), config.http_addr) if config.http_addr else None
 
-    async def open_orchestrator() -> Orchestrator:
-        cross_encoder = None
-        if config.cross_encoder_path:
-            from services.orchestrator.rerank import CrossEncoder
+    async def start() -> None:
+        if http is not None:
+            try:
+                await http.start()
+            except OSError as error:
+                raise StartupError(f"the HTTP API cannot listen on {config.http_addr}: {error}") from None
+        slot.set(await open_orchestrator(config))
 
-            cross_encoder = await asyncio.to_thread(CrossEncoder, config.cross_encoder_path)
-        orchestrator = Orchestrator(config, cross_encoder)
-        orchestrator.start()
-        return orchestrator
+    async def stop() -> None:
+        if http is not None:
+            await http.stop(config.server.grace_seconds)
+        if slot.ready:
+            await slot.get().close()
 
-    return slotted_service(
-        "orchestrator",
-        SERVICE_NAME,
-        OrchestratorServicer,
-        orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server,
-        open_orchestrator,
-    )
+    def register(server: grpc.aio.Server) -> None:
+        orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, server)
+
+    return ServiceDefinition("orchestrator", [SERVICE_NAME], register, start, stop)
 
 
 def main() -> None:

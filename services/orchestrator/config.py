@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.common.config import ConfigError, Env, ServerSettings, check_model_directory
-from services.common.names import DEFAULT_PORTS
+from services.common.names import DEFAULT_HTTP_PORT, DEFAULT_PORTS
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,8 @@ class OrchestratorConfig:
     ingest: IngestSettings
     #: Hugging Face sequence-classification model for cross-encoder reranking ("" = off).
     cross_encoder_path: str
+    #: Where the OpenAI-compatible HTTP API listens ("" turns it off).
+    http_addr: str = ""
     #: The component addresses are an Envoy that retries unary calls itself: the channels
     #: then retry only streams, so one failure is not retried at two layers (4 x 4 calls).
     components_behind_envoy: bool = False
@@ -88,7 +90,14 @@ class OrchestratorConfig:
             ingest=_ingest_settings(env),
             cross_encoder_path=cross_encoder,
             components_behind_envoy=env.flag("components_behind_envoy", False),
+            http_addr=_http_addr(env),
         )
+
+
+def _http_addr(env: Env) -> str:
+    if (env.raw("http_addr") or "").lower() == "off":
+        return ""
+    return env.address("http_addr", f"127.0.0.1:{DEFAULT_HTTP_PORT}")
 
 
 def _cache_settings(env: Env) -> CacheSettings:

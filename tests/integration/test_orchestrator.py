@@ -11,7 +11,7 @@ import pytest
 from ragmesh.client import DoneEvent, RagmeshClient, RagmeshError, SourcesEvent, TokenEvent, files, where
 from ragmesh.mesh.processes import ROOT, ServiceProcess, health_status
 from services.orchestrator.rerank import CrossEncoder
-from tests.support.metrics import wait_for_metrics
+from tests.support.metrics import scrape, value, wait_for_metrics
 from tests.support.stack import client_of, start_orchestrator, unique_collection
 
 pytestmark = pytest.mark.integration
@@ -143,14 +143,21 @@ def test_nothing_relevant_says_so(orchestrator: ServiceProcess) -> None:
 def test_cancelling_a_stream_stops_the_generation(
     orchestrator: ServiceProcess, generator_service: ServiceProcess, docs_collection: str
 ) -> None:
+    cancelled = "ragmesh_generator_finished_total"
+    before = value(scrape(generator_service.metrics_port), cancelled, reason="cancelled")
     with client_of(orchestrator) as client:
-        stream = client.query_stream("Describe every component in detail.", docs_collection, max_new_tokens=400)
+        stream = client.query_stream(
+            "Describe every component in detail.", docs_collection, max_new_tokens=400, bypass_cache=True
+        )
         tokens = 0
         for event in stream:
             tokens += isinstance(event, TokenEvent)
             if tokens == 3:
                 break
         stream.close()  # the client leaves: its finally cancels the call
+    # The generator itself saw the cancellation (not merely the call ending): the sequence
+    # left the batch as cancelled, long before its 400 tokens.
+    wait_for_metrics(generator_service.metrics_port, {cancelled: before + 1}, reason="cancelled")
     wait_for_metrics(
         generator_service.metrics_port, {"ragmesh_rpc_in_flight": 0}, component="generator", method="Generate"
     )
