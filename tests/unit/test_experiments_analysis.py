@@ -34,7 +34,7 @@ def test_summary_matches_hand_computed_values() -> None:
     assert summary.count == 8 and summary.mean == 5.0 and summary.min == 2.0 and summary.max == 9.0
     assert summary.std == pytest.approx(math.sqrt(32 / 7))  # sum of squared deviations 32, n - 1 = 7
     half = 2.364624251592785 * math.sqrt(32 / 7) / math.sqrt(8)  # t(0.975, 7)
-    assert (summary.ci_low, summary.ci_high) == (pytest.approx(5 - half), pytest.approx(5 + half))
+    assert summary.ci_low == pytest.approx(5 - half) and summary.ci_high == pytest.approx(5 + half)
     assert summary.p50 == 4.5 and summary.p95 == pytest.approx(8.3)
     assert summarize("b", [3.0]).std is None and summarize("c", []).mean is None
 

@@ -54,7 +54,12 @@ def _in_child(hash_seed: str) -> list[str]:
     env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}"}
     result = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps(CONFIG)],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return result.stdout.split()
 

@@ -163,8 +163,9 @@ def test_enabled_experiments_must_name_existing_collections() -> None:
 
 def test_ingest_targets_list_each_collection_with_its_chunking() -> None:
     data = _treat(collection="docs_c64", chunk_tokens=64, overlap_tokens=8)
-    data["experiments"][0]["variants"].append({"name": "same", "ratio": 0.0, "collection": "docs_c64",
-                                               "chunk_tokens": 64, "overlap_tokens": 8})
+    data["experiments"][0]["variants"].append(
+        {"name": "same", "ratio": 0.0, "collection": "docs_c64", "chunk_tokens": 64, "overlap_tokens": 8}
+    )
     experiment = parse_experiments(data).get("exp")
     assert experiment is not None
     targets = ingest_targets(experiment, "docs", 200, 32)
@@ -181,7 +182,7 @@ def test_ingest_targets_list_each_collection_with_its_chunking() -> None:
 def test_file_errors_name_the_file(tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("[[experiments]\nname = 1\n")
-    with pytest.raises(ExperimentConfigError, match="broken.toml.*not valid TOML"):
+    with pytest.raises(ExperimentConfigError, match=r"broken\.toml.*not valid TOML"):
         load_experiments(broken)
     with pytest.raises(ConfigError, match="RAGMESH_ORCHESTRATOR_EXPERIMENTS_FILE: no such file"):
         ExperimentSettings.from_env({"RAGMESH_ORCHESTRATOR_EXPERIMENTS_FILE": str(tmp_path / "nope.toml")})
