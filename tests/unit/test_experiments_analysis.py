@@ -80,10 +80,12 @@ def test_metrics_pick_their_records() -> None:
         QueryRecord("exp", "a", "t3", 0.0, 50.0, error_code="UNAVAILABLE"),
         QueryRecord("exp", "b", "t4", 0.0, 20.0, completion_tokens=9),
         QueryRecord("exp", "gone", "t5", 0.0, 20.0),  # a variant since removed from the file
+        QueryRecord("exp", "b", "t6", 0.0, 99.0, forced=True),  # not randomised: left out by default
     ]
     variants = ["a", "b"]
     assert metric_values(records, "latency_ms", variants) == {"a": [10.0, 1.0], "b": [20.0]}
     assert metric_values(records, "latency_ms", variants, exclude_cache_hits=True)["a"] == [10.0]
+    assert metric_values(records, "latency_ms", variants, include_forced=True)["b"] == [20.0, 99.0]
     assert metric_values(records, "ttft_ms", variants) == {"a": [4.0], "b": []}
     assert metric_values(records, "completion_tokens", variants) == {"a": [7.0], "b": [9.0]}
     assert metric_values(records, "error_rate", variants)["a"] == [0.0, 0.0, 1.0]

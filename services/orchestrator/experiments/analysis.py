@@ -93,15 +93,29 @@ class ExperimentReport:
     comparisons: list[Comparison]
 
 
-def metric_values(
-    records: Sequence[QueryRecord], metric: str, variants: Sequence[str], *, exclude_cache_hits: bool = False
-) -> dict[str, list[float]]:
-    """The values of ``metric`` per variant (every name in ``variants``, possibly empty)."""
+def check_metric(metric: str) -> None:
+    """InvalidArgument naming the known metrics unless ``metric`` is one."""
     if metric not in METRICS:
         raise InvalidArgument(f"unknown metric {metric[:64]!r}; use one of {', '.join(METRICS)}")
+
+
+def metric_values(
+    records: Sequence[QueryRecord],
+    metric: str,
+    variants: Sequence[str],
+    *,
+    exclude_cache_hits: bool = False,
+    include_forced: bool = False,
+) -> dict[str, list[float]]:
+    """The values of ``metric`` per variant (every name in ``variants``, possibly empty).
+    Queries whose caller forced the variant (offline evaluation, debugging) were not
+    randomised, so they are left out unless ``include_forced``."""
+    check_metric(metric)
     counts, value = METRICS[metric]
     values: dict[str, list[float]] = {name: [] for name in variants}
     for record in records:
+        if record.forced and not include_forced:
+            continue
         if record.variant in values and counts(record) and not (exclude_cache_hits and record.cache_hit):
             values[record.variant].append(value(record))
     return values
@@ -199,11 +213,14 @@ def build_report(
     alpha: float = 0.05,
     power: float = 0.8,
     exclude_cache_hits: bool = False,
+    include_forced: bool = False,
 ) -> ExperimentReport:
     """The report of ``metric``; ``variants`` in declaration order, the first is the control."""
     if not 0 < alpha < 1 or not 0 < power < 1:
         raise InvalidArgument(f"alpha and power must be between 0 and 1, got {alpha} and {power}")
-    values = metric_values(records, metric, variants, exclude_cache_hits=exclude_cache_hits)
+    values = metric_values(
+        records, metric, variants, exclude_cache_hits=exclude_cache_hits, include_forced=include_forced
+    )
     summaries = [summarize(name, values[name]) for name in variants]
     control = variants[0]
     comparisons = [

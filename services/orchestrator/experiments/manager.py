@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.common.errors import NotFound
-from services.orchestrator.experiments.analysis import ExperimentReport, build_report, metric_values
+from services.orchestrator.experiments.analysis import ExperimentReport, build_report, check_metric, metric_values
 from services.orchestrator.experiments.assignment import Assignment, assign
 from services.orchestrator.experiments.chart import render_chart
 from services.orchestrator.experiments.config import ExperimentSettings
@@ -120,19 +120,27 @@ class Experiments:
         return experiment
 
     async def report(
-        self, name: str, metric: str = "latency_ms", *, exclude_cache_hits: bool = False, chart: bool = False
+        self,
+        name: str,
+        metric: str = "latency_ms",
+        *,
+        exclude_cache_hits: bool = False,
+        include_forced: bool = False,
+        chart: bool = False,
     ) -> tuple[ExperimentReport, bytes | None]:
         """The report of ``metric`` for experiment ``name`` and, when ``chart``, its PNG (the
-        statistics and the drawing run in a worker thread: they take tens of milliseconds)."""
+        statistics and the drawing run in a worker thread: they take tens of milliseconds).
+        InvalidArgument for an unknown metric, NotFound for an unknown experiment."""
         experiment = self.experiment(name)
+        check_metric(metric)  # before Redis is read
         records = await self.store.read(name)
         variants = experiment.variant_names
+        options = {"exclude_cache_hits": exclude_cache_hits, "include_forced": include_forced}
 
         def build() -> tuple[ExperimentReport, bytes | None]:
-            report = build_report(name, variants, records, metric, exclude_cache_hits=exclude_cache_hits)
+            report = build_report(name, variants, records, metric, **options)
             if not chart:
                 return report, None
-            values = metric_values(records, metric, variants, exclude_cache_hits=exclude_cache_hits)
-            return report, render_chart(report, values)
+            return report, render_chart(report, metric_values(records, metric, variants, **options))
 
         return await asyncio.to_thread(build)
