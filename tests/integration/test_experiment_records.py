@@ -89,6 +89,12 @@ async def test_the_stream_stays_capped_and_reads_page_through_it(
     monkeypatch.setattr(redis_records, "READ_PAGE", 7)
     records = await store.read("capped")
     assert [r.latency_ms for r in records] == [float(i) for i in range(280, 300)]  # the newest 20, oldest first
+    # Another version's replica adds a field, and something else writes junk: both are read past.
+    newer = QueryRecord("capped", "ctl", _trace(300), 0.0, 300.0).to_json()[:-1] + ',"replica":"b"}'
+    await client.xadd(store.stream_key("capped"), {"r": newer})
+    await client.xadd(store.stream_key("capped"), {"other": "junk"})
+    records = await store.read("capped")
+    assert records[-1].latency_ms == 300.0 and len(records) == 19  # 20 entries read, the junk skipped
 
 
 async def test_a_redis_outage_drops_records_and_feedback_says_unavailable(

@@ -15,8 +15,8 @@ import re
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Protocol
 
 from cachetools import TTLCache
 
@@ -83,9 +83,15 @@ class QueryRecord:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> QueryRecord:
-        """The inverse of :meth:`to_json`."""
-        data: dict[str, Any] = json.loads(text)
-        return cls(**data)
+        """The inverse of :meth:`to_json`; fields a newer or older writer added are ignored
+        (replicas of two versions share a stream during a rollout). ValueError when the
+        text is not a record."""
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)} - {"feedback"}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (TypeError, AttributeError) as error:
+            raise ValueError(f"not an experiment record: {error}") from None
 
 
 def check_record(record: QueryRecord) -> None:

@@ -17,9 +17,10 @@ into a failed query.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, cast
 
@@ -34,6 +35,7 @@ from services.orchestrator.experiments.records import (
 )
 from services.orchestrator.redis_store import RedisGuard, as_bytes
 
+log = logging.getLogger(__name__)
 #: Stream entries read per Redis call: each call stays well inside the guard's timeout.
 READ_PAGE = 500
 #: A stream entry as redis-py returns it: (id, {field: value}).
@@ -108,38 +110,56 @@ class RedisRecordStore:
         return experiment, variant
 
     async def read(self, experiment: str) -> list[QueryRecord]:
-        """The newest ``max_records`` records, oldest first, feedback joined; Unavailable when
-        Redis cannot be reached. Read in pages so each call stays short."""
+        """The records among the newest ``max_records`` stream entries, oldest first, feedback
+        joined; Unavailable when Redis cannot be reached. Read in pages so each call stays short."""
         newest_first: list[QueryRecord] = []
-        upper = "+"
-        while len(newest_first) < self.max_records:
-            count = min(READ_PAGE, self.max_records - len(newest_first))
+        upper, entries = "+", 0
+        while entries < self.max_records:
+            count = min(READ_PAGE, self.max_records - entries)
             page = await self.guard.call_or_raise(
                 "experiment-read", partial(_read_page, self, experiment=experiment, upper=upper, count=count)
             )
-            newest_first.extend(record for _id, record in page)
-            if len(page) < count:
+            newest_first.extend(page.records)
+            entries += page.entries
+            if page.entries < count:
                 break
-            upper = "(" + page[-1][0]  # exclusive: continue below the last id read
+            upper = "(" + page.last_id  # exclusive: continue below the last id read
         newest_first.reverse()
         return newest_first
 
 
-async def _read_page(
-    store: RedisRecordStore, client: aioredis.Redis, experiment: str, upper: str, count: int
-) -> list[tuple[str, QueryRecord]]:
+@dataclass
+class _Page:
+    """Stream entries read in one call: how many, the oldest one's id, the records among them."""
+
+    entries: int
+    last_id: str
+    records: list[QueryRecord]
+
+
+async def _read_page(store: RedisRecordStore, client: aioredis.Redis, experiment: str, upper: str, count: int) -> _Page:
     """One guarded call: a page of the stream (newest first) and the feedback of its queries."""
     entries = cast(list[Entry], await client.xrevrange(store.stream_key(experiment), upper, "-", count=count))
-    records = [(as_bytes(entry_id).decode(), QueryRecord.from_json(fields[b"r"])) for entry_id, fields in entries]
-    traced = [record.trace_id for _id, record in records if record.trace_id]
-    if not traced:
-        return records
-    async with client.pipeline(transaction=False) as pipe:
-        for trace_id in traced:
-            pipe.hgetall(store.feedback_key(trace_id))
-        replies = await pipe.execute()
-    feedback = {t: _feedback(reply) for t, reply in zip(traced, replies, strict=True) if reply}
-    return [(entry_id, replace(r, feedback=feedback.get(r.trace_id))) for entry_id, r in records]
+    last_id = as_bytes(entries[-1][0]).decode() if entries else ""
+    records = [record for _id, fields in entries if (record := _parse(fields))]
+    traced = [record.trace_id for record in records if record.trace_id]
+    if traced:
+        async with client.pipeline(transaction=False) as pipe:
+            for trace_id in traced:
+                pipe.hgetall(store.feedback_key(trace_id))
+            replies = await pipe.execute()
+        feedback = {t: _feedback(reply) for t, reply in zip(traced, replies, strict=True) if reply}
+        records = [replace(r, feedback=feedback.get(r.trace_id)) for r in records]
+    return _Page(len(entries), last_id, records)
+
+
+def _parse(fields: Mapping[bytes, bytes]) -> QueryRecord | None:
+    """A stream entry's record, or None (logged) for an entry that is not one."""
+    try:
+        return QueryRecord.from_json(fields[b"r"])
+    except (KeyError, ValueError) as error:
+        log.warning("skipping a stream entry that is not an experiment record: %s", error)
+        return None
 
 
 def _feedback(reply: Mapping[bytes, bytes]) -> Feedback:
