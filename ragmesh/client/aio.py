@@ -116,3 +116,14 @@ class AsyncRagmeshClient:
                     yield job
         finally:
             call.cancel()
+
+    async def feedback(self, trace_id: str, rating: float, relevance: dict[str, int] | None = None) -> tuple[str, str]:
+        """Rate an answer by its trace id (1 to 5, optional relevance grades per document);
+        returns the (experiment, variant) it ran under."""
+        return await self._run(base.feedback_call(trace_id, rating, relevance))
+
+    async def experiment_report(
+        self, experiment: str, metric: str = "latency_ms", *, chart: bool = False, **options: bool
+    ) -> orchestrator_pb2.ExperimentReport:
+        """Per-variant statistics of an experiment and the significance of their differences."""
+        return await self._run(base.experiment_report_call(experiment, metric, chart=chart, **options))

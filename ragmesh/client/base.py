@@ -185,3 +185,17 @@ def submit_job_call(documents: Iterable[types.Document | dict[str, Any]], collec
 def job_call(job_id: str) -> Call[orchestrator_pb2.IngestJob]:
     """GetIngestJob: the job's state and progress."""
     return Call("GetIngestJob", orchestrator_pb2.GetIngestJobRequest(job_id=job_id), _identity)
+
+
+def feedback_call(trace_id: str, rating: float, relevance: dict[str, int] | None = None) -> Call[tuple[str, str]]:
+    """Feedback: (experiment, variant) of the rated answer."""
+    request = orchestrator_pb2.FeedbackRequest(trace_id=trace_id, rating=rating, relevance=relevance or {})
+    return Call("Feedback", request, lambda reply: (reply.experiment, reply.experiment_variant))
+
+
+def experiment_report_call(
+    experiment: str, metric: str = "latency_ms", *, chart: bool = False, **options: bool
+) -> Call[orchestrator_pb2.ExperimentReport]:
+    """GetExperimentReport: statistics per variant (``options``: exclude_cache_hits, include_forced)."""
+    request = orchestrator_pb2.ExperimentReportRequest(experiment=experiment, metric=metric, chart=chart, **options)
+    return Call("GetExperimentReport", request, _identity)

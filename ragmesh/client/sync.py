@@ -108,3 +108,14 @@ class RagmeshClient:
             yield from self.stub.WatchIngestJob(
                 orchestrator_pb2.GetIngestJobRequest(job_id=job_id), metadata=self.settings.metadata()
             )
+
+    def feedback(self, trace_id: str, rating: float, relevance: dict[str, int] | None = None) -> tuple[str, str]:
+        """Rate an answer by its trace id (1 to 5, optional relevance grades per document);
+        returns the (experiment, variant) it ran under."""
+        return self._run(base.feedback_call(trace_id, rating, relevance))
+
+    def experiment_report(
+        self, experiment: str, metric: str = "latency_ms", *, chart: bool = False, **options: bool
+    ) -> orchestrator_pb2.ExperimentReport:
+        """Per-variant statistics of an experiment and the significance of their differences."""
+        return self._run(base.experiment_report_call(experiment, metric, chart=chart, **options))

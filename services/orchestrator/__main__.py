@@ -4,17 +4,25 @@ OpenAI-compatible HTTP API in the same event loop) until SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import grpc
 
 from ragmesh.v1 import orchestrator_pb2_grpc
+from services.common.errors import RagmeshError
 from services.common.server import ServiceDefinition, StartupError, run
 from services.common.slot import BackendSlot
 from services.orchestrator.config import OrchestratorConfig
+from services.orchestrator.deadline import Deadline
 from services.orchestrator.engine import Orchestrator
+from services.orchestrator.experiments.config import ExperimentConfigError
 from services.orchestrator.http_server import HttpServer
 from services.orchestrator.openai_app import create_app
 from services.orchestrator.servicer import SERVICE_NAME, OrchestratorServicer
+
+log = logging.getLogger(__name__)
+#: How long start-up waits for the retriever to list collections for the experiments check.
+EXPERIMENT_CHECK_SECONDS = 5.0
 
 
 async def open_orchestrator(config: OrchestratorConfig) -> Orchestrator:
@@ -26,7 +34,25 @@ async def open_orchestrator(config: OrchestratorConfig) -> Orchestrator:
         cross_encoder = await asyncio.to_thread(CrossEncoder, config.cross_encoder_path)
     orchestrator = Orchestrator(config, cross_encoder)
     orchestrator.start()
+    await check_experiment_collections(orchestrator)
     return orchestrator
+
+
+async def check_experiment_collections(orchestrator: Orchestrator) -> None:
+    """Refuse to start when an enabled experiment reads a collection that does not exist
+    (checked when the retriever answers; skipped with a warning when it does not yet)."""
+    if not orchestrator.experiments.config.experiments:
+        return
+    try:
+        existing = {c.name for c in await orchestrator.collections(Deadline(EXPERIMENT_CHECK_SECONDS))}
+    except RagmeshError as error:
+        log.warning("experiment collections not checked (the retriever did not answer: %s)", error.message)
+        return
+    try:
+        orchestrator.experiments.config.check_collections(existing)
+    except ExperimentConfigError as error:
+        await orchestrator.close()
+        raise StartupError(str(error)) from None
 
 
 def build(config: OrchestratorConfig) -> ServiceDefinition:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.config import ConfigError, Env, ServerSettings, check_model_directory
 from services.common.names import DEFAULT_HTTP_PORT, DEFAULT_PORTS
+from services.orchestrator.experiments.config import ExperimentSettings
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class OrchestratorConfig:
     ingest: IngestSettings
     #: Hugging Face sequence-classification model for cross-encoder reranking ("" = off).
     cross_encoder_path: str
+    #: A/B experiments (file, record bounds).
+    experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
     #: Where the OpenAI-compatible HTTP API listens ("" turns it off).
     http_addr: str = ""
     #: The component addresses are an Envoy that retries unary calls itself: the channels
@@ -91,7 +94,15 @@ class OrchestratorConfig:
             cross_encoder_path=cross_encoder,
             components_behind_envoy=env.flag("components_behind_envoy", False),
             http_addr=_http_addr(env),
+            experiments=_experiments(environ),
         )
+
+
+def _experiments(environ: Mapping[str, str] | None) -> ExperimentSettings:
+    """The experiments settings, with the file read and checked now (a bad file is a config error)."""
+    settings = ExperimentSettings.from_env(environ)
+    settings.load()
+    return settings
 
 
 def _http_addr(env: Env) -> str:

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import Counter
 
 from services.common.errors import InvalidArgument, status_code_for
+from services.common.tracing import current_trace_id
 from services.orchestrator.cache import AnswerCache, CacheCounts, CollectionVersions
 from services.orchestrator.clients import CallCounts, Components
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.deadline import Deadline
 from services.orchestrator.domain import CollectionSummary, ComponentHealth, Event, IngestProgress, QueryInput
+from services.orchestrator.experiment_runs import apply_variant, recorded
+from services.orchestrator.experiments.manager import Experiments
 from services.orchestrator.grpc_ports import grpc_ports
 from services.orchestrator.ingest import IngestBatch, Ingestor
 from services.orchestrator.job_store import JobStore, MemoryJobStore, RedisJobStore
@@ -70,6 +74,7 @@ class Orchestrator:
         store: JobStore = RedisJobStore(self.redis) if self.redis.configured else MemoryJobStore()
         self.jobs = JobManager(store, self.ingestor, config.ingest)
         self.queries = 0
+        self.experiments = Experiments.create(config.experiments, self.redis)
 
     def start(self) -> None:
         """Start the ingestion workers and the version publisher."""
@@ -77,8 +82,9 @@ class Orchestrator:
         self.versions.start()
 
     async def close(self) -> None:
-        """Hand running jobs back, close channels and Redis."""
+        """Hand running jobs back, store pending experiment records, close channels and Redis."""
         await self.jobs.stop()
+        await self.experiments.flush()
         await self.versions.close()
         if self.components is not None:
             await self.components.close()
@@ -87,14 +93,27 @@ class Orchestrator:
         await self.redis.close()
 
     def resolve(self, request: QueryInput) -> QuerySpec:
-        """The request checked and completed with this server's defaults."""
-        return resolve(request, self.config.defaults)
+        """The request with its experiment variant's settings applied, checked and completed
+        with this server's defaults."""
+        collection = request.collection or self.config.defaults.collection
+        assignment = self.experiments.assign(collection, request.caller_id, current_trace_id(), request.variant)
+        if assignment is None:
+            return resolve(request, self.config.defaults)
+        spec = resolve(apply_variant(request, assignment), self.config.defaults)
+        template = assignment.settings.prompt_template
+        return dataclasses.replace(
+            spec, experiment=assignment.experiment, prompt_template=template, assignment=assignment
+        )
 
     async def query(self, spec: QuerySpec, deadline: Deadline) -> AsyncGenerator[Event, None]:
-        """The pipeline's events, counted by outcome."""
+        """The pipeline's events, counted by outcome (and recorded for its experiment)."""
         status = "OK"
+        assignment = spec.assignment
         try:
-            async with contextlib.aclosing(self.pipeline.run(spec, deadline)) as events:
+            events = self.pipeline.run(spec, deadline)
+            if assignment is not None:
+                events = recorded(events, self.experiments, assignment)
+            async with contextlib.aclosing(events):
                 async for event in events:
                     yield event
         except BaseException as error:  # counted as the caller will see it, then re-raised

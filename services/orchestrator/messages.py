@@ -4,6 +4,7 @@ results into responses. Nothing here decides anything; it only translates."""
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from ragmesh.v1 import common_pb2, orchestrator_pb2
 from ragmesh.vocabulary import (
@@ -28,6 +29,7 @@ from services.orchestrator.domain import (
     Usage,
 )
 from services.orchestrator.engine import Stats
+from services.orchestrator.experiments.analysis import ExperimentReport
 from services.orchestrator.translate import (
     filter_from_proto,
     metadata_struct,
@@ -164,4 +166,26 @@ def health_message(health: list[ComponentHealth]) -> orchestrator_pb2.CheckHealt
     return orchestrator_pb2.CheckHealthResponse(
         components=[orchestrator_pb2.ComponentHealth(**asdict(c)) for c in health],
         all_serving=all(c.status == "SERVING" for c in health),
+    )
+
+
+def _set(message: Any, fields: dict[str, Any]) -> Any:
+    """``message`` with the fields that are not None set (optional fields stay unset)."""
+    for name, value in fields.items():
+        if value is not None:
+            setattr(message, name, value)
+    return message
+
+
+def experiment_report_message(report: ExperimentReport, chart: bytes | None) -> orchestrator_pb2.ExperimentReport:
+    """The GetExperimentReport response."""
+    return orchestrator_pb2.ExperimentReport(
+        experiment=report.experiment,
+        metric=report.metric,
+        records=report.records,
+        alpha=report.alpha,
+        power=report.power,
+        variants=[_set(orchestrator_pb2.VariantStatistics(), asdict(v)) for v in report.variants],
+        comparisons=[_set(orchestrator_pb2.VariantComparison(), asdict(c)) for c in report.comparisons],
+        chart_png=chart or b"",
     )

@@ -186,11 +186,19 @@ class QueryPipeline:
         started = time.perf_counter()
         with tracer().start_as_current_span("prompt.build") as span:
             texts = [c.text for c in ranked]
-            counted, base = texts_to_count(spec.query, texts, spec.history)
+            counted, base = texts_to_count(spec.query, texts, spec.history, spec.prompt_template)
             counts = await self.ports.generator.count_tokens(counted, base, run.deadline)
             context = (await self.ports.generator.facts(run.deadline)).context_length
             max_new = spec.sampling.max_new_tokens or 0
-            prompt = fit(spec.query, texts, spec.history, counts, context_length=context, max_new_tokens=max_new)
+            prompt = fit(
+                spec.query,
+                texts,
+                spec.history,
+                counts,
+                context_length=context,
+                max_new_tokens=max_new,
+                template=spec.prompt_template,
+            )
             run.history_dropped = prompt.history_dropped
             span.set_attribute("ragmesh.sources", len(prompt.included))
             span.set_attribute("ragmesh.history.dropped", prompt.history_dropped)

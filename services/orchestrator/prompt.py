@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ragmesh.vocabulary import Role
 from services.orchestrator.domain import Turn
+from services.orchestrator.experiments.settings import render_prompt
 from services.orchestrator.ports import TokenCounts
 
 SYSTEM_PROMPT = (
@@ -43,7 +44,9 @@ def source_block(number: int, text: str) -> str:
     return f"[{number}] {text.strip()}"
 
 
-def build_turns(question: str, texts: Sequence[str], history: Sequence[Turn] = ()) -> list[Turn]:
+def build_turns(
+    question: str, texts: Sequence[str], history: Sequence[Turn] = (), template: str | None = None
+) -> list[Turn]:
     """System instructions, the earlier turns, and a user turn with the numbered sources
     and the question.
 
@@ -53,14 +56,21 @@ def build_turns(question: str, texts: Sequence[str], history: Sequence[Turn] = (
     """
     blocks = [source_block(number, text) for number, text in enumerate(texts, start=1)]
     sources = "\n\n".join(reversed(blocks))
-    user = f"Sources:\n{sources}\n\nQuestion: {question.strip()}" if texts else f"Question: {question.strip()}"
+    if template is not None:  # an experiment variant's own user turn
+        user = render_prompt(template, sources=sources, question=question.strip())
+    elif texts:
+        user = f"Sources:\n{sources}\n\nQuestion: {question.strip()}"
+    else:
+        user = f"Question: {question.strip()}"
     return [Turn(Role.SYSTEM, SYSTEM_PROMPT), *history, Turn(Role.USER, user)]
 
 
-def texts_to_count(question: str, texts: Sequence[str], history: Sequence[Turn]) -> tuple[list[str], list[Turn]]:
+def texts_to_count(
+    question: str, texts: Sequence[str], history: Sequence[Turn], template: str | None = None
+) -> tuple[list[str], list[Turn]]:
     """What one CountTokens call counts: every source's text and every history turn's,
     and the prompt without either."""
-    return [*texts, *(turn.content for turn in history)], build_turns(question, [])
+    return [*texts, *(turn.content for turn in history)], build_turns(question, [], (), template)
 
 
 def fit(
@@ -71,6 +81,7 @@ def fit(
     *,
     context_length: int,
     max_new_tokens: int,
+    template: str | None = None,
 ) -> FittedPrompt:
     """Sources in rank order while they fit, then the newest history turns that still fit."""
     budget = context_length - max_new_tokens - counts.prompt_tokens - SAFETY_TOKENS
@@ -91,5 +102,5 @@ def fit(
         used += cost
         kept += 1
     kept_history = list(history[len(history) - kept :]) if kept else []
-    turns = build_turns(question, [texts[i] for i in included], kept_history)
+    turns = build_turns(question, [texts[i] for i in included], kept_history, template)
     return FittedPrompt(turns, included, len(history) - kept)

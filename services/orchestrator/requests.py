@@ -18,6 +18,7 @@ from services.common.errors import InvalidArgument
 from services.common.names import IDENTIFIER
 from services.orchestrator.config import QueryDefaults
 from services.orchestrator.domain import Filter, QueryInput, Sampling, Turn
+from services.orchestrator.experiments.assignment import Assignment
 
 MAX_QUERY_CHARS = 4000
 MAX_TOP_K = 50
@@ -49,6 +50,11 @@ class QuerySpec:
     conversation_query: ConversationQuery = ConversationQuery.CONCAT
     #: Tenant scope the answer belongs to (caches never mix scopes).
     scope: str = ""
+    #: The experiment the query runs under ("" for none) and its variant's prompt template.
+    experiment: str = ""
+    prompt_template: str | None = None
+    #: How the query was assigned its variant (not part of the answer: kept out of the cache key).
+    assignment: Assignment | None = None
 
     def cache_material(self, version: str) -> dict[str, Any]:
         """Everything the answer depends on, JSON-serialisable, for the cache key."""
@@ -68,6 +74,8 @@ class QuerySpec:
             "history": [[t.role.value, _normalised(t.content)] for t in self.history],
             "conversation_query": self.conversation_query.value if self.history else None,
             "scope": self.scope,
+            "experiment": self.experiment,
+            "prompt_template": self.prompt_template,
         }
 
 

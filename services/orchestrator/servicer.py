@@ -16,6 +16,7 @@ from services.orchestrator.ingest import IngestBatch
 from services.orchestrator.messages import (
     answer_message,
     collections_message,
+    experiment_report_message,
     health_message,
     query_input,
     stats_message,
@@ -95,6 +96,26 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         self, request: orchestrator_pb2.OrchestratorCollectionsRequest, context: Context
     ) -> orchestrator_pb2.OrchestratorCollectionsResponse:
         return collections_message(await self.slot.get().collections(_deadline(context)))
+
+    async def Feedback(
+        self, request: orchestrator_pb2.FeedbackRequest, context: Context
+    ) -> orchestrator_pb2.FeedbackResponse:
+        experiment, variant = await self.slot.get().experiments.record_feedback(
+            request.trace_id, request.rating, dict(request.relevance)
+        )
+        return orchestrator_pb2.FeedbackResponse(experiment=experiment, experiment_variant=variant)
+
+    async def GetExperimentReport(
+        self, request: orchestrator_pb2.ExperimentReportRequest, context: Context
+    ) -> orchestrator_pb2.ExperimentReport:
+        report, chart = await self.slot.get().experiments.report(
+            request.experiment,
+            request.metric or "latency_ms",
+            exclude_cache_hits=request.exclude_cache_hits,
+            include_forced=request.include_forced,
+            chart=request.chart,
+        )
+        return experiment_report_message(report, chart)
 
     async def GetStats(
         self, request: orchestrator_pb2.GetStatsRequest, context: Context

@@ -969,6 +969,346 @@ class OrchestratorCollectionsResponse(_message.Message):
 Global___OrchestratorCollectionsResponse: _TypeAlias = OrchestratorCollectionsResponse  # noqa: Y015
 
 @_typing.final
+class FeedbackRequest(_message.Message):
+    """Request of Feedback."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class RelevanceEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    RATING_FIELD_NUMBER: _builtins.int
+    RELEVANCE_FIELD_NUMBER: _builtins.int
+    trace_id: _builtins.str
+    """Trace id of the answer (QueryResponse.trace_id / QuerySources.trace_id)."""
+    rating: _builtins.float
+    """The caller's rating of the answer, 1 (bad) to 5 (good)."""
+    @_builtins.property
+    def relevance(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Optional relevance of documents to the query: document id -> grade 0 to 3."""
+
+    def __init__(
+        self,
+        *,
+        trace_id: _builtins.str = ...,
+        rating: _builtins.float = ...,
+        relevance: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rating", b"rating", "relevance", b"relevance", "trace_id", b"trace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeedbackRequest: _TypeAlias = FeedbackRequest  # noqa: Y015
+
+@_typing.final
+class FeedbackResponse(_message.Message):
+    """Response of Feedback."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPERIMENT_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_VARIANT_FIELD_NUMBER: _builtins.int
+    experiment: _builtins.str
+    """Experiment and variant the query ran under."""
+    experiment_variant: _builtins.str
+    def __init__(
+        self,
+        *,
+        experiment: _builtins.str = ...,
+        experiment_variant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "experiment_variant", b"experiment_variant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeedbackResponse: _TypeAlias = FeedbackResponse  # noqa: Y015
+
+@_typing.final
+class ExperimentReportRequest(_message.Message):
+    """Request of GetExperimentReport."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPERIMENT_FIELD_NUMBER: _builtins.int
+    METRIC_FIELD_NUMBER: _builtins.int
+    EXCLUDE_CACHE_HITS_FIELD_NUMBER: _builtins.int
+    INCLUDE_FORCED_FIELD_NUMBER: _builtins.int
+    CHART_FIELD_NUMBER: _builtins.int
+    experiment: _builtins.str
+    """Experiment name (from the experiments file)."""
+    metric: _builtins.str
+    """latency_ms (default), ttft_ms, completion_tokens, prompt_tokens, rating, error_rate, cache_hit_rate."""
+    exclude_cache_hits: _builtins.bool
+    """Leave answers served from the cache out (they measure the cache, not the variant)."""
+    include_forced: _builtins.bool
+    """Count queries whose caller forced the variant (offline evaluations do)."""
+    chart: _builtins.bool
+    """Also render the report as a PNG chart."""
+    def __init__(
+        self,
+        *,
+        experiment: _builtins.str = ...,
+        metric: _builtins.str = ...,
+        exclude_cache_hits: _builtins.bool = ...,
+        include_forced: _builtins.bool = ...,
+        chart: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chart", b"chart", "exclude_cache_hits", b"exclude_cache_hits", "experiment", b"experiment", "include_forced", b"include_forced", "metric", b"metric"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExperimentReportRequest: _TypeAlias = ExperimentReportRequest  # noqa: Y015
+
+@_typing.final
+class VariantStatistics(_message.Message):
+    """Descriptive statistics of one variant (unset fields: too few values)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VARIANT_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    MEAN_FIELD_NUMBER: _builtins.int
+    STD_FIELD_NUMBER: _builtins.int
+    MIN_FIELD_NUMBER: _builtins.int
+    MAX_FIELD_NUMBER: _builtins.int
+    P50_FIELD_NUMBER: _builtins.int
+    P95_FIELD_NUMBER: _builtins.int
+    CI_LOW_FIELD_NUMBER: _builtins.int
+    CI_HIGH_FIELD_NUMBER: _builtins.int
+    variant: _builtins.str
+    count: _builtins.int
+    mean: _builtins.float
+    std: _builtins.float
+    min: _builtins.float
+    max: _builtins.float
+    p50: _builtins.float
+    p95: _builtins.float
+    ci_low: _builtins.float
+    """95% confidence interval of the mean (t distribution)."""
+    ci_high: _builtins.float
+    def __init__(
+        self,
+        *,
+        variant: _builtins.str = ...,
+        count: _builtins.int = ...,
+        mean: _builtins.float | None = ...,
+        std: _builtins.float | None = ...,
+        min: _builtins.float | None = ...,
+        max: _builtins.float | None = ...,
+        p50: _builtins.float | None = ...,
+        p95: _builtins.float | None = ...,
+        ci_low: _builtins.float | None = ...,
+        ci_high: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_ci_high", b"_ci_high", "_ci_low", b"_ci_low", "_max", b"_max", "_mean", b"_mean", "_min", b"_min", "_p50", b"_p50", "_p95", b"_p95", "_std", b"_std", "ci_high", b"ci_high", "ci_low", b"ci_low", "max", b"max", "mean", b"mean", "min", b"min", "p50", b"p50", "p95", b"p95", "std", b"std"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_ci_high", b"_ci_high", "_ci_low", b"_ci_low", "_max", b"_max", "_mean", b"_mean", "_min", b"_min", "_p50", b"_p50", "_p95", b"_p95", "_std", b"_std", "ci_high", b"ci_high", "ci_low", b"ci_low", "count", b"count", "max", b"max", "mean", b"mean", "min", b"min", "p50", b"p50", "p95", b"p95", "std", b"std", "variant", b"variant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__ci_high: _TypeAlias = _typing.Literal["ci_high"]  # noqa: Y015
+    _WhichOneofArgType__ci_high: _TypeAlias = _typing.Literal["_ci_high", b"_ci_high"]  # noqa: Y015
+    _WhichOneofReturnType__ci_low: _TypeAlias = _typing.Literal["ci_low"]  # noqa: Y015
+    _WhichOneofArgType__ci_low: _TypeAlias = _typing.Literal["_ci_low", b"_ci_low"]  # noqa: Y015
+    _WhichOneofReturnType__max: _TypeAlias = _typing.Literal["max"]  # noqa: Y015
+    _WhichOneofArgType__max: _TypeAlias = _typing.Literal["_max", b"_max"]  # noqa: Y015
+    _WhichOneofReturnType__mean: _TypeAlias = _typing.Literal["mean"]  # noqa: Y015
+    _WhichOneofArgType__mean: _TypeAlias = _typing.Literal["_mean", b"_mean"]  # noqa: Y015
+    _WhichOneofReturnType__min: _TypeAlias = _typing.Literal["min"]  # noqa: Y015
+    _WhichOneofArgType__min: _TypeAlias = _typing.Literal["_min", b"_min"]  # noqa: Y015
+    _WhichOneofReturnType__p50: _TypeAlias = _typing.Literal["p50"]  # noqa: Y015
+    _WhichOneofArgType__p50: _TypeAlias = _typing.Literal["_p50", b"_p50"]  # noqa: Y015
+    _WhichOneofReturnType__p95: _TypeAlias = _typing.Literal["p95"]  # noqa: Y015
+    _WhichOneofArgType__p95: _TypeAlias = _typing.Literal["_p95", b"_p95"]  # noqa: Y015
+    _WhichOneofReturnType__std: _TypeAlias = _typing.Literal["std"]  # noqa: Y015
+    _WhichOneofArgType__std: _TypeAlias = _typing.Literal["_std", b"_std"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ci_high) -> _WhichOneofReturnType__ci_high | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ci_low) -> _WhichOneofReturnType__ci_low | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max) -> _WhichOneofReturnType__max | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__mean) -> _WhichOneofReturnType__mean | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min) -> _WhichOneofReturnType__min | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__p50) -> _WhichOneofReturnType__p50 | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__p95) -> _WhichOneofReturnType__p95 | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__std) -> _WhichOneofReturnType__std | None: ...
+
+Global___VariantStatistics: _TypeAlias = VariantStatistics  # noqa: Y015
+
+@_typing.final
+class VariantComparison(_message.Message):
+    """One variant against the control (the experiment's first variant)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VARIANT_FIELD_NUMBER: _builtins.int
+    CONTROL_FIELD_NUMBER: _builtins.int
+    DIFFERENCE_FIELD_NUMBER: _builtins.int
+    RELATIVE_DIFFERENCE_FIELD_NUMBER: _builtins.int
+    WELCH_T_FIELD_NUMBER: _builtins.int
+    WELCH_P_FIELD_NUMBER: _builtins.int
+    MANN_WHITNEY_U_FIELD_NUMBER: _builtins.int
+    MANN_WHITNEY_P_FIELD_NUMBER: _builtins.int
+    COHENS_D_FIELD_NUMBER: _builtins.int
+    HEDGES_G_FIELD_NUMBER: _builtins.int
+    REQUIRED_PER_VARIANT_FIELD_NUMBER: _builtins.int
+    STILL_NEEDED_FIELD_NUMBER: _builtins.int
+    SIGNIFICANT_FIELD_NUMBER: _builtins.int
+    variant: _builtins.str
+    control: _builtins.str
+    difference: _builtins.float
+    relative_difference: _builtins.float
+    welch_t: _builtins.float
+    welch_p: _builtins.float
+    mann_whitney_u: _builtins.float
+    mann_whitney_p: _builtins.float
+    cohens_d: _builtins.float
+    hedges_g: _builtins.float
+    required_per_variant: _builtins.int
+    """Values per variant needed for the report's power at its alpha."""
+    still_needed: _builtins.int
+    """How many more values the smaller group still needs (0 when enough)."""
+    significant: _builtins.bool
+    """Welch's p-value is below alpha."""
+    def __init__(
+        self,
+        *,
+        variant: _builtins.str = ...,
+        control: _builtins.str = ...,
+        difference: _builtins.float | None = ...,
+        relative_difference: _builtins.float | None = ...,
+        welch_t: _builtins.float | None = ...,
+        welch_p: _builtins.float | None = ...,
+        mann_whitney_u: _builtins.float | None = ...,
+        mann_whitney_p: _builtins.float | None = ...,
+        cohens_d: _builtins.float | None = ...,
+        hedges_g: _builtins.float | None = ...,
+        required_per_variant: _builtins.int | None = ...,
+        still_needed: _builtins.int | None = ...,
+        significant: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cohens_d", b"_cohens_d", "_difference", b"_difference", "_hedges_g", b"_hedges_g", "_mann_whitney_p", b"_mann_whitney_p", "_mann_whitney_u", b"_mann_whitney_u", "_relative_difference", b"_relative_difference", "_required_per_variant", b"_required_per_variant", "_still_needed", b"_still_needed", "_welch_p", b"_welch_p", "_welch_t", b"_welch_t", "cohens_d", b"cohens_d", "difference", b"difference", "hedges_g", b"hedges_g", "mann_whitney_p", b"mann_whitney_p", "mann_whitney_u", b"mann_whitney_u", "relative_difference", b"relative_difference", "required_per_variant", b"required_per_variant", "still_needed", b"still_needed", "welch_p", b"welch_p", "welch_t", b"welch_t"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cohens_d", b"_cohens_d", "_difference", b"_difference", "_hedges_g", b"_hedges_g", "_mann_whitney_p", b"_mann_whitney_p", "_mann_whitney_u", b"_mann_whitney_u", "_relative_difference", b"_relative_difference", "_required_per_variant", b"_required_per_variant", "_still_needed", b"_still_needed", "_welch_p", b"_welch_p", "_welch_t", b"_welch_t", "cohens_d", b"cohens_d", "control", b"control", "difference", b"difference", "hedges_g", b"hedges_g", "mann_whitney_p", b"mann_whitney_p", "mann_whitney_u", b"mann_whitney_u", "relative_difference", b"relative_difference", "required_per_variant", b"required_per_variant", "significant", b"significant", "still_needed", b"still_needed", "variant", b"variant", "welch_p", b"welch_p", "welch_t", b"welch_t"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__cohens_d: _TypeAlias = _typing.Literal["cohens_d"]  # noqa: Y015
+    _WhichOneofArgType__cohens_d: _TypeAlias = _typing.Literal["_cohens_d", b"_cohens_d"]  # noqa: Y015
+    _WhichOneofReturnType__difference: _TypeAlias = _typing.Literal["difference"]  # noqa: Y015
+    _WhichOneofArgType__difference: _TypeAlias = _typing.Literal["_difference", b"_difference"]  # noqa: Y015
+    _WhichOneofReturnType__hedges_g: _TypeAlias = _typing.Literal["hedges_g"]  # noqa: Y015
+    _WhichOneofArgType__hedges_g: _TypeAlias = _typing.Literal["_hedges_g", b"_hedges_g"]  # noqa: Y015
+    _WhichOneofReturnType__mann_whitney_p: _TypeAlias = _typing.Literal["mann_whitney_p"]  # noqa: Y015
+    _WhichOneofArgType__mann_whitney_p: _TypeAlias = _typing.Literal["_mann_whitney_p", b"_mann_whitney_p"]  # noqa: Y015
+    _WhichOneofReturnType__mann_whitney_u: _TypeAlias = _typing.Literal["mann_whitney_u"]  # noqa: Y015
+    _WhichOneofArgType__mann_whitney_u: _TypeAlias = _typing.Literal["_mann_whitney_u", b"_mann_whitney_u"]  # noqa: Y015
+    _WhichOneofReturnType__relative_difference: _TypeAlias = _typing.Literal["relative_difference"]  # noqa: Y015
+    _WhichOneofArgType__relative_difference: _TypeAlias = _typing.Literal["_relative_difference", b"_relative_difference"]  # noqa: Y015
+    _WhichOneofReturnType__required_per_variant: _TypeAlias = _typing.Literal["required_per_variant"]  # noqa: Y015
+    _WhichOneofArgType__required_per_variant: _TypeAlias = _typing.Literal["_required_per_variant", b"_required_per_variant"]  # noqa: Y015
+    _WhichOneofReturnType__still_needed: _TypeAlias = _typing.Literal["still_needed"]  # noqa: Y015
+    _WhichOneofArgType__still_needed: _TypeAlias = _typing.Literal["_still_needed", b"_still_needed"]  # noqa: Y015
+    _WhichOneofReturnType__welch_p: _TypeAlias = _typing.Literal["welch_p"]  # noqa: Y015
+    _WhichOneofArgType__welch_p: _TypeAlias = _typing.Literal["_welch_p", b"_welch_p"]  # noqa: Y015
+    _WhichOneofReturnType__welch_t: _TypeAlias = _typing.Literal["welch_t"]  # noqa: Y015
+    _WhichOneofArgType__welch_t: _TypeAlias = _typing.Literal["_welch_t", b"_welch_t"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cohens_d) -> _WhichOneofReturnType__cohens_d | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__difference) -> _WhichOneofReturnType__difference | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__hedges_g) -> _WhichOneofReturnType__hedges_g | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__mann_whitney_p) -> _WhichOneofReturnType__mann_whitney_p | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__mann_whitney_u) -> _WhichOneofReturnType__mann_whitney_u | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__relative_difference) -> _WhichOneofReturnType__relative_difference | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__required_per_variant) -> _WhichOneofReturnType__required_per_variant | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__still_needed) -> _WhichOneofReturnType__still_needed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__welch_p) -> _WhichOneofReturnType__welch_p | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__welch_t) -> _WhichOneofReturnType__welch_t | None: ...
+
+Global___VariantComparison: _TypeAlias = VariantComparison  # noqa: Y015
+
+@_typing.final
+class ExperimentReport(_message.Message):
+    """Response of GetExperimentReport."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPERIMENT_FIELD_NUMBER: _builtins.int
+    METRIC_FIELD_NUMBER: _builtins.int
+    RECORDS_FIELD_NUMBER: _builtins.int
+    ALPHA_FIELD_NUMBER: _builtins.int
+    POWER_FIELD_NUMBER: _builtins.int
+    VARIANTS_FIELD_NUMBER: _builtins.int
+    COMPARISONS_FIELD_NUMBER: _builtins.int
+    CHART_PNG_FIELD_NUMBER: _builtins.int
+    experiment: _builtins.str
+    metric: _builtins.str
+    records: _builtins.int
+    """Records the report is built from."""
+    alpha: _builtins.float
+    power: _builtins.float
+    chart_png: _builtins.bytes
+    """PNG chart when requested."""
+    @_builtins.property
+    def variants(self) -> _containers.RepeatedCompositeFieldContainer[Global___VariantStatistics]: ...
+    @_builtins.property
+    def comparisons(self) -> _containers.RepeatedCompositeFieldContainer[Global___VariantComparison]: ...
+    def __init__(
+        self,
+        *,
+        experiment: _builtins.str = ...,
+        metric: _builtins.str = ...,
+        records: _builtins.int = ...,
+        alpha: _builtins.float = ...,
+        power: _builtins.float = ...,
+        variants: _abc.Iterable[Global___VariantStatistics] | None = ...,
+        comparisons: _abc.Iterable[Global___VariantComparison] | None = ...,
+        chart_png: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alpha", b"alpha", "chart_png", b"chart_png", "comparisons", b"comparisons", "experiment", b"experiment", "metric", b"metric", "power", b"power", "records", b"records", "variants", b"variants"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExperimentReport: _TypeAlias = ExperimentReport  # noqa: Y015
+
+@_typing.final
 class GetStatsRequest(_message.Message):
     """Request of GetStats."""
 

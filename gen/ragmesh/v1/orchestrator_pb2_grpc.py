@@ -75,6 +75,16 @@ class OrchestratorServiceStub:
                 request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorCollectionsRequest.SerializeToString,
                 response_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorCollectionsResponse.FromString,
                 _registered_method=True)
+        self.Feedback = channel.unary_unary(
+                '/ragmesh.v1.OrchestratorService/Feedback',
+                request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.FeedbackRequest.SerializeToString,
+                response_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.FeedbackResponse.FromString,
+                _registered_method=True)
+        self.GetExperimentReport = channel.unary_unary(
+                '/ragmesh.v1.OrchestratorService/GetExperimentReport',
+                request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.ExperimentReportRequest.SerializeToString,
+                response_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.ExperimentReport.FromString,
+                _registered_method=True)
         self.GetStats = channel.unary_unary(
                 '/ragmesh.v1.OrchestratorService/GetStats',
                 request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.GetStatsRequest.SerializeToString,
@@ -147,6 +157,20 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Feedback(self, request, context):
+        """Records a rating (and optional relevance labels) for an answered query, by its trace id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetExperimentReport(self, request, context):
+        """Per-variant statistics of an experiment and the significance of their differences.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetStats(self, request, context):
         """Cache hit rates and per-component request counts.
         """
@@ -203,6 +227,16 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.ListCollections,
                     request_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorCollectionsRequest.FromString,
                     response_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorCollectionsResponse.SerializeToString,
+            ),
+            'Feedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Feedback,
+                    request_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.FeedbackRequest.FromString,
+                    response_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.FeedbackResponse.SerializeToString,
+            ),
+            'GetExperimentReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExperimentReport,
+                    request_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.ExperimentReportRequest.FromString,
+                    response_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.ExperimentReport.SerializeToString,
             ),
             'GetStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStats,
@@ -432,6 +466,60 @@ class OrchestratorService:
             '/ragmesh.v1.OrchestratorService/ListCollections',
             ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorCollectionsRequest.SerializeToString,
             ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorCollectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Feedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragmesh.v1.OrchestratorService/Feedback',
+            ragmesh_dot_v1_dot_orchestrator__pb2.FeedbackRequest.SerializeToString,
+            ragmesh_dot_v1_dot_orchestrator__pb2.FeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExperimentReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragmesh.v1.OrchestratorService/GetExperimentReport',
+            ragmesh_dot_v1_dot_orchestrator__pb2.ExperimentReportRequest.SerializeToString,
+            ragmesh_dot_v1_dot_orchestrator__pb2.ExperimentReport.FromString,
             options,
             channel_credentials,
             insecure,

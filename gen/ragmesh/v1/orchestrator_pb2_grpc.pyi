@@ -51,6 +51,10 @@ class OrchestratorServiceStub:
     """Deletes documents (all their chunks) from a collection."""
     ListCollections: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.OrchestratorCollectionsRequest, _orchestrator_pb2.OrchestratorCollectionsResponse]
     """Lists collections with their sizes and versions."""
+    Feedback: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.FeedbackRequest, _orchestrator_pb2.FeedbackResponse]
+    """Records a rating (and optional relevance labels) for an answered query, by its trace id."""
+    GetExperimentReport: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ExperimentReportRequest, _orchestrator_pb2.ExperimentReport]
+    """Per-variant statistics of an experiment and the significance of their differences."""
     GetStats: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetStatsRequest, _orchestrator_pb2.GetStatsResponse]
     """Cache hit rates and per-component request counts."""
     CheckHealth: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.CheckHealthRequest, _orchestrator_pb2.CheckHealthResponse]
@@ -77,6 +81,10 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     """Deletes documents (all their chunks) from a collection."""
     ListCollections: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.OrchestratorCollectionsRequest, _orchestrator_pb2.OrchestratorCollectionsResponse]  # type: ignore[assignment]
     """Lists collections with their sizes and versions."""
+    Feedback: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.FeedbackRequest, _orchestrator_pb2.FeedbackResponse]  # type: ignore[assignment]
+    """Records a rating (and optional relevance labels) for an answered query, by its trace id."""
+    GetExperimentReport: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ExperimentReportRequest, _orchestrator_pb2.ExperimentReport]  # type: ignore[assignment]
+    """Per-variant statistics of an experiment and the significance of their differences."""
     GetStats: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetStatsRequest, _orchestrator_pb2.GetStatsResponse]  # type: ignore[assignment]
     """Cache hit rates and per-component request counts."""
     CheckHealth: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.CheckHealthRequest, _orchestrator_pb2.CheckHealthResponse]  # type: ignore[assignment]
@@ -148,6 +156,22 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.OrchestratorCollectionsResponse, _abc.Awaitable[_orchestrator_pb2.OrchestratorCollectionsResponse]]:
         """Lists collections with their sizes and versions."""
+
+    @_abc_1.abstractmethod
+    def Feedback(
+        self,
+        request: _orchestrator_pb2.FeedbackRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.FeedbackResponse, _abc.Awaitable[_orchestrator_pb2.FeedbackResponse]]:
+        """Records a rating (and optional relevance labels) for an answered query, by its trace id."""
+
+    @_abc_1.abstractmethod
+    def GetExperimentReport(
+        self,
+        request: _orchestrator_pb2.ExperimentReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.ExperimentReport, _abc.Awaitable[_orchestrator_pb2.ExperimentReport]]:
+        """Per-variant statistics of an experiment and the significance of their differences."""
 
     @_abc_1.abstractmethod
     def GetStats(
