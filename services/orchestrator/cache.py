@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +21,12 @@ from cachetools import TTLCache
 from prometheus_client import Counter
 
 from services.orchestrator.redis_store import RedisGuard, as_bytes
+from services.orchestrator.version_feed import BUMP_AND_PUBLISH, CHANNEL, MAX_AGE_SECONDS, VersionFeed
 
 CACHE_LOOKUPS = Counter("ragmesh_cache_lookups_total", "Answer-cache lookups by result", ["result"])
 _KEY_PREFIX = "ragmesh:answer:v2:"
 _VERSION_PREFIX = "ragmesh:collection-version:"
+_UNREAD = object()  # what a failed Redis read returns
 
 
 def cache_key(material: dict[str, Any]) -> str:
@@ -97,18 +100,40 @@ class CollectionVersions:
         self.pending: dict[str, int] = {}  # changes not yet published to Redis
         self.publish_every_seconds = publish_every_seconds
         self._publishing = asyncio.Lock()  # two publishers must not add the same changes twice
-        self._publisher: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        #: Until when each local copy may be trusted without a read (see version_feed).
+        self._fresh_until: dict[str, float] = {}
+        self._announcements = 0  # counts feed messages, so a read that raced one is discarded
+        self.feed = VersionFeed(redis.url, self._announced, self._fresh_until.clear) if redis.configured else None
+        self.reads = 0
 
     async def get(self, collection: str) -> str:
-        """The version of ``collection`` as a cache-key component."""
+        """The version of ``collection`` as a cache-key component: the local copy while the
+        feed keeps it fresh, else read from Redis."""
         if any(self.pending.values()):
             await self.publish_pending()
         pending = self.pending.get(collection, 0)
-        if not pending:
-            raw = await self.redis.call("version-get", lambda r: r.get(_VERSION_PREFIX + collection), None)
-            if raw is not None:
-                self.shared[collection] = int(raw)
+        if not pending and not self._fresh(collection):
+            await self._read(collection)
         return f"{self.shared.get(collection, 0)}" + (f"+{pending}" if pending else "")
+
+    def _fresh(self, collection: str) -> bool:
+        listening = self.feed is not None and self.feed.listening
+        return listening and time.monotonic() < self._fresh_until.get(collection, 0.0)
+
+    async def _read(self, collection: str) -> None:
+        announcements = self._announcements
+        self.reads += 1
+        raw: object = await self.redis.call("version-get", lambda r: r.get(_VERSION_PREFIX + collection), _UNREAD)
+        if raw is _UNREAD or announcements != self._announcements:
+            return  # Redis failed, or a newer version was announced while this read was in flight
+        self.shared[collection] = int(raw) if isinstance(raw, bytes | str) else 0
+        self._fresh_until[collection] = time.monotonic() + MAX_AGE_SECONDS
+
+    def _announced(self, collection: str, version: int) -> None:
+        self._announcements += 1
+        self.shared[collection] = version
+        self._fresh_until[collection] = time.monotonic() + MAX_AGE_SECONDS
 
     async def bump(self, collection: str) -> int:
         """Record a change to ``collection``; returns its new version number."""
@@ -133,15 +158,18 @@ class CollectionVersions:
         return self.shared.get(collection, 0) + self.pending.get(collection, 0)
 
     def start(self) -> None:
-        """Publish changes left pending by a Redis outage even if no request comes."""
-        if self.redis.configured:
-            self._publisher = asyncio.get_running_loop().create_task(self._publish_periodically())
+        """Publish changes left pending by a Redis outage even if no request comes, and
+        listen to other replicas' changes."""
+        if self.redis.configured and self.feed is not None:
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._publish_periodically()), loop.create_task(self.feed.run())]
 
     async def close(self) -> None:
-        """Stop the background publisher."""
-        if self._publisher is not None:
-            self._publisher.cancel()
-            await asyncio.gather(self._publisher, return_exceptions=True)
+        """Stop the background publisher and the feed (bounded: they only await Redis calls
+        that have timeouts)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _publish_periodically(self) -> None:
         while True:
@@ -152,6 +180,7 @@ class CollectionVersions:
 
 def _increment(collection: str, count: int) -> Callable[[aioredis.Redis], Awaitable[int]]:
     async def increment(r: aioredis.Redis) -> int:
-        return int(await r.incrby(_VERSION_PREFIX + collection, count))
+        keys = [_VERSION_PREFIX + collection]
+        return int(await r.eval(BUMP_AND_PUBLISH, 1, *keys, count, CHANNEL, collection))
 
     return increment

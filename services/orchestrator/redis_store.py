@@ -37,6 +37,7 @@ class RedisGuard:
             if url
             else None
         )
+        self.url = url
         self.timeout = timeout_seconds
         self.backoff = backoff_seconds
         self.errors = 0

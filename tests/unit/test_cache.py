@@ -115,3 +115,35 @@ async def test_changes_made_during_an_outage_are_all_published_without_further_r
     assert versions.pending == {"docs": 0, "notes": 0}
     assert (await other.get("docs"), await other.get("notes")) == ("2", "1")  # each change counted once
     assert versions.number("docs") == 2
+
+
+async def test_a_replica_learns_another_replicas_bump_from_the_feed_without_reading_redis(
+    redis_server: RedisServer,
+) -> None:
+    _, bumper = _replica(redis_server.url)
+    _, reader = _replica(redis_server.url)
+    reader.start()
+    try:
+        assert reader.feed is not None
+        async with asyncio.timeout(10):
+            await reader.feed.subscribed.wait()
+        first = await reader.get("docs")  # read once, then trusted while the feed is up
+        reads = reader.reads
+        for _ in range(20):
+            assert await reader.get("docs") == first
+        assert reader.reads == reads  # an L1 lookup costs no Redis round trip
+        await bumper.bump("docs")
+        async with asyncio.timeout(5):  # the bound: the announcement arrives in milliseconds
+            while await reader.get("docs") == first:
+                await asyncio.sleep(0.005)
+        assert reader.reads == reads and await reader.get("docs") == "1"  # learned from the message
+    finally:
+        await reader.close()
+
+
+async def test_without_the_feed_every_lookup_reads_the_shared_version(redis_server: RedisServer) -> None:
+    _, bumper = _replica(redis_server.url)
+    _, reader = _replica(redis_server.url)  # not started: no subscription
+    assert await reader.get("docs") == "0"
+    await bumper.bump("docs")
+    assert await reader.get("docs") == "1" and reader.reads == 2
