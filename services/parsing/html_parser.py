@@ -71,13 +71,13 @@ def _is_boilerplate(tag: Tag) -> bool:
         return True
     if tag.has_attr("hidden") or str(tag.get("aria-hidden", "")).lower() == "true":
         return True
-    classes = tag.get("class") or []
-    names = [str(tag.get("id", "")), *(classes if isinstance(classes, list) else [str(classes)])]
+    classes = tag.get("class")
+    names = [str(tag.get("id", "")), *(map(str, classes) if isinstance(classes, list) else [str(classes or "")])]
     return any(_BOILERPLATE.search(name) for name in names if name)
 
 
 def _content_root(soup: BeautifulSoup) -> Tag:
-    main = soup.find("main") or soup.find(attrs={"role": "main"})
+    main = soup.find("main") or soup.find(True, attrs={"role": "main"})
     if isinstance(main, Tag):
         return main
     articles = soup.find_all("article")

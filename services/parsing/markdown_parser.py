@@ -18,47 +18,63 @@ from services.parsing.model import MARKDOWN, ParsedDocument, ParseLimits
 def parse_markdown(content: bytes, limits: ParseLimits) -> ParsedDocument:
     """Segments of a Markdown document."""
     tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(decode_text(content))
-    sink = SegmentSink(limits)
-    headings = HeadingPath()
-    list_depth = 0
-    heading_level: int | None = None
-    table: list[str] | None = None
-    row: list[str] = []
+    walker = _Walker(SegmentSink(limits))
     for token in tokens:
+        walker.token(token)
+    segments = walker.sink.segments
+    title = next((s.text for s in segments if s.kind == "heading"), None)
+    return ParsedDocument(MARKDOWN, segments, pages=None, title=title)
+
+
+class _Walker:
+    """Turns markdown-it's flat token stream into segments, tracking headings, lists and tables."""
+
+    def __init__(self, sink: SegmentSink) -> None:
+        self.sink = sink
+        self.headings = HeadingPath()
+        self.list_depth = 0
+        self.heading_level: int | None = None
+        self.table: list[str] | None = None
+        self.row: list[str] = []
+
+    def token(self, token: Token) -> None:
         kind = token.type
         if kind == "heading_open":
-            heading_level = int(token.tag[1])
+            self.heading_level = int(token.tag[1])
         elif kind == "heading_close":
-            heading_level = None
-        elif kind == "list_item_open":
-            list_depth += 1
-        elif kind == "list_item_close":
-            list_depth -= 1
-        elif kind == "table_open":
-            table = []
-        elif kind == "table_close" and table is not None:
-            sink.add("\n".join(table), "table", headings.path)
-            table = None
-        elif kind == "tr_open":
-            row = []
-        elif kind == "tr_close" and table is not None:
-            if any(row):
-                table.append(" | ".join(row))
+            self.heading_level = None
+        elif kind in ("list_item_open", "list_item_close"):
+            self.list_depth += 1 if kind == "list_item_open" else -1
+        elif kind.startswith(("table_", "tr_")):
+            self._table(kind)
         elif kind in ("fence", "code_block"):
-            sink.add(token.content, "code", headings.path)
+            self.sink.add(token.content, "code", self.headings.path)
         elif kind == "html_block":
-            sink.add(BeautifulSoup(token.content, "lxml").get_text(" ", strip=True), "paragraph", headings.path)
+            text = BeautifulSoup(token.content, "lxml").get_text(" ", strip=True)
+            self.sink.add(text, "paragraph", self.headings.path)
         elif kind == "inline":
-            text = _inline_text(token)
-            if table is not None:
-                row.append(" ".join(text.split()))
-            elif heading_level is not None:
-                if text.strip():
-                    sink.add(text, "heading", headings.enter(heading_level, " ".join(text.split())))
-            else:
-                sink.add(text, "list_item" if list_depth else "paragraph", headings.path)
-    title = next((s.text for s in sink.segments if s.kind == "heading"), None)
-    return ParsedDocument(MARKDOWN, sink.segments, pages=None, title=title)
+            self._inline(_inline_text(token))
+
+    def _table(self, kind: str) -> None:
+        if kind == "table_open":
+            self.table = []
+        elif kind == "table_close" and self.table is not None:
+            self.sink.add("\n".join(self.table), "table", self.headings.path)
+            self.table = None
+        elif kind == "tr_open":
+            self.row = []
+        elif kind == "tr_close" and self.table is not None and any(self.row):
+            self.table.append(" | ".join(self.row))
+
+    def _inline(self, text: str) -> None:
+        if self.table is not None:
+            self.row.append(" ".join(text.split()))
+        elif self.heading_level is not None:
+            if text.strip():
+                title = " ".join(text.split())
+                self.sink.add(text, "heading", self.headings.enter(self.heading_level, title))
+        else:
+            self.sink.add(text, "list_item" if self.list_depth else "paragraph", self.headings.path)
 
 
 def _inline_text(token: Token) -> str:

@@ -44,7 +44,9 @@ PARSERS: dict[str, Parser] = {
 def parse(content: bytes, media_type: str | None, file_name: str | None, limits: ParseLimits) -> ParsedDocument:
     """The document's segments; DocumentRejected naming the problem or the limit breached."""
     if len(content) > limits.max_bytes:
-        raise DocumentRejected(f"the file has {len(content)} bytes, more than the limit of {limits.max_bytes} (max_bytes)")
+        raise DocumentRejected(
+            f"the file has {len(content)} bytes, more than the limit of {limits.max_bytes} (max_bytes)"
+        )
     if not content:
         raise DocumentRejected("the file is empty")
     content_type = detect(content, media_type, file_name)

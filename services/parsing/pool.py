@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import signal
 from concurrent.futures import ThreadPoolExecutor
-from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -34,7 +34,7 @@ class _Worker:
 
     def __init__(self, function: ParseFunction, memory_mb: int) -> None:
         self.connection, child = _CONTEXT.Pipe(duplex=True)
-        self.process: BaseProcess = _CONTEXT.Process(  # type: ignore[attr-defined]
+        self.process: BaseProcess = _CONTEXT.Process(
             target=serve, args=(child, function, memory_mb), daemon=True, name="ragmesh-parser"
         )
         self.process.start()
@@ -49,9 +49,24 @@ class _Worker:
 
     def exchange(self, request: tuple[bytes, str | None, str | None, ParseLimits]) -> Reply:
         """Send one request and wait for its reply (runs on a pool thread)."""
-        self.connection.send(request)
-        reply: Reply = self.connection.recv()
+        try:
+            self.connection.send(request)
+            reply: Reply = self.connection.recv()
+        except (EOFError, OSError):
+            self.process.join(2.0)  # the child died: reap it, so its exit code is known
+            raise
         return reply
+
+    def death(self) -> str:
+        """How the child ended, for the rejection reason."""
+        code = self.process.exitcode
+        if code is None:
+            return "it closed its pipe"
+        if code < 0:
+            name = signal.Signals(-code).name
+            hint = ", perhaps by the kernel for memory" if -code == signal.SIGKILL else ""
+            return f"killed by {name}{hint}"
+        return f"exit code {code}"
 
     def stop(self, grace: float) -> None:
         """Ask the child to exit, kill it after ``grace`` seconds (runs on a pool thread)."""
@@ -175,12 +190,8 @@ class ParserPool:
                 f"parsing took longer than the limit of {limits.time_seconds:g} s (time_seconds)"
             ) from None
         except (EOFError, OSError):
-            code = worker.process.exitcode
             self._replace(worker)
-            raise DocumentRejected(
-                f"the parser process died on this document (exit code {code}; memory limit "
-                f"{self.limits.memory_mb} MB)"
-            ) from None
+            raise DocumentRejected(f"the parser process died on this document ({worker.death()})") from None
         except BaseException:  # cancelled mid-parse: the child is busy, so it cannot be reused
             self._replace(worker)
             raise

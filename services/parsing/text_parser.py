@@ -11,6 +11,8 @@ import io
 import re
 from collections.abc import Iterable
 
+import openpyxl
+
 from services.parsing.common import SegmentSink, decode_text
 from services.parsing.model import CSV, PLAIN, XLSX, DocumentRejected, ParsedDocument, ParseLimits
 from services.parsing.zipcheck import check_zip
@@ -45,8 +47,6 @@ def parse_csv(content: bytes, limits: ParseLimits) -> ParsedDocument:
 def parse_xlsx(content: bytes, limits: ParseLimits) -> ParsedDocument:
     """Rows of every sheet; the sheet name is the section."""
     check_zip(content, limits, "XLSX")
-    import openpyxl  # only XLSX needs it
-
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except (KeyError, ValueError, OSError) as error:

@@ -2,16 +2,13 @@
 
 PDFs are written with reportlab (BSD), Word files with python-docx, workbooks with
 openpyxl; the hostile files (encrypted, truncated, many pages, zip bombs) with pypdf and
-zipfile. Also the misbehaving parse functions the parser-pool tests inject: they must be
-module-level so the pool's child processes can import them.
+zipfile. The misbehaving
+parse functions the parser-pool tests inject are in tests/support/bad_parsers.py.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import signal
-import time
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,8 +18,6 @@ import openpyxl
 from pypdf import PdfReader, PdfWriter
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
-
-from services.parsing import ParsedDocument, ParseLimits, Segment
 
 
 @dataclass(frozen=True)
@@ -119,6 +114,18 @@ def zip_bomb_docx(uncompressed_bytes: int) -> bytes:
     return buffer.getvalue()
 
 
+def lying_zip_docx(uncompressed_bytes: int, declared: int) -> bytes:
+    """A DOCX-shaped zip whose headers claim document.xml is ``declared`` bytes; it inflates to more."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", b" " * uncompressed_bytes)
+    content = bytearray(buffer.getvalue())
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # local and central headers
+        at = content.find(signature)
+        content[at + offset : at + offset + 4] = declared.to_bytes(4, "little")
+    return bytes(content)
+
+
 HTML_PAGE = """<!DOCTYPE html>
 <html><head><title>Station handbook</title><style>.x{color:red}</style>
 <script>var tracking = "SCRIPT-TEXT";</script></head>
@@ -148,32 +155,3 @@ HTML_PAGE = """<!DOCTYPE html>
 
 #: Text that must not be indexed from HTML_PAGE.
 HTML_BOILERPLATE = ("SCRIPT-TEXT", "HEADER-TEXT", "NAV-TEXT", "COOKIE-TEXT", "ASIDE-TEXT", "FORM-TEXT", "FOOTER-TEXT")
-
-
-# Parse functions the pool tests inject into its child processes.
-
-
-def echo_parse(content: bytes, media_type: str | None, file_name: str | None, limits: ParseLimits) -> ParsedDocument:
-    """One segment holding the content as text, plus the child's pid as the title."""
-    return ParsedDocument("text/plain", [Segment(content.decode(), "paragraph")], title=str(os.getpid()))
-
-
-def hang_parse(content: bytes, media_type: str | None, file_name: str | None, limits: ParseLimits) -> ParsedDocument:
-    """Parses ``hang`` forever; anything else is echoed."""
-    if content == b"hang":
-        while True:
-            time.sleep(3600)
-    return echo_parse(content, media_type, file_name, limits)
-
-
-def greedy_parse(content: bytes, media_type: str | None, file_name: str | None, limits: ParseLimits) -> ParsedDocument:
-    """Parses ``allocate`` by allocating 64 MiB blocks without end; anything else is echoed."""
-    if content == b"allocate":
-        blocks = []
-        while True:
-            blocks.append(bytearray(64 * 1024 * 1024))
-    if content == b"crash":
-        os.kill(os.getpid(), signal.SIGSEGV)
-    if content == b"bug":
-        raise ZeroDivisionError("division by zero in a parser")
-    return echo_parse(content, media_type, file_name, limits)

@@ -22,7 +22,11 @@ def test_pdf_facts_keep_their_page_and_outline_section() -> None:
             ["The station orbits at 408 km.", "It was launched in 1998."],
             ["Docking port 3 is reserved for cargo."],
         ],
-        outline=[documents.Heading("Overview", 1), documents.Heading("Operations", 2), documents.Heading("Docking", 3, 1)],
+        outline=[
+            documents.Heading("Overview", 1),
+            documents.Heading("Operations", 2),
+            documents.Heading("Docking", 3, 1),
+        ],
         title="Station handbook",
     )
     document = parse(content, None, "handbook.pdf", LIMITS)
@@ -81,19 +85,25 @@ def test_html_keeps_main_content_and_drops_boilerplate() -> None:
 def test_html_without_main_uses_the_body() -> None:
     page = b"<html><body><div class='sidebar'>SIDE</div><div>Loose text here.<p>A paragraph.</p></div></body></html>"
     document = parse(page, None, "page.htm", LIMITS)
-    assert [(s.kind, s.text) for s in document.segments] == [("text", "Loose text here."), ("paragraph", "A paragraph.")]
+    assert [(s.kind, s.text) for s in document.segments] == [
+        ("text", "Loose text here."),
+        ("paragraph", "A paragraph."),
+    ]
 
 
 def test_markdown_structure() -> None:
     content = (
-        "# Operations\n\nThe station orbits at **408 km**.\n\n## Docking\n\n"
-        "- Check the [seals](http://x).\n- Open the hatch.\n  - Slowly.\n\n"
-        "| Port | Use |\n|---|---|\n| 3 | cargo |\n\n```sh\npower --status\n  ok\n```\n\n# Power\n\nThe arrays produce 120 kW.\n"
-    ).encode()
+        b"# Operations\n\nThe station orbits at **408 km**.\n\n## Docking\n\n"
+        b"- Check the [seals](http://x).\n- Open the hatch.\n  - Slowly.\n\n"
+        b"| Port | Use |\n|---|---|\n| 3 | cargo |\n\n"
+        b"```sh\npower --status\n  ok\n```\n\n# Power\n\nThe arrays produce 120 kW.\n"
+    )
     document = parse(content, None, "notes.md", LIMITS)
     assert (document.content_type, document.title) == (MARKDOWN, "Operations")
     assert _having(document.segments, "408 km").text == "The station orbits at 408 km."
-    assert _having(document.segments, "seals") == Segment("Check the seals.", "list_item", None, ("Operations", "Docking"))
+    assert _having(document.segments, "seals") == Segment(
+        "Check the seals.", "list_item", None, ("Operations", "Docking")
+    )
     assert _having(document.segments, "Slowly").kind == "list_item"
     assert _having(document.segments, "cargo").text == "Port | Use\n3 | cargo"
     assert _having(document.segments, "power").kind == "code"
