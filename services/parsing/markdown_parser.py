@@ -14,10 +14,13 @@ from markdown_it.token import Token
 from services.parsing.common import HeadingPath, SegmentSink, decode_text
 from services.parsing.model import MARKDOWN, ParsedDocument, ParseLimits
 
+# Built once: setting up the rule chains costs more than parsing a small document.
+_PARSER = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+
 
 def parse_markdown(content: bytes, limits: ParseLimits) -> ParsedDocument:
     """Segments of a Markdown document."""
-    tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(decode_text(content))
+    tokens = _PARSER.parse(decode_text(content))
     walker = _Walker(SegmentSink(limits))
     for token in tokens:
         walker.token(token)

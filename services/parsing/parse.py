@@ -50,7 +50,11 @@ def parse(content: bytes, media_type: str | None, file_name: str | None, limits:
     if not content:
         raise DocumentRejected("the file is empty")
     content_type = detect(content, media_type, file_name)
-    document = PARSERS[content_type](content, limits)
+    try:
+        document = PARSERS[content_type](content, limits)
+    except RecursionError:
+        # Deeply nested markup (HTML, PDF object trees) exhausts the parsers' recursion.
+        raise DocumentRejected("the document is nested too deeply to parse") from None
     if not document.segments:
         hint = " (a scanned PDF needs OCR, which is not supported)" if content_type == PDF else ""
         raise DocumentRejected(f"no text could be extracted from the document{hint}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import re
+import struct
+import zlib
 from typing import Any
 
 from pypdf import PdfReader
@@ -19,6 +21,11 @@ from services.parsing.model import PDF, DocumentRejected, ParsedDocument, ParseL
 
 _BLANK = re.compile(r"\n\s*\n")
 _SENTENCE_LINE = re.compile(r"(?<=[.!?:])\n")
+# pypdf reports damage through many exception types; all mean "not a readable PDF".
+_DAMAGE = (
+    PdfReadError, PyPdfError, KeyError, ValueError, TypeError, AttributeError, IndexError,
+    ArithmeticError, NotImplementedError, AssertionError, struct.error, zlib.error,
+)  # fmt: skip
 _LONG_BLOCK = 1200  # characters; beyond this a block is split at sentence-ending lines
 
 
@@ -41,8 +48,7 @@ def parse_pdf(content: bytes, limits: ParseLimits) -> ParsedDocument:
             for block in _blocks(page.extract_text() or ""):
                 sink.add(block, "text", section, page=number)
         return ParsedDocument(PDF, sink.segments, pages=pages, title=_title(reader))
-    except (PdfReadError, PyPdfError, KeyError, ValueError, TypeError, AttributeError, IndexError) as error:
-        # pypdf reports damage through many exception types; all mean "not a readable PDF".
+    except _DAMAGE as error:
         raise DocumentRejected(f"the PDF is corrupt or truncated ({type(error).__name__}: {error})") from None
 
 
