@@ -98,3 +98,7 @@ def test_detect_accepts_agreeing_declarations() -> None:
     assert detect(docx_bytes, None, "a.DOCX") == DOCX
     assert detect(docx_bytes, "application/octet-stream", None) == DOCX
     assert detect(documents.pdf([["x"]]), "application/pdf", "a.bin") == PDF
+
+
+def test_markup_nested_too_deeply() -> None:
+    assert "nested too deeply" in _rejected(b"<html><body>" + b"<div>" * 5000 + b"deep", "deep.html")
