@@ -39,8 +39,9 @@ def parse_html(content: bytes, limits: ParseLimits) -> ParsedDocument:
     title_tag = soup.find("title")
     title = title_tag.get_text(" ", strip=True) or None if title_tag else None
     _strip_boilerplate(soup)
-    walker = _Walker(SegmentSink(limits))
-    walker.walk(_content_root(soup))
+    root = _content_root(soup)
+    walker = _Walker(SegmentSink(limits), in_article=root.name in ("main", "article"))
+    walker.walk(root)
     walker.flush()
     if title is None:
         title = next((s.text for s in walker.sink.segments if s.kind == "heading"), None)
@@ -48,23 +49,19 @@ def parse_html(content: bytes, limits: ParseLimits) -> ParsedDocument:
 
 
 def _strip_boilerplate(soup: BeautifulSoup) -> None:
+    """Remove what is boilerplate by its tag alone; the walker skips the rest (by role, id, class)."""
     for comment in soup.find_all(string=lambda text: isinstance(text, Comment)):
         comment.extract()
     for tag in soup.find_all(_DROP_TAGS):
         tag.decompose()
     for tag in soup.find_all("br"):
         tag.replace_with("\n")
-    for tag in soup.find_all(["header", "footer"]):
-        if tag.find_parent(["article", "main"]) is None:  # the page's, not an article's own
-            tag.decompose()
-    for tag in soup.find_all(True):
-        if tag.decomposed:
-            continue
-        if _is_boilerplate(tag):
-            tag.decompose()
 
 
-def _is_boilerplate(tag: Tag) -> bool:
+def _is_boilerplate(tag: Tag, in_article: bool) -> bool:
+    """Whether ``tag`` is page furniture: the page's header/footer, a hidden element, a banner, a menu."""
+    if tag.name in ("header", "footer"):
+        return not in_article  # an article's own header holds its title
     if tag.name in ("html", "body", "main", "article"):
         return False
     if str(tag.get("role", "")).lower() in _DROP_ROLES:
@@ -90,8 +87,9 @@ def _content_root(soup: BeautifulSoup) -> Tag:
 class _Walker:
     """Emits segments for block elements in document order; loose text becomes "text"."""
 
-    def __init__(self, sink: SegmentSink) -> None:
+    def __init__(self, sink: SegmentSink, in_article: bool) -> None:
         self.sink = sink
+        self.in_article = in_article
         self.headings = HeadingPath()
         self._loose: list[str] = []
 
@@ -109,6 +107,8 @@ class _Walker:
 
     def _element(self, tag: Tag) -> None:
         name = tag.name
+        if _is_boilerplate(tag, self.in_article):
+            return
         if name in _HEADINGS or name in _PARAGRAPHS or name in ("li", "pre", "table"):
             self.flush()
         if name in _HEADINGS:
@@ -126,9 +126,16 @@ class _Walker:
         elif name in _INLINE:
             self._loose.append(tag.get_text())
         else:
-            self.flush()
-            self.walk(tag)
-            self.flush()
+            self._container(tag)
+
+    def _container(self, tag: Tag) -> None:
+        """A block that holds others (div, section, article, ul): its children in order."""
+        self.flush()
+        outer = self.in_article
+        self.in_article = outer or tag.name in ("main", "article")
+        self.walk(tag)
+        self.in_article = outer
+        self.flush()
 
     def _list_item(self, item: Tag) -> None:
         nested = [child for child in item.find_all(["ul", "ol"], recursive=False)]

@@ -141,6 +141,8 @@ HTML_PAGE = """<!DOCTYPE html>
     <p>Docking port 3 is reserved for cargo.</p>
     <ul><li>Check the seals.</li><li>Open the hatch.</li></ul>
     <table><tr><th>Port</th><th>Use</th></tr><tr><td>1</td><td>crew</td></tr></table>
+    <div class="social-share">SHARE-TEXT on social media</div>
+    <p hidden>HIDDEN-TEXT</p>
     <h2>Power</h2>
     <p>The arrays produce 120 kW.</p>
     <pre>power --status
@@ -154,4 +156,14 @@ HTML_PAGE = """<!DOCTYPE html>
 """
 
 #: Text that must not be indexed from HTML_PAGE.
-HTML_BOILERPLATE = ("SCRIPT-TEXT", "HEADER-TEXT", "NAV-TEXT", "COOKIE-TEXT", "ASIDE-TEXT", "FORM-TEXT", "FOOTER-TEXT")
+HTML_BOILERPLATE = (
+    "SCRIPT-TEXT",
+    "HEADER-TEXT",
+    "NAV-TEXT",
+    "COOKIE-TEXT",
+    "ASIDE-TEXT",
+    "FORM-TEXT",
+    "FOOTER-TEXT",
+    "SHARE-TEXT",
+    "HIDDEN-TEXT",
+)

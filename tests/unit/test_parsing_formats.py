@@ -133,3 +133,16 @@ def test_type_comes_from_content_when_nothing_is_declared() -> None:
     assert parse(content, "application/octet-stream", None, LIMITS).content_type == PDF
     assert parse(documents.HTML_PAGE.encode(), None, None, LIMITS).content_type == HTML
     assert parse(b"just words", None, "README", LIMITS).content_type == PLAIN
+
+
+def test_html_article_header_is_content_but_the_page_header_is_not() -> None:
+    page = (
+        b"<html><body><header>Site name</header><article><header><h1>Launch notes</h1></header>"
+        b"<p>Liftoff at 09:14.<br>Orbit reached.</p><footer>Filed under news</footer></article></body></html>"
+    )
+    document = parse(page, None, "news.html", LIMITS)
+    assert [(s.kind, s.text, s.section) for s in document.segments] == [
+        ("heading", "Launch notes", ("Launch notes",)),
+        ("paragraph", "Liftoff at 09:14. Orbit reached.", ("Launch notes",)),
+        ("text", "Filed under news", ("Launch notes",)),
+    ]
