@@ -27,6 +27,7 @@ from services.parsing.pool_worker import ParseFunction, Reply, serve
 log = logging.getLogger(__name__)
 
 _CONTEXT = multiprocessing.get_context("forkserver")
+START_ATTEMPTS = 3
 
 
 class _Worker:
@@ -218,19 +219,30 @@ class ParserPool:
             log.error("could not start a parser process: %s", task.exception())
 
     async def _start_one(self, dead: _Worker | None) -> None:
-        """Reap ``dead`` (if any) and start a child in its place."""
+        """Reap ``dead`` (if any) and start a child in its place (a few tries: the pool must not shrink)."""
         loop = asyncio.get_running_loop()
         if dead is not None:
+            if self._closed:  # the threads are gone; SIGKILL was sent, the process is reaped at exit
+                dead.connection.close()
+                return
             await loop.run_in_executor(self._threads, dead.kill)
-        if self._closed:
+        for attempt in range(1, START_ATTEMPTS + 1):
+            if self._closed:
+                return
+            worker = await loop.run_in_executor(self._threads, _Worker, self.function, self.limits.memory_mb)
+            try:
+                await loop.run_in_executor(self._threads, worker.wait_ready, self.start_seconds)
+            except TimeoutError:
+                await loop.run_in_executor(self._threads, worker.kill)
+                if attempt == START_ATTEMPTS:
+                    raise
+                log.warning("parser process did not start (attempt %d of %d)", attempt, START_ATTEMPTS)
+                continue
+            except BaseException:
+                await loop.run_in_executor(self._threads, worker.kill)
+                raise
+            if self._closed:
+                await loop.run_in_executor(self._threads, worker.kill)
+                return
+            self._idle.put_nowait(worker)
             return
-        worker = await loop.run_in_executor(self._threads, _Worker, self.function, self.limits.memory_mb)
-        try:
-            await loop.run_in_executor(self._threads, worker.wait_ready, self.start_seconds)
-        except BaseException:
-            await loop.run_in_executor(self._threads, worker.kill)
-            raise
-        if self._closed:
-            await loop.run_in_executor(self._threads, worker.kill)
-            return
-        self._idle.put_nowait(worker)
