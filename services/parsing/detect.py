@@ -80,7 +80,9 @@ def _declared(media_type: str | None, file_name: str | None) -> tuple[str | None
 
 def _sniff(content: bytes) -> str:
     """What the bytes are: a canonical type, or "zip" / "binary" for anything else."""
-    if b"%PDF-" in content[:1024]:
+    marker = content.find(b"%PDF-", 0, 1024)
+    # PDF readers accept junk before the header; text that merely mentions "%PDF-" stays text.
+    if marker != -1 and (marker <= 4 or not _is_text(content[:1024])):
         return PDF
     if content.startswith(b"PK\x03\x04"):
         return _zip_kind(content)
@@ -91,6 +93,14 @@ def _sniff(content: bytes) -> str:
     if stripped.startswith(_HTML_STARTS) and (b"<html" in stripped or b"<body" in stripped):
         return HTML
     return PLAIN
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error.start > len(head) - 4  # only a character cut at the end of the sample
+    return b"\x00" not in head
 
 
 def _zip_kind(content: bytes) -> str:

@@ -102,3 +102,9 @@ def test_detect_accepts_agreeing_declarations() -> None:
 
 def test_markup_nested_too_deeply() -> None:
     assert "nested too deeply" in _rejected(b"<html><body>" + b"<div>" * 5000 + b"deep", "deep.html")
+
+
+def test_text_that_mentions_the_pdf_marker_is_still_text() -> None:
+    note = b"# Notes\n\nEvery PDF starts with the bytes %PDF-1.7 in its header.\n"
+    assert detect(note, None, "notes.md") == "text/markdown"
+    assert detect(b"junk\xff\xfe" + documents.pdf([["x"]]), None, None) == PDF  # junk before the header
