@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from services.common.interceptors import StreamBehavior, UnaryBehavior, WrappingInterceptor
+from services.common.interceptors import StreamBehavior, UnaryBehavior, UndecodableRequest, WrappingInterceptor
 from services.common.tracing import current_trace_id
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,10 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) 
 
 
 class ErrorInterceptor(WrappingInterceptor):
-    """Maps exceptions raised by handlers to gRPC statuses (see :func:`status_for`)."""
+    """Maps exceptions raised by handlers to gRPC statuses (see :func:`status_for`), and
+    requests that do not parse to INVALID_ARGUMENT, for unary and streaming calls alike."""
+
+    tolerant_requests = True
 
     def around_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
         return _guard_unary(behavior)
@@ -129,10 +132,27 @@ class ErrorInterceptor(WrappingInterceptor):
         return _guard_stream(behavior)
 
 
+def _checked(request: Any) -> Any:
+    """The request, with undecodable messages raised as InvalidArgument (streams: on arrival,
+    so the messages before a bad one are handled as usual)."""
+    if isinstance(request, UndecodableRequest):
+        raise InvalidArgument(request.problem)
+    if hasattr(request, "__aiter__"):
+        return _checked_stream(request)
+    return request
+
+
+async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        if isinstance(request, UndecodableRequest):
+            raise InvalidArgument(request.problem)
+        yield request
+
+
 def _guard_unary(behavior: UnaryBehavior) -> UnaryBehavior:
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
-            return await behavior(request, context)
+            return await behavior(_checked(request), context)
         except (grpc.aio.AbortError, asyncio.CancelledError):
             raise
         except Exception as error:  # noqa: BLE001 - this is the one place that maps them
@@ -144,7 +164,7 @@ def _guard_unary(behavior: UnaryBehavior) -> UnaryBehavior:
 def _guard_stream(behavior: StreamBehavior) -> StreamBehavior:
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         try:
-            async for response in behavior(request, context):
+            async for response in behavior(_checked(request), context):
                 yield response
         except (grpc.aio.AbortError, asyncio.CancelledError):
             raise

@@ -31,21 +31,50 @@ _FACTORIES = {
 }
 
 
+class UndecodableRequest:
+    """What a tolerant deserializer returns for bytes that are not a valid request message
+    (invalid UTF-8 in a string, a Struct nested past the parser's limit, garbage): the
+    handler's guard answers INVALID_ARGUMENT instead of gRPC's bare INTERNAL/UNKNOWN."""
+
+    def __init__(self, message_type: str, error: Exception) -> None:
+        self.problem = f"the request is not a valid {message_type} message: {error}"
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+    owner = getattr(deserialize, "__self__", None)
+    message_type = getattr(getattr(owner, "DESCRIPTOR", None), "full_name", "request")
+
+    def parse(raw: bytes) -> Any:
+        try:
+            return deserialize(raw)
+        except Exception as error:  # noqa: BLE001 - any parse failure is the caller's bad input
+            return UndecodableRequest(message_type, error)
+
+    return parse
+
+
 def wrap_handler(
-    handler: grpc.RpcMethodHandler, around_unary: UnaryWrapper, around_stream: StreamWrapper
+    handler: grpc.RpcMethodHandler,
+    around_unary: UnaryWrapper,
+    around_stream: StreamWrapper,
+    tolerant_requests: bool = False,
 ) -> grpc.RpcMethodHandler:
     """A copy of ``handler`` whose behaviour is wrapped by the matching wrapper.
 
     Response-streaming handlers written as async generators get ``around_stream``; every
     other handler (including streaming ones that use ``context.write``) gets
-    ``around_unary``.
+    ``around_unary``. With ``tolerant_requests`` a request that does not parse arrives as
+    an :class:`UndecodableRequest` instead of failing inside gRPC.
     """
     factory, attribute = _FACTORIES[(handler.request_streaming, handler.response_streaming)]
     behavior = getattr(handler, attribute)
     wrapped = around_stream(behavior) if inspect.isasyncgenfunction(behavior) else around_unary(behavior)
+    deserializer = _tolerant(handler.request_deserializer) if tolerant_requests else handler.request_deserializer
     return factory(
         wrapped,
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=deserializer,
         response_serializer=handler.response_serializer,
     )
 
@@ -59,6 +88,9 @@ def method_parts(full_method: str) -> tuple[str, str]:
 
 class WrappingInterceptor(grpc.aio.ServerInterceptor):
     """Base of the server interceptors: wraps a method's handler once, reuses it after."""
+
+    #: Hand undecodable requests to the wrapped behaviour (see :class:`UndecodableRequest`).
+    tolerant_requests = False
 
     def __init__(self) -> None:
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
@@ -75,6 +107,7 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
             handler,
             lambda behavior: self.around_unary(method, behavior),
             lambda behavior: self.around_stream(method, behavior),
+            self.tolerant_requests,
         )
         self._wrapped[method] = (handler, wrapped)
         return wrapped
