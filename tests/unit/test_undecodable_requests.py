@@ -79,10 +79,14 @@ async def test_a_bad_message_in_a_stream_ends_it_with_invalid_argument_after_the
             f"/{SERVICE}/Ingest", response_deserializer=orchestrator_pb2.IngestProgress.FromString
         )
         call = ingest(iter([good, b"\x12\x04\x0a\x02\xff\xfe"]))  # a Document whose id is not UTF-8
-        replies = []
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
+        replies: list[orchestrator_pb2.IngestProgress] = []
+
+        async def read_all() -> None:
             async for reply in call:
                 replies.append(reply)
+
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await read_all()
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert [r.documents_total for r in replies] == [1]  # the message before the bad one was handled
         assert "ragmesh.v1.IngestRequest" in (caught.value.details() or "")
@@ -100,6 +104,5 @@ async def test_a_struct_nested_past_the_parser_limit_is_invalid_argument(address
             f"/{SERVICE}/Ingest", response_deserializer=orchestrator_pb2.IngestProgress.FromString
         )
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            async for _ in ingest(iter([request])):
-                pass
+            await ingest(iter([request])).read()
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
