@@ -62,7 +62,9 @@ async def address() -> AsyncIterator[str]:
 async def test_invalid_utf8_in_a_unary_request_is_invalid_argument(address: str) -> None:
     async with grpc.aio.insecure_channel(address) as channel:
         query = channel.unary_unary(
-            f"/{SERVICE}/Query", response_deserializer=orchestrator_pb2.QueryResponse.FromString
+            f"/{SERVICE}/Query",
+            request_serializer=None,
+            response_deserializer=orchestrator_pb2.QueryResponse.FromString,
         )
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await query(BAD_UTF8)
@@ -76,7 +78,9 @@ async def test_a_bad_message_in_a_stream_ends_it_with_invalid_argument_after_the
     good = orchestrator_pb2.IngestRequest(documents=[orchestrator_pb2.Document(id="a", text="x")]).SerializeToString()
     async with grpc.aio.insecure_channel(address) as channel:
         ingest = channel.stream_stream(
-            f"/{SERVICE}/Ingest", response_deserializer=orchestrator_pb2.IngestProgress.FromString
+            f"/{SERVICE}/Ingest",
+            request_serializer=None,
+            response_deserializer=orchestrator_pb2.IngestProgress.FromString,
         )
         call = ingest(iter([good, b"\x12\x04\x0a\x02\xff\xfe"]))  # a Document whose id is not UTF-8
         replies: list[orchestrator_pb2.IngestProgress] = []
@@ -101,7 +105,9 @@ async def test_a_struct_nested_past_the_parser_limit_is_invalid_argument(address
     request = b"\x12" + _length(document)  # IngestRequest.documents
     async with grpc.aio.insecure_channel(address) as channel:
         ingest = channel.stream_stream(
-            f"/{SERVICE}/Ingest", response_deserializer=orchestrator_pb2.IngestProgress.FromString
+            f"/{SERVICE}/Ingest",
+            request_serializer=None,
+            response_deserializer=orchestrator_pb2.IngestProgress.FromString,
         )
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await ingest(iter([request])).read()
