@@ -76,7 +76,8 @@ async def _who(channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...],
 
 
 def _trailers(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    return {str(key): str(value) for key, value in error.trailing_metadata() or ()}
+    pairs: Any = error.trailing_metadata() or ()  # aio.Metadata at run time: (key, value) pairs
+    return {str(key): str(value) for key, value in pairs}
 
 
 async def test_a_key_is_required_and_names_the_tenant(server: tuple[str, Handlers]) -> None:
