@@ -100,7 +100,8 @@ def parse_collections(where: str, value: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _grant(where: str, sha256: Any, tenant: Any, collections: Any, write: Any) -> Grant:
+def checked_grant(where: str, sha256: Any, tenant: Any, collections: Any, write: Any) -> Grant:
+    """A Grant from raw values, KeyFileError naming ``where`` when one is unusable."""
     if not isinstance(sha256, str) or len(sha256) != 64 or not set(sha256) <= _HEX:
         raise KeyFileError(f"{where}: sha256 must be 64 lower-case hex digits (the key's SHA-256, not the key)")
     if not isinstance(tenant, str) or not IDENTIFIER.fullmatch(tenant):
@@ -128,9 +129,8 @@ def parse_file(path: Path) -> list[Grant]:
         unknown = set(entry) - {"sha256", "tenant", "collections", "write"}
         if unknown:
             raise KeyFileError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
-        grants.append(
-            _grant(where, entry.get("sha256"), entry.get("tenant"), entry.get("collections"), entry.get("write", False))
-        )
+        sha256, tenant, collections = entry.get("sha256"), entry.get("tenant"), entry.get("collections")
+        grants.append(checked_grant(where, sha256, tenant, collections, entry.get("write", False)))
     return grants
 
 
@@ -144,7 +144,7 @@ def parse_env(variable: str, text: str) -> list[Grant]:
         where = f"{variable}: entry {index + 1}"
         if len(parts) != 4 or parts[3] not in ("r", "rw"):
             raise KeyFileError(f"{where}: expected <sha256>:<tenant>:<collections>:<r|rw>")
-        grants.append(_grant(where, parts[0], parts[1], parts[2], parts[3] == "rw"))
+        grants.append(checked_grant(where, parts[0], parts[1], parts[2], parts[3] == "rw"))
     return grants
 
 
