@@ -105,13 +105,16 @@ class AuthSettings:
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> AuthSettings:
+        """Read the variables and load the keys once, so a bad key source fails at start."""
         env = Env(service, environ)
         path = env.raw("auth_keys_file")
-        return cls(
+        settings = cls(
             keys_file=Path(path) if path else None,
             api_keys=env.raw("api_keys"),
             reload_seconds=env.number("auth_reload_seconds", 2.0, 0.0, 3600.0),
         )
+        settings.store(service)
+        return settings
 
     def store(self, service: str) -> KeyStore | None:
         """The key store, or None when auth is off; ConfigError naming the variable when a
@@ -178,6 +181,14 @@ def install_sighup(store: KeyStore | None) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, store.reload)
 
 
+def security_interceptor(service: str, auth: AuthSettings, quota: QuotaSettings) -> AuthInterceptor | None:
+    """The interceptor for ``ServiceDefinition.interceptors``, or None when auth is off and
+    no tenant limit is set. Call :meth:`AuthInterceptor.install_sighup` once the loop runs."""
+    if not auth.enabled and not (quota.rate or quota.streams):
+        return None
+    return AuthInterceptor(Authenticator(auth.store(service)), TenantLimits(quota))
+
+
 class AuthInterceptor(WrappingInterceptor):
     """Authenticates every call but health and reflection, applies the tenant's limits,
     and exposes the principal through :func:`current_principal`.
@@ -190,6 +201,10 @@ class AuthInterceptor(WrappingInterceptor):
         super().__init__()
         self.authenticator = authenticator
         self.limits = limits or TenantLimits(QuotaSettings())
+
+    def install_sighup(self) -> None:
+        """Reload the key file on SIGHUP (from the running event loop, e.g. in the service's start)."""
+        install_sighup(self.authenticator.store)
 
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         service = details.method.lstrip("/").rpartition("/")[0]
