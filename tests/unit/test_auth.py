@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ragmesh.cli.up import session_key_file
 from services.common.auth import (
     ANONYMOUS,
     INVALID,
@@ -171,3 +172,11 @@ def test_quota_settings_from_env() -> None:
     assert settings == QuotaSettings(rate=2.5, burst=3, streams=0)
     with pytest.raises(ConfigError, match="RAGMESH_ORCHESTRATOR_TENANT_STREAMS"):
         QuotaSettings.from_env("orchestrator", {"RAGMESH_ORCHESTRATOR_TENANT_STREAMS": "-1"})
+
+
+def test_up_generates_a_session_key_file_only_its_user_can_read(tmp_path: Path) -> None:
+    path, key = session_key_file(tmp_path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert key not in path.read_text()
+    found = KeyStore(path).find(key)
+    assert found == Grant(digest(key), "default", ("*",), write=True)
