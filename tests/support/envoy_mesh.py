@@ -60,8 +60,10 @@ async def running_mesh(
     *,
     tls: envoy.TlsOptions | None = None,
     public_components: tuple[str, ...] = ("orchestrator",),
+    http_port: int | None = None,
 ) -> AsyncIterator[Mesh]:
-    """Start ``replicas`` (component -> count) and an Envoy in front of them."""
+    """Start ``replicas`` (component -> count) and an Envoy in front of them; ``http_port``
+    is the orchestrator's HTTP API on loopback (Envoy routes ``/v1/`` there)."""
     started: dict[str, list[FakeReplica]] = {}
     process: EnvoyProcess | None = None
     try:
@@ -70,7 +72,14 @@ async def running_mesh(
                 await start_replica(component, f"{component}-{index}", stream_interval) for index in range(count)
             ]
         port, admin_port, internal_port = free_port(), free_port(), free_port()
-        upstreams = [envoy.Upstream(c, tuple(("127.0.0.1", r.port) for r in group)) for c, group in started.items()]
+        upstreams = [
+            envoy.Upstream(
+                c,
+                tuple(("127.0.0.1", r.port) for r in group),
+                http_port=http_port if c == "orchestrator" else None,
+            )
+            for c, group in started.items()
+        ]
         options = envoy.EnvoyOptions(
             listen_port=port,
             admin_port=admin_port,
