@@ -34,14 +34,22 @@ def kubernetes_upstreams() -> list[Upstream]:
     return [Upstream(c, ((c, DEFAULT_PORTS[c]),), dns=True) for c in COMPONENTS]
 
 
+#: Envoy's internal listener: the orchestrator calls the components there (Service envoy-internal;
+#: the NetworkPolicy envoy-internal admits only orchestrator pods to it).
+INTERNAL_PORT = 8081
+
+
 def kubernetes_options(tracing: bool) -> EnvoyOptions:
-    """Listen on every interface; admin on loopback; probes and scraping on :9902.
+    """Listen on every interface: clients on :8080 (the orchestrator only), the orchestrator
+    on :8081 (every component); admin on loopback; probes and scraping on :9902.
 
     The descriptor set path is relative: the Envoy container runs in the image's /app.
     """
     return EnvoyOptions(
         listen_host="0.0.0.0",
         listen_port=8080,
+        internal_host="0.0.0.0",
+        internal_port=INTERNAL_PORT,
         admin_host="127.0.0.1",
         admin_port=9901,
         stats_port=9902,

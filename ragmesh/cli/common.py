@@ -21,13 +21,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def client_from(context: click.Context) -> RagmeshClient:
-    """A client configured by the global options (address, timeout, API key)."""
+    """A client configured by the global options (address, timeout, API key, TLS files)."""
     options = context.find_root().obj or {}
     return RagmeshClient(
         options.get("address", "127.0.0.1:8080"),
         timeout=options.get("timeout"),
         api_key=options.get("api_key"),
         caller_id=options.get("caller_id", "cli"),
+        tls_ca=options.get("tls_ca"),
+        tls_cert=options.get("tls_cert"),
+        tls_key=options.get("tls_key"),
     )
 
 

@@ -9,6 +9,7 @@ import click
 from ragmesh.cli.admin import collections, delete, health, stats
 from ragmesh.cli.experiments import experiments, feedback
 from ragmesh.cli.ingest import ingest, job
+from ragmesh.cli.keys import keys, tls_options
 from ragmesh.cli.query import ask
 from ragmesh.cli.trace import trace
 from ragmesh.cli.up import up
@@ -24,19 +25,20 @@ from ragmesh.cli.up import up
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Deadline of each call, in seconds.")
 @click.option("--api-key", envvar="RAGMESH_API_KEY", help="Sent as 'authorization: Bearer <key>'.")
 @click.option("--caller-id", default="cli", show_default=True, help="Caller id (experiments, quotas).")
+@tls_options
 @click.version_option(package_name="ragmesh")
 @click.pass_context
-def cli(context: click.Context, address: str, timeout: float, api_key: str | None, caller_id: str) -> None:
+def cli(context: click.Context, address: str, timeout: float, api_key: str | None, caller_id: str, **tls: str) -> None:
     """ragmesh: retrieval-augmented answers from a mesh of gRPC services.
 
     Start the mesh with `ragmesh up`, index files with `ragmesh ingest`, then
     `ragmesh ask "a question"`. Exit codes: 0 ok, 1 failed, 2 usage error,
     3 the mesh cannot be reached.
     """
-    context.obj = {"address": address, "timeout": timeout, "api_key": api_key, "caller_id": caller_id}
+    context.obj = {"address": address, "timeout": timeout, "api_key": api_key, "caller_id": caller_id, **tls}
 
 
-for command in (up, ingest, job, ask, collections, health, stats, delete, trace, experiments, feedback):
+for command in (up, ingest, job, ask, collections, health, stats, delete, trace, experiments, feedback, keys):
     cli.add_command(command)
 
 

@@ -12,12 +12,15 @@ import click
 from ragmesh.cli.common import EXIT_FAILED, client_from, fail
 from ragmesh.cli.ingest import ingest_files
 from ragmesh.cli.query import stream_answer
+from ragmesh.mesh.envoy_tls import TlsOptions
 from ragmesh.mesh.launcher import COMPONENT_ORDER, Mesh, MeshError, MeshPlan
-from ragmesh.mesh.processes import ROOT
+from ragmesh.mesh.processes import ROOT, free_port
+from services.common.auth_keys import Grant, digest, new_key, toml_entry
 
 SAMPLE_CORPUS = ROOT / "corpus" / "docs"
 DEMO_COLLECTION = "ragmesh_docs"
 DEMO_QUESTION = "What is the default embedding model?"
+EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 @click.command()
@@ -64,6 +67,24 @@ DEMO_QUESTION = "What is the default embedding model?"
     is_flag=True,
     help="Give components free ports instead of 50051-50054 / 9101-9104 (several meshes on one machine).",
 )
+@click.option(
+    "--internal-port",
+    type=click.IntRange(1, 65535),
+    help="Envoy's internal port (the orchestrator's way to the components) [default: 8081, free with --random-ports].",
+)
+@click.option("--tls-cert", type=EXISTING_FILE, help="Envoy's certificate (EXISTING_FILE): TLS on the client port.")
+@click.option("--tls-key", type=EXISTING_FILE, help="Its private key (EXISTING_FILE).")
+@click.option(
+    "--tls-ca",
+    type=EXISTING_FILE,
+    help="CA of client certificates (EXISTING_FILE): mTLS, clients without one are refused.",
+)
+@click.option(
+    "--api-key-file",
+    type=EXISTING_FILE,
+    help="Key file of the orchestrators (docs/security.md): every call needs an API key.",
+)
+@click.option("--generate-api-key", is_flag=True, help="Auth on with a fresh key for this session, printed once.")
 @click.option("--log-dir", type=click.Path(path_type=Path), default=ROOT / "var" / "logs", show_default="var/logs")
 @click.option("--demo", is_flag=True, help=f"Index the sample corpus and stream an answer to {DEMO_QUESTION!r}.")
 @click.option("--exit-after-demo", is_flag=True, help="With --demo: stop the mesh after the answer.")
@@ -83,6 +104,12 @@ def up(
     otlp_endpoint: str,
     log_dir: Path,
     random_ports: bool,
+    internal_port: int | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_ca: Path | None,
+    api_key_file: Path | None,
+    generate_api_key: bool,
     demo: bool,
     exit_after_demo: bool,
 ) -> None:
@@ -92,18 +119,28 @@ def up(
     until Ctrl-C or SIGTERM, then stops everything gracefully.
     """
     counts = dict(zip(COMPONENT_ORDER, (retrievers, embedders, generators, orchestrators), strict=True))
+    log_dir = log_dir.resolve()
+    root = context.find_root().obj
+    if generate_api_key:
+        if api_key_file is not None:
+            fail("--api-key-file and --generate-api-key exclude each other")
+        api_key_file, root["api_key"] = session_key_file(log_dir)
+        click.echo(f"API key of this session (shown once; send as 'authorization: Bearer <key>'): {root['api_key']}")
     plan = MeshPlan(
         replicas=counts,
         envoy_port=port,
         envoy_admin_port=admin_port,
+        envoy_internal_port=internal_port or (free_port() if random_ports else 8081),
+        tls=tls_options(tls_cert, tls_key, tls_ca, log_dir),
+        api_key_file=api_key_file.resolve() if api_key_file else None,
         default_ports=not random_ports,
         retriever_uri=retriever_uri,
         redis_url=redis_url,
         traces_file=str(traces_file.resolve()) if traces_file and str(traces_file) not in ("", ".") else "",
         otlp_endpoint=otlp_endpoint,
-        log_dir=log_dir.resolve(),
+        log_dir=log_dir,
     )
-    context.find_root().obj["address"] = f"127.0.0.1:{port}"
+    root["address"] = f"127.0.0.1:{port}"
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         mesh = Mesh(plan)
@@ -123,6 +160,27 @@ def up(
     finally:
         mesh.stop()
         click.echo("ragmesh stopped", err=True)
+
+
+def tls_options(cert: Path | None, key: Path | None, ca: Path | None, log_dir: Path) -> TlsOptions | None:
+    """Envoy's TLS settings from the options (SDS files under the log directory)."""
+    if cert is None and key is None and ca is None:
+        return None
+    if cert is None or key is None:
+        fail("--tls-cert and --tls-key go together (and --tls-ca needs both)")
+    return TlsOptions(str(cert.resolve()), str(key.resolve()), str(ca.resolve()) if ca else None, str(log_dir / "sds"))
+
+
+def session_key_file(log_dir: Path) -> tuple[Path, str]:
+    """A fresh key for tenant ``default`` (every collection, read and write) and the key
+    file granting it, readable by this user only."""
+    key = new_key()
+    path = log_dir / "session-keys.toml"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(toml_entry(Grant(digest(key), "default", ("*",), write=True)))
+    return path, key
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -20,7 +20,12 @@ class AsyncRagmeshClient:
 
     def __init__(self, address: str = "127.0.0.1:8080", **settings: Any) -> None:
         self.settings = ClientSettings(address=address, **settings)
-        self.channel = grpc.aio.insecure_channel(address, options=self.settings.channel_options())
+        credentials, options = self.settings.credentials(), self.settings.channel_options()
+        self.channel = (
+            grpc.aio.secure_channel(address, credentials, options=options)
+            if credentials
+            else grpc.aio.insecure_channel(address, options=options)
+        )
         self.stub: orchestrator_pb2_grpc.OrchestratorServiceAsyncStub = orchestrator_pb2_grpc.OrchestratorServiceStub(
             self.channel
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import grpc
@@ -49,6 +50,24 @@ class ClientSettings:
     #: Identifies the caller (A/B assignment, quotas).
     caller_id: str = ""
     max_message_bytes: int = 64 * MIB
+    #: TLS: the CA that signed Envoy's certificate (PEM file; setting any tls_* turns TLS on,
+    #: the system roots are used without a CA); tls_cert + tls_key: this client's
+    #: certificate for mTLS.
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials | None:
+        """TLS credentials from the tls_* files, or None for a cleartext channel."""
+        if not (self.tls_ca or self.tls_cert or self.tls_key):
+            return None
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together (the client certificate and its key)")
+
+        def read(path: str | None) -> bytes | None:
+            return Path(path).read_bytes() if path else None
+
+        return grpc.ssl_channel_credentials(read(self.tls_ca), read(self.tls_key), read(self.tls_cert))
 
     def channel_options(self) -> list[tuple[str, Any]]:
         """Message-size limits and keepalive for long streams."""

@@ -5,7 +5,12 @@
 ``ragmesh up`` (STATIC clusters of 127.0.0.1 ports) and the Kubernetes ConfigMap
 (STRICT_DNS clusters over the headless Services), so both meshes behave alike:
 
-- one HTTP listener for clients: HTTP/1.1 and HTTP/2 cleartext (gRPC clients use h2c);
+- a public listener for clients: HTTP/1.1 and HTTP/2 (h2c, or TLS/mTLS with certificates
+  from SDS files, see :mod:`ragmesh.mesh.envoy_tls`) that routes only the
+  ``public_components`` (the orchestrator, its health and reflection, and ``/v1/`` to the
+  orchestrator's HTTP API) — the components behind it are not callable from outside;
+- an internal listener (loopback, or the cluster-internal port) routing every component:
+  the orchestrator calls the embedder, retriever and generator there;
 - one cluster per component: HTTP/2 upstreams, least-request balancing, active
   ``grpc.health.v1`` checks of the component's full service name, outlier detection on
   gateway and local-origin failures, circuit breakers raised for many concurrent streams;
@@ -29,10 +34,11 @@ from typing import Any
 import yaml
 
 from ragmesh.mesh import envoy_routes as routes
-from ragmesh.mesh.envoy_clusters import component_cluster, seconds, socket_address, static_cluster
+from ragmesh.mesh.envoy_clusters import component_cluster, http_api_cluster, seconds, socket_address, static_cluster
 from ragmesh.mesh.envoy_routes import COMPONENTS, SERVICE_NAMES
+from ragmesh.mesh.envoy_tls import TlsOptions, transport_socket
 
-__all__ = ["COMPONENTS", "SERVICE_NAMES", "EnvoyOptions", "Upstream", "render", "write"]
+__all__ = ["COMPONENTS", "SERVICE_NAMES", "EnvoyOptions", "TlsOptions", "Upstream", "render", "write"]
 
 Config = dict[str, Any]
 OTEL_CLUSTER = "opentelemetry_collector"
@@ -50,12 +56,16 @@ class Upstream:
     endpoints: tuple[tuple[str, int], ...]
     #: STRICT_DNS (every address a name resolves to, e.g. a headless Service) instead of STATIC.
     dns: bool = False
+    #: The orchestrator's HTTP API port on the same hosts: Envoy routes ``/v1/`` there.
+    http_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.component not in COMPONENTS:
             raise ValueError(f"unknown component {self.component!r}; expected one of {', '.join(COMPONENTS)}")
         if not self.endpoints:
             raise ValueError(f"{self.component}: at least one endpoint is needed")
+        if self.http_port is not None and self.component != "orchestrator":
+            raise ValueError(f"{self.component}: only the orchestrator has an HTTP API port")
 
     @property
     def cluster(self) -> str:
@@ -69,6 +79,14 @@ class EnvoyOptions:
 
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
+    #: What the public listener routes: the orchestrator only, unless configured otherwise.
+    public_components: tuple[str, ...] = ("orchestrator",)
+    #: The internal listener (every component, for the orchestrator); None: no such listener.
+    internal_port: int | None = None
+    #: Loopback on one machine; in Kubernetes the pod IP (a NetworkPolicy admits only the orchestrator).
+    internal_host: str = "127.0.0.1"
+    #: TLS (mTLS with a client CA) on the public listener; None: cleartext h2c.
+    tls: TlsOptions | None = None
     #: The admin interface can stop Envoy: keep it on loopback (see ``stats_port``).
     admin_host: str = "127.0.0.1"
     admin_port: int = 9901
@@ -98,8 +116,16 @@ def render(upstreams: Sequence[Upstream], options: EnvoyOptions | None = None) -
     components = [u.component for u in upstreams]
     if len(set(components)) != len(components):
         raise ValueError(f"one Upstream per component, got {components}")
-    listeners = [_client_listener(upstreams, options)]
+    unknown = set(options.public_components) - set(COMPONENTS)
+    if unknown:
+        raise ValueError(f"unknown public component(s) {', '.join(sorted(unknown))}")
+    public = [u for u in upstreams if u.component in options.public_components]
+    listeners = [_client_listener("clients", options.listen_host, options.listen_port, public, options)]
+    if options.internal_port is not None:
+        internal = _client_listener("internal", options.internal_host, options.internal_port, upstreams, options)
+        listeners.append(internal)
     clusters = [component_cluster(u, options) for u in upstreams]
+    clusters += [http_api_cluster(u) for u in public if u.http_port is not None]
     if options.stats_port is not None:
         listeners.append(_stats_listener(options))
         clusters.append(static_cluster(ADMIN_CLUSTER, "127.0.0.1", options.admin_port, http2=False))
@@ -127,10 +153,11 @@ def dump(config: Config) -> str:
     return yaml.safe_dump(config, sort_keys=False, default_flow_style=False, width=120)
 
 
-def _client_listener(upstreams: Sequence[Upstream], options: EnvoyOptions) -> Config:
+def _client_listener(name: str, host: str, port: int, upstreams: Sequence[Upstream], options: EnvoyOptions) -> Config:
+    public = name == "clients"
     manager: Config = {
         "@type": f"type.googleapis.com/{_HCM}",
-        "stat_prefix": "ingress",
+        "stat_prefix": "ingress" if public else name,
         # AUTO: HTTP/1.1 for curl and browsers, HTTP/2 prior knowledge (h2c) for gRPC.
         "codec_type": "AUTO",
         "stream_idle_timeout": seconds(options.stream_idle_timeout_s),
@@ -139,15 +166,19 @@ def _client_listener(upstreams: Sequence[Upstream], options: EnvoyOptions) -> Co
         "access_log": [_stdout_access_log()],
         "route_config": {
             "name": "ragmesh",
-            "virtual_hosts": [{"name": "ragmesh", "domains": ["*"], "routes": routes.routes(upstreams, options)}],
+            "virtual_hosts": [
+                {"name": "ragmesh", "domains": ["*"], "routes": routes.routes(upstreams, options, http_api=public)}
+            ],
         },
         "http_filters": [*_transcoder(options), _filter("envoy.filters.http.router", "router.v3.Router")],
     }
     if options.otlp_endpoint:
         manager["tracing"] = _tracing()
-    listener = _listener("clients", options.listen_host, options.listen_port, manager)
-    # INBOUND: the preStop drain (/drain_listeners?inboundonly) closes this listener only,
-    # and the stats listener keeps answering the kubelet's probes meanwhile.
+    listener = _listener(name, host, port, manager)
+    if public and options.tls is not None:
+        listener["filter_chains"][0]["transport_socket"] = transport_socket(options.tls)
+    # INBOUND: the preStop drain (/drain_listeners?inboundonly) closes the client listeners
+    # only, and the stats listener keeps answering the kubelet's probes meanwhile.
     listener["traffic_direction"] = "INBOUND"
     return listener
 

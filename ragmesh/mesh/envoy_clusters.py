@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ragmesh.mesh.envoy_routes import SERVICE_NAMES
+from ragmesh.mesh.envoy_routes import HTTP_API_CLUSTER, SERVICE_NAMES
 
 if TYPE_CHECKING:
     from ragmesh.mesh.envoy import EnvoyOptions, Upstream
@@ -100,6 +100,24 @@ def component_cluster(upstream: Upstream, options: EnvoyOptions) -> Config:
     }
     if upstream.dns:
         # Pods of a headless Service come and go; CoreDNS answers with a 5 s TTL.
+        cluster["dns_refresh_rate"] = "5s"
+        cluster["dns_lookup_family"] = "V4_PREFERRED"
+    return cluster
+
+
+def http_api_cluster(upstream: Upstream) -> Config:
+    """The orchestrator's HTTP API (HTTP/1.1) on the same hosts as its gRPC port."""
+    assert upstream.http_port is not None
+    endpoints = [(host, upstream.http_port) for host, _ in upstream.endpoints]
+    cluster: Config = {
+        "name": HTTP_API_CLUSTER,
+        "type": "STRICT_DNS" if upstream.dns else "STATIC",
+        "connect_timeout": "1s",
+        "lb_policy": "LEAST_REQUEST",
+        "load_assignment": _load_assignment(HTTP_API_CLUSTER, endpoints),
+        "circuit_breakers": {"thresholds": [_limits("DEFAULT"), _limits("HIGH")]},
+    }
+    if upstream.dns:
         cluster["dns_refresh_rate"] = "5s"
         cluster["dns_lookup_family"] = "V4_PREFERRED"
     return cluster

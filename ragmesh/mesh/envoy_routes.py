@@ -7,7 +7,12 @@ Order matters, Envoy takes the first match:
    health probes through Envoy reach the service clients call); an unknown name matches
    nothing (gRPC UNIMPLEMENTED) rather than answering for the wrong component;
 2. the streaming methods, by exact path, without retries;
-3. every other method of a service, by its ``/ragmesh.v1.<Service>/`` prefix, with retries.
+3. every other method of a service, by its ``/ragmesh.v1.<Service>/`` prefix, with retries;
+4. on the public listener, ``/v1/`` (the OpenAI-compatible HTTP API) to the orchestrator's
+   HTTP port when its Upstream names one, without retries (a completion may stream).
+
+Each listener gets the table of the components it exposes: the public one the
+orchestrator's only (unless configured otherwise), the internal one every component's.
 
 Every route disables the 15 s default route timeout and honours the caller's
 ``grpc-timeout`` without a cap, so a token stream lasts as long as the caller allows.
@@ -33,6 +38,8 @@ STREAMING_METHODS: dict[str, tuple[str, ...]] = {
     "orchestrator": ("QueryStream", "Ingest", "WatchIngestJob"),
 }
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
+HTTP_API_PREFIX = "/v1/"
+HTTP_API_CLUSTER = "orchestrator_http"
 REFLECTION_PREFIXES = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
 #: What a unary call is retried on: the replica could not take it (gRPC UNAVAILABLE: still
 #: loading or shutting down), or the call never got an answer (connection refused or
@@ -40,8 +47,8 @@ REFLECTION_PREFIXES = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.refl
 RETRY_ON = "unavailable,connect-failure,refused-stream,reset"
 
 
-def routes(upstreams: Sequence[Upstream], options: EnvoyOptions) -> list[Route]:
-    """Every route of the client listener, most specific first."""
+def routes(upstreams: Sequence[Upstream], options: EnvoyOptions, http_api: bool = False) -> list[Route]:
+    """Every route of a listener exposing ``upstreams``, most specific first."""
     present = [u.component for u in upstreams]
     table: list[Route] = []
     for prefix, retry in [(HEALTH_PREFIX, True), *((p, False) for p in REFLECTION_PREFIXES)]:
@@ -51,6 +58,8 @@ def routes(upstreams: Sequence[Upstream], options: EnvoyOptions) -> list[Route]:
             table.append(_route({"path": f"/{SERVICE_NAMES[component]}/{method}"}, component, None))
     for component in present:
         table.append(_route({"prefix": f"/{SERVICE_NAMES[component]}/"}, component, options))
+    if http_api and any(u.http_port is not None for u in upstreams):
+        table.append(_route({"prefix": HTTP_API_PREFIX}, HTTP_API_CLUSTER, None))
     return table
 
 

@@ -1,6 +1,7 @@
 """``ragmesh up``: the whole mesh on one machine — every component as its own process on
 loopback, Envoy in front (generated config), the orchestrator calling the components
-through Envoy — started, checked and stopped as one.
+through Envoy's internal listener (the public one serves the orchestrator only) — started,
+checked and stopped as one. Optional: TLS/mTLS on the public listener, API keys.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from ragmesh.mesh import envoy
 from ragmesh.mesh.envoy_process import EnvoyProcess
+from ragmesh.mesh.envoy_tls import TlsOptions, write_sds
 from ragmesh.mesh.processes import ROOT, ServiceProcess, free_port
 from services.common.names import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
@@ -33,6 +35,12 @@ class MeshPlan:
     replicas: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COMPONENT_ORDER, 1))
     envoy_port: int = 8080
     envoy_admin_port: int = 9901
+    #: Envoy's internal listener (loopback): the orchestrator reaches the components there.
+    envoy_internal_port: int = 8081
+    #: TLS (mTLS when it has a client CA) on Envoy's public listener.
+    tls: TlsOptions | None = None
+    #: Key file of the orchestrators (RAGMESH_ORCHESTRATOR_AUTH_KEYS_FILE): auth on.
+    api_key_file: Path | None = None
     #: The first replica of each component gets its default port; extra ones get free ports.
     default_ports: bool = True
     retriever_uri: str = str(ROOT / "var" / "milvus" / "ragmesh.db")
@@ -76,12 +84,14 @@ class Mesh:
         self.replicas: list[Replica] = []
         self.envoy: EnvoyProcess | None = None
         self.address = f"127.0.0.1:{plan.envoy_port}"
+        self.internal_address = f"127.0.0.1:{plan.envoy_internal_port}"
 
     def start(self, report: Callable[[str], None] = print, timeout: float = 600.0) -> None:
         """Start everything and wait until every replica is SERVING and healthy in Envoy."""
         ports = self._ports()
         _check_free(
             [(self.plan.envoy_port, "envoy"), (self.plan.envoy_admin_port, "envoy admin")]
+            + [(self.plan.envoy_internal_port, "envoy internal")]
             + [(port, name) for name, addresses in ports.items() for port, _ in addresses]
             + [(metrics, f"{name} metrics") for name, addresses in ports.items() for _, metrics in addresses]
         )
@@ -121,7 +131,9 @@ class Mesh:
         env = {prefix + "ADDR": f"127.0.0.1:{port}", prefix + "METRICS_PORT": str(metrics)}
         if component == "orchestrator":  # the orchestrator reaches everything through Envoy
             for target in ("embedder", "retriever", "generator"):
-                env[f"{prefix}{target.upper()}_ADDR"] = self.address
+                env[f"{prefix}{target.upper()}_ADDR"] = self.internal_address
+            if self.plan.api_key_file is not None:
+                env[prefix + "AUTH_KEYS_FILE"] = str(self.plan.api_key_file)
             env[prefix + "COMPONENTS_BEHIND_ENVOY"] = "true"  # Envoy retries unary calls
             if self.plan.redis_url:
                 env[prefix + "REDIS_URL"] = self.plan.redis_url
@@ -143,10 +155,14 @@ class Mesh:
         options = envoy.EnvoyOptions(
             listen_port=self.plan.envoy_port,
             admin_port=self.plan.envoy_admin_port,
+            internal_port=self.plan.envoy_internal_port,
+            tls=self.plan.tls,
             descriptor_set=str(ROOT / "gen" / "ragmesh.pb"),
             otlp_endpoint=collector,  # Envoy adds its own span to every trace
             otlp_dns=collector is not None and not _is_ip(collector.rpartition(":")[0]),
         )
+        if self.plan.tls is not None:
+            write_sds(self.plan.tls)
         config = envoy.write(self.plan.log_dir / "envoy.yaml", upstreams, options)
         self.envoy = EnvoyProcess(config, self.plan.log_dir / "envoy.log", self.plan.envoy_admin_port, cwd=ROOT)
         try:
@@ -168,6 +184,7 @@ class Mesh:
         for operators and scripts (e.g. to stop one replica on purpose)."""
         state = {
             "address": self.address,
+            "internal_address": self.internal_address,
             "envoy": {"pid": self.envoy.process.pid if self.envoy else None, "admin_port": self.plan.envoy_admin_port},
             "replicas": [
                 {
@@ -197,8 +214,12 @@ class Mesh:
 
     def describe(self) -> list[str]:
         """Lines telling a person where everything is."""
+        tls = "" if self.plan.tls is None else (" over mTLS" if self.plan.tls.mutual else " over TLS")
+        auth = ", API key required" if self.plan.api_key_file is not None else ""
         lines = [
-            f"clients: {self.address} (gRPC and HTTP/JSON), envoy admin http://127.0.0.1:{self.plan.envoy_admin_port}"
+            f"clients: {self.address} (gRPC and HTTP/JSON{tls}{auth}), "
+            f"envoy admin http://127.0.0.1:{self.plan.envoy_admin_port}",
+            f"internal: {self.internal_address} (the components, for the orchestrator only)",
         ]
         for replica in self.replicas:
             metrics = replica.process.metrics_port

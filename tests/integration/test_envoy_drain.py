@@ -19,7 +19,7 @@ async def test_drain_lets_the_stream_in_flight_finish(tmp_path: Path) -> None:
     async with running_mesh(tmp_path, {"generator": 1}, stream_interval=0.2) as mesh:
         port = mesh.envoy.admin_port
         request = generator_pb2.GenerateRequest(sampling=common_pb2.SamplingParams(max_new_tokens=10))
-        async with grpc.aio.insecure_channel(mesh.address) as channel:
+        async with grpc.aio.insecure_channel(mesh.internal_address) as channel:
             call = generator_pb2_grpc.GeneratorServiceStub(channel).Generate(request)
             first = await call.read()
             assert isinstance(first, generator_pb2.GenerateResponse)

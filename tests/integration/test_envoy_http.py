@@ -29,8 +29,23 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 @pytest_asyncio.fixture(scope="module")
 async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
     """One fake orchestrator behind Envoy with the transcoder on."""
-    async with running_mesh(tmp_path_factory.mktemp("envoy-http"), {"orchestrator": 1}) as running:
+    api = await asyncio.start_server(_http_api, "127.0.0.1", 0)
+    port = api.sockets[0].getsockname()[1]
+    async with api, running_mesh(tmp_path_factory.mktemp("envoy-http"), {"orchestrator": 1}, http_port=port) as running:
         yield running
+
+
+async def _http_api(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A stand-in for the orchestrator's HTTP API: answers with the path and headers it got."""
+    async with asyncio.timeout(10):
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+    request_line, *lines = head.strip().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    body = json.dumps({"request": request_line, "authorization": headers.get("authorization", "")}).encode()
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body))
+    writer.write(body)
+    await writer.drain()
+    writer.close()
 
 
 async def http(url: str, body: str | None = None, headers: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -47,6 +62,12 @@ async def http(url: str, body: str | None = None, headers: dict[str, str] | None
             return error.code, error.headers.get("content-type", ""), error.read().decode()
 
     return await asyncio.to_thread(call)
+
+
+async def test_v1_goes_to_the_orchestrators_http_api(mesh: Mesh) -> None:
+    status, kind, body = await http(f"http://{mesh.address}/v1/models", headers={"authorization": "Bearer k"})
+    assert (status, kind) == (200, "application/json")
+    assert json.loads(body) == {"request": "GET /v1/models HTTP/1.1", "authorization": "Bearer k"}
 
 
 async def test_post_query_answers_json_with_proto_field_names(mesh: Mesh) -> None:

@@ -1,6 +1,7 @@
 """The generated Envoy config, served by the real Envoy in front of fake gRPC replicas.
 
-Routing per component, least-request spreading over replicas, health through the mesh,
+The public listener serves the orchestrator only; the components answer on the internal
+listener (the orchestrator's). Routing per component, least-request spreading over replicas, health through the mesh,
 reflection, trace headers, retries and health checks around a failed replica, and a
 token stream longer than Envoy's default 15 s route timeout.
 """
@@ -45,7 +46,7 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
 
 
 async def test_each_service_reaches_its_component(mesh: Mesh) -> None:
-    async with grpc.aio.insecure_channel(mesh.address) as channel:
+    async with grpc.aio.insecure_channel(mesh.internal_address) as channel:
         embedder = await embedder_pb2_grpc.EmbedderServiceStub(channel).Info(embedder_pb2.EmbedderInfoRequest())
         retriever = await retriever_pb2_grpc.RetrieverServiceStub(channel).ListCollections(
             retriever_pb2.ListCollectionsRequest()
@@ -64,7 +65,7 @@ async def test_each_service_reaches_its_component(mesh: Mesh) -> None:
 async def test_a_burst_is_spread_over_both_replicas(mesh: Mesh) -> None:
     replicas = mesh.replicas["embedder"]
     before = [r.calls["Embed"] for r in replicas]
-    async with grpc.aio.insecure_channel(mesh.address) as channel:
+    async with grpc.aio.insecure_channel(mesh.internal_address) as channel:
         stub = embedder_pb2_grpc.EmbedderServiceStub(channel)
         # One client connection: without per-request balancing every call would land on one pod.
         replies = await asyncio.gather(*(stub.Embed(embedder_pb2.EmbedRequest(texts=[f"t{i}"])) for i in range(40)))
@@ -77,7 +78,7 @@ async def test_a_burst_is_spread_over_both_replicas(mesh: Mesh) -> None:
 @pytest.mark.parametrize("component", ["orchestrator", "embedder", "retriever", "generator"])
 async def test_health_through_envoy_per_component(mesh: Mesh, component: str) -> None:
     service = f"ragmesh.v1.{component.capitalize()}Service"
-    async with grpc.aio.insecure_channel(mesh.address) as channel:
+    async with grpc.aio.insecure_channel(mesh.internal_address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         reply = await stub.Check(
             health_pb2.HealthCheckRequest(service=service), metadata=(("x-ragmesh-component", component),)
@@ -103,20 +104,44 @@ async def test_health_without_header_is_the_orchestrator_and_unknown_names_fail(
 async def test_grpcurl_lists_services_through_envoy(mesh: Mesh) -> None:
     grpcurl = str(Path(envoy_binary()).parent / "grpcurl")
 
-    def listing(*header: str) -> str:
+    def listing(address: str, *header: str) -> str:
         done = subprocess.run(
-            [grpcurl, "-plaintext", *header, mesh.address, "list"], capture_output=True, text=True, check=False
+            [grpcurl, "-plaintext", *header, address, "list"], capture_output=True, text=True, check=False
         )
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    assert "ragmesh.v1.OrchestratorService" in await asyncio.to_thread(listing)
-    assert "ragmesh.v1.EmbedderService" in await asyncio.to_thread(listing, "-H", "x-ragmesh-component: embedder")
+    assert "ragmesh.v1.OrchestratorService" in await asyncio.to_thread(listing, mesh.address)
+    embedder = await asyncio.to_thread(listing, mesh.internal_address, "-H", "x-ragmesh-component: embedder")
+    assert "ragmesh.v1.EmbedderService" in embedder
+
+
+async def test_the_public_listener_does_not_reach_the_components(mesh: Mesh) -> None:
+    before = sum(sum(r.calls.values()) for c, group in mesh.replicas.items() if c != "orchestrator" for r in group)
+    async with grpc.aio.insecure_channel(mesh.address) as channel:
+        calls = [
+            embedder_pb2_grpc.EmbedderServiceStub(channel).Info(embedder_pb2.EmbedderInfoRequest()),
+            retriever_pb2_grpc.RetrieverServiceStub(channel).ListCollections(retriever_pb2.ListCollectionsRequest()),
+            generator_pb2_grpc.GeneratorServiceStub(channel).Info(generator_pb2.GeneratorInfoRequest()),
+            health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), metadata=(("x-ragmesh-component", "embedder"),)
+            ),
+        ]
+        for call in calls:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+            assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        stream = generator_pb2_grpc.GeneratorServiceStub(channel).Generate(generator_pb2.GenerateRequest())
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stream.read()
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    after = sum(sum(r.calls.values()) for c, group in mesh.replicas.items() if c != "orchestrator" for r in group)
+    assert after == before, "no call reached a component"
 
 
 async def test_traceparent_passes_through_untouched(mesh: Mesh) -> None:
     replica = mesh.replicas["retriever"][0]
-    async with grpc.aio.insecure_channel(mesh.address) as channel:
+    async with grpc.aio.insecure_channel(mesh.internal_address) as channel:
         await retriever_pb2_grpc.RetrieverServiceStub(channel).ListCollections(
             retriever_pb2.ListCollectionsRequest(), metadata=(("traceparent", TRACEPARENT),)
         )
@@ -132,7 +157,7 @@ async def test_a_stream_longer_than_15_seconds_passes_intact(mesh: Mesh) -> None
     )
     texts: list[str] = []
     final: generator_pb2.GenerateFinal | None = None
-    async with grpc.aio.insecure_channel(mesh.address) as channel:
+    async with grpc.aio.insecure_channel(mesh.internal_address) as channel:
         async for message in generator_pb2_grpc.GeneratorServiceStub(channel).Generate(request):
             if message.HasField("delta"):
                 texts.append(message.delta.text)
@@ -155,7 +180,7 @@ async def test_a_not_serving_replica_gets_no_traffic(tmp_path: Path) -> None:
         await draining.set_serving(False)
         await mesh.wait_health(draining, healthy=False)
         before = draining.calls["Embed"]
-        replies = await _embed_many(mesh.address, 20)
+        replies = await _embed_many(mesh.internal_address, 20)
         assert len(replies) == 20
         assert draining.calls["Embed"] == before
         assert healthy.calls["Embed"] >= 20
@@ -164,10 +189,10 @@ async def test_a_not_serving_replica_gets_no_traffic(tmp_path: Path) -> None:
 async def test_unary_calls_survive_a_stopped_replica(tmp_path: Path) -> None:
     async with running_mesh(tmp_path, {"embedder": 2}) as mesh:
         survivor, stopped = mesh.replicas["embedder"]
-        await _embed_many(mesh.address, 10)  # warm connections to both
+        await _embed_many(mesh.internal_address, 10)  # warm connections to both
         await stopped.stop()
         # Straight away, before any health check noticed: retries go to the survivor.
-        replies = await _embed_many(mesh.address, 20)
+        replies = await _embed_many(mesh.internal_address, 20)
         assert len(replies) == 20
         await mesh.wait_health(stopped, healthy=False)
         assert survivor.calls["Embed"] >= 20

@@ -62,13 +62,17 @@ def test_every_component_is_healthy_through_envoy(mesh: UpProcess) -> None:
     for name in COMPONENTS:
         assert f"{name}" in result.stdout
     assert result.stdout.count("SERVING") == 4
-    with grpc.insecure_channel(mesh.address) as channel:
+    with grpc.insecure_channel(mesh.internal_address) as channel:  # the components' listener
         stub = health_pb2_grpc.HealthStub(channel)
         for name, service in SERVICE_NAMES.items():
             reply = stub.Check(
                 health_pb2.HealthCheckRequest(service=service), metadata=(("x-ragmesh-component", name),), timeout=5
             )
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    with grpc.insecure_channel(mesh.address) as channel:  # the public one serves the orchestrator only
+        with pytest.raises(grpc.RpcError) as refused:
+            embedder_pb2_grpc.EmbedderServiceStub(channel).Info(embedder_pb2.EmbedderInfoRequest(), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 def test_cli_ingest_and_ask_with_exit_codes(mesh: UpProcess, tmp_path: Path) -> None:
@@ -159,7 +163,7 @@ def test_a_token_stream_outlives_envoys_default_15_second_timeout(mesh: UpProces
         messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=LONG_PROMPT)],
         sampling=common_pb2.SamplingParams(max_new_tokens=2048, temperature=0.0),
     )
-    with grpc.insecure_channel(mesh.address) as channel:
+    with grpc.insecure_channel(mesh.internal_address) as channel:
         stream = generator_pb2_grpc.GeneratorServiceStub(channel).Generate(request)
         started, deltas, late = time.monotonic(), 0, 0
         for response in stream:
@@ -176,7 +180,7 @@ def test_a_token_stream_outlives_envoys_default_15_second_timeout(mesh: UpProces
 def test_a_burst_of_calls_is_spread_across_both_embedders(mesh: UpProcess) -> None:
     replicas = mesh.replicas["embedder"]
     before = [value(scrape(port), "ragmesh_rpc_requests_total", method="Embed") for _, port in replicas]
-    with grpc.insecure_channel(mesh.address) as channel:  # one HTTP/2 connection to Envoy
+    with grpc.insecure_channel(mesh.internal_address) as channel:  # one HTTP/2 connection to Envoy
         stub = embedder_pb2_grpc.EmbedderServiceStub(channel)
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda i: stub.Embed(embedder_pb2.EmbedRequest(texts=[f"text {i}"]), timeout=60), range(64)))

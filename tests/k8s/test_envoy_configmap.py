@@ -64,7 +64,7 @@ def test_envoy_deployment_serves_what_the_config_listens_on(rendered: dict[str, 
     }
     envoy = of_kind(docs, "Deployment")["envoy"]["spec"]["template"]["spec"]["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in envoy["ports"]}
-    assert ports == {"http": listens["clients"], "stats": listens["stats"]}
+    assert ports == {"http": listens["clients"], "internal": listens["internal"], "stats": listens["stats"]}
     assert envoy["workingDir"] == "/app"
     assert of_kind(docs, "Service")["envoy"]["spec"]["ports"][0]["targetPort"] == "http"
     assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"

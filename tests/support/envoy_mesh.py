@@ -1,5 +1,9 @@
 """A real Envoy (generated config) in front of fake replicas running in the test's loop.
 
+As in ``ragmesh up``, the public listener (``address``) routes the orchestrator only
+(unless ``public_components`` says otherwise) and the internal one (``internal_address``)
+every component; ``tls`` puts TLS or mTLS on the public listener.
+
 Envoy's log and access log go to a file whose tail is printed when the harness closes,
 so a failing test shows it. Every Envoy started here is stopped when the block exits.
 Blocking waits run in a thread: the fake replicas answer Envoy's health checks from the
@@ -16,6 +20,7 @@ from pathlib import Path
 
 from ragmesh.mesh import envoy
 from ragmesh.mesh.envoy_process import EnvoyProcess
+from ragmesh.mesh.envoy_tls import write_sds
 from ragmesh.mesh.processes import ROOT, free_port
 from tests.support.fakes import FakeReplica, start_replica
 
@@ -29,11 +34,17 @@ class Mesh:
     envoy: EnvoyProcess
     port: int
     replicas: dict[str, list[FakeReplica]]
+    internal_port: int = 0
 
     @property
     def address(self) -> str:
-        """Envoy's client listener."""
+        """Envoy's public listener (the orchestrator only)."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def internal_address(self) -> str:
+        """Envoy's internal listener (every component)."""
+        return f"127.0.0.1:{self.internal_port}"
 
     async def wait_health(self, replica: FakeReplica, healthy: bool) -> None:
         """Wait until Envoy's health checks see ``replica`` as healthy (or not)."""
@@ -46,8 +57,13 @@ async def running_mesh(
     replicas: Mapping[str, int],
     stream_interval: float = 1.0,
     otlp_endpoint: str | None = None,
+    *,
+    tls: envoy.TlsOptions | None = None,
+    public_components: tuple[str, ...] = ("orchestrator",),
+    http_port: int | None = None,
 ) -> AsyncIterator[Mesh]:
-    """Start ``replicas`` (component -> count) and an Envoy in front of them."""
+    """Start ``replicas`` (component -> count) and an Envoy in front of them; ``http_port``
+    is the orchestrator's HTTP API on loopback (Envoy routes ``/v1/`` there)."""
     started: dict[str, list[FakeReplica]] = {}
     process: EnvoyProcess | None = None
     try:
@@ -55,18 +71,30 @@ async def running_mesh(
             started[component] = [
                 await start_replica(component, f"{component}-{index}", stream_interval) for index in range(count)
             ]
-        port, admin_port = free_port(), free_port()
-        upstreams = [envoy.Upstream(c, tuple(("127.0.0.1", r.port) for r in group)) for c, group in started.items()]
+        port, admin_port, internal_port = free_port(), free_port(), free_port()
+        upstreams = [
+            envoy.Upstream(
+                c,
+                tuple(("127.0.0.1", r.port) for r in group),
+                http_port=http_port if c == "orchestrator" else None,
+            )
+            for c, group in started.items()
+        ]
         options = envoy.EnvoyOptions(
             listen_port=port,
             admin_port=admin_port,
             descriptor_set=str(DESCRIPTOR_SET),
             otlp_endpoint=otlp_endpoint,
             health_check_interval_s=0.5,
+            internal_port=internal_port,
+            public_components=public_components,
+            tls=tls,
         )
+        if tls is not None:
+            write_sds(tls)
         config = envoy.write(work_dir / "envoy.yaml", upstreams, options)
         process = EnvoyProcess(config, work_dir / "envoy.log", admin_port)
-        mesh = Mesh(process, port, started)
+        mesh = Mesh(process, port, started, internal_port)
         await asyncio.to_thread(process.wait_ready)
         for group in started.values():
             for replica in group:

@@ -15,6 +15,7 @@ from pathlib import Path
 from ragmesh.mesh.processes import ROOT, free_port, service_env
 
 READY_LINE = "Ctrl-C stops the mesh."
+_INTERNAL_LINE = re.compile(r"^\s+internal: (127\.0\.0\.1:\d+) ")
 _REPLICA_LINE = re.compile(r"^\s+(\w+)\s+(127\.0\.0\.1:\d+)\s+metrics http://127\.0\.0\.1:(\d+)/metrics")
 
 
@@ -43,6 +44,8 @@ class UpProcess:
     log_dir: Path
     lines: list[str] = field(default_factory=list)
     replicas: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    #: Envoy's internal listener (the components), from the "internal:" line.
+    internal_address: str = ""
     _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
 
     @property
@@ -86,6 +89,8 @@ class UpProcess:
             if line is None:
                 raise RuntimeError(f"ragmesh up exited with {self.process.wait()}:\n" + "\n".join(self.lines[-60:]))
             self.lines.append(line)
+            if match := _INTERNAL_LINE.match(line):
+                self.internal_address = match[1]
             if match := _REPLICA_LINE.match(line):
                 self.replicas.setdefault(match[1], []).append((match[2], int(match[3])))
             if text in line:

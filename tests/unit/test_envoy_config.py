@@ -27,8 +27,11 @@ def in_cluster() -> list[envoy.Upstream]:
     return [envoy.Upstream(c, ((c, p),), dns=True) for c, p in PORTS.items()]
 
 
-def routes_of(config: dict[str, Any]) -> list[dict[str, Any]]:
-    manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+INTERNAL = envoy.EnvoyOptions(internal_port=8081)
+
+
+def routes_of(config: dict[str, Any], listener: int = 0) -> list[dict[str, Any]]:
+    manager = config["static_resources"]["listeners"][listener]["filter_chains"][0]["filters"][0]["typed_config"]
     return list(manager["route_config"]["virtual_hosts"][0]["routes"])
 
 
@@ -41,7 +44,7 @@ def test_every_route_lets_streams_run_as_long_as_the_caller_wants() -> None:
 
 
 def test_streaming_methods_have_exact_routes_without_retries_and_unary_ones_retry() -> None:
-    table = routes_of(envoy.render(local()))
+    table = routes_of(envoy.render(local(), INTERNAL), listener=1)
     exact = {r["match"]["path"]: r["route"] for r in table if "path" in r["match"]}
     for component, methods in STREAMING_METHODS.items():
         for method in methods:
@@ -56,11 +59,36 @@ def test_streaming_methods_have_exact_routes_without_retries_and_unary_ones_retr
 
 
 def test_health_goes_by_header_and_defaults_to_the_orchestrator() -> None:
-    health = [r for r in routes_of(envoy.render(local())) if r["match"].get("prefix") == "/grpc.health.v1.Health/"]
+    table = routes_of(envoy.render(local(), INTERNAL), listener=1)
+    health = [r for r in table if r["match"].get("prefix") == "/grpc.health.v1.Health/"]
     by_value = {r["match"]["headers"][0].get("string_match", {}).get("exact"): r["route"]["cluster"] for r in health}
     assert by_value == {"orchestrator": "orchestrator", "embedder": "embedder", "retriever": "retriever",
                         "generator": "generator", None: "orchestrator"}  # fmt: skip
     assert health[-1]["match"]["headers"][0]["invert_match"] is True
+
+
+def test_the_public_listener_routes_only_the_orchestrator_and_its_http_api() -> None:
+    upstreams = [envoy.Upstream("orchestrator", (("127.0.0.1", 50051),), http_port=8000), *local()[1:]]
+    config = envoy.render(upstreams, INTERNAL)
+    public = routes_of(config)
+    assert {r["route"]["cluster"] for r in public} == {"orchestrator", "orchestrator_http"}
+    assert public[-1]["match"] == {"prefix": "/v1/"} and public[-1]["route"]["cluster"] == "orchestrator_http"
+    internal = routes_of(config, listener=1)
+    assert {r["route"]["cluster"] for r in internal} == set(PORTS)
+    listeners = config["static_resources"]["listeners"]
+    assert [(item["name"], item["address"]["socket_address"]["port_value"]) for item in listeners] == [
+        ("clients", 8080),
+        ("internal", 8081),
+    ]
+    (http,) = [c for c in config["static_resources"]["clusters"] if c["name"] == "orchestrator_http"]
+    assert http["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"] == {
+        "address": "127.0.0.1",
+        "port_value": 8000,
+    }
+    wider = envoy.render(local(), envoy.EnvoyOptions(public_components=("orchestrator", "embedder")))
+    assert {r["route"]["cluster"] for r in routes_of(wider)} == {"orchestrator", "embedder"}
+    with pytest.raises(ValueError, match="only the orchestrator"):
+        envoy.Upstream("embedder", (("a", 1),), http_port=1)
 
 
 def test_clusters_balance_check_health_and_eject() -> None:
@@ -101,7 +129,7 @@ def test_bad_upstreams_are_refused() -> None:
 @pytest.mark.parametrize(
     ("upstreams", "options"),
     [
-        (local(), envoy.EnvoyOptions(descriptor_set=str(ROOT / "gen" / "ragmesh.pb"))),
+        (local(), envoy.EnvoyOptions(descriptor_set=str(ROOT / "gen" / "ragmesh.pb"), internal_port=8081)),
         (
             in_cluster(),
             envoy.EnvoyOptions(
@@ -110,6 +138,8 @@ def test_bad_upstreams_are_refused() -> None:
                 descriptor_set="gen/ragmesh.pb",
                 otlp_endpoint="otel-collector:4317",
                 otlp_dns=True,
+                internal_port=8081,
+                internal_host="0.0.0.0",
             ),
         ),
     ],

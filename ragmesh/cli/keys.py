@@ -1,0 +1,54 @@
+"""``ragmesh keys``: make API keys for the orchestrator's key file, and the global TLS options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ragmesh.cli.common import fail
+from services.common.auth_keys import KeyFileError, checked_grant, digest, env_entry, new_key, toml_entry
+
+F = TypeVar("F", bound=Callable[..., Any])
+_FILE = click.Path(exists=True, dir_okay=False)
+
+
+def tls_options(command: F) -> F:
+    """``--tls-ca/--tls-cert/--tls-key`` (PEM files): connect to Envoy over TLS or mTLS."""
+    for name, text in reversed(
+        [
+            ("--tls-ca", "CA of Envoy's certificate (PEM): connect over TLS."),
+            ("--tls-cert", "This client's certificate (PEM), for mTLS."),
+            ("--tls-key", "Its private key (PEM)."),
+        ]
+    ):
+        command = click.option(name, type=_FILE, envvar=f"RAGMESH_{name[2:].upper().replace('-', '_')}", help=text)(
+            command
+        )
+    return command
+
+
+@click.group()
+def keys() -> None:
+    """API keys of the orchestrator (see docs/security.md)."""
+
+
+@keys.command("new")
+@click.option("--tenant", required=True, help="Tenant the key belongs to (a letter, then letters, digits, '_').")
+@click.option(
+    "--collections", required=True, help="Collections it may use: names or prefixes ending in '*', comma-separated."
+)
+@click.option("--read-only", is_flag=True, help="Query only: no ingest, delete or jobs.")
+def new(tenant: str, collections: str, read_only: bool) -> None:
+    """Print a fresh key (shown once: only its hash is stored) and the key-file entry granting it."""
+    key = new_key()
+    try:
+        grant = checked_grant("ragmesh keys new", digest(key), tenant, collections, not read_only)
+    except KeyFileError as error:
+        fail(str(error))
+    entry, variable = toml_entry(grant), env_entry(grant)
+    click.echo(f"API key (shown once, keep it secret): {key}\n")
+    click.echo("Add to the key file (RAGMESH_ORCHESTRATOR_AUTH_KEYS_FILE):\n")
+    click.echo(entry)
+    click.echo(f"or as an entry of RAGMESH_ORCHESTRATOR_API_KEYS:\n{variable}")
