@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ragmesh.mesh.envoy import COMPONENTS, EnvoyOptions, Upstream, dump, render
-from services.common.config import DEFAULT_PORTS
+from services.common.names import DEFAULT_HTTP_PORT, DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_CONFIG = ROOT / "k8s" / "base" / "envoy" / "envoy.yaml"
@@ -31,7 +31,10 @@ HEADER = (
 
 def kubernetes_upstreams() -> list[Upstream]:
     """One STRICT_DNS cluster per component: its headless Service name and gRPC port."""
-    return [Upstream(c, ((c, DEFAULT_PORTS[c]),), dns=True) for c in COMPONENTS]
+    return [
+        Upstream(c, ((c, DEFAULT_PORTS[c]),), dns=True, http_port=DEFAULT_HTTP_PORT if c == "orchestrator" else None)
+        for c in COMPONENTS
+    ]
 
 
 #: Envoy's internal listener: the orchestrator calls the components there (Service envoy-internal;

@@ -58,13 +58,15 @@ class Upstream:
     dns: bool = False
     #: The orchestrator's HTTP API port on the same hosts: Envoy routes ``/v1/`` there.
     http_port: int | None = None
+    #: Or (host, port) of each replica's HTTP API, when they differ (replicas on one machine).
+    http_endpoints: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.component not in COMPONENTS:
             raise ValueError(f"unknown component {self.component!r}; expected one of {', '.join(COMPONENTS)}")
         if not self.endpoints:
             raise ValueError(f"{self.component}: at least one endpoint is needed")
-        if self.http_port is not None and self.component != "orchestrator":
+        if (self.http_port is not None or self.http_endpoints) and self.component != "orchestrator":
             raise ValueError(f"{self.component}: only the orchestrator has an HTTP API port")
 
     @property
@@ -125,7 +127,7 @@ def render(upstreams: Sequence[Upstream], options: EnvoyOptions | None = None) -
         internal = _client_listener("internal", options.internal_host, options.internal_port, upstreams, options)
         listeners.append(internal)
     clusters = [component_cluster(u, options) for u in upstreams]
-    clusters += [http_api_cluster(u) for u in public if u.http_port is not None]
+    clusters += [http_api_cluster(u, options) for u in public if u.http_port is not None or u.http_endpoints]
     if options.stats_port is not None:
         listeners.append(_stats_listener(options))
         clusters.append(static_cluster(ADMIN_CLUSTER, "127.0.0.1", options.admin_port, http2=False))

@@ -105,16 +105,30 @@ def component_cluster(upstream: Upstream, options: EnvoyOptions) -> Config:
     return cluster
 
 
-def http_api_cluster(upstream: Upstream) -> Config:
-    """The orchestrator's HTTP API (HTTP/1.1) on the same hosts as its gRPC port."""
-    assert upstream.http_port is not None
-    endpoints = [(host, upstream.http_port) for host, _ in upstream.endpoints]
+def http_api_cluster(upstream: Upstream, options: EnvoyOptions) -> Config:
+    """The orchestrator's HTTP API (HTTP/1.1): on the same hosts as its gRPC port, or at
+    the replicas' own ``http_endpoints``; checked with ``GET /v1/health`` (503 until ready)."""
+    endpoints = list(upstream.http_endpoints)
+    if not endpoints:
+        assert upstream.http_port is not None
+        endpoints = [(host, upstream.http_port) for host, _ in upstream.endpoints]
+    interval = seconds(options.health_check_interval_s)
     cluster: Config = {
         "name": HTTP_API_CLUSTER,
         "type": "STRICT_DNS" if upstream.dns else "STATIC",
         "connect_timeout": "1s",
         "lb_policy": "LEAST_REQUEST",
         "load_assignment": _load_assignment(HTTP_API_CLUSTER, endpoints),
+        "health_checks": [
+            {
+                "timeout": "1s",
+                "interval": interval,
+                "no_traffic_interval": interval,
+                "unhealthy_threshold": options.unhealthy_threshold,
+                "healthy_threshold": 1,
+                "http_health_check": {"path": "/v1/health"},
+            }
+        ],
         "circuit_breakers": {"thresholds": [_limits("DEFAULT"), _limits("HIGH")]},
     }
     if upstream.dns:

@@ -19,7 +19,7 @@ from ragmesh.mesh import envoy
 from ragmesh.mesh.envoy_process import EnvoyProcess
 from ragmesh.mesh.envoy_tls import TlsOptions, write_sds
 from ragmesh.mesh.processes import ROOT, ServiceProcess, free_port
-from services.common.names import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
+from services.common.names import DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
 COMPONENT_ORDER = ("retriever", "embedder", "generator", "orchestrator")
 
@@ -83,14 +83,17 @@ class Mesh:
         self.plan = plan
         self.replicas: list[Replica] = []
         self.envoy: EnvoyProcess | None = None
+        self._http_ports: dict[int, int] = {}
         self.address = f"127.0.0.1:{plan.envoy_port}"
         self.internal_address = f"127.0.0.1:{plan.envoy_internal_port}"
 
     def start(self, report: Callable[[str], None] = print, timeout: float = 600.0) -> None:
         """Start everything and wait until every replica is SERVING and healthy in Envoy."""
         ports = self._ports()
+        self._http_ports = self._orchestrator_http_ports(ports)
         _check_free(
             [(self.plan.envoy_port, "envoy"), (self.plan.envoy_admin_port, "envoy admin")]
+            + [(port, "orchestrator HTTP API") for port in self._http_ports.values()]
             + [(self.plan.envoy_internal_port, "envoy internal")]
             + [(port, name) for name, addresses in ports.items() for port, _ in addresses]
             + [(metrics, f"{name} metrics") for name, addresses in ports.items() for _, metrics in addresses]
@@ -126,6 +129,13 @@ class Mesh:
             ports[component] = addresses
         return ports
 
+    def _orchestrator_http_ports(self, ports: dict[str, list[tuple[int, int]]]) -> dict[int, int]:
+        """The HTTP API port of each orchestrator replica, by its gRPC port."""
+        http: dict[int, int] = {}
+        for index, (grpc_port, _) in enumerate(ports["orchestrator"]):
+            http[grpc_port] = DEFAULT_HTTP_PORT if index == 0 and self.plan.default_ports else free_port()
+        return http
+
     def _env(self, component: str, port: int, metrics: int) -> dict[str, str]:
         prefix = f"RAGMESH_{component.upper()}_"
         env = {prefix + "ADDR": f"127.0.0.1:{port}", prefix + "METRICS_PORT": str(metrics)}
@@ -135,6 +145,7 @@ class Mesh:
             if self.plan.api_key_file is not None:
                 env[prefix + "AUTH_KEYS_FILE"] = str(self.plan.api_key_file)
             env[prefix + "COMPONENTS_BEHIND_ENVOY"] = "true"  # Envoy retries unary calls
+            env[prefix + "HTTP_ADDR"] = f"127.0.0.1:{self._http_ports[port]}"
             if self.plan.redis_url:
                 env[prefix + "REDIS_URL"] = self.plan.redis_url
         if component == "retriever":
@@ -148,7 +159,13 @@ class Mesh:
 
     def _start_envoy(self, ports: dict[str, list[tuple[int, int]]]) -> None:
         upstreams = [
-            envoy.Upstream(component, tuple(("127.0.0.1", port) for port, _ in ports[component]))
+            envoy.Upstream(
+                component,
+                tuple(("127.0.0.1", port) for port, _ in ports[component]),
+                http_endpoints=tuple(("127.0.0.1", self._http_ports[port]) for port, _ in ports[component])
+                if component == "orchestrator"
+                else (),
+            )
             for component in COMPONENT_ORDER
         ]
         collector = _host_port(self.plan.otlp_endpoint) if self.plan.otlp_endpoint else None

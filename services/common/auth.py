@@ -74,6 +74,12 @@ def current_principal() -> Principal:
     return _PRINCIPAL.get()
 
 
+def bind_principal(principal: Principal) -> None:
+    """Make ``principal`` the caller of the request being handled (transports other than
+    gRPC, e.g. the HTTP API, call this after :meth:`Authenticator.authenticate`)."""
+    _PRINCIPAL.set(principal)
+
+
 def authorize(principal: Principal, collection: str, write: bool = False) -> None:
     """PermissionDenied unless ``principal`` may read (or write) ``collection``."""
     if principal.may(collection, write):

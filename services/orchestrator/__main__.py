@@ -9,6 +9,7 @@ import logging
 import grpc
 
 from ragmesh.v1 import orchestrator_pb2_grpc
+from services.common.auth import security_interceptor
 from services.common.errors import RagmeshError
 from services.common.server import ServiceDefinition, StartupError, run
 from services.common.slot import BackendSlot
@@ -65,9 +66,12 @@ def build(config: OrchestratorConfig) -> ServiceDefinition:
     """
     slot: BackendSlot[Orchestrator] = BackendSlot("orchestrator")
     servicer = OrchestratorServicer(slot)
-    http = HttpServer(create_app(slot), config.http_addr) if config.http_addr else None
+    security = security_interceptor("orchestrator", config.auth, config.quota)
+    http = HttpServer(create_app(slot, security), config.http_addr) if config.http_addr else None
 
     async def start() -> None:
+        if security is not None:
+            security.install_sighup()
         if http is not None:
             try:
                 await http.start()
@@ -84,7 +88,8 @@ def build(config: OrchestratorConfig) -> ServiceDefinition:
     def register(server: grpc.aio.Server) -> None:
         orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, server)
 
-    return ServiceDefinition("orchestrator", [SERVICE_NAME], register, start, stop)
+    interceptors = [security] if security is not None else []
+    return ServiceDefinition("orchestrator", [SERVICE_NAME], register, start, stop, interceptors)
 
 
 def main() -> None:

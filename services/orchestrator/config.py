@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from services.common.auth import AuthSettings
 from services.common.config import ConfigError, Env, ServerSettings, check_model_directory
 from services.common.names import DEFAULT_HTTP_PORT, DEFAULT_PORTS
+from services.common.quota import QuotaSettings
 from services.orchestrator.experiments.config import ExperimentSettings
 
 
@@ -68,6 +70,10 @@ class OrchestratorConfig:
     ingest: IngestSettings
     #: Hugging Face sequence-classification model for cross-encoder reranking ("" = off).
     cross_encoder_path: str
+    #: API keys (RAGMESH_ORCHESTRATOR_AUTH_KEYS_FILE / _API_KEYS); off when neither is set.
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    #: Per-tenant limits (RAGMESH_ORCHESTRATOR_TENANT_RATE / _BURST / _STREAMS).
+    quota: QuotaSettings = field(default_factory=QuotaSettings)
     #: A/B experiments (file, record bounds).
     experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
     #: Where the OpenAI-compatible HTTP API listens ("" turns it off).
@@ -95,6 +101,8 @@ class OrchestratorConfig:
             components_behind_envoy=env.flag("components_behind_envoy", False),
             http_addr=_http_addr(env),
             experiments=_experiments(environ),
+            auth=AuthSettings.from_env("orchestrator", environ),
+            quota=QuotaSettings.from_env("orchestrator", environ),
         )
 
 

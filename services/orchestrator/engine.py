@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
+from services.common.auth import Principal, authorize, current_principal, scope_key
 from services.common.errors import InvalidArgument, status_code_for
 from services.common.tracing import current_trace_id
 from services.orchestrator.cache import AnswerCache, CacheCounts, CollectionVersions
@@ -19,6 +20,7 @@ from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.deadline import Deadline
 from services.orchestrator.domain import CollectionSummary, ComponentHealth, Event, IngestProgress, QueryInput
 from services.orchestrator.experiment_runs import apply_variant, recorded
+from services.orchestrator.experiments.analysis import ExperimentReport
 from services.orchestrator.experiments.manager import Experiments
 from services.orchestrator.grpc_ports import grpc_ports
 from services.orchestrator.ingest import IngestBatch, Ingestor
@@ -95,15 +97,21 @@ class Orchestrator:
     def resolve(self, request: QueryInput) -> QuerySpec:
         """The request with its experiment variant's settings applied, checked and completed
         with this server's defaults."""
+        principal = current_principal()
         collection = request.collection or self.config.defaults.collection
         assignment = self.experiments.assign(collection, request.caller_id, current_trace_id(), request.variant)
         if assignment is None:
-            return resolve(request, self.config.defaults)
-        spec = resolve(apply_variant(request, assignment), self.config.defaults)
-        template = assignment.settings.prompt_template
-        return dataclasses.replace(
-            spec, experiment=assignment.experiment, prompt_template=template, assignment=assignment
-        )
+            spec = resolve(request, self.config.defaults)
+        else:
+            spec = resolve(apply_variant(request, assignment), self.config.defaults)
+            template = assignment.settings.prompt_template
+            spec = dataclasses.replace(
+                spec, experiment=assignment.experiment, prompt_template=template, assignment=assignment
+            )
+        # The collection actually searched (a variant may change it) must be the caller's;
+        # the scope keeps one tenant's cached answers from another, whatever they ask.
+        authorize(principal, spec.collection)
+        return dataclasses.replace(spec, scope=scope_key(principal))
 
     async def query(self, spec: QuerySpec, deadline: Deadline) -> AsyncGenerator[Event, None]:
         """The pipeline's events, counted by outcome (and recorded for its experiment)."""
@@ -124,8 +132,8 @@ class Orchestrator:
             QUERIES.labels(status).inc()
 
     def ingest(self, batches: AsyncIterator[IngestBatch], deadline: Deadline) -> AsyncIterator[IngestProgress]:
-        """Index streamed batches, yielding progress."""
-        return self.ingestor.run(batches, deadline)
+        """Index streamed batches (into a collection the caller may write), yielding progress."""
+        return self.ingestor.run(_writable(batches, current_principal()), deadline)
 
     async def delete_documents(
         self, collection: str, document_ids: Sequence[str], deadline: Deadline
@@ -133,6 +141,7 @@ class Orchestrator:
         """Delete every chunk of the documents and bump the collection's version; returns
         (chunks deleted, new version)."""
         check_collection(collection)
+        authorize(current_principal(), collection, write=True)
         if not document_ids or len(document_ids) > MAX_DELETE_IDS:
             raise InvalidArgument(f"document_ids must hold 1 to {MAX_DELETE_IDS} ids, got {len(document_ids)}")
         if any(not d.strip() for d in document_ids):
@@ -143,7 +152,10 @@ class Orchestrator:
     async def collections(self, deadline: Deadline) -> list[CollectionSummary]:
         """Every collection with its size and version."""
         summaries = []
+        principal = current_principal()
         for info in await self.ports.retriever.collections(deadline):
+            if not principal.may(info.name):
+                continue  # another tenant's collection is not even listed
             await self.versions.get(info.name)
             summaries.append(
                 CollectionSummary(
@@ -151,6 +163,15 @@ class Orchestrator:
                 )
             )
         return summaries
+
+    async def experiment_report(
+        self, name: str, metric: str, *, chart: bool, **options: bool
+    ) -> tuple[ExperimentReport, bytes | None]:
+        """An experiment's report, for callers who may read every collection it covers."""
+        principal = current_principal()
+        for collection in self.experiments.experiment(name).collections:
+            authorize(principal, collection)
+        return await self.experiments.report(name, metric, chart=chart, **options)
 
     def stats(self) -> Stats:
         """Cache counters and per-component call counts of this replica."""
@@ -173,3 +194,13 @@ class Orchestrator:
         for name, (status, detail) in zip(names, results, strict=True):
             health.append(ComponentHealth(name, status, self.components.addresses[name], detail))
         return health
+
+
+async def _writable(batches: AsyncIterator[IngestBatch], principal: Principal) -> AsyncIterator[IngestBatch]:
+    """The batches, once the first one's collection (the one ingestion writes) is the caller's."""
+    first = True
+    async for batch in batches:
+        if first:
+            authorize(principal, batch.collection, write=True)
+            first = False
+        yield batch

@@ -10,7 +10,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from services.common.auth import AuthInterceptor, bind_principal
 from services.common.errors import InvalidArgument, RagmeshError
 from services.common.metrics import LATENCY_BUCKETS
 from services.common.slot import BackendSlot
@@ -50,7 +51,6 @@ HTTP_SECONDS = Histogram(
 HTTP_IN_FLIGHT = Gauge("ragmesh_http_in_flight", "OpenAI-compatible API requests in flight", ["route"])
 MAX_BODY_BYTES = 8 * 1024 * 1024
 Handler = Callable[[Request, Orchestrator], Awaitable[Response]]
-Authenticate = Callable[[Request], str]
 
 
 async def _json_body(request: Request) -> Any:
@@ -95,7 +95,7 @@ async def _embeddings(request: Request, engine: Orchestrator) -> Response:
 
 
 async def _chat(request: Request, engine: Orchestrator) -> Response:
-    chat = parse_chat(await _json_body(request), request.state.caller_id)
+    chat = parse_chat(await _json_body(request), request.state.tenant)
     spec = engine.resolve(chat.query)
     deadline = _deadline(request)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", now()
@@ -105,9 +105,16 @@ async def _chat(request: Request, engine: Orchestrator) -> Response:
             async for event in events:
                 answer.add(event)
         return JSONResponse(completion_json(answer, completion_id, created))
-    events = engine.query(spec, deadline)
-    first = await anext(events)  # errors before the first event still get a proper HTTP status
-    sse = _sse(first, events, completion_id, created, chat.include_usage)
+    security: AuthInterceptor | None = request.state.security
+    holding = security.limits.stream(request.state.tenant) if security is not None else contextlib.nullcontext()
+    holding.__enter__()  # the tenant's concurrent-stream quota: QuotaExceeded (429) when full
+    try:
+        events = engine.query(spec, deadline)
+        first = await anext(events)  # errors before the first event still get a proper HTTP status
+    except BaseException:
+        holding.__exit__(None, None, None)
+        raise
+    sse = _released(_sse(first, events, completion_id, created, chat.include_usage), holding)
     return StreamingResponse(sse, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
@@ -117,7 +124,7 @@ def _data(payload: Any) -> str:
 
 async def _sse(
     first: Any, events: AsyncIterator[Any], completion_id: str, created: int, include_usage: bool
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """Server-sent ``chat.completion.chunk`` events; a client that disconnects cancels this
     generator, which closes the pipeline's stream and so the generation."""
     async with contextlib.aclosing(events):  # type: ignore[type-var]
@@ -141,13 +148,37 @@ async def _sse(
         yield "data: [DONE]\n\n"
 
 
+async def _released(
+    stream: AsyncGenerator[str, None], holding: contextlib.AbstractContextManager[Any]
+) -> AsyncGenerator[str, None]:
+    """``stream``, giving the tenant's stream slot back when it ends (however it ends)."""
+    try:
+        async with contextlib.aclosing(stream):
+            async for item in stream:
+                yield item
+    finally:
+        holding.__exit__(None, None, None)
+
+
 async def _chain(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
     yield first
     async for item in rest:
         yield item
 
 
-def _route(name: str, handler: Handler, slot: BackendSlot[Orchestrator], authenticate: Authenticate | None) -> Any:
+def _admit(request: Request, security: AuthInterceptor | None) -> None:
+    """Authenticate the caller and take one request from its tenant's rate (as the gRPC
+    interceptor does, sharing its buckets); Unauthenticated / QuotaExceeded otherwise."""
+    if security is None:
+        request.state.tenant = ""
+        return
+    principal = security.authenticator.authenticate(request.headers)
+    security.limits.take(principal.tenant)
+    bind_principal(principal)
+    request.state.tenant = principal.tenant
+
+
+def _route(name: str, handler: Handler, slot: BackendSlot[Orchestrator], security: AuthInterceptor | None) -> Any:
     """An endpoint with one trace, metrics and the OpenAI error format around ``handler``."""
 
     async def endpoint(request: Request) -> Response:
@@ -158,7 +189,8 @@ def _route(name: str, handler: Handler, slot: BackendSlot[Orchestrator], authent
             f"{request.method} {name}", context=parent, kind=SpanKind.SERVER, record_exception=False
         ) as span:
             try:
-                request.state.caller_id = authenticate(request) if authenticate is not None else ""
+                _admit(request, security)
+                request.state.security = security
                 response = await handler(request, slot.get())
             except Exception as error:  # noqa: BLE001 - every error becomes OpenAI's error body
                 response = _error_response(error)
@@ -173,17 +205,18 @@ def _route(name: str, handler: Handler, slot: BackendSlot[Orchestrator], authent
     return endpoint
 
 
-def create_app(slot: BackendSlot[Orchestrator], authenticate: Authenticate | None = None) -> Starlette:
-    """The ASGI app; ``authenticate`` (request -> caller id) raises Unauthenticated when set."""
+def create_app(slot: BackendSlot[Orchestrator], security: AuthInterceptor | None = None) -> Starlette:
+    """The ASGI app; with ``security`` every /v1/ call but health needs a key (401 otherwise)
+    and counts against its tenant's rate and stream quota (429 with Retry-After)."""
 
     async def health(request: Request) -> Response:
         serving = slot.ready
         return JSONResponse({"status": "SERVING" if serving else "NOT_SERVING"}, status_code=200 if serving else 503)
 
     routes = [
-        Route("/v1/models", _route("/v1/models", _models, slot, authenticate), methods=["GET"]),
-        Route("/v1/chat/completions", _route("/v1/chat/completions", _chat, slot, authenticate), methods=["POST"]),
-        Route("/v1/embeddings", _route("/v1/embeddings", _embeddings, slot, authenticate), methods=["POST"]),
+        Route("/v1/models", _route("/v1/models", _models, slot, security), methods=["GET"]),
+        Route("/v1/chat/completions", _route("/v1/chat/completions", _chat, slot, security), methods=["POST"]),
+        Route("/v1/embeddings", _route("/v1/embeddings", _embeddings, slot, security), methods=["POST"]),
         Route("/v1/health", health, methods=["GET"]),
     ]
     return Starlette(routes=routes)

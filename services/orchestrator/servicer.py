@@ -108,7 +108,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     async def GetExperimentReport(
         self, request: orchestrator_pb2.ExperimentReportRequest, context: Context
     ) -> orchestrator_pb2.ExperimentReport:
-        report, chart = await self.slot.get().experiments.report(
+        report, chart = await self.slot.get().experiment_report(
             request.experiment,
             request.metric or "latency_ms",
             exclude_cache_hits=request.exclude_cache_hits,

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ragmesh.client import RagmeshClient, RagmeshError
 from ragmesh.mesh.processes import ServiceProcess
-from ragmesh.v1 import orchestrator_pb2_grpc, retriever_pb2
+from ragmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.common.auth_keys import Grant, digest, new_key, toml_entry
 from tests.support.stack import start_orchestrator, unique_collection
 
@@ -52,7 +52,7 @@ def _refused(address: str, key: str | None, header: str = "authorization") -> Ra
         metadata = () if key is None else ((header, key),)
         stub = orchestrator_pb2_grpc.OrchestratorServiceStub(client.channel)
         try:
-            stub.ListCollections(retriever_pb2.ListCollectionsRequest(), metadata=metadata, timeout=30)
+            stub.ListCollections(orchestrator_pb2.OrchestratorCollectionsRequest(), metadata=metadata, timeout=30)
         except grpc.RpcError as error:
             return RagmeshError(error.code().name, error.details() or "")
     raise AssertionError("the call was not refused")

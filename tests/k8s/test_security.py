@@ -80,7 +80,7 @@ def test_the_orchestrator_calls_the_components_on_envoys_internal_listener(
         manager = listeners[name]["filter_chains"][0]["filters"][0]["typed_config"]
         return {r["route"]["cluster"] for r in manager["route_config"]["virtual_hosts"][0]["routes"]}
 
-    assert clusters("clients") == {"orchestrator"}
+    assert clusters("clients") == {"orchestrator", "orchestrator_http"}  # gRPC and the /v1/ HTTP API
     assert clusters("internal") == {"orchestrator", *COMPONENTS}
 
 
