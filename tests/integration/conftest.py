@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ragmesh.mesh.processes import ServiceProcess
+from tests.support.mesh_cli import READY_LINE, UpProcess
 from tests.support.retriever import Stub, retriever_stub
 from tests.support.stack import start_orchestrator
 
@@ -23,6 +24,19 @@ def orchestrator(
     service = start_orchestrator(log_dir, embedder_service, retriever_service, generator_service)
     yield service
     service.terminate()
+
+
+@pytest.fixture(scope="session")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
+    """`ragmesh up --demo --embedders 2`, until the demo answered and the mesh waits; shared
+    by the modules that use the whole mesh, stopped with Ctrl-C at the end of the session."""
+    up = UpProcess.start(tmp_path_factory.mktemp("mesh"), "--embedders", "2", "--demo")
+    try:
+        up.wait_for(READY_LINE, timeout=900)
+        yield up
+    finally:
+        code = up.stop()
+        assert code == 0, "\n".join(up.lines[-40:])
 
 
 @pytest.fixture

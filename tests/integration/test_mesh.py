@@ -11,7 +11,6 @@ import signal
 import socket
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -23,24 +22,12 @@ from ragmesh.client import AsyncRagmeshClient, DoneEvent, RagmeshClient, Sources
 from ragmesh.mesh.traces import SpanRecord, read_spans
 from ragmesh.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, generator_pb2, generator_pb2_grpc
 from services.common.names import SERVICE_NAMES
-from tests.support.mesh_cli import READY_LINE, UpProcess, run_cli
+from tests.support.mesh_cli import UpProcess, run_cli
 from tests.support.metrics import scrape, value
 
 pytestmark = pytest.mark.integration
 COMPONENTS = ("orchestrator", "embedder", "retriever", "generator")
 LONG_PROMPT = "Write a long story about a robot who learns to paint."
-
-
-@pytest.fixture(scope="module")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
-    """`ragmesh up --demo --embedders 2`, until the demo answered and the mesh waits."""
-    up = UpProcess.start(tmp_path_factory.mktemp("mesh"), "--embedders", "2", "--demo")
-    try:
-        up.wait_for(READY_LINE, timeout=900)
-        yield up
-    finally:
-        code = up.stop()
-        assert code == 0, "\n".join(up.lines[-40:])
 
 
 def test_up_started_every_replica_and_the_demo_streamed_an_answer(mesh: UpProcess) -> None:
