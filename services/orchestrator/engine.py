@@ -15,7 +15,6 @@ from services.orchestrator.cache import AnswerCache, CollectionVersions
 from services.orchestrator.clients import Components, Deadline
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.ingest import IngestBatch, Ingestor
-from services.orchestrator.job_store import JobStore, MemoryJobStore, RedisJobStore
 from services.orchestrator.jobs import JobManager
 from services.orchestrator.pipeline import Event, QueryPipeline
 from services.orchestrator.redis_store import RedisGuard
@@ -41,18 +40,17 @@ class Orchestrator:
         self.versions = CollectionVersions(self.redis)
         self.pipeline = QueryPipeline(self.components, self.cache, self.versions, cross_encoder)
         self.ingestor = Ingestor(self.components, self.versions, config.ingest)
-        store: JobStore = RedisJobStore(self.redis) if self.redis.configured else MemoryJobStore()
-        self.jobs = JobManager(store, self.ingestor, config.ingest)
+        # Jobs and batches run on the worker component; this replica only stores and sends them.
+        self.jobs = JobManager(self.redis, settings.redis_url, config.ingest, settings.broker_timeout_seconds)
         self.queries = 0
 
     def start(self) -> None:
-        """Start the ingestion workers and the version publisher."""
-        self.jobs.start()
+        """Start the version publisher."""
         self.versions.start()
 
     async def close(self) -> None:
-        """Hand running jobs back, close channels and Redis."""
-        await self.jobs.stop()
+        """Close the engine's pool, channels and Redis."""
+        self.jobs.close()
         await self.versions.close()
         await self.components.close()
         if self.cross_encoder is not None:
