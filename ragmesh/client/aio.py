@@ -8,7 +8,14 @@ from typing import Any
 import grpc
 
 from ragmesh.client import types
-from ragmesh.client.base import ClientSettings, IngestTally, errors_as_ragmesh, ingest_requests, submit_job_request
+from ragmesh.client.base import (
+    ClientSettings,
+    IngestTally,
+    batch_request,
+    errors_as_ragmesh,
+    ingest_requests,
+    submit_job_request,
+)
 from ragmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc, retriever_pb2
 
 
@@ -104,3 +111,13 @@ class AsyncRagmeshClient:
     async def job(self, job_id: str) -> orchestrator_pb2.IngestJob:
         """An ingestion job's state and progress."""
         return await self._call(self.stub.GetIngestJob, orchestrator_pb2.GetIngestJobRequest(job_id=job_id))
+
+    async def submit_batch(self, queries: Iterable[orchestrator_pb2.QueryRequest | dict[str, Any]]) -> str:
+        """Queue a batch of queries (1 to 10,000) for the workers; returns its id."""
+        request = batch_request(self.settings, queries)
+        return str((await self._call(self.stub.SubmitQueryBatch, request)).batch_id)
+
+    async def batch(self, batch_id: str, include_results: bool = False) -> orchestrator_pb2.QueryBatch:
+        """A batch's progress and, with ``include_results``, every answer (or error) so far."""
+        request = orchestrator_pb2.GetQueryBatchRequest(batch_id=batch_id, include_results=include_results)
+        return await self._call(self.stub.GetQueryBatch, request)

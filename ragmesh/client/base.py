@@ -111,6 +111,24 @@ def submit_job_request(
     )
 
 
+def batch_request(
+    settings: ClientSettings, queries: Iterable[orchestrator_pb2.QueryRequest | dict[str, Any]]
+) -> orchestrator_pb2.SubmitQueryBatchRequest:
+    """A SubmitQueryBatchRequest; a dict is ``{"query", "collection", "top_k", **options}``
+    (the options of :meth:`ClientSettings.query_request`)."""
+    requests = []
+    for query in queries:
+        if isinstance(query, orchestrator_pb2.QueryRequest):
+            requests.append(query)
+            continue
+        fields = dict(query)
+        text = fields.pop("query", "")
+        requests.append(
+            settings.query_request(str(text), str(fields.pop("collection", "")), int(fields.pop("top_k", 0)), **fields)
+        )
+    return orchestrator_pb2.SubmitQueryBatchRequest(queries=requests)
+
+
 class IngestTally:
     """Folds the Ingest stream's progress messages into the final progress, with the
     errors of every message (each message carries only its own batch's errors)."""

@@ -1,0 +1,182 @@
+"""Background work through the real engine: Celery workers (``python -m services.worker``)
+on a private Redis, the real embedder and retriever, an orchestrator that submits.
+
+A worker killed with SIGKILL mid-job: its task is redelivered to another worker, which
+resumes after the last stored group (no acknowledged document lost, none stored twice).
+A worker sent SIGTERM: it finishes or hands its task back within the grace period. A
+batch of 200 queries: every answer retrievable. Redis down: submitting is UNAVAILABLE
+while queries go on; Redis back: the same worker takes new work without a restart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from ragmesh.client import RagmeshClient, RagmeshError
+from ragmesh.mesh.processes import ServiceProcess
+from ragmesh.v1 import orchestrator_pb2, retriever_pb2, retriever_pb2_grpc
+from tests.support.metrics import scrape, value
+from tests.support.redis_server import RedisServer
+from tests.support.stack import client_of, start_orchestrator, start_worker, unique_collection
+
+pytestmark = pytest.mark.integration
+SUCCEEDED, PENDING = orchestrator_pb2.JOB_STATE_SUCCEEDED, orchestrator_pb2.JOB_STATE_PENDING
+BAD_DOCUMENTS: list[dict[str, object]] = [{"id": "empty", "text": "   "}, {"id": "doc-3", "text": "a duplicate id"}]
+
+
+@pytest.fixture
+def orchestrator_on_redis(
+    log_dir: Path, redis_server: RedisServer, embedder_service: ServiceProcess, retriever_service: ServiceProcess
+) -> Iterator[ServiceProcess]:
+    """An orchestrator submitting to ``redis_server`` (no generator: retrieval-only tests)."""
+    extra = {
+        "RAGMESH_ORCHESTRATOR_REDIS_URL": redis_server.url,
+        "RAGMESH_ORCHESTRATOR_REDIS_BACKOFF_SECONDS": "0",
+        "RAGMESH_ORCHESTRATOR_GENERATOR_ADDR": "127.0.0.1:1",  # nothing there: no answer is generated
+    }
+    service = start_orchestrator(log_dir, embedder_service, retriever_service, embedder_service, extra)
+    yield service
+    service.terminate()
+
+
+def _documents(count: int) -> list[dict[str, object]]:
+    return [{"id": f"doc-{i}", "text": f"Document {i} is about subject {i % 11}. " * 12} for i in range(count)]
+
+
+def _count(retriever: ServiceProcess, collection: str) -> int:
+    with grpc.insecure_channel(retriever.address) as channel:
+        info = retriever_pb2_grpc.RetrieverServiceStub(channel).DescribeCollection(
+            retriever_pb2.DescribeCollectionRequest(name=collection)
+        )
+    return int(info.collection.count)
+
+
+def _until(read: Callable[[], orchestrator_pb2.IngestJob], holds: Callable[[orchestrator_pb2.IngestJob], bool]) -> orchestrator_pb2.IngestJob:
+    """Poll the job record until ``holds`` (bounded: 120 s)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = read()
+        if holds(job):
+            return job
+        time.sleep(0.02)
+    raise TimeoutError(f"the job never reached the expected state: {read()}")
+
+
+def _final(client: RagmeshClient, job_id: str) -> orchestrator_pb2.IngestJob:
+    return _until(lambda: client.job(job_id), lambda job: job.progress.done)
+
+
+def test_a_killed_worker_loses_nothing_and_stores_nothing_twice(
+    log_dir: Path,
+    redis_server: RedisServer,
+    orchestrator_on_redis: ServiceProcess,
+    embedder_service: ServiceProcess,
+    retriever_service: ServiceProcess,
+) -> None:
+    collection = unique_collection()
+    documents = _documents(480) + BAD_DOCUMENTS
+    first = start_worker(log_dir, embedder_service, retriever_service, redis_server.url)
+    try:
+        with client_of(orchestrator_on_redis) as client:
+            job_id = client.submit_job(documents, collection)
+            # Running, with at least one group stored (the cursor moved) and more to come.
+            at_kill = _until(lambda: client.job(job_id), lambda job: job.progress.documents_done >= 32)
+            first.process.kill()  # SIGKILL: no hand-over, the message stays unacknowledged
+            first.process.wait(30)
+        assert not at_kill.progress.done and f":{first.process.pid}" in at_kill.runner
+        second = start_worker(log_dir, embedder_service, retriever_service, redis_server.url)
+        try:
+            with client_of(orchestrator_on_redis) as client:
+                final = _final(client, job_id)  # redelivered after the visibility timeout
+                reference = client.ingest(_documents(480), f"{collection}_ref")
+        finally:
+            second.terminate()
+    finally:
+        first.terminate()
+    assert final.state == SUCCEEDED, final.error
+    assert final.attempts == 2 and f":{second.process.pid}" in final.runner
+    assert (final.progress.documents_done, final.progress.documents_failed) == (480, 2)
+    assert sorted(e.document_id for e in final.progress.errors) == ["doc-3", "empty"]
+    # Every chunk of every document is there, once (chunk ids are stable: upsert, not append).
+    assert _count(retriever_service, collection) == reference.chunks_done == final.progress.chunks_done
+
+
+def test_sigterm_finishes_or_hands_back_within_the_grace_period(
+    log_dir: Path,
+    redis_server: RedisServer,
+    orchestrator_on_redis: ServiceProcess,
+    embedder_service: ServiceProcess,
+    retriever_service: ServiceProcess,
+) -> None:
+    collection = unique_collection()
+    grace = {"RAGMESH_WORKER_SOFT_SHUTDOWN_SECONDS": "0.5"}
+    leaving = start_worker(log_dir, embedder_service, retriever_service, redis_server.url, grace)
+    with client_of(orchestrator_on_redis) as client:
+        job_id = client.submit_job(_documents(480), collection)
+        _until(lambda: client.job(job_id), lambda job: job.progress.documents_done >= 32)
+        started = time.monotonic()
+        code = leaving.terminate(timeout=60)  # SIGTERM; killed (and the test fails) past 60 s
+        stopped_after = time.monotonic() - started
+        after = client.job(job_id)
+        assert code == 0, leaving.log_tail()
+        if after.state != SUCCEEDED:  # handed back: requeued at once, resumed by the next worker
+            assert after.state == PENDING and "handed back" in after.error
+            staying = start_worker(log_dir, embedder_service, retriever_service, redis_server.url)
+            try:
+                after = _final(client, job_id)
+            finally:
+                staying.terminate()
+    assert after.state == SUCCEEDED and after.progress.documents_done == 480, after.error
+    assert stopped_after < 60
+
+
+def test_a_batch_of_200_queries_then_redis_down_and_back(
+    log_dir: Path,
+    redis_server: RedisServer,
+    orchestrator_on_redis: ServiceProcess,
+    embedder_service: ServiceProcess,
+    retriever_service: ServiceProcess,
+) -> None:
+    collection = unique_collection()
+    worker = start_worker(log_dir, embedder_service, retriever_service, redis_server.url)
+    try:
+        with client_of(orchestrator_on_redis) as client:
+            client.ingest(_documents(60), collection)
+            queries: list[orchestrator_pb2.QueryRequest | dict[str, object]] = [
+                {"query": f"What is subject {i % 11} about?", "collection": collection, "top_k": 3, "retrieval_only": True}
+                for i in range(199)
+            ]
+            queries.append({"query": "x", "collection": "no such name!", "retrieval_only": True})  # its own error
+            batch_id = client.submit_batch(queries)
+            deadline = time.monotonic() + 120
+            while (batch := client.batch(batch_id)).state != SUCCEEDED and time.monotonic() < deadline:
+                time.sleep(0.1)
+            done = client.batch(batch_id, include_results=True)
+            assert (done.state, done.total, done.done, done.failed) == (SUCCEEDED, 200, 200, 1), done.error
+            assert [r.index for r in done.results] == list(range(200))
+            assert all(len(r.response.sources) == 3 for r in done.results[:199])
+            assert done.results[199].error_code == "INVALID_ARGUMENT" and "collection" in done.results[199].error
+            samples = scrape(worker.metrics_port)
+            assert value(samples, "ragmesh_worker_tasks_total", task="batch", state="succeeded") == 1
+            assert value(samples, "ragmesh_worker_queue_depth", queue="ragmesh.query") == 0
+
+            redis_server.stop()
+            with pytest.raises(RagmeshError) as error:
+                client.submit_batch(queries[:1])
+            assert error.value.code == "UNAVAILABLE" and "background jobs are unavailable" in str(error.value)
+            answer = client.query("What is subject 3 about?", collection, retrieval_only=True)
+            assert answer.sources  # queries do not need the engine
+
+            redis_server.start()  # same port, empty: the worker reconnects by itself
+            second = client.submit_batch(queries[:5])
+            deadline = time.monotonic() + 120
+            while client.batch(second).state != SUCCEEDED and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert client.batch(second).done == 5
+    finally:
+        worker.terminate()
