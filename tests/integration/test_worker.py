@@ -1,7 +1,8 @@
 """Background work through the real engine: Celery workers (``python -m services.worker``)
 on a private Redis, the real embedder and retriever, an orchestrator that submits.
 
-A worker killed with SIGKILL mid-job: its task is redelivered to another worker, which
+An embedder stand-in holds the second group of a job at a gate, so the worker is
+stopped at a known point. A worker killed with SIGKILL mid-job: its task is redelivered to another worker, which
 resumes after the last stored group (no acknowledged document lost, none stored twice).
 A worker sent SIGTERM: it finishes or hands its task back within the grace period. A
 batch of 200 queries: every answer retrievable. Redis down: submitting is UNAVAILABLE
@@ -20,6 +21,7 @@ import pytest
 from ragmesh.client import RagmeshClient, RagmeshError
 from ragmesh.mesh.processes import ServiceProcess
 from ragmesh.v1 import orchestrator_pb2, retriever_pb2, retriever_pb2_grpc
+from tests.support.gated_embedder import GatedEmbedder
 from tests.support.metrics import scrape, value
 from tests.support.redis_server import RedisServer
 from tests.support.stack import client_of, start_orchestrator, start_worker, unique_collection
@@ -29,23 +31,35 @@ SUCCEEDED, PENDING = orchestrator_pb2.JOB_STATE_SUCCEEDED, orchestrator_pb2.JOB_
 BAD_DOCUMENTS: list[dict[str, object]] = [{"id": "empty", "text": "   "}, {"id": "doc-3", "text": "a duplicate id"}]
 
 
-@pytest.fixture
-def orchestrator_on_redis(
-    log_dir: Path, redis_server: RedisServer, embedder_service: ServiceProcess, retriever_service: ServiceProcess
-) -> Iterator[ServiceProcess]:
-    """An orchestrator submitting to ``redis_server`` (no generator: retrieval-only tests)."""
+def _submitter(log_dir: Path, redis_url: str, embedder: str, retriever: ServiceProcess) -> ServiceProcess:
+    """An orchestrator on ``redis_url`` (no generator: nothing here generates an answer)."""
     extra = {
-        "RAGMESH_ORCHESTRATOR_REDIS_URL": redis_server.url,
+        "RAGMESH_ORCHESTRATOR_REDIS_URL": redis_url,
         "RAGMESH_ORCHESTRATOR_REDIS_BACKOFF_SECONDS": "0",
-        "RAGMESH_ORCHESTRATOR_GENERATOR_ADDR": "127.0.0.1:1",  # nothing there: no answer is generated
+        "RAGMESH_ORCHESTRATOR_EMBEDDER_ADDR": embedder,
+        "RAGMESH_ORCHESTRATOR_GENERATOR_ADDR": "127.0.0.1:1",
     }
-    service = start_orchestrator(log_dir, embedder_service, retriever_service, embedder_service, extra)
-    yield service
-    service.terminate()
+    return start_orchestrator(log_dir, retriever, retriever, retriever, extra)
 
 
-def _documents(count: int) -> list[dict[str, object]]:
-    return [{"id": f"doc-{i}", "text": f"Document {i} is about subject {i % 11}. " * 12} for i in range(count)]
+@pytest.fixture
+def gated(
+    log_dir: Path, redis_server: RedisServer, retriever_service: ServiceProcess
+) -> Iterator[tuple[GatedEmbedder, ServiceProcess]]:
+    """An embedder that holds the second Embed call (the second group of a job), and an
+    orchestrator to submit with."""
+    with GatedEmbedder(free_calls=1) as embedder:
+        orchestrator = _submitter(log_dir, redis_server.url, embedder.address, retriever_service)
+        try:
+            yield embedder, orchestrator
+        finally:
+            orchestrator.terminate()
+
+
+def _documents(count: int, words: int = 12) -> list[dict[str, object]]:
+    return [
+        {"id": f"doc-{i}", "text": f"Document {i} is about subject {i % 11}. " * (words // 6)} for i in range(count)
+    ]
 
 
 def _count(retriever: ServiceProcess, collection: str) -> int:
@@ -56,7 +70,9 @@ def _count(retriever: ServiceProcess, collection: str) -> int:
     return int(info.collection.count)
 
 
-def _until(read: Callable[[], orchestrator_pb2.IngestJob], holds: Callable[[orchestrator_pb2.IngestJob], bool]) -> orchestrator_pb2.IngestJob:
+def _until(
+    read: Callable[[], orchestrator_pb2.IngestJob], holds: Callable[[orchestrator_pb2.IngestJob], bool]
+) -> orchestrator_pb2.IngestJob:
     """Poll the job record until ``holds`` (bounded: 120 s)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -67,94 +83,98 @@ def _until(read: Callable[[], orchestrator_pb2.IngestJob], holds: Callable[[orch
     raise TimeoutError(f"the job never reached the expected state: {read()}")
 
 
-def _final(client: RagmeshClient, job_id: str) -> orchestrator_pb2.IngestJob:
-    return _until(lambda: client.job(job_id), lambda job: job.progress.done)
+def _held(embedder: GatedEmbedder, client: RagmeshClient, job_id: str) -> orchestrator_pb2.IngestJob:
+    """The job once its first group is stored and the second one's Embed call is held."""
+    assert embedder.held.wait(120), "the job never reached its second group"
+    return _until(lambda: client.job(job_id), lambda job: job.progress.documents_done == 32)
 
 
 def test_a_killed_worker_loses_nothing_and_stores_nothing_twice(
     log_dir: Path,
     redis_server: RedisServer,
-    orchestrator_on_redis: ServiceProcess,
-    embedder_service: ServiceProcess,
+    gated: tuple[GatedEmbedder, ServiceProcess],
     retriever_service: ServiceProcess,
 ) -> None:
+    embedder, orchestrator = gated
     collection = unique_collection()
-    documents = _documents(480) + BAD_DOCUMENTS
-    first = start_worker(log_dir, embedder_service, retriever_service, redis_server.url)
+    documents = _documents(96) + BAD_DOCUMENTS
+    first = start_worker(log_dir, embedder.address, retriever_service.address, redis_server.url)
     try:
-        with client_of(orchestrator_on_redis) as client:
+        with client_of(orchestrator) as client:
             job_id = client.submit_job(documents, collection)
-            # Running, with at least one group stored (the cursor moved) and more to come.
-            at_kill = _until(lambda: client.job(job_id), lambda job: job.progress.documents_done >= 32)
-            first.process.kill()  # SIGKILL: no hand-over, the message stays unacknowledged
+            at_kill = _held(embedder, client, job_id)
+            first.process.kill()  # SIGKILL mid-job: no hand-over, the message stays unacknowledged
             first.process.wait(30)
-        assert not at_kill.progress.done and f":{first.process.pid}" in at_kill.runner
-        second = start_worker(log_dir, embedder_service, retriever_service, redis_server.url)
-        try:
-            with client_of(orchestrator_on_redis) as client:
-                final = _final(client, job_id)  # redelivered after the visibility timeout
-                reference = client.ingest(_documents(480), f"{collection}_ref")
-        finally:
-            second.terminate()
+            embedder.release()
+            assert not at_kill.progress.done and f":{first.process.pid}" in at_kill.runner
+            second = start_worker(log_dir, embedder.address, retriever_service.address, redis_server.url)
+            try:
+                final = _until(lambda: client.job(job_id), lambda job: job.progress.done)  # redelivered
+            finally:
+                second.terminate()
     finally:
         first.terminate()
     assert final.state == SUCCEEDED, final.error
     assert final.attempts == 2 and f":{second.process.pid}" in final.runner
-    assert (final.progress.documents_done, final.progress.documents_failed) == (480, 2)
+    assert (final.progress.documents_done, final.progress.documents_failed) == (96, 2)
     assert sorted(e.document_id for e in final.progress.errors) == ["doc-3", "empty"]
-    # Every chunk of every document is there, once (chunk ids are stable: upsert, not append).
-    assert _count(retriever_service, collection) == reference.chunks_done == final.progress.chunks_done
+    # The resumed delivery started after the stored group: 1 Embed call (held) before the
+    # kill, 1 for group 1 and 2 more for groups 2 and 3 — group 1 was not embedded again.
+    assert embedder.calls == 4
+    # Every document's chunk (one each) is stored, once: chunk ids are stable, upserts replace.
+    assert _count(retriever_service, collection) == final.progress.chunks_done == 96
 
 
-def test_sigterm_finishes_or_hands_back_within_the_grace_period(
+def test_sigterm_hands_the_task_back_within_the_grace_period(
     log_dir: Path,
     redis_server: RedisServer,
-    orchestrator_on_redis: ServiceProcess,
-    embedder_service: ServiceProcess,
+    gated: tuple[GatedEmbedder, ServiceProcess],
     retriever_service: ServiceProcess,
 ) -> None:
+    embedder, orchestrator = gated
     collection = unique_collection()
     grace = {"RAGMESH_WORKER_SOFT_SHUTDOWN_SECONDS": "0.5"}
-    leaving = start_worker(log_dir, embedder_service, retriever_service, redis_server.url, grace)
-    with client_of(orchestrator_on_redis) as client:
-        job_id = client.submit_job(_documents(480), collection)
-        _until(lambda: client.job(job_id), lambda job: job.progress.documents_done >= 32)
-        started = time.monotonic()
-        code = leaving.terminate(timeout=60)  # SIGTERM; killed (and the test fails) past 60 s
-        stopped_after = time.monotonic() - started
+    leaving = start_worker(log_dir, embedder.address, retriever_service.address, redis_server.url, grace)
+    with client_of(orchestrator) as client:
+        job_id = client.submit_job(_documents(96), collection)
+        _held(embedder, client, job_id)  # the task cannot finish: it must be handed back
+        code = leaving.terminate(timeout=60)  # SIGTERM (SIGKILL past 60 s, and the test fails)
         after = client.job(job_id)
         assert code == 0, leaving.log_tail()
-        if after.state != SUCCEEDED:  # handed back: requeued at once, resumed by the next worker
-            assert after.state == PENDING and "handed back" in after.error
-            staying = start_worker(log_dir, embedder_service, retriever_service, redis_server.url)
-            try:
-                after = _final(client, job_id)
-            finally:
-                staying.terminate()
-    assert after.state == SUCCEEDED and after.progress.documents_done == 480, after.error
-    assert stopped_after < 60
+        assert after.state == PENDING and "handed back" in after.error, after
+        embedder.release()
+        staying = start_worker(log_dir, embedder.address, retriever_service.address, redis_server.url)
+        try:
+            final = _until(lambda: client.job(job_id), lambda job: job.progress.done)
+        finally:
+            staying.terminate()
+    assert final.state == SUCCEEDED and final.progress.documents_done == 96, final.error
+    assert final.attempts == 2
+    assert _count(retriever_service, collection) == 96
 
 
 def test_a_batch_of_200_queries_then_redis_down_and_back(
-    log_dir: Path,
-    redis_server: RedisServer,
-    orchestrator_on_redis: ServiceProcess,
-    embedder_service: ServiceProcess,
-    retriever_service: ServiceProcess,
+    log_dir: Path, redis_server: RedisServer, embedder_service: ServiceProcess, retriever_service: ServiceProcess
 ) -> None:
     collection = unique_collection()
-    worker = start_worker(log_dir, embedder_service, retriever_service, redis_server.url)
+    orchestrator = _submitter(log_dir, redis_server.url, embedder_service.address, retriever_service)
+    worker = start_worker(log_dir, embedder_service.address, retriever_service.address, redis_server.url)
     try:
-        with client_of(orchestrator_on_redis) as client:
+        with client_of(orchestrator) as client:
             client.ingest(_documents(60), collection)
             queries: list[orchestrator_pb2.QueryRequest | dict[str, object]] = [
-                {"query": f"What is subject {i % 11} about?", "collection": collection, "top_k": 3, "retrieval_only": True}
+                {
+                    "query": f"What is subject {i % 11} about?",
+                    "collection": collection,
+                    "top_k": 3,
+                    "retrieval_only": True,
+                }
                 for i in range(199)
             ]
             queries.append({"query": "x", "collection": "no such name!", "retrieval_only": True})  # its own error
             batch_id = client.submit_batch(queries)
             deadline = time.monotonic() + 120
-            while (batch := client.batch(batch_id)).state != SUCCEEDED and time.monotonic() < deadline:
+            while client.batch(batch_id).state != SUCCEEDED and time.monotonic() < deadline:
                 time.sleep(0.1)
             done = client.batch(batch_id, include_results=True)
             assert (done.state, done.total, done.done, done.failed) == (SUCCEEDED, 200, 200, 1), done.error
@@ -180,3 +200,4 @@ def test_a_batch_of_200_queries_then_redis_down_and_back(
             assert client.batch(second).done == 5
     finally:
         worker.terminate()
+        orchestrator.terminate()

@@ -31,7 +31,9 @@ SETTINGS = OrchestratorConfig.from_env({}).ingest
 
 
 def _rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=f"fake {code.name}")
+    return grpc.aio.AioRpcError(
+        code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=f"fake {code.name}", debug_error_string=""
+    )
 
 
 class FakeIngestor:
