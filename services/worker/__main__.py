@@ -43,7 +43,7 @@ def run_worker(config: WorkerConfig) -> None:
     def execute(kind: str, record_id: str, context: Context) -> str:
         assert runtime.parts is not None
         coroutine = BODIES[kind](runtime.parts, record_id, runner)
-        return runtime.call(coroutine, config.task_time_limit_seconds, context)
+        return runtime.call(coroutine, config.task_time_limit_seconds, context, task=True)
 
     def give_up(kind: str, record_id: str, reason: str) -> None:
         assert runtime.parts is not None

@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -112,12 +113,14 @@ class WorkerRuntime:
         while not await self.ready():  # noqa: ASYNC110 - readiness is polled: Redis and health checks
             await asyncio.sleep(self.config.health_interval_seconds)
 
-    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float, context: Context | None = None) -> T:
+    def call(
+        self, coroutine: Coroutine[Any, Any, T], timeout: float, context: Context | None = None, task: bool = False
+    ) -> T:
         """Run ``coroutine`` on the loop (in trace ``context``) and wait at most ``timeout`` s.
 
         On time-out the coroutine is cancelled and DeadlineExceeded raised; after
         :meth:`hand_back`, HandedBack. Either way the coroutine first gets a bounded moment
-        to record where it stopped.
+        to record where it stopped. Only a ``task`` call is handed back.
         """
         finished = threading.Event()
 
@@ -131,7 +134,8 @@ class WorkerRuntime:
                 finished.set()
 
         future = asyncio.run_coroutine_threadsafe(tracked(), self.loop)
-        self._current = future
+        if task:
+            self._current = future
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
@@ -146,7 +150,8 @@ class WorkerRuntime:
             finished.wait(CANCEL_WAIT_SECONDS)
             raise
         finally:
-            self._current = None
+            if task:
+                self._current = None
 
     def hand_back(self) -> None:
         """Cancel the running task (from any thread): it records its progress and is requeued."""
@@ -186,9 +191,21 @@ class WorkerRuntime:
     async def _close(self) -> None:
         assert self.parts is not None
         self._serving.cancel()
-        await asyncio.gather(self._serving, return_exceptions=True)
+        steps: list[tuple[str, Coroutine[Any, Any, Any]]] = [
+            ("readiness", asyncio.gather(self._serving, return_exceptions=True)),  # type: ignore[list-item]
+        ]
         if self.health is not None:
-            await self.health.stop(grace=1.0)
-        await self.parts.versions.close()
-        await self.parts.components.close()
-        await self.parts.redis.close()
+            steps.append(("health server", self.health.stop(grace=1.0)))
+        steps += [
+            ("versions", self.parts.versions.close()),
+            ("channels", self.parts.components.close()),
+            ("redis", self.parts.redis.close()),
+        ]
+        for name, step in steps:
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(5.0):
+                    await step
+            except TimeoutError:
+                log.warning("closing the %s took more than 5 s; going on", name)
+            log.debug("closed the %s in %.2fs", name, time.monotonic() - started)
