@@ -27,6 +27,13 @@ DEMO_QUESTION = "What is the default embedding model?"
     "--orchestrators", type=click.IntRange(1, 16), default=1, show_default=True, help="Orchestrator replicas."
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(0, 16),
+    default=None,
+    show_default="1 with --redis-url, else 0",
+    help="Worker processes for background jobs and query batches (need --redis-url).",
+)
+@click.option(
     "--retrievers",
     type=click.IntRange(1, 16),
     default=1,
@@ -43,7 +50,7 @@ DEMO_QUESTION = "What is the default embedding model?"
     "--redis-url",
     envvar="RAGMESH_ORCHESTRATOR_REDIS_URL",
     default="",
-    help="Redis for the L2 cache and jobs (e.g. redis://127.0.0.1:6379/0).",
+    help="Redis for the L2 cache and the task broker of jobs and batches (e.g. redis://127.0.0.1:6379/0).",
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="Envoy's client port.")
 @click.option(
@@ -74,6 +81,7 @@ def up(
     embedders: int,
     generators: int,
     orchestrators: int,
+    workers: int | None,
     retrievers: int,
     retriever_uri: str,
     redis_url: str,
@@ -102,6 +110,7 @@ def up(
         traces_file=str(traces_file.resolve()) if traces_file and str(traces_file) not in ("", ".") else "",
         otlp_endpoint=otlp_endpoint,
         log_dir=log_dir.resolve(),
+        workers=workers,
     )
     context.find_root().obj["address"] = f"127.0.0.1:{port}"
     signal.signal(signal.SIGTERM, _interrupt)

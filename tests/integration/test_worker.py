@@ -11,6 +11,7 @@ while queries go on; Redis back: the same worker takes new work without a restar
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from ragmesh.client import RagmeshClient, RagmeshError
 from ragmesh.mesh.processes import ServiceProcess
 from ragmesh.v1 import orchestrator_pb2, retriever_pb2, retriever_pb2_grpc
 from tests.support.gated_embedder import GatedEmbedder
+from tests.support.mesh_cli import run_cli
 from tests.support.metrics import scrape, value
 from tests.support.redis_server import RedisServer
 from tests.support.stack import client_of, start_orchestrator, start_worker, unique_collection
@@ -154,7 +156,7 @@ def test_sigterm_hands_the_task_back_within_the_grace_period(
 
 
 def test_a_batch_of_200_queries_then_redis_down_and_back(
-    log_dir: Path, redis_server: RedisServer, retriever_service: ServiceProcess
+    log_dir: Path, tmp_path: Path, redis_server: RedisServer, retriever_service: ServiceProcess
 ) -> None:
     collection = unique_collection()
     embedder = GatedEmbedder(free_calls=1_000_000).__enter__()  # never holds: vectors without a model
@@ -182,8 +184,22 @@ def test_a_batch_of_200_queries_then_redis_down_and_back(
             assert [r.index for r in done.results] == list(range(200))
             assert all(len(r.response.sources) == 3 for r in done.results[:199])
             assert done.results[199].error_code == "INVALID_ARGUMENT" and "collection" in done.results[199].error
+            # The same through the CLI: submit a JSONL file, wait, write the results.
+            lines = tmp_path / "queries.jsonl"
+            lines.write_text('"What is subject 1 about?"\n{"query": "subject 2?", "top_k": 2}\n')
+            address = ("--address", orchestrator.address)
+            submitted = run_cli(*address, "batch", "submit", str(lines), "-c", collection, "--retrieval-only")
+            assert submitted.returncode == 0, submitted.stderr
+            cli_batch = submitted.stdout.strip()
+            status = run_cli(*address, "batch", "status", cli_batch, "--wait", timeout=120)
+            assert status.returncode == 0 and status.stdout.startswith("SUCCEEDED  2/2 queries"), status
+            out = tmp_path / "answers.jsonl"
+            assert run_cli(*address, "batch", "results", cli_batch, "--out", str(out)).returncode == 0
+            answers = [json.loads(line) for line in out.read_text().splitlines()]
+            assert [len(a["response"]["sources"]) for a in answers] == [4, 2]  # the default top_k, then 2
+
             samples = scrape(worker.metrics_port)
-            assert value(samples, "ragmesh_worker_tasks_total", task="batch", state="succeeded") == 1
+            assert value(samples, "ragmesh_worker_tasks_total", task="batch", state="succeeded") == 2
             assert value(samples, "ragmesh_worker_queue_depth", queue="ragmesh.query") == 0
 
             redis_server.stop()
