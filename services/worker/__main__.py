@@ -36,6 +36,13 @@ GIVE_UP = {"ingest": work.fail_job, "batch": work.fail_batch}
 
 def run_worker(config: WorkerConfig) -> None:
     """Start the runtime, register the tasks and consume until shutdown."""
+    if config.task_time_limit_seconds > config.engine.visibility_timeout_seconds:
+        log.warning(
+            "RAGMESH_WORKER_TASK_TIME_LIMIT_SECONDS (%.0f) exceeds RAGMESH_WORKER_VISIBILITY_TIMEOUT_SECONDS (%.0f): "
+            "a task running longer than the visibility timeout is delivered to a second worker as well",
+            config.task_time_limit_seconds,
+            config.engine.visibility_timeout_seconds,
+        )
     runtime = WorkerRuntime(config)
     runtime.start()
     runner = f"{socket.gethostname()}:{os.getpid()}"

@@ -62,7 +62,7 @@ class WorkerConfig:
             server=_server_settings(env),
             engine=EngineSettings(
                 broker_url=broker,
-                visibility_timeout_seconds=env.number("visibility_timeout_seconds", 3600.0, 1.0, 7 * 86_400.0),
+                visibility_timeout_seconds=env.number("visibility_timeout_seconds", 3900.0, 1.0, 7 * 86_400.0),
                 restore_interval_seconds=env.number("restore_interval_seconds", 10.0, 0.1, 3600.0),
                 socket_timeout_seconds=env.number("redis_timeout_seconds", 5.0, 0.1, 60.0),
                 soft_shutdown_seconds=env.number("soft_shutdown_seconds", 25.0, 0.0, 3600.0),
