@@ -63,7 +63,9 @@ def register_tasks(app: Celery, execute: Execute, give_up: GiveUp, retry: RetryS
 
     def body(kind: str) -> Callable[..., str]:
         def run(task: Task, record_id: str) -> str:
-            carrier = {TRACEPARENT: task.request.get(TRACEPARENT) or ""}
+            # A worker sees custom headers as request fields; an eager call, under ``headers``.
+            sent = task.request.get(TRACEPARENT) or (task.request.headers or {}).get(TRACEPARENT)
+            carrier = {TRACEPARENT: sent or ""}
             parent = propagate.extract(carrier) if carrier[TRACEPARENT] else Context()
             started = time.monotonic()
             RUNNING.inc()

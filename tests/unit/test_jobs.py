@@ -12,9 +12,12 @@ from typing import Any
 import grpc
 import pytest
 from celery import Celery
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ragmesh.v1 import orchestrator_pb2
 from services.common.errors import InvalidArgument, NotFound, Unavailable
+from services.common.tracing import tracer
 from services.orchestrator.clients import Deadline
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.ingest import IngestBatch, IngestState
@@ -214,3 +217,28 @@ async def test_redis_down_makes_submit_unavailable(redis_server: RedisServer) ->
         await manager.submit_batch(orchestrator_pb2.SubmitQueryBatchRequest(queries=[orchestrator_pb2.QueryRequest()]))
     manager.close()
     await redis.close()
+
+
+def test_a_task_continues_the_submitters_trace(span_exporter: InMemorySpanExporter) -> None:
+    app = Celery("test", set_as_current=False)
+    app.conf.update(task_always_eager=True)
+    seen: list[str] = []
+
+    def execute(kind: str, record_id: str, context: Any) -> str:
+        seen.append(format(trace.get_current_span(context).get_span_context().trace_id, "032x"))
+        return "SUCCEEDED"
+
+    retry = WorkerConfig.from_env({"RAGMESH_WORKER_REDIS_URL": "redis://x"}).retry
+    tasks = register_tasks(app, execute, lambda *_: None, retry)
+    with tracer().start_as_current_span("submit") as parent:
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+    tasks["ragmesh.ingest_job"].apply(args=["j1"], headers={"traceparent": headers["traceparent"]})
+    trace_id = format(parent.get_span_context().trace_id, "032x")
+    assert seen == [trace_id]  # the body runs in the task's span, inside the submitter's trace
+    task_span = next(
+        s
+        for s in span_exporter.get_finished_spans()
+        if s.name == "worker.ingest" and s.context.trace_id == parent.get_span_context().trace_id
+    )
+    assert task_span.parent is not None and task_span.parent.span_id == parent.get_span_context().span_id
