@@ -41,7 +41,7 @@ class Orchestrator:
         self.pipeline = QueryPipeline(self.components, self.cache, self.versions, cross_encoder)
         self.ingestor = Ingestor(self.components, self.versions, config.ingest)
         # Jobs and batches run on the worker component; this replica only stores and sends them.
-        self.jobs = JobManager(self.redis, settings.redis_url, config.ingest, settings.broker_timeout_seconds)
+        self.jobs = JobManager(settings.redis_url, config.ingest, settings.broker_timeout_seconds)
         self.queries = 0
 
     def start(self) -> None:
@@ -50,7 +50,7 @@ class Orchestrator:
 
     async def close(self) -> None:
         """Close the engine's pool, channels and Redis."""
-        self.jobs.close()
+        await self.jobs.close()
         await self.versions.close()
         await self.components.close()
         if self.cross_encoder is not None:

@@ -34,10 +34,12 @@ NO_ENGINE = "background jobs need a broker: set RAGMESH_ORCHESTRATOR_REDIS_URL a
 class JobManager:
     """Submits ingestion jobs and query batches to the engine and reads their records."""
 
-    def __init__(self, redis: RedisGuard, redis_url: str, settings: IngestSettings, timeout: float = 5.0) -> None:
-        self.records = RecordStore(redis)
+    def __init__(self, redis_url: str, settings: IngestSettings, timeout: float = 5.0) -> None:
+        # A guard of its own: the answer cache's is tuned for 100 ms lookups, while a job's
+        # payload (up to MAX_DOCUMENTS documents) takes longer to write; no back-off either.
+        self.redis = RedisGuard(redis_url, timeout, 0.0)
+        self.records = RecordStore(self.redis)
         self.settings = settings
-        self.redis = redis
         self.app: Celery | None = (
             make_app(EngineSettings(redis_url, socket_timeout_seconds=timeout), "ragmesh-orchestrator")
             if redis_url
@@ -120,10 +122,11 @@ class JobManager:
             batch.results.extend(await _engine_call(self.records.results(batch_id)))
         return batch
 
-    def close(self) -> None:
-        """Release the engine's connection pool."""
+    async def close(self) -> None:
+        """Release the engine's connection pool and the records' Redis client."""
         if self.app is not None:
             self.app.close()
+        await self.redis.close()
 
 
 async def _engine_call(operation: Awaitable[T]) -> T:

@@ -182,8 +182,8 @@ def test_invalid_argument_is_not_retried(runtime: WorkerRuntime) -> None:
 
 
 async def test_submissions_are_checked_and_need_a_broker(redis_server: RedisServer) -> None:
-    redis = RedisGuard(redis_server.url, 1.0, 0.0)
-    manager = JobManager(redis, redis_server.url, SETTINGS)
+    manager = JobManager(redis_server.url, SETTINGS)
+    redis = manager.redis
     with pytest.raises(InvalidArgument, match="at least one document"):
         await manager.submit(orchestrator_pb2.SubmitIngestJobRequest(collection="docs"))
     with pytest.raises(InvalidArgument, match="collection name"):
@@ -199,24 +199,21 @@ async def test_submissions_are_checked_and_need_a_broker(redis_server: RedisServ
     job_id = await manager.submit(_request(3))  # stored, and its task is in the ingest queue
     assert (await manager.get(job_id)).state == orchestrator_pb2.JOB_STATE_PENDING
     assert await redis.call_or_raise("llen", lambda r: r.llen("ragmesh.ingest")) == 1
-    manager.close()
-    await redis.close()
-    without = JobManager(RedisGuard("", 1.0, 0.0), "", SETTINGS)
+    await manager.close()
+    without = JobManager("", SETTINGS)
     with pytest.raises(Unavailable, match="RAGMESH_ORCHESTRATOR_REDIS_URL"):
         await without.submit(_request(1))
     assert "RAGMESH_ORCHESTRATOR_REDIS_URL" in NO_ENGINE
 
 
 async def test_redis_down_makes_submit_unavailable(redis_server: RedisServer) -> None:
-    redis = RedisGuard(redis_server.url, 0.5, 0.0)
-    manager = JobManager(redis, redis_server.url, SETTINGS, timeout=0.5)
+    manager = JobManager(redis_server.url, SETTINGS, timeout=0.5)
     redis_server.stop()
     with pytest.raises(Unavailable, match="background jobs are unavailable"):
         await manager.submit(_request(1))
     with pytest.raises(Unavailable, match="background jobs are unavailable"):
         await manager.submit_batch(orchestrator_pb2.SubmitQueryBatchRequest(queries=[orchestrator_pb2.QueryRequest()]))
-    manager.close()
-    await redis.close()
+    await manager.close()
 
 
 def test_a_task_continues_the_submitters_trace(span_exporter: InMemorySpanExporter) -> None:
