@@ -30,6 +30,13 @@ EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     "--orchestrators", type=click.IntRange(1, 16), default=1, show_default=True, help="Orchestrator replicas."
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(0, 16),
+    default=None,
+    show_default="1 with --redis-url, else 0",
+    help="Worker processes for background jobs and query batches (need --redis-url).",
+)
+@click.option(
     "--retrievers",
     type=click.IntRange(1, 16),
     default=1,
@@ -46,7 +53,7 @@ EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     "--redis-url",
     envvar="RAGMESH_ORCHESTRATOR_REDIS_URL",
     default="",
-    help="Redis for the L2 cache and jobs (e.g. redis://127.0.0.1:6379/0).",
+    help="Redis for the L2 cache and the task broker of jobs and batches (e.g. redis://127.0.0.1:6379/0).",
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="Envoy's client port.")
 @click.option(
@@ -95,6 +102,7 @@ def up(
     embedders: int,
     generators: int,
     orchestrators: int,
+    workers: int | None,
     retrievers: int,
     retriever_uri: str,
     redis_url: str,
@@ -138,7 +146,8 @@ def up(
         redis_url=redis_url,
         traces_file=str(traces_file.resolve()) if traces_file and str(traces_file) not in ("", ".") else "",
         otlp_endpoint=otlp_endpoint,
-        log_dir=log_dir,
+        log_dir=log_dir.resolve(),
+        workers=workers,
     )
     root["address"] = f"127.0.0.1:{port}"
     signal.signal(signal.SIGTERM, _interrupt)

@@ -132,3 +132,11 @@ class AsyncRagmeshClient:
     ) -> orchestrator_pb2.ExperimentReport:
         """Per-variant statistics of an experiment and the significance of their differences."""
         return await self._run(base.experiment_report_call(experiment, metric, chart=chart, **options))
+
+    async def submit_batch(self, queries: Iterable[orchestrator_pb2.QueryRequest | dict[str, Any]]) -> str:
+        """Queue a batch of queries (1 to 10,000) for the workers; returns its id."""
+        return await self._run(base.submit_batch_call(self.settings, queries))
+
+    async def batch(self, batch_id: str, include_results: bool = False) -> orchestrator_pb2.QueryBatch:
+        """A batch's progress and, with ``include_results``, every answer (or error) so far."""
+        return await self._run(base.batch_call(batch_id, include_results))

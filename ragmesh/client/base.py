@@ -131,6 +131,24 @@ def submit_job_request(
     )
 
 
+def batch_request(
+    settings: ClientSettings, queries: Iterable[orchestrator_pb2.QueryRequest | dict[str, Any]]
+) -> orchestrator_pb2.SubmitQueryBatchRequest:
+    """A SubmitQueryBatchRequest; a dict is ``{"query", "collection", "top_k", **options}``
+    (the options of :meth:`ClientSettings.query_request`)."""
+    requests = []
+    for query in queries:
+        if isinstance(query, orchestrator_pb2.QueryRequest):
+            requests.append(query)
+            continue
+        fields = dict(query)
+        text = fields.pop("query", "")
+        requests.append(
+            settings.query_request(str(text), str(fields.pop("collection", "")), int(fields.pop("top_k", 0)), **fields)
+        )
+    return orchestrator_pb2.SubmitQueryBatchRequest(queries=requests)
+
+
 class IngestTally:
     """Folds the Ingest stream's progress messages into the final progress, with the
     errors of every message (each message carries only its own batch's errors)."""
@@ -218,3 +236,16 @@ def experiment_report_call(
     """GetExperimentReport: statistics per variant (``options``: exclude_cache_hits, include_forced)."""
     request = orchestrator_pb2.ExperimentReportRequest(experiment=experiment, metric=metric, chart=chart, **options)
     return Call("GetExperimentReport", request, _identity)
+
+
+def submit_batch_call(
+    settings: ClientSettings, queries: Iterable[orchestrator_pb2.QueryRequest | dict[str, Any]]
+) -> Call[str]:
+    """SubmitQueryBatch: the new batch's id."""
+    return Call("SubmitQueryBatch", batch_request(settings, queries), lambda reply: str(reply.batch_id))
+
+
+def batch_call(batch_id: str, include_results: bool = False) -> Call[orchestrator_pb2.QueryBatch]:
+    """GetQueryBatch: progress and, with ``include_results``, every answer (or error) so far."""
+    request = orchestrator_pb2.GetQueryBatchRequest(batch_id=batch_id, include_results=include_results)
+    return Call("GetQueryBatch", request, _identity)

@@ -124,3 +124,11 @@ class RagmeshClient:
     ) -> orchestrator_pb2.ExperimentReport:
         """Per-variant statistics of an experiment and the significance of their differences."""
         return self._run(base.experiment_report_call(experiment, metric, chart=chart, **options))
+
+    def submit_batch(self, queries: Iterable[orchestrator_pb2.QueryRequest | dict[str, Any]]) -> str:
+        """Queue a batch of queries (1 to 10,000) for the workers; returns its id."""
+        return self._run(base.submit_batch_call(self.settings, queries))
+
+    def batch(self, batch_id: str, include_results: bool = False) -> orchestrator_pb2.QueryBatch:
+        """A batch's progress and, with ``include_results``, every answer (or error) so far."""
+        return self._run(base.batch_call(batch_id, include_results))

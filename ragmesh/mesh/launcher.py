@@ -22,6 +22,8 @@ from ragmesh.mesh.processes import ROOT, ServiceProcess, free_port
 from services.common.names import DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
 COMPONENT_ORDER = ("retriever", "embedder", "generator", "orchestrator")
+#: Ports of the first worker (health, metrics); workers sit behind no Envoy cluster.
+WORKER_PORTS = (50055, 9105)
 
 
 class MeshError(RuntimeError):
@@ -50,6 +52,13 @@ class MeshPlan:
     log_dir: Path = ROOT / "var" / "logs"
     #: Extra environment per component (e.g. generator settings), merged over the defaults.
     env: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Worker processes (background jobs and batches); None: 1 with a Redis URL, else 0.
+    workers: int | None = None
+
+    @property
+    def worker_count(self) -> int:
+        """How many workers to start."""
+        return (1 if self.redis_url else 0) if self.workers is None else self.workers
 
     def check(self) -> None:
         """Reject plans that cannot work, with a reason."""
@@ -61,6 +70,10 @@ class MeshPlan:
                 "several retrievers need a Milvus server (--retriever-uri http://host:19530): "
                 "a milvus-lite directory is owned by one process"
             )
+        if not 0 <= self.worker_count <= 16:
+            raise MeshError(f"workers must be between 0 and 16, got {self.worker_count}")
+        if self.worker_count and not self.redis_url:
+            raise MeshError("workers need a broker: give --redis-url (e.g. redis://127.0.0.1:6379/0)")
 
 
 @dataclass
@@ -97,6 +110,7 @@ class Mesh:
             + [(self.plan.envoy_internal_port, "envoy internal")]
             + [(port, name) for name, addresses in ports.items() for port, _ in addresses]
             + [(metrics, f"{name} metrics") for name, addresses in ports.items() for _, metrics in addresses]
+            + ([(WORKER_PORTS[0], "worker"), (WORKER_PORTS[1], "worker metrics")] if self._default_worker_ports else [])
         )
         self.plan.log_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -105,16 +119,22 @@ class Mesh:
                     env = self._env(component, port, metrics)
                     self.replicas.append(Replica(component, ServiceProcess(component, env, self.plan.log_dir)))
             self._start_envoy(ports)
+            self._start_workers()
             for replica in self.replicas:
                 report(f"waiting for {replica.component} on {replica.address} ...")
                 self._wait(replica, timeout)
             assert self.envoy is not None
             for replica in self.replicas:
-                self.envoy.wait_health(replica.component, replica.address, healthy=True, timeout=60)
+                if replica.component != "worker":  # workers take tasks from Redis, not calls
+                    self.envoy.wait_health(replica.component, replica.address, healthy=True, timeout=60)
             self._write_state()
         except BaseException:
             self.stop()
             raise
+
+    @property
+    def _default_worker_ports(self) -> bool:
+        return self.plan.worker_count > 0 and self.plan.default_ports
 
     def _ports(self) -> dict[str, list[tuple[int, int]]]:
         """(gRPC port, metrics port) of every replica."""
@@ -135,6 +155,18 @@ class Mesh:
         for index, (grpc_port, _) in enumerate(ports["orchestrator"]):
             http[grpc_port] = DEFAULT_HTTP_PORT if index == 0 and self.plan.default_ports else free_port()
         return http
+
+    def _start_workers(self) -> None:
+        """Start the workers: they call the embedder and retriever through Envoy."""
+        for index in range(self.plan.worker_count):
+            first = index == 0 and self.plan.default_ports
+            port, metrics = WORKER_PORTS if first else (free_port(), free_port())
+            env = self._env("worker", port, metrics)
+            for target in ("embedder", "retriever", "generator"):
+                env[f"RAGMESH_WORKER_{target.upper()}_ADDR"] = self.internal_address
+            env["RAGMESH_WORKER_COMPONENTS_BEHIND_ENVOY"] = "true"
+            env["RAGMESH_WORKER_REDIS_URL"] = self.plan.redis_url
+            self.replicas.append(Replica("worker", ServiceProcess("worker", env, self.plan.log_dir)))
 
     def _env(self, component: str, port: int, metrics: int) -> dict[str, str]:
         prefix = f"RAGMESH_{component.upper()}_"
@@ -217,11 +249,12 @@ class Mesh:
         (self.plan.log_dir / "mesh.json").write_text(json.dumps(state, indent=2))
 
     def stop(self) -> None:
-        """SIGTERM every component (the orchestrator first), then Envoy. Signals are ignored
+        """SIGTERM every component (the orchestrator first, workers next), then Envoy. Signals are ignored
         meanwhile: a second Ctrl-C must not abandon half-stopped processes."""
         previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            for replica in sorted(self.replicas, key=lambda r: r.component != "orchestrator"):
+            order = {"orchestrator": 0, "worker": 1}
+            for replica in sorted(self.replicas, key=lambda r: order.get(r.component, 2)):
                 replica.process.terminate()
             if self.envoy is not None:
                 self.envoy.stop()

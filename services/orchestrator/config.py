@@ -25,6 +25,8 @@ class CacheSettings:
     redis_timeout_seconds: float
     #: After a Redis error, skip Redis for this long instead of paying the timeout per query.
     redis_backoff_seconds: float
+    #: Bound on connecting to the task broker (the same Redis) when a job or batch is sent.
+    broker_timeout_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,6 @@ class IngestSettings:
     embed_batch: int
     max_document_chars: int
     max_documents: int
-    job_workers: int
-    #: A job whose replica stopped renewing its lease this long ago is resumed elsewhere.
-    job_lease_seconds: float
-    job_max_attempts: int
 
 
 @dataclass(frozen=True)
@@ -130,6 +128,7 @@ def _cache_settings(env: Env) -> CacheSettings:
         l2_ttl_seconds=env.number("cache_l2_ttl_seconds", 86_400.0, 1.0),
         redis_timeout_seconds=env.number("redis_timeout_ms", 100.0, 1.0, 60_000.0) / 1000.0,
         redis_backoff_seconds=env.number("redis_backoff_seconds", 5.0, 0.0, 3600.0),
+        broker_timeout_seconds=env.number("broker_timeout_seconds", 5.0, 0.1, 60.0),
     )
 
 
@@ -157,7 +156,4 @@ def _ingest_settings(env: Env) -> IngestSettings:
         embed_batch=env.integer("embed_batch", 64, 1, 512),
         max_document_chars=env.integer("max_document_chars", 2_000_000, 1),
         max_documents=env.integer("max_documents", 100_000, 1),
-        job_workers=env.integer("job_workers", 1, 0, 64),
-        job_lease_seconds=env.number("job_lease_seconds", 15.0, 1.0, 3600.0),
-        job_max_attempts=env.integer("job_max_attempts", 3, 1, 100),
     )

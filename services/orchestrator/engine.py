@@ -24,7 +24,6 @@ from services.orchestrator.experiments.analysis import ExperimentReport
 from services.orchestrator.experiments.manager import Experiments
 from services.orchestrator.grpc_ports import grpc_ports
 from services.orchestrator.ingest import IngestBatch, Ingestor
-from services.orchestrator.job_store import JobStore, MemoryJobStore, RedisJobStore
 from services.orchestrator.jobs import JobManager
 from services.orchestrator.pipeline import QueryPipeline
 from services.orchestrator.ports import Ports
@@ -73,19 +72,18 @@ class Orchestrator:
         self.versions = CollectionVersions(self.redis)
         self.pipeline = QueryPipeline(ports, self.cache, self.versions, cross_encoder)
         self.ingestor = Ingestor(ports.embedder, ports.retriever, self.versions, config.ingest)
-        store: JobStore = RedisJobStore(self.redis) if self.redis.configured else MemoryJobStore()
-        self.jobs = JobManager(store, self.ingestor, config.ingest)
+        # Jobs and batches run on the worker component; this replica only stores and sends them.
+        self.jobs = JobManager(settings.redis_url, config.ingest, settings.broker_timeout_seconds)
         self.queries = 0
         self.experiments = Experiments.create(config.experiments, self.redis)
 
     def start(self) -> None:
-        """Start the ingestion workers and the version publisher."""
-        self.jobs.start()
+        """Start the version publisher."""
         self.versions.start()
 
     async def close(self) -> None:
-        """Hand running jobs back, store pending experiment records, close channels and Redis."""
-        await self.jobs.stop()
+        """Store pending experiment records, close the task engine's pool, channels and Redis."""
+        await self.jobs.close()
         await self.experiments.flush()
         await self.versions.close()
         if self.components is not None:

@@ -84,6 +84,17 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         async for job in self.slot.get().jobs.watch(request.job_id):
             yield job
 
+    async def SubmitQueryBatch(
+        self, request: orchestrator_pb2.SubmitQueryBatchRequest, context: Context
+    ) -> orchestrator_pb2.SubmitQueryBatchResponse:
+        batch_id = await self.slot.get().jobs.submit_batch(request)
+        return orchestrator_pb2.SubmitQueryBatchResponse(batch_id=batch_id)
+
+    async def GetQueryBatch(
+        self, request: orchestrator_pb2.GetQueryBatchRequest, context: Context
+    ) -> orchestrator_pb2.QueryBatch:
+        return await self.slot.get().jobs.get_batch(request.batch_id, request.include_results)
+
     async def DeleteDocuments(
         self, request: orchestrator_pb2.DeleteDocumentsRequest, context: Context
     ) -> orchestrator_pb2.DeleteDocumentsResponse:

@@ -1,10 +1,9 @@
 """Orchestrator state across replicas, through real processes: the two-level cache (L1,
-L2 from another replica, Redis stopped mid-test) and ingestion jobs (bad documents
-reported, a job outliving the replica that ran it)."""
+L2 from another replica, Redis stopped mid-test). Ingestion jobs run on the worker
+component now: see test_worker.py."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,29 +26,6 @@ def _count(retriever: ServiceProcess, collection: str) -> int:
             retriever_pb2.DescribeCollectionRequest(name=collection)
         )
     return int(info.collection.count)
-
-
-def test_an_ingestion_job_reports_bad_documents_and_indexes_the_rest(
-    orchestrator: ServiceProcess, retriever_service: ServiceProcess
-) -> None:
-    collection = unique_collection()
-    documents: list[dict[str, object]] = [
-        {"id": f"doc-{i}", "text": f"Document {i} talks about subject {i % 7}. " * 30} for i in range(40)
-    ]
-    documents += [
-        {"id": "empty", "text": "   "},
-        {"id": "doc-3", "text": "a duplicate id"},
-        {"id": "bad-meta", "text": "fine text", "metadata": {"bad key!": 1}},
-        {"id": "", "text": "no id"},
-    ]
-    with client_of(orchestrator) as client:
-        job_id = client.submit_job(documents, collection)
-        states = list(client.watch_job(job_id))
-    final = states[-1]
-    assert final.state == 3, final.error  # SUCCEEDED
-    assert (final.progress.documents_done, final.progress.documents_failed) == (40, 4)
-    assert {e.document_id for e in final.progress.errors} == {"empty", "doc-3", "bad-meta", "#43"}
-    assert _count(retriever_service, collection) == final.progress.chunks_done > 40
 
 
 class TestTwoLevelCache:
@@ -93,34 +69,3 @@ class TestTwoLevelCache:
         # Replica two generated one answer ("other"): its streamed Generate call is counted too.
         calls = {c.component: c.requests for c in stats.components}
         assert calls["generator"] >= 1 and calls["embedder"] >= 1 and calls["retriever"] >= 1
-
-
-def test_a_job_survives_the_death_of_the_replica_running_it(
-    log_dir: Path,
-    redis_server: RedisServer,
-    embedder_service: ServiceProcess,
-    retriever_service: ServiceProcess,
-    generator_service: ServiceProcess,
-) -> None:
-    extra = {"RAGMESH_ORCHESTRATOR_REDIS_URL": redis_server.url, "RAGMESH_ORCHESTRATOR_JOB_LEASE_SECONDS": "2"}
-    collection = unique_collection()
-    words = " ".join(f"word{i}" for i in range(300))
-    documents = [{"id": f"big-{i}", "text": f"Document {i}. {words}"} for i in range(240)]
-    components = (embedder_service, retriever_service, generator_service)
-    with orchestrator_replicas(log_dir, components, extra) as replicas:
-        with client_of(replicas[0]) as client:
-            job_id = client.submit_job(documents, collection)
-            job = client.job(job_id)
-            while job.progress.documents_done == 0:  # running, part of it stored
-                time.sleep(0.05)
-                job = client.job(job_id)
-        runner = next(r for r in replicas if f":{r.process.pid}:" in job.runner)
-        survivor = next(r for r in replicas if r is not runner)
-        runner.process.kill()  # no clean hand-over: its lease simply lapses
-        with client_of(survivor) as client:
-            final = list(client.watch_job(job_id))[-1]
-            reference = client.ingest(documents, f"{collection}_ref")  # the same documents, in one go
-    assert final.state == 3, final.error  # SUCCEEDED
-    assert final.attempts == 2 and f":{survivor.process.pid}:" in final.runner
-    assert final.progress.documents_done == 240
-    assert _count(retriever_service, collection) == reference.chunks_done  # no chunk lost or stored twice

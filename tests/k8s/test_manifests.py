@@ -112,6 +112,7 @@ def test_hpas_scale_existing_deployments_on_cpu_and_served_metrics(
 ) -> None:
     deployments = of_kind(rendered[overlay], "Deployment")
     hpas = of_kind(rendered[overlay], "HorizontalPodAutoscaler")
+    hpas.pop("worker", None)  # scales on an external metric: test_overlays checks it
     assert sorted(hpas) == sorted(AUTOSCALED)
     served = adapter_metrics()
     for hpa in hpas.values():
@@ -158,7 +159,7 @@ def test_services_and_budgets_select_pods(rendered: dict[str, list[Doc]], overla
     selectors += [d["spec"]["selector"]["matchLabels"] for d in of_kind(docs, "PodDisruptionBudget").values()]
     for selector in selectors:
         assert any(selector.items() <= labels.items() for labels in pod_labels), selector
-    assert sorted(of_kind(docs, "PodDisruptionBudget")) == sorted([*SERVICES, "envoy"])
+    assert sorted(of_kind(docs, "PodDisruptionBudget")) == sorted([*SERVICES, "envoy", "worker"])
     for component in SERVICES:
         service = of_kind(docs, "Service")[component]["spec"]
         assert service["clusterIP"] == "None", "headless: Envoy balances over every pod"

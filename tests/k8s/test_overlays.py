@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.k8s.conftest import OVERLAYS, Doc, env_of, of_kind
+import yaml
+
+from tests.k8s.conftest import K8S, OVERLAYS, Doc, env_of, of_kind
 
 SERVICES = ("orchestrator", "embedder", "retriever", "generator")
 
@@ -71,3 +73,30 @@ def test_everything_lands_in_one_namespace(rendered: dict[str, list[Doc]]) -> No
         for doc in rendered[overlay]:
             if doc["kind"] != "Namespace":
                 assert doc["metadata"].get("namespace") == "ragmesh", (overlay, doc["kind"], doc["metadata"]["name"])
+
+
+def test_workers_scale_on_queue_length_where_redis_is_configured(rendered: dict[str, list[Doc]]) -> None:
+    for overlay in ("lite", "lite-tracing"):  # no broker configured: no worker runs
+        assert of_kind(rendered[overlay], "Deployment")["worker"]["spec"]["replicas"] == 0
+        assert "worker" not in of_kind(rendered[overlay], "HorizontalPodAutoscaler")
+    docs = rendered["cluster"]
+    worker = of_kind(docs, "Deployment")["worker"]
+    assert "replicas" not in worker["spec"], "the HPA owns the worker count"
+    main = worker["spec"]["template"]["spec"]["containers"][0]
+    env = env_of(main)
+    ref = env["RAGMESH_WORKER_REDIS_URL"]["valueFrom"]["configMapKeyRef"]
+    assert of_kind(docs, "ConfigMap")[ref["name"]]["data"][ref["key"]].startswith("redis://")
+    assert float(env["RAGMESH_WORKER_VISIBILITY_TIMEOUT_SECONDS"]["value"]) > float(
+        env["RAGMESH_WORKER_TASK_TIME_LIMIT_SECONDS"]["value"]
+    ), "a task still running must not be redelivered to a second worker"
+    grace = float(env["RAGMESH_WORKER_SOFT_SHUTDOWN_SECONDS"]["value"])
+    assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= grace + 10
+    assert main["startupProbe"]["grpc"]["port"] == main["readinessProbe"]["grpc"]["port"] == 50055
+    assert "grpc" not in main["livenessProbe"], "a Redis outage (NOT_SERVING) must not restart workers"
+    hpa = of_kind(docs, "HorizontalPodAutoscaler")["worker"]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == "worker"
+    queues = {m["external"]["metric"]["selector"]["matchLabels"]["queue"] for m in hpa["metrics"]}
+    assert {m["external"]["metric"]["name"] for m in hpa["metrics"]} == {"ragmesh_worker_queue_depth"}
+    assert queues == {"ragmesh.ingest", "ragmesh.query"}
+    values = yaml.safe_load((K8S / "monitoring" / "prometheus-adapter-values.yaml").read_text())
+    assert {rule["name"]["as"] for rule in values["rules"]["external"]} == {"ragmesh_worker_queue_depth"}

@@ -66,3 +66,34 @@ def client_of(service: ServiceProcess, **settings: object) -> Iterator[RagmeshCl
     """A blocking client talking to ``service`` directly."""
     with RagmeshClient(service.address, **settings) as client:
         yield client
+
+
+def start_worker(
+    log_dir: Path,
+    embedder: str,
+    retriever: str,
+    redis_url: str,
+    extra: Mapping[str, str] | None = None,
+) -> ServiceProcess:
+    """A worker (``python -m services.worker``) on ``redis_url`` calling the embedder and
+    retriever at these addresses, SERVING: connected to the broker, both answering. Short
+    visibility timeout and intervals."""
+    env = {
+        "RAGMESH_WORKER_REDIS_URL": redis_url,
+        "RAGMESH_WORKER_EMBEDDER_ADDR": embedder,
+        "RAGMESH_WORKER_RETRIEVER_ADDR": retriever,
+        "RAGMESH_WORKER_GENERATOR_ADDR": "127.0.0.1:1",  # batches in the tests are retrieval-only
+        "RAGMESH_WORKER_VISIBILITY_TIMEOUT_SECONDS": "2",
+        "RAGMESH_WORKER_RESTORE_INTERVAL_SECONDS": "0.5",
+        "RAGMESH_WORKER_HEALTH_INTERVAL_SECONDS": "0.2",
+        "RAGMESH_WORKER_REDIS_TIMEOUT_SECONDS": "1",
+        "RAGMESH_WORKER_DRAIN_SECONDS": "0",
+        **(extra or {}),
+    }
+    service = ServiceProcess("worker", env, log_dir)
+    try:
+        service.wait_serving(timeout=120)
+    except BaseException:
+        service.terminate()
+        raise
+    return service

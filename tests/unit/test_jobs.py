@@ -1,46 +1,63 @@
-"""Ingestion jobs with a fake ingestor: success, hand-over after a replica dies, giving up."""
+"""Background work with fakes for the components and a real Redis: records and
+submission (JobManager), the task bodies (resume after the cursor, per-document errors),
+and the engine's retry rules run by Celery in eager mode (UNAVAILABLE retried with a
+bounded count, INVALID_ARGUMENT failed at once)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
+import grpc
 import pytest
+from celery import Celery
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ragmesh.v1 import orchestrator_pb2
 from services.common.errors import InvalidArgument, NotFound, Unavailable
+from services.common.tracing import tracer
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.deadline import Deadline
 from services.orchestrator.domain import IngestProgress
 from services.orchestrator.ingest import IngestBatch, IngestState
-from services.orchestrator.job_store import JobStore, MemoryJobStore, RedisJobStore
-from services.orchestrator.jobs import JobManager
+from services.orchestrator.job_store import RecordStore, StoredJob
+from services.orchestrator.jobs import NO_ENGINE, JobManager
 from services.orchestrator.redis_store import RedisGuard
+from services.worker import work
+from services.worker.config import WorkerConfig
+from services.worker.runtime import Parts, WorkerRuntime
+from services.worker.tasks import register_tasks
 from tests.support.redis_server import RedisServer
 
-SETTINGS = OrchestratorConfig.from_env(
-    {"RAGMESH_ORCHESTRATOR_JOB_LEASE_SECONDS": "1", "RAGMESH_ORCHESTRATOR_JOB_MAX_ATTEMPTS": "2"}
-).ingest
+SETTINGS = OrchestratorConfig.from_env({}).ingest
+
+
+def _rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(
+        code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=f"fake {code.name}", debug_error_string=""
+    )
 
 
 class FakeIngestor:
-    """Indexes one document per progress step, slowly; can be told to fail."""
+    """Indexes one document per progress step; raises scripted errors on its first calls."""
 
-    def __init__(self, delay: float = 0.05, fail_with: Exception | None = None) -> None:
-        self.delay = delay
-        self.fail_with = fail_with
+    def __init__(self, errors: list[BaseException] | None = None) -> None:
+        self.errors = list(errors or [])
+        self.calls = 0
         self.indexed: list[str] = []
 
     async def run(
         self, batches: AsyncIterator[IngestBatch], deadline: Deadline, state: IngestState | None = None
     ) -> AsyncIterator[IngestProgress]:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
         state = state or IngestState()
         async for batch in batches:
             state.documents_total += len(batch.documents)
             for document in batch.documents:
-                if self.fail_with is not None:
-                    raise self.fail_with
-                await asyncio.sleep(self.delay)
                 if not document.text:
                     state.fail(document.id, "document text is empty")
                 else:
@@ -55,150 +72,171 @@ def _request(count: int) -> orchestrator_pb2.SubmitIngestJobRequest:
     return orchestrator_pb2.SubmitIngestJobRequest(collection="docs", documents=documents)
 
 
-async def _finished(manager: JobManager, job_id: str) -> orchestrator_pb2.IngestJob:
-    async with asyncio.timeout(60):  # a job that never ends fails the test instead of hanging it
-        states = [job async for job in manager.watch(job_id)]
-    return states[-1]
+@pytest.fixture
+def runtime(redis_server: RedisServer) -> Iterator[WorkerRuntime]:
+    """A worker's event loop (no health server, no channels) with a fake ingestor."""
+    config = WorkerConfig.from_env({"RAGMESH_WORKER_REDIS_URL": redis_server.url})
+    runtime = WorkerRuntime(config)
+    threading.Thread(target=runtime.loop.run_forever, daemon=True).start()
+
+    async def parts() -> Parts:
+        redis = RedisGuard(redis_server.url, 2.0, 0.0)
+        return Parts(config, redis, RecordStore(redis), None, None, FakeIngestor(), None)  # type: ignore[arg-type]
+
+    runtime.parts = runtime.call(parts(), 10.0)
+    yield runtime
+    runtime.call(runtime.parts.redis.close(), 10.0)
+    runtime.loop.call_soon_threadsafe(runtime.loop.stop)
 
 
-async def _until_indexed(ingestor: FakeIngestor, count: int) -> None:
-    async with asyncio.timeout(60):
-        while len(ingestor.indexed) < count:
-            await asyncio.sleep(0.05)
+def _create_job(runtime: WorkerRuntime, count: int, cursor: int = 0) -> str:
+    assert runtime.parts is not None
+    job = orchestrator_pb2.IngestJob(job_id=f"job{count}{cursor}", collection="docs")
+    job.progress.documents_done = cursor
+    runtime.call(runtime.parts.records.create_job(StoredJob(job, cursor), _request(count).SerializeToString()), 10.0)
+    return job.job_id
 
 
-def _manager(store: JobStore, ingestor: FakeIngestor) -> JobManager:
-    return JobManager(store, ingestor, SETTINGS)  # type: ignore[arg-type]
+def _job(runtime: WorkerRuntime, job_id: str) -> orchestrator_pb2.IngestJob:
+    assert runtime.parts is not None
+    stored = runtime.call(runtime.parts.records.job(job_id), 10.0)
+    assert stored is not None
+    return stored.job
 
 
-async def test_a_job_runs_to_success_and_reports_bad_documents() -> None:
-    ingestor = FakeIngestor()
-    manager = _manager(MemoryJobStore(), ingestor)
-    manager.start()
-    job_id = await manager.submit(_request(6))
-    job = await _finished(manager, job_id)
-    await manager.stop()
-    assert job.state == orchestrator_pb2.JOB_STATE_SUCCEEDED
+def test_a_job_succeeds_with_per_document_errors(runtime: WorkerRuntime) -> None:
+    assert runtime.parts is not None
+    job_id = _create_job(runtime, 6)
+    assert runtime.call(work.ingest_job(runtime.parts, job_id, "w1"), 10.0) == "SUCCEEDED"
+    job = _job(runtime, job_id)
+    assert job.state == orchestrator_pb2.JOB_STATE_SUCCEEDED and job.progress.done
     assert (job.progress.documents_done, job.progress.documents_failed) == (5, 1)
     assert [e.document_id for e in job.progress.errors] == ["d3"]
-    assert ingestor.indexed == ["d0", "d1", "d2", "d4", "d5"]
-    assert job.attempts == 1 and job.runner == manager.owner
+    assert job.attempts == 1 and job.runner == "w1"
+    assert runtime.call(runtime.parts.records.job_payload(job_id), 10.0) is None  # documents dropped
 
 
-async def test_bad_submissions_and_unknown_ids() -> None:
-    manager = _manager(MemoryJobStore(), FakeIngestor())
+def test_a_redelivered_job_resumes_after_its_cursor(runtime: WorkerRuntime) -> None:
+    assert runtime.parts is not None
+    job_id = _create_job(runtime, 10, cursor=6)  # an earlier delivery stored d0..d5
+    runtime.call(work.ingest_job(runtime.parts, job_id, "w2"), 10.0)
+    assert runtime.parts.ingestor.indexed == ["d6", "d7", "d8", "d9"]  # type: ignore[attr-defined]
+    assert _job(runtime, job_id).progress.documents_done == 10
+    # A duplicate delivery of a finished job does nothing.
+    assert runtime.call(work.ingest_job(runtime.parts, job_id, "w3"), 10.0) == "SKIPPED"
+
+
+def _eager_app(runtime: WorkerRuntime, max_retries: int) -> tuple[Celery, dict[str, Any]]:
+    app = Celery("test", set_as_current=False)
+    app.conf.update(task_always_eager=True, task_eager_propagates=False)
+    given_up: dict[str, Any] = {}
+
+    def execute(kind: str, record_id: str, context: Any) -> str:
+        assert runtime.parts is not None
+        return runtime.call(work.ingest_job(runtime.parts, record_id, "eager"), 10.0)
+
+    def give_up(kind: str, record_id: str, reason: str) -> None:
+        assert runtime.parts is not None
+        given_up[record_id] = reason
+        runtime.call(work.fail_job(runtime.parts, record_id, reason), 10.0)
+
+    retry = WorkerConfig.from_env({"RAGMESH_WORKER_REDIS_URL": "redis://x"}).retry
+    tasks = register_tasks(app, execute, give_up, type(retry)(max_retries, 1.0))
+    return app, {"tasks": tasks, "given_up": given_up}
+
+
+def test_unavailable_is_retried_then_succeeds(runtime: WorkerRuntime) -> None:
+    assert runtime.parts is not None
+    ingestor = FakeIngestor([_rpc_error(grpc.StatusCode.UNAVAILABLE), Unavailable("retriever restarting")])
+    runtime.parts.ingestor = ingestor  # type: ignore[assignment]
+    _, parts = _eager_app(runtime, max_retries=3)
+    job_id = _create_job(runtime, 4)
+    parts["tasks"]["ragmesh.ingest_job"].apply(args=[job_id])
+    job = _job(runtime, job_id)
+    assert ingestor.calls == 3  # two transient failures, then success
+    assert job.state == orchestrator_pb2.JOB_STATE_SUCCEEDED and job.attempts == 3
+    assert not parts["given_up"]
+
+
+def test_retries_are_bounded(runtime: WorkerRuntime) -> None:
+    assert runtime.parts is not None
+    ingestor = FakeIngestor([_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED) for _ in range(10)])
+    runtime.parts.ingestor = ingestor  # type: ignore[assignment]
+    _, parts = _eager_app(runtime, max_retries=2)
+    job_id = _create_job(runtime, 4)
+    parts["tasks"]["ragmesh.ingest_job"].apply(args=[job_id])
+    job = _job(runtime, job_id)
+    assert ingestor.calls == 3  # the first try and two retries
+    assert job.state == orchestrator_pb2.JOB_STATE_FAILED and "gave up after 2 retries" in job.error
+
+
+def test_invalid_argument_is_not_retried(runtime: WorkerRuntime) -> None:
+    assert runtime.parts is not None
+    ingestor = FakeIngestor([_rpc_error(grpc.StatusCode.INVALID_ARGUMENT)])
+    runtime.parts.ingestor = ingestor  # type: ignore[assignment]
+    _, parts = _eager_app(runtime, max_retries=3)
+    job_id = _create_job(runtime, 4)
+    parts["tasks"]["ragmesh.ingest_job"].apply(args=[job_id])
+    job = _job(runtime, job_id)
+    assert ingestor.calls == 1
+    assert job.state == orchestrator_pb2.JOB_STATE_FAILED and job.error.startswith("INVALID_ARGUMENT")
+
+
+async def test_submissions_are_checked_and_need_a_broker(redis_server: RedisServer) -> None:
+    manager = JobManager(redis_server.url, SETTINGS)
+    redis = manager.redis
     with pytest.raises(InvalidArgument, match="at least one document"):
         await manager.submit(orchestrator_pb2.SubmitIngestJobRequest(collection="docs"))
     with pytest.raises(InvalidArgument, match="collection name"):
         await manager.submit(
             orchestrator_pb2.SubmitIngestJobRequest(collection="no way", documents=[orchestrator_pb2.Document()])
         )
+    with pytest.raises(InvalidArgument, match="1 to 10000 queries"):
+        await manager.submit_batch(orchestrator_pb2.SubmitQueryBatchRequest())
     with pytest.raises(NotFound):
         await manager.get("nope")
+    with pytest.raises(NotFound):
+        await manager.get_batch("nope", include_results=False)
+    job_id = await manager.submit(_request(3))  # stored, and its task is in the ingest queue
+    assert (await manager.get(job_id)).state == orchestrator_pb2.JOB_STATE_PENDING
+    assert await redis.call_or_raise("llen", lambda r: r.llen("ragmesh.ingest")) == 1
+    await manager.close()
+    without = JobManager("", SETTINGS)
+    with pytest.raises(Unavailable, match="RAGMESH_ORCHESTRATOR_REDIS_URL"):
+        await without.submit(_request(1))
+    assert "RAGMESH_ORCHESTRATOR_REDIS_URL" in NO_ENGINE
 
 
-async def test_a_failing_job_is_failed_with_its_reason() -> None:
-    manager = _manager(MemoryJobStore(), FakeIngestor(fail_with=Unavailable("the embedder is down")))
-    manager.start()
-    job = await _finished(manager, await manager.submit(_request(2)))
-    await manager.stop()
-    assert job.state == orchestrator_pb2.JOB_STATE_FAILED
-    assert "the embedder is down" in job.error
+async def test_redis_down_makes_submit_unavailable(redis_server: RedisServer) -> None:
+    manager = JobManager(redis_server.url, SETTINGS, timeout=0.5)
+    redis_server.stop()
+    with pytest.raises(Unavailable, match="background jobs are unavailable"):
+        await manager.submit(_request(1))
+    with pytest.raises(Unavailable, match="background jobs are unavailable"):
+        await manager.submit_batch(orchestrator_pb2.SubmitQueryBatchRequest(queries=[orchestrator_pb2.QueryRequest()]))
+    await manager.close()
 
 
-async def test_another_replica_resumes_a_job_whose_replica_died(redis_server: RedisServer) -> None:
-    dying_ingestor, survivor_ingestor = FakeIngestor(delay=0.2), FakeIngestor(delay=0.01)
-    dying = _manager(RedisJobStore(RedisGuard(redis_server.url, 0.5, 0.0)), dying_ingestor)
-    survivor = _manager(RedisJobStore(RedisGuard(redis_server.url, 0.5, 0.0)), survivor_ingestor)
-    dying.start()
-    job_id = await dying.submit(_request(20))
-    await _until_indexed(dying_ingestor, 3)
-    for task in dying._tasks:  # the replica "dies": no clean hand-over, its lease just lapses
-        task.cancel()
-    survivor.start()
-    job = await _finished(survivor, job_id)
-    await survivor.stop()
-    assert job.state == orchestrator_pb2.JOB_STATE_SUCCEEDED
-    assert job.attempts == 2 and job.runner == survivor.owner
-    assert (job.progress.documents_done, job.progress.documents_failed) == (19, 1)
-    done_before_death = set(dying_ingestor.indexed)
-    assert done_before_death | set(survivor_ingestor.indexed) == {f"d{i}" for i in range(20) if i != 3}
-    assert not done_before_death & set(survivor_ingestor.indexed[1:])  # resumed, not restarted
+def test_a_task_continues_the_submitters_trace(span_exporter: InMemorySpanExporter) -> None:
+    app = Celery("test", set_as_current=False)
+    app.conf.update(task_always_eager=True)
+    seen: list[str] = []
 
+    def execute(kind: str, record_id: str, context: Any) -> str:
+        seen.append(format(trace.get_current_span(context).get_span_context().trace_id, "032x"))
+        return "SUCCEEDED"
 
-async def test_a_job_whose_replicas_keep_dying_is_failed_not_left_running(redis_server: RedisServer) -> None:
-    store = RedisJobStore(RedisGuard(redis_server.url, 0.5, 0.0))
-    reaper = _manager(store, FakeIngestor())
-    job_id = await reaper.submit(_request(4))
-    for attempt in (1, 2):  # claim it twice and "die" each time
-        assert await store.claim_next(f"dead-{attempt}", lease=0.2) == job_id
-        stored = await store.get(job_id)
-        assert stored is not None
-        stored.job.state = orchestrator_pb2.JOB_STATE_RUNNING
-        stored.job.attempts = attempt
-        await store.save(stored)
-        await asyncio.sleep(0.3)
-        await reaper.reap_once()  # what the reaper task runs every half lease
-        job = await reaper.get(job_id)
-        if attempt == 1:
-            assert job.state == orchestrator_pb2.JOB_STATE_PENDING
-            assert "the replica running it stopped" in job.error
-    assert job.state == orchestrator_pb2.JOB_STATE_FAILED
-    assert "gave up after 2 attempts" in job.error
-    assert await store.orphans(lease=0.2) == []
-
-
-async def test_a_clean_shutdown_hands_a_running_job_over_without_counting_an_attempt(
-    redis_server: RedisServer,
-) -> None:
-    leaving_ingestor, staying_ingestor = FakeIngestor(delay=0.2), FakeIngestor(delay=0.01)
-    leaving = _manager(RedisJobStore(RedisGuard(redis_server.url, 0.5, 0.0)), leaving_ingestor)
-    staying = _manager(RedisJobStore(RedisGuard(redis_server.url, 0.5, 0.0)), staying_ingestor)
-    leaving.start()
-    job_id = await leaving.submit(_request(20))
-    await _until_indexed(leaving_ingestor, 2)
-    await leaving.stop()  # SIGTERM: the job goes back to the queue at once, not after its lease
-    handed_over = await staying.get(job_id)
-    assert handed_over.state == orchestrator_pb2.JOB_STATE_PENDING
-    assert "its replica shut down" in handed_over.error
-    assert handed_over.attempts == 0
-    staying.start()
-    job = await _finished(staying, job_id)
-    await staying.stop()
-    assert job.state == orchestrator_pb2.JOB_STATE_SUCCEEDED
-    assert job.attempts == 1 and job.runner == staying.owner
-
-
-class _LeaseLosingStore(MemoryJobStore):
-    """Renews leases until told to lose them; then, in the same step, the replica is asked to
-    stop — the interleaving that once made ``stop`` wait forever."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lose_lease = asyncio.Event()
-        self.manager: JobManager | None = None
-        self.stopping: asyncio.Task[None] | None = None
-
-    async def renew(self, job_id: str, owner: str, lease: float) -> bool:
-        await self.lose_lease.wait()
-        assert self.manager is not None
-        # The heartbeat cancels the ingestion when this returns False; the stop that
-        # starts now cancels the worker before it has seen the ingestion end.
-        self.stopping = asyncio.ensure_future(self.manager.stop())
-        return False
-
-
-async def test_stop_ends_when_the_lease_is_lost_at_the_same_moment() -> None:
-    store = _LeaseLosingStore()
-    ingestor = FakeIngestor(delay=0.05)
-    manager = _manager(store, ingestor)
-    store.manager = manager
-    manager.start()
-    await manager.submit(_request(50))
-    await _until_indexed(ingestor, 1)
-    store.lose_lease.set()
-    async with asyncio.timeout(30):  # before the fix this waited forever
-        while store.stopping is None:
-            await asyncio.sleep(0.01)
-        await store.stopping
-    assert all(task.done() for task in manager._tasks)
+    retry = WorkerConfig.from_env({"RAGMESH_WORKER_REDIS_URL": "redis://x"}).retry
+    tasks = register_tasks(app, execute, lambda *_: None, retry)
+    with tracer().start_as_current_span("submit") as parent:
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+    tasks["ragmesh.ingest_job"].apply(args=["j1"], headers={"traceparent": headers["traceparent"]})
+    trace_id = format(parent.get_span_context().trace_id, "032x")
+    assert seen == [trace_id]  # the body runs in the task's span, inside the submitter's trace
+    task_span = next(
+        s
+        for s in span_exporter.get_finished_spans()
+        if s.name == "worker.ingest" and s.context.trace_id == parent.get_span_context().trace_id
+    )
+    assert task_span.parent is not None and task_span.parent.span_id == parent.get_span_context().span_id

@@ -100,3 +100,13 @@ def test_otlp_endpoints_are_read_as_host_and_port(endpoint: str, expected: str) 
 def test_an_otlp_endpoint_without_a_port_is_refused() -> None:
     with pytest.raises(MeshError, match="OTLP endpoint"):
         _host_port("http://collector")
+
+
+def test_workers_default_to_one_with_redis_and_need_a_broker() -> None:
+    assert MeshPlan().worker_count == 0
+    assert MeshPlan(redis_url="redis://127.0.0.1:6379/0").worker_count == 1
+    assert MeshPlan(redis_url="redis://127.0.0.1:6379/0", workers=3).worker_count == 3
+    with pytest.raises(MeshError, match="workers need a broker"):
+        Mesh(MeshPlan(workers=2))
+    env = Mesh(MeshPlan(redis_url="redis://127.0.0.1:6379/0"))._env("worker", 50055, 9105)
+    assert env["RAGMESH_WORKER_ADDR"] == "127.0.0.1:50055" and env["RAGMESH_WORKER_METRICS_PORT"] == "9105"

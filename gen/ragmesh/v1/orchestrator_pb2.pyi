@@ -1513,3 +1513,181 @@ class CheckHealthResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckHealthResponse: _TypeAlias = CheckHealthResponse  # noqa: Y015
+
+@_typing.final
+class SubmitQueryBatchRequest(_message.Message):
+    """Request of SubmitQueryBatch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERIES_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def queries(self) -> _containers.RepeatedCompositeFieldContainer[Global___QueryRequest]:
+        """The queries (1 to 10,000), each with its own options."""
+
+    @_builtins.property
+    def context(self) -> _common_pb2.RequestContext:
+        """Caller id."""
+
+    def __init__(
+        self,
+        *,
+        queries: _abc.Iterable[Global___QueryRequest] | None = ...,
+        context: _common_pb2.RequestContext | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "queries", b"queries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitQueryBatchRequest: _TypeAlias = SubmitQueryBatchRequest  # noqa: Y015
+
+@_typing.final
+class SubmitQueryBatchResponse(_message.Message):
+    """Response of SubmitQueryBatch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    """Id to read the batch by."""
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitQueryBatchResponse: _TypeAlias = SubmitQueryBatchResponse  # noqa: Y015
+
+@_typing.final
+class GetQueryBatchRequest(_message.Message):
+    """Request of GetQueryBatch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    INCLUDE_RESULTS_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    """The batch's id."""
+    include_results: _builtins.bool
+    """Return the answers gathered so far (all of them once the batch is done)."""
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        include_results: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "include_results", b"include_results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetQueryBatchRequest: _TypeAlias = GetQueryBatchRequest  # noqa: Y015
+
+@_typing.final
+class QueryBatchResult(_message.Message):
+    """The outcome of one query of a batch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    ERROR_CODE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Position of the query in the submitted batch, from 0."""
+    error_code: _builtins.str
+    """The gRPC status name of the failure ("" when the query succeeded)."""
+    error: _builtins.str
+    """Why the query failed."""
+    @_builtins.property
+    def response(self) -> Global___QueryResponse:
+        """The answer with its sources (unset when the query failed)."""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        response: Global___QueryResponse | None = ...,
+        error_code: _builtins.str = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "error_code", b"error_code", "index", b"index", "response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueryBatchResult: _TypeAlias = QueryBatchResult  # noqa: Y015
+
+@_typing.final
+class QueryBatch(_message.Message):
+    """A batch of queries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    RUNNER_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    """Batch id."""
+    state: Global___JobState.ValueType
+    """Lifecycle state (the job states of ingestion)."""
+    total: _builtins.int
+    """Queries submitted."""
+    done: _builtins.int
+    """Queries answered or failed so far."""
+    failed: _builtins.int
+    """Queries that failed (see results)."""
+    error: _builtins.str
+    """Why the batch as a whole failed."""
+    created_at: _builtins.float
+    """Unix seconds when submitted."""
+    updated_at: _builtins.float
+    """Unix seconds of the last change."""
+    runner: _builtins.str
+    """The worker running (or last running) it."""
+    attempts: _builtins.int
+    """Deliveries of the batch's task (more than one: a worker died or a retry)."""
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___QueryBatchResult]:
+        """Results, ordered by index (only when include_results was set)."""
+
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        state: Global___JobState.ValueType = ...,
+        total: _builtins.int = ...,
+        done: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        results: _abc.Iterable[Global___QueryBatchResult] | None = ...,
+        error: _builtins.str = ...,
+        created_at: _builtins.float = ...,
+        updated_at: _builtins.float = ...,
+        runner: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "batch_id", b"batch_id", "created_at", b"created_at", "done", b"done", "error", b"error", "failed", b"failed", "results", b"results", "runner", b"runner", "state", b"state", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueryBatch: _TypeAlias = QueryBatch  # noqa: Y015

@@ -95,6 +95,16 @@ class OrchestratorServiceStub:
                 request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.CheckHealthRequest.SerializeToString,
                 response_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.CheckHealthResponse.FromString,
                 _registered_method=True)
+        self.SubmitQueryBatch = channel.unary_unary(
+                '/ragmesh.v1.OrchestratorService/SubmitQueryBatch',
+                request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.SubmitQueryBatchRequest.SerializeToString,
+                response_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.SubmitQueryBatchResponse.FromString,
+                _registered_method=True)
+        self.GetQueryBatch = channel.unary_unary(
+                '/ragmesh.v1.OrchestratorService/GetQueryBatch',
+                request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.GetQueryBatchRequest.SerializeToString,
+                response_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.QueryBatch.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
@@ -185,6 +195,20 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitQueryBatch(self, request, context):
+        """Queues a batch of queries (1 to 10,000) for the workers; returns its id at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQueryBatch(self, request, context):
+        """Reads a batch's progress and, when asked, every answer (or each query's error).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -247,6 +271,16 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.CheckHealth,
                     request_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.CheckHealthRequest.FromString,
                     response_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.CheckHealthResponse.SerializeToString,
+            ),
+            'SubmitQueryBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitQueryBatch,
+                    request_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.SubmitQueryBatchRequest.FromString,
+                    response_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.SubmitQueryBatchResponse.SerializeToString,
+            ),
+            'GetQueryBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQueryBatch,
+                    request_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.GetQueryBatchRequest.FromString,
+                    response_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.QueryBatch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -574,6 +608,60 @@ class OrchestratorService:
             '/ragmesh.v1.OrchestratorService/CheckHealth',
             ragmesh_dot_v1_dot_orchestrator__pb2.CheckHealthRequest.SerializeToString,
             ragmesh_dot_v1_dot_orchestrator__pb2.CheckHealthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitQueryBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragmesh.v1.OrchestratorService/SubmitQueryBatch',
+            ragmesh_dot_v1_dot_orchestrator__pb2.SubmitQueryBatchRequest.SerializeToString,
+            ragmesh_dot_v1_dot_orchestrator__pb2.SubmitQueryBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQueryBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragmesh.v1.OrchestratorService/GetQueryBatch',
+            ragmesh_dot_v1_dot_orchestrator__pb2.GetQueryBatchRequest.SerializeToString,
+            ragmesh_dot_v1_dot_orchestrator__pb2.QueryBatch.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,10 @@ class OrchestratorServiceStub:
     """Cache hit rates and per-component request counts."""
     CheckHealth: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.CheckHealthRequest, _orchestrator_pb2.CheckHealthResponse]
     """Health of every component as seen from the orchestrator."""
+    SubmitQueryBatch: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.SubmitQueryBatchRequest, _orchestrator_pb2.SubmitQueryBatchResponse]
+    """Queues a batch of queries (1 to 10,000) for the workers; returns its id at once."""
+    GetQueryBatch: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetQueryBatchRequest, _orchestrator_pb2.QueryBatch]
+    """Reads a batch's progress and, when asked, every answer (or each query's error)."""
 
 @_typing.type_check_only
 class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
@@ -89,6 +93,10 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     """Cache hit rates and per-component request counts."""
     CheckHealth: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.CheckHealthRequest, _orchestrator_pb2.CheckHealthResponse]  # type: ignore[assignment]
     """Health of every component as seen from the orchestrator."""
+    SubmitQueryBatch: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.SubmitQueryBatchRequest, _orchestrator_pb2.SubmitQueryBatchResponse]  # type: ignore[assignment]
+    """Queues a batch of queries (1 to 10,000) for the workers; returns its id at once."""
+    GetQueryBatch: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetQueryBatchRequest, _orchestrator_pb2.QueryBatch]  # type: ignore[assignment]
+    """Reads a batch's progress and, when asked, every answer (or each query's error)."""
 
 class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
     """Answers, ingests and reports."""
@@ -188,5 +196,21 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.CheckHealthResponse, _abc.Awaitable[_orchestrator_pb2.CheckHealthResponse]]:
         """Health of every component as seen from the orchestrator."""
+
+    @_abc_1.abstractmethod
+    def SubmitQueryBatch(
+        self,
+        request: _orchestrator_pb2.SubmitQueryBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.SubmitQueryBatchResponse, _abc.Awaitable[_orchestrator_pb2.SubmitQueryBatchResponse]]:
+        """Queues a batch of queries (1 to 10,000) for the workers; returns its id at once."""
+
+    @_abc_1.abstractmethod
+    def GetQueryBatch(
+        self,
+        request: _orchestrator_pb2.GetQueryBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.QueryBatch, _abc.Awaitable[_orchestrator_pb2.QueryBatch]]:
+        """Reads a batch's progress and, when asked, every answer (or each query's error)."""
 
 def add_OrchestratorServiceServicer_to_server(servicer: OrchestratorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

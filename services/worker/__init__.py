@@ -1,0 +1,1 @@
+"""The worker component: Celery tasks on Redis for ingestion jobs and batch queries."""

@@ -1,0 +1,98 @@
+"""Worker configuration, from ``RAGMESH_WORKER_*`` environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.common.config import MIB, ConfigError, Env, ServerSettings
+from services.orchestrator.config import IngestSettings, QueryDefaults, _ingest_settings, _query_defaults
+from services.worker.app import QUEUES, EngineSettings
+
+#: Default health (gRPC) and Prometheus ports of the worker.
+DEFAULT_ADDR = "127.0.0.1:50055"
+DEFAULT_METRICS_PORT = 9105
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Retries of transient downstream errors (UNAVAILABLE, RESOURCE_EXHAUSTED)."""
+
+    max_retries: int
+    #: Upper bound of the exponential back-off (1 s, 2 s, 4 s, ... plus jitter).
+    backoff_max_seconds: float
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Where the broker and the components are, and the bounds of one task."""
+
+    server: ServerSettings
+    engine: EngineSettings
+    embedder_addr: str
+    retriever_addr: str
+    generator_addr: str
+    components_behind_envoy: bool
+    ingest: IngestSettings
+    defaults: QueryDefaults
+    retry: RetrySettings
+    #: A task running longer is cancelled (and failed); bounds a stuck downstream.
+    task_time_limit_seconds: float
+    #: Queries of one batch answered at once.
+    batch_concurrency: int
+    #: How often readiness (broker, embedder, retriever) is checked for health.
+    health_interval_seconds: float
+    #: Queues this worker consumes ("ragmesh.ingest,ragmesh.query" by default).
+    queues: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerConfig:
+        """Build the config from the environment; ConfigError names a bad variable."""
+        env = Env("worker", environ)
+        broker = env.text("redis_url", "")
+        if not broker.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(
+                env.name("redis_url"), f"the worker needs a Redis broker (redis://host:port/db), got {broker!r}"
+            )
+        queues = tuple(q.strip() for q in env.text("queues", ",".join(QUEUES)).split(",") if q.strip())
+        unknown = set(queues) - set(QUEUES)
+        if unknown or not queues:
+            raise ConfigError(env.name("queues"), f"expected some of {', '.join(QUEUES)}, got {sorted(unknown)}")
+        return cls(
+            server=_server_settings(env),
+            engine=EngineSettings(
+                broker_url=broker,
+                visibility_timeout_seconds=env.number("visibility_timeout_seconds", 3900.0, 1.0, 7 * 86_400.0),
+                restore_interval_seconds=env.number("restore_interval_seconds", 10.0, 0.1, 3600.0),
+                socket_timeout_seconds=env.number("redis_timeout_seconds", 5.0, 0.1, 60.0),
+                soft_shutdown_seconds=env.number("soft_shutdown_seconds", 25.0, 0.0, 3600.0),
+            ),
+            embedder_addr=env.address("embedder_addr", "127.0.0.1:50052"),
+            retriever_addr=env.address("retriever_addr", "127.0.0.1:50053"),
+            generator_addr=env.address("generator_addr", "127.0.0.1:50054"),
+            components_behind_envoy=env.flag("components_behind_envoy", False),
+            ingest=_ingest_settings(env),
+            defaults=_query_defaults(env),
+            retry=RetrySettings(
+                max_retries=env.integer("max_retries", 5, 0, 100),
+                backoff_max_seconds=env.number("retry_backoff_max_seconds", 60.0, 1.0, 3600.0),
+            ),
+            task_time_limit_seconds=env.number("task_time_limit_seconds", 3600.0, 1.0, 86_400.0),
+            batch_concurrency=env.integer("batch_concurrency", 8, 1, 256),
+            health_interval_seconds=env.number("health_interval_seconds", 5.0, 0.1, 300.0),
+            queues=queues,
+        )
+
+
+def _server_settings(env: Env) -> ServerSettings:
+    """The health server's settings (the worker serves only grpc.health.v1)."""
+    return ServerSettings(
+        service="worker",
+        address=env.address("addr", DEFAULT_ADDR),
+        metrics_port=env.integer("metrics_port", DEFAULT_METRICS_PORT, 0, 65535),
+        metrics_host=env.text("metrics_host", "127.0.0.1"),
+        grace_seconds=env.number("grace_seconds", 30.0, 0.0, 3600.0),
+        drain_seconds=env.number("drain_seconds", 0.5, 0.0, 300.0),
+        max_message_bytes=4 * MIB,
+        log_level=env.choice("log_level", "info", ("debug", "info", "warning", "error")),
+    )
