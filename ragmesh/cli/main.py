@@ -7,6 +7,7 @@ import os
 import click
 
 from ragmesh.cli.admin import collections, delete, health, stats
+from ragmesh.cli.eval import eval_group
 from ragmesh.cli.ingest import ingest, job
 from ragmesh.cli.query import ask
 from ragmesh.cli.trace import trace
@@ -35,7 +36,7 @@ def cli(context: click.Context, address: str, timeout: float, api_key: str | Non
     context.obj = {"address": address, "timeout": timeout, "api_key": api_key, "caller_id": caller_id}
 
 
-for command in (up, ingest, job, ask, collections, health, stats, delete, trace):
+for command in (up, ingest, job, ask, collections, health, stats, delete, trace, eval_group):
     cli.add_command(command)
 
 
