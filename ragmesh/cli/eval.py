@@ -55,6 +55,9 @@ class _Rate(ProgressColumn):
 @click.option("--judge", "judge_target", help="Judge: a generator address (host:port) or an OpenAI-compatible URL.")
 @click.option("--judge-model", default="default", show_default=True, help="Model name sent to an OpenAI judge.")
 @click.option("--no-judge", is_flag=True, help="Score answers without an LLM judge.")
+@click.option(
+    "--judge-max-tokens", type=click.IntRange(8, 4096), default=160, show_default=True, help="Judge reply limit."
+)
 @click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True, help="Queries in flight.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("eval-out"), show_default=True)
 @click.option("--variant", "variants", multiple=True, help="Force an experiment variant (repeat: one run each).")
@@ -114,7 +117,12 @@ async def _evaluate(root: dict[str, Any], evalset: EvalSet, options: dict[str, A
             await _ingest(console, client, evalset, collection)
         backend = None
         if plans[0].answers and not options["no_judge"]:
-            backend = make_judge(options["judge_target"] or address, options["judge_model"], os.environ.get("RAGMESH_JUDGE_API_KEY"))
+            backend = make_judge(
+                options["judge_target"] or address,
+                options["judge_model"],
+                os.environ.get("RAGMESH_JUDGE_API_KEY"),
+                max_tokens=options["judge_max_tokens"],
+            )
         try:
             results = [await _run_one(console, client, evalset, plan, backend) for plan in plans]
         finally:
@@ -139,7 +147,9 @@ async def _evaluate(root: dict[str, Any], evalset: EvalSet, options: dict[str, A
 
 
 async def _ingest(console: Console, client: AsyncRagmeshClient, evalset: EvalSet, collection: str) -> None:
-    with Progress(TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+    with Progress(
+        TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
         task = bar.add_task("ingest", total=len(evalset.corpus))
         final = await runner.ingest(
             client, evalset, collection, lambda p: bar.update(task, completed=p.documents_done + p.documents_failed)
@@ -153,7 +163,9 @@ async def _run_one(
     console: Console, client: AsyncRagmeshClient, evalset: EvalSet, plan: runner.Settings, backend: Any
 ) -> runner.VariantResult:
     label = plan.variant or "queries"
-    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeElapsedColumn(), console=console) as bar:
+    with Progress(
+        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeElapsedColumn(), console=console
+    ) as bar:
         task = bar.add_task(label, total=len(evalset.judged_queries()))
         result = await runner.run_variant(client, evalset, plan, backend, lambda: bar.advance(task))
     if plan.answers:

@@ -134,11 +134,10 @@ def read_qrels(
                 continue
             if line == 1 and row[0].strip().lower() in ("query-id", "query_id", "qid"):
                 continue  # header
-            if len(row) == 4:  # TREC style: qid iteration docid grade
-                row = [row[0], row[2], row[3]]
-            if len(row) != 3:
+            cells = [row[0], row[2], row[3]] if len(row) == 4 else row  # 4 columns: TREC's qid iter docid grade
+            if len(cells) != 3:
                 raise DatasetError(path, f"expected 3 tab-separated columns, got {len(row)}", line)
-            query_id, document_id, grade = (cell.strip() for cell in row)
+            query_id, document_id, grade = (cell.strip() for cell in cells)
             try:
                 value = int(float(grade))
             except ValueError:
@@ -202,4 +201,3 @@ def _relevant(value: object, path: Path, line: int) -> dict[str, int]:
     if isinstance(value, dict) and value and all(isinstance(g, int) for g in value.values()):
         return {str(k): int(g) for k, g in value.items()}
     raise DatasetError(path, "'relevant' must be a non-empty list of document ids (or a map id -> grade)", line)
-

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import grpc
 import httpx
@@ -113,7 +113,11 @@ async def judge(
 class GeneratorJudge:
     """The mesh's generator as a judge (greedy decoding), over gRPC."""
 
-    ROLES = {"system": common_pb2.ROLE_SYSTEM, "user": common_pb2.ROLE_USER, "assistant": common_pb2.ROLE_ASSISTANT}
+    ROLES: ClassVar[dict[str, common_pb2.Role.ValueType]] = {
+        "system": common_pb2.ROLE_SYSTEM,
+        "user": common_pb2.ROLE_USER,
+        "assistant": common_pb2.ROLE_ASSISTANT,
+    }
 
     def __init__(self, address: str, timeout: float = 300.0, max_new_tokens: int = 160) -> None:
         self._channel = grpc.aio.insecure_channel(address)
@@ -138,16 +142,24 @@ class GeneratorJudge:
 class OpenAIJudge:
     """Any OpenAI-compatible chat completions endpoint as a judge."""
 
-    def __init__(self, url: str, model: str, api_key: str | None = None, timeout: float = 300.0) -> None:
+    def __init__(
+        self, url: str, model: str, api_key: str | None = None, timeout: float = 300.0, max_tokens: int = 160
+    ) -> None:
         base = url.rstrip("/")
         self._url = base if base.endswith("/chat/completions") else f"{base.removesuffix('/v1')}/v1/chat/completions"
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(timeout=timeout, headers=headers)
         self._model = model
+        self._max_tokens = max_tokens
 
     async def complete(self, messages: Sequence[Message]) -> str:
         """POST the chat; the first choice's content."""
-        body = {"model": self._model, "temperature": 0, "messages": [{"role": r, "content": c} for r, c in messages]}
+        body = {
+            "model": self._model,
+            "temperature": 0,
+            "max_tokens": self._max_tokens,
+            "messages": [{"role": r, "content": c} for r, c in messages],
+        }
         response = await self._client.post(self._url, json=body)
         response.raise_for_status()
         try:
@@ -160,17 +172,19 @@ class OpenAIJudge:
         await self._client.aclose()
 
 
-def make_judge(target: str, model: str, api_key: str | None) -> GeneratorJudge | OpenAIJudge:
+def make_judge(target: str, model: str, api_key: str | None, max_tokens: int = 160) -> GeneratorJudge | OpenAIJudge:
     """An OpenAI-compatible judge for http(s) URLs, the generator at a gRPC address otherwise."""
     if target.startswith(("http://", "https://")):
-        return OpenAIJudge(target, model, api_key)
-    return GeneratorJudge(target)
+        return OpenAIJudge(target, model, api_key, max_tokens=max_tokens)
+    return GeneratorJudge(target, max_new_tokens=max_tokens)
 
 
 def summarize(verdicts: Sequence[Verdict]) -> dict[str, float]:
     """Mean of each criterion over parsed verdicts, and the share unparsed."""
     parsed = [v for v in verdicts if v.parsed]
-    summary = {f"judge_{name}": sum(v.scores[name] for v in parsed) / len(parsed) for name in CRITERIA} if parsed else {}
+    summary = (
+        {f"judge_{name}": sum(v.scores[name] for v in parsed) / len(parsed) for name in CRITERIA} if parsed else {}
+    )
     summary["judge_unparsed"] = (len(verdicts) - len(parsed)) / len(verdicts) if verdicts else 0.0
     return summary
 

@@ -82,7 +82,9 @@ def evaluate(qrels: Mapping[str, Mapping[str, int]], rankings: Mapping[str, Sequ
     complete = {q: list(rankings.get(q, ())) for q in judged}
     named = measures(k)
     by_measure = {measure: name for name, measure in named.items()}
-    aggregate = {by_measure[m]: float(v) for m, v in ir_measures.calc_aggregate(named.values(), judged, as_run(complete)).items()}
+    aggregate = {
+        by_measure[m]: float(v) for m, v in ir_measures.calc_aggregate(named.values(), judged, as_run(complete)).items()
+    }
     rows: dict[str, dict[str, float]] = {}
     _per_query(ir_measures.iter_calc(named.values(), judged, as_run(complete)), by_measure, rows)
     for cutoff in cutoffs(k):

@@ -84,7 +84,7 @@ def markdown(report: Mapping[str, Any]) -> str:
     ]
     lines += table(variants, "metrics")
     if any(body["answer_metrics"] for body in variants.values()):
-        lines += ["", "## Answers", ""] + table(variants, "answer_metrics")
+        lines += ["", "## Answers", "", *table(variants, "answer_metrics")]
     lines += ["", "![metrics](chart.png)", ""]
     return "\n".join(lines)
 
@@ -125,8 +125,9 @@ def read(folder: Path) -> dict[str, Any]:
 def compare(folders: Sequence[Path], out: Path) -> dict[str, dict[str, float]]:
     """Chart several runs side by side into ``out``; returns the charted series."""
     runs: dict[str, dict[str, float]] = {}
-    for folder in folders:
-        runs |= series(read(folder), folder.name)
+    for index, folder in enumerate(folders, start=1):
+        label = folder.name if not any(k.split(":")[0] == folder.name for k in runs) else f"{folder.name}#{index}"
+        runs |= series(read(folder), label)
     out.parent.mkdir(parents=True, exist_ok=True)
     chart(runs, out, "comparison")
     return runs

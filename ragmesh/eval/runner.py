@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ragmesh.client import AsyncRagmeshClient, IngestProgress, RagmeshError
 from ragmesh.eval import faithfulness
@@ -17,6 +17,7 @@ from ragmesh.eval.datasets import EvalSet
 from ragmesh.eval.judge import JudgeBackend, Verdict, judge, summarize
 from ragmesh.eval.metrics import document_ranking, evaluate
 
+T = TypeVar("T")
 MAX_CHUNKS = 50  # the orchestrator's top_k limit
 
 
@@ -62,9 +63,9 @@ async def collection_chunks(client: AsyncRagmeshClient, collection: str) -> int 
     return next((int(c.chunks) for c in await client.collections() if c.name == collection), None)
 
 
-async def _bounded(limit: asyncio.Semaphore, call: Callable[[], Any]) -> Any:
+async def _bounded(limit: asyncio.Semaphore, call: Callable[..., Awaitable[T]], *args: Any) -> T:
     async with limit:
-        return await call()
+        return await call(*args)
 
 
 async def retrieve(
@@ -93,7 +94,7 @@ async def retrieve(
             on_done()
         return document_ranking(s.document_id for s in answer.sources), {"latency_ms": _ms(started)}
 
-    done = await asyncio.gather(*(_bounded(limit, lambda q=q: one(q)) for q in queries))
+    done = await asyncio.gather(*(_bounded(limit, one, q) for q in queries))
     rankings = {q: ranking for q, (ranking, _) in zip(queries, done, strict=True)}
     details = {q: info for q, (_, info) in zip(queries, done, strict=True)}
     return rankings, details
@@ -178,7 +179,7 @@ async def run_variant(
     limit = asyncio.Semaphore(settings.concurrency)
     picked = sample(evalset, settings.answers, settings.seed)
     rows = await asyncio.gather(
-        *(_bounded(limit, lambda q=q: answer_one(client, evalset, q, settings, judge_backend)) for q in picked)
+        *(_bounded(limit, answer_one, client, evalset, q, settings, judge_backend) for q in picked)
     )
     return VariantResult(
         variant=settings.variant or "default",

@@ -20,8 +20,53 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 MARKER = re.compile(r"\[(\d{1,3})\]")
 #: Function words carry no evidence that a sentence comes from a source.
 STOPWORDS = frozenset(
-    "a an and are as at be by can do does for from has have how in into is it its of on or so that the their them "
-    "then there these this those to was were what when where which who why will with".split()
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "so",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "this",
+        "those",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+    }
 )
 DEFAULT_THRESHOLD = 0.5
 

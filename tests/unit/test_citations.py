@@ -17,7 +17,11 @@ ANSWER = "Envoy listens on port 8080. The default model is all-MiniLM-L6-v2! I l
 
 def test_sentences_keep_their_offsets() -> None:
     found = sentences(ANSWER)
-    assert [s.text for s in found] == ["Envoy listens on port 8080.", "The default model is all-MiniLM-L6-v2!", "I like turtles."]
+    assert [s.text for s in found] == [
+        "Envoy listens on port 8080.",
+        "The default model is all-MiniLM-L6-v2!",
+        "I like turtles.",
+    ]
     assert all(ANSWER[s.start : s.end] == s.text for s in found)
 
 

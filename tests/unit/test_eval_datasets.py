@@ -36,24 +36,49 @@ def test_simple_jsonl_with_separate_corpus(tmp_path: Path) -> None:
     (tmp_path / "corpus.jsonl").write_text('{"id": "d1", "text": "one"}\n{"id": "d2", "text": "two"}\n')
     (tmp_path / "set.jsonl").write_text('{"query": "which?", "relevant": ["d2"], "answer": "two"}\n')
     loaded = load(tmp_path / "set.jsonl", tmp_path / "corpus.jsonl")
-    assert loaded.queries == {"q1": "which?"} and loaded.qrels == {"q1": {"d2": 1}} and loaded.answers == {"q1": ["two"]}
+    assert (
+        loaded.queries == {"q1": "which?"} and loaded.qrels == {"q1": {"d2": 1}} and loaded.answers == {"q1": ["two"]}
+    )
 
 
 @pytest.mark.parametrize(
-    ("queries", "qrels", "corpus", "where", "reason"),
+    "case",
     [
-        ('{"_id": "q1", "text": "x"}\n{"_id": "q2", "text": \n', "q1\td1\t1\n", CORPUS, "queries.jsonl:2", "invalid JSON"),
+        (
+            '{"_id": "q1", "text": "x"}\n{"_id": "q2", "text": \n',
+            "q1\td1\t1\n",
+            CORPUS,
+            "queries.jsonl:2",
+            "invalid JSON",
+        ),
         ('{"_id": "q1", "text": ""}\n', "q1\td1\t1\n", CORPUS, "queries.jsonl:1", "'text' must be"),
-        ('{"_id": "q1", "text": "x"}\n', "query-id\tcorpus-id\tscore\nq1\td1\n", CORPUS, "test.tsv:2", "3 tab-separated"),
+        (
+            '{"_id": "q1", "text": "x"}\n',
+            "query-id\tcorpus-id\tscore\nq1\td1\n",
+            CORPUS,
+            "test.tsv:2",
+            "3 tab-separated",
+        ),
         ('{"_id": "q1", "text": "x"}\n', "q1\td1\thigh\n", CORPUS, "test.tsv:1", "is not a number"),
         ('{"_id": "q1", "text": "x"}\n', "q1\td1\t1\nq9\td1\t1\n", CORPUS, "test.tsv:2", "'q9' is not in queries"),
-        ('{"_id": "q1", "text": "x"}\n', "q1\td1\t1\n", '{"_id": "d1", "text": "a"}\n[1]\n', "corpus.jsonl:2", "JSON object"),
-        ('{"_id": "q1", "text": "x"}\n', "q1\td1\t1\n", CORPUS + '{"_id": "d1", "text": "b"}\n', "corpus.jsonl:3", "duplicate"),
+        (
+            '{"_id": "q1", "text": "x"}\n',
+            "q1\td1\t1\n",
+            '{"_id": "d1", "text": "a"}\n[1]\n',
+            "corpus.jsonl:2",
+            "JSON object",
+        ),
+        (
+            '{"_id": "q1", "text": "x"}\n',
+            "q1\td1\t1\n",
+            CORPUS + '{"_id": "d1", "text": "b"}\n',
+            "corpus.jsonl:3",
+            "duplicate",
+        ),
     ],
 )
-def test_malformed_beir_files_name_file_and_line(
-    tmp_path: Path, queries: str, qrels: str, corpus: str, where: str, reason: str
-) -> None:
+def test_malformed_beir_files_name_file_and_line(tmp_path: Path, case: tuple[str, str, str, str, str]) -> None:
+    queries, qrels, corpus, where, reason = case
     with pytest.raises(DatasetError, match=reason) as caught:
         load(_beir(tmp_path / "set", queries, qrels, corpus))
     assert where in str(caught.value)
@@ -79,7 +104,9 @@ def test_judgements_of_missing_documents_are_dropped_with_a_warning(tmp_path: Pa
 
 def test_the_shipped_set_is_what_the_builder_makes_and_loads() -> None:
     for name, content in shipped.build().items():
-        assert (shipped.OUT / name).read_text(encoding="utf-8") == content, f"rebuild {name}: python -m ragmesh.eval.shipped"
+        assert (shipped.OUT / name).read_text(encoding="utf-8") == content, (
+            f"rebuild {name}: python -m ragmesh.eval.shipped"
+        )
     loaded = load(shipped.OUT)
     assert len(loaded.corpus) == 15 and len(loaded.judged_queries()) == 29
     assert all(loaded.answers[q] for q in loaded.queries)

@@ -31,8 +31,15 @@ def test_parse_finds_the_first_valid_object_in_prose() -> None:
 
 @pytest.mark.parametrize(
     "reply",
-    ["", "I think it is good.", '{"accuracy": 6, "relevance": 1, "completeness": 1}', '{"accuracy": 2}', "{broken",
-     '{"accuracy": true, "relevance": 1, "completeness": 1}', '{"accuracy": 2.5, "relevance": 1, "completeness": 1}'],
+    [
+        "",
+        "I think it is good.",
+        '{"accuracy": 6, "relevance": 1, "completeness": 1}',
+        '{"accuracy": 2}',
+        "{broken",
+        '{"accuracy": true, "relevance": 1, "completeness": 1}',
+        '{"accuracy": 2.5, "relevance": 1, "completeness": 1}',
+    ],
 )
 def test_parse_rejects_what_is_not_a_verdict(reply: str) -> None:
     assert parse_verdict(reply) is None
