@@ -162,15 +162,26 @@ async def _ingest(console: Console, client: AsyncRagmeshClient, evalset: EvalSet
 async def _run_one(
     console: Console, client: AsyncRagmeshClient, evalset: EvalSet, plan: runner.Settings, backend: Any
 ) -> runner.VariantResult:
-    label = plan.variant or "queries"
+    prefix = f"{plan.variant}: " if plan.variant else ""
     with Progress(
-        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeElapsedColumn(), console=console
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Rate(),
+        TimeElapsedColumn(),
+        console=console,
     ) as bar:
-        task = bar.add_task(label, total=len(evalset.judged_queries()))
-        result = await runner.run_variant(client, evalset, plan, backend, lambda: bar.advance(task))
-    if plan.answers:
-        console.print(f"answered {len(result.answers)} sampled queries for {result.variant}")
-    return result
+        tasks = {"query": bar.add_task(f"{prefix}queries", total=len(evalset.judged_queries()))}
+        if plan.answers:
+            count = len(runner.sample(evalset, plan.answers, plan.seed))
+            tasks["answer"] = bar.add_task(f"{prefix}answers", total=count, start=False)
+
+        def advance(phase: str) -> None:
+            if phase == "answer" and not bar.tasks[tasks["answer"]].started:
+                bar.start_task(tasks["answer"])
+            bar.advance(tasks[phase])
+
+        return await runner.run_variant(client, evalset, plan, backend, advance)
 
 
 def _print(built: dict[str, Any]) -> None:

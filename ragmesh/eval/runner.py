@@ -162,11 +162,12 @@ async def run_variant(
     evalset: EvalSet,
     settings: Settings,
     judge_backend: JudgeBackend | None,
-    on_done: Callable[[], None],
+    on_done: Callable[[str], None],
 ) -> VariantResult:
-    """IR metrics over every judged query, then the answer sample, for one variant."""
+    """IR metrics over every judged query, then the answer sample, for one variant;
+    ``on_done("query")`` / ``on_done("answer")`` is called as each one finishes."""
     started = time.perf_counter()
-    rankings, details = await retrieve(client, evalset, settings, on_done)
+    rankings, details = await retrieve(client, evalset, settings, lambda: on_done("query"))
     errors = [info["error"] for info in details.values() if "error" in info]
     if errors and len(errors) == len(details):
         raise RagmeshError("FAILED", f"every query failed; the first: {errors[0]}")
@@ -178,9 +179,13 @@ async def run_variant(
     ]
     limit = asyncio.Semaphore(settings.concurrency)
     picked = sample(evalset, settings.answers, settings.seed)
-    rows = await asyncio.gather(
-        *(_bounded(limit, answer_one, client, evalset, q, settings, judge_backend) for q in picked)
-    )
+
+    async def answer_and_report(query_id: str) -> dict[str, Any]:
+        row = await answer_one(client, evalset, query_id, settings, judge_backend)
+        on_done("answer")
+        return row
+
+    rows = await asyncio.gather(*(_bounded(limit, answer_and_report, q) for q in picked))
     return VariantResult(
         variant=settings.variant or "default",
         metrics=scores.aggregate,
