@@ -41,8 +41,8 @@ def test_the_shipped_set_runs_through_the_mesh_well_above_random(
     args = ["--address", orchestrator.address, "eval", str(shipped.OUT), "-c", unique_collection(), "--out", str(out)]
     # One short answer, judged by the generator itself with a short reply limit: a 135M model rarely
     # writes valid JSON, so this mostly exercises the retry-then-unparsed path through gRPC.
-    args += ["--answers", "1", "--max-new-tokens", "16", "--judge", generator_service.address]
-    args += ["--judge-max-tokens", "24", "--concurrency", "4"]
+    args += ["--answers", "1", "--max-new-tokens", "8", "--judge", generator_service.address]
+    args += ["--judge-max-tokens", "8", "--concurrency", "4"]
     result = run_cli(*args, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "report.json").read_text())
