@@ -143,12 +143,19 @@ class OpenAIJudge:
     """Any OpenAI-compatible chat completions endpoint as a judge."""
 
     def __init__(
-        self, url: str, model: str, api_key: str | None = None, timeout: float = 300.0, max_tokens: int = 160
+        self,
+        url: str,
+        model: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 300.0,
+        max_tokens: int = 160,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         base = url.rstrip("/")
         self._url = base if base.endswith("/chat/completions") else f"{base.removesuffix('/v1')}/v1/chat/completions"
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(timeout=timeout, headers=headers)
+        self._client = httpx.AsyncClient(timeout=timeout, headers=headers, transport=transport)
         self._model = model
         self._max_tokens = max_tokens
 

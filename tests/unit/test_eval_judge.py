@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
+import httpx
 import pytest
 
-from ragmesh.eval.judge import STRICTER, Message, judge, parse_verdict, summarize
+from ragmesh.eval.judge import STRICTER, Message, OpenAIJudge, judge, parse_verdict, summarize
 
 
 class ScriptedJudge:
@@ -75,3 +77,26 @@ async def test_summary_means_over_parsed_and_share_unparsed() -> None:
     summary = summarize(verdicts)
     assert summary["judge_accuracy"] == pytest.approx(3.0) and summary["judge_completeness"] == pytest.approx(2.0)
     assert summary["judge_unparsed"] == pytest.approx(1 / 3)
+
+
+async def test_openai_judge_posts_a_chat_completion_and_reads_the_first_choice() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"choices": [{"message": {"content": GOOD}}]})
+
+    backend = OpenAIJudge("http://judge:8000/v1", "big-model", api_key="k", transport=httpx.MockTransport(answer))
+    verdict = await judge(backend, "q?", "a.", ["s"], [])
+    await backend.close()
+    assert verdict.parsed and str(seen[0].url) == "http://judge:8000/v1/chat/completions"
+    body = json.loads(seen[0].content)
+    assert body["model"] == "big-model" and body["messages"][0]["role"] == "system" and body["temperature"] == 0
+    assert seen[0].headers["authorization"] == "Bearer k"
+
+
+async def test_openai_judge_errors_are_counted_not_raised() -> None:
+    backend = OpenAIJudge("http://judge:8000", "m", transport=httpx.MockTransport(lambda r: httpx.Response(503)))
+    verdict = await judge(backend, "q?", "a.", [], [])
+    await backend.close()
+    assert not verdict.parsed and "judge call failed" in verdict.error
