@@ -51,6 +51,7 @@ def squad_file(cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="bigbench-", dir=cache))
     try:
+        print(f"fetching {SDIST} once into {cache} (pip ends with a 'direct URL dependencies' error: expected)")
         command = [sys.executable, "-m", "pip", "download", "--no-clean", "--no-deps", "--no-binary", ":all:", SDIST]
         subprocess.run([*command, "-d", str(scratch)], env={**os.environ, "TMPDIR": str(scratch)}, check=False)
         found = next(scratch.rglob(f"squad_shifts/{SQUAD_NAME}"), None)
