@@ -8,6 +8,7 @@ import click
 
 from ragmesh.cli.admin import collections, delete, health, stats
 from ragmesh.cli.batch import batch
+from ragmesh.cli.eval import eval_group
 from ragmesh.cli.experiments import experiments, feedback
 from ragmesh.cli.ingest import ingest, job
 from ragmesh.cli.keys import keys, tls_options
@@ -39,7 +40,23 @@ def cli(context: click.Context, address: str, timeout: float, api_key: str | Non
     context.obj = {"address": address, "timeout": timeout, "api_key": api_key, "caller_id": caller_id, **tls}
 
 
-for command in (up, ingest, job, batch, ask, collections, health, stats, delete, trace, experiments, feedback, keys):
+COMMANDS = (
+    up,
+    ingest,
+    job,
+    batch,
+    ask,
+    collections,
+    health,
+    stats,
+    delete,
+    trace,
+    experiments,
+    feedback,
+    keys,
+    eval_group,
+)
+for command in COMMANDS:
     cli.add_command(command)
 
 
