@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from services.embedder.backend import EncoderBackend, Vectors
+from services.embedder.tokens import EncoderTokens
 from services.orchestrator.chunking import split
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
@@ -39,15 +40,15 @@ class EvalSet:
         return self.passages + self.questions
 
 
-def load_eval_set(encoder: EncoderBackend, corpus: Path = CORPUS) -> EvalSet:
-    """The corpus chunked with ``encoder``'s tokens, and its questions."""
+def load_eval_set(tokens: EncoderTokens, corpus: Path = CORPUS) -> EvalSet:
+    """The corpus chunked with ``tokens`` (either backend's tokenizer), and its questions."""
     passages: list[str] = []
     docs: list[str] = []
     for path in sorted((corpus / "docs").glob("*.md")):
         text = path.read_text()
-        (tokens,) = encoder.spans([text], with_offsets=True)
+        (spans,) = tokens.spans([text], with_offsets=True)
         for size, overlap in CHUNKINGS:
-            for piece in split(text, tokens.starts, tokens.ends, size, overlap):
+            for piece in split(text, spans.starts, spans.ends, size, overlap):
                 passages.append(piece.text)
                 docs.append(path.name)
     rows = [json.loads(line) for line in (corpus / "questions.jsonl").read_text().splitlines() if line.strip()]
