@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,9 +98,17 @@ class EmbedderConfig:
             max_request_chars=env.integer("max_request_chars", 4_000_000, 1),
             batching=batching,
             torch_threads=env.integer("torch_threads", 0, 0, 256),
-            backend=env.choice("backend", "torch", BACKENDS),
+            backend=_backend(env),
             onnx=OnnxSettings.from_env(env),
         )
+
+
+def _backend(env: Env) -> str:
+    """The backend choice; "onnx" only when its optional dependencies are installed."""
+    backend = env.choice("backend", "torch", BACKENDS)
+    if backend == "onnx" and importlib.util.find_spec("onnxruntime") is None:
+        raise ConfigError(env.name("backend"), "onnx needs the optional extra: pip install 'ragmesh[onnx]'")
+    return backend
 
 
 def default_model_path(variable: str) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -108,3 +109,14 @@ def test_int8_export_keeps_the_feed_forward_matmuls_in_fp32(tiny_encoder_dir: Pa
 
 def _no_export(*args: object) -> None:
     raise AssertionError("exported again although the cache entry exists")
+
+
+def test_onnx_backend_without_onnxruntime_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a)
+    )
+    with pytest.raises(ConfigError) as caught:
+        EmbedderConfig.from_env({"RAGMESH_EMBEDDER_BACKEND": "onnx"})
+    assert caught.value.variable == "RAGMESH_EMBEDDER_BACKEND"
+    assert "ragmesh[onnx]" in str(caught.value)
