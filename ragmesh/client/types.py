@@ -71,6 +71,8 @@ class Answer:
     history_turns_dropped: int = 0
     #: What the retriever was asked (the follow-up with its conversation).
     retrieval_query: str = ""
+    #: The model wrote no [n] marker; ``text`` carries the markers the orchestrator added.
+    citations_added: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class DoneEvent:
     finish_reason: str
     history_turns_dropped: int = 0
     retrieval_query: str = ""
+    #: The streamed text with the [n] markers the orchestrator added ("" when the model cited).
+    cited_answer: str = ""
 
 
 StreamEvent = SourcesEvent | TokenEvent | DoneEvent
@@ -156,6 +160,7 @@ def answer(message: orchestrator_pb2.QueryResponse) -> Answer:
         finish_reason=_finish_name(message.finish_reason),
         history_turns_dropped=message.history_turns_dropped,
         retrieval_query=message.retrieval_query,
+        citations_added=message.citations_added,
     )
 
 
@@ -177,6 +182,7 @@ def stream_event(message: orchestrator_pb2.QueryStreamResponse) -> StreamEvent:
         _finish_name(final.finish_reason),
         final.history_turns_dropped,
         final.retrieval_query,
+        final.cited_answer,
     )
 
 

@@ -135,6 +135,16 @@ class DeltaEvent:
 
 
 @dataclass(frozen=True)
+class Citation:
+    """An answer sentence (character span) and the number of the source supporting it."""
+
+    start: int
+    end: int
+    source_number: int
+    score: float
+
+
+@dataclass(frozen=True)
 class FinalEvent:
     """The end of an answer: usage, timings, finish reason, what the conversation cost."""
 
@@ -143,6 +153,10 @@ class FinalEvent:
     finish_reason: FinishReason
     history_turns_dropped: int = 0
     retrieval_query: str = ""
+    citations: tuple[Citation, ...] = ()
+    #: The model cited nothing; ``cited_answer`` is its text with the markers added.
+    citations_added: bool = False
+    cited_answer: str = ""
 
 
 Event = SourcesEvent | DeltaEvent | FinalEvent
@@ -162,6 +176,9 @@ class Answer:
     finish_reason: FinishReason = FinishReason.UNSPECIFIED
     history_turns_dropped: int = 0
     retrieval_query: str = ""
+    citations: tuple[Citation, ...] = ()
+    citations_added: bool = False
+    cited_answer: str = ""
 
     def add(self, event: Event) -> None:
         """Fold one event into the answer."""
@@ -177,6 +194,8 @@ class Answer:
         else:
             self.usage, self.timings, self.finish_reason = event.usage, event.timings, event.finish_reason
             self.history_turns_dropped, self.retrieval_query = event.history_turns_dropped, event.retrieval_query
+            self.citations, self.citations_added = event.citations, event.citations_added
+            self.cited_answer = event.cited_answer
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,9 @@ def _timings(timings: StageTimings) -> orchestrator_pb2.StageTimings:
 def answer_message(answer: Answer) -> orchestrator_pb2.QueryResponse:
     """The QueryResponse of a folded answer."""
     return orchestrator_pb2.QueryResponse(
-        answer=answer.text,
+        answer=answer.cited_answer if answer.citations_added else answer.text,
+        citations=[orchestrator_pb2.Citation(**asdict(c)) for c in answer.citations],
+        citations_added=answer.citations_added,
         sources=[source_message(s) for s in answer.sources],
         usage=_usage(answer.usage),
         timings=_timings(answer.timings),
@@ -132,6 +134,9 @@ def stream_message(event: Event) -> orchestrator_pb2.QueryStreamResponse:
             finish_reason=FINISH_REASON_PROTO[event.finish_reason],
             history_turns_dropped=event.history_turns_dropped,
             retrieval_query=event.retrieval_query,
+            citations=[orchestrator_pb2.Citation(**asdict(c)) for c in event.citations],
+            citations_added=event.citations_added,
+            cited_answer=event.cited_answer,
         )
     )
 

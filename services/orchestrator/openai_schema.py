@@ -235,13 +235,19 @@ def completion_json(answer: Answer, completion_id: str, created: int) -> dict[st
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": answer.text},
+                "message": {"role": "assistant", "content": answer.cited_answer or answer.text},
                 "finish_reason": finish_json(answer.finish_reason),
             }
         ],
         "usage": usage_json(answer.usage),
         "sources": [source_json(s) for s in answer.sources],
-        "ragmesh": {"cache": answer.cache.value, "trace_id": answer.trace_id, "timings_ms": asdict(answer.timings)},
+        "ragmesh": {
+            "cache": answer.cache.value,
+            "trace_id": answer.trace_id,
+            "timings_ms": asdict(answer.timings),
+            "citations": [asdict(c) for c in answer.citations],
+            "citations_added": answer.citations_added,
+        },
     }
 
 

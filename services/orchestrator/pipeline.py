@@ -21,9 +21,19 @@ from services.common.metrics import LATENCY_BUCKETS
 from services.common.tracing import current_trace_id, tracer
 from services.orchestrator.answer_cache import CachedAnswer, StaleEntry, decode_answer, encode_answer
 from services.orchestrator.cache import AnswerCache, CollectionVersions, cache_key
+from services.orchestrator.citations import attribute, cited_numbers, with_markers
 from services.orchestrator.conversation import retrieval_query
 from services.orchestrator.deadline import Deadline
-from services.orchestrator.domain import DeltaEvent, Event, FinalEvent, Source, SourcesEvent, StageTimings, Usage
+from services.orchestrator.domain import (
+    Citation,
+    DeltaEvent,
+    Event,
+    FinalEvent,
+    Source,
+    SourcesEvent,
+    StageTimings,
+    Usage,
+)
 from services.orchestrator.ports import GeneratedDelta, Ports, SearchQuery
 from services.orchestrator.prompt import NO_SOURCES_ANSWER, FittedPrompt, fit, texts_to_count
 from services.orchestrator.requests import QuerySpec
@@ -40,6 +50,8 @@ SOURCES_RETURNED = Histogram(
 )
 LLM_TOKENS = Counter("ragmesh_llm_tokens_total", "Generator tokens used by answers", ["type"])
 _FINISHED = (FinishReason.LENGTH, FinishReason.STOP, FinishReason.EOS)
+#: Share of a sentence's content words a source must hold to be cited for it.
+CITATION_THRESHOLD = 0.5
 
 
 @dataclass
@@ -53,6 +65,8 @@ class _Run:
     answer: list[str] = field(default_factory=list)
     retrieval_query: str = ""
     history_dropped: int = 0
+    #: The sources the answer may cite (set once the prompt is built).
+    sources: list[Source] = field(default_factory=list)
 
     def stage(self, name: str, seconds: float) -> None:
         STAGE_SECONDS.labels(name).observe(seconds)
@@ -60,7 +74,11 @@ class _Run:
 
     def final(self, usage: Usage, reason: FinishReason) -> FinalEvent:
         self.timings.total_ms = (time.perf_counter() - self.started) * 1000
-        return FinalEvent(usage, self.timings, reason, self.history_dropped, self.retrieval_query)
+        text = "".join(self.answer)
+        citations, added, cited = _citations(text, self.sources)
+        return FinalEvent(
+            usage, self.timings, reason, self.history_dropped, self.retrieval_query, citations, added, cited
+        )
 
 
 class QueryPipeline:
@@ -169,6 +187,7 @@ class QueryPipeline:
             return
         prompt = await self._prompt(run, ranked)
         sources = _numbered([ranked[i] for i in prompt.included])
+        run.sources = sources
         SOURCES_RETURNED.observe(len(sources))
         yield SourcesEvent(sources, CacheLevel.NONE, spec.variant, current_trace_id())
         final = None
@@ -232,11 +251,26 @@ def _replay(run: _Run, level: int, cached: CachedAnswer) -> list[Event]:
     """A cached answer, streamed like a fresh one."""
     cache_level = CacheLevel.L1 if level == 1 else CacheLevel.L2
     run.answer.append(cached.text)
+    run.sources = cached.sources
     return [
         SourcesEvent(cached.sources, cache_level, run.spec.variant, current_trace_id()),
         DeltaEvent(cached.text, 0),
         run.final(Usage(), cached.finish_reason),
     ]
+
+
+def _citations(text: str, sources: list[Source]) -> tuple[tuple[Citation, ...], bool, str]:
+    """Which source supports each sentence of ``text``; when the model wrote no marker,
+    also the text with the markers added (citations that do not depend on the model obeying)."""
+    if not text or not sources:
+        return (), False, ""
+    attributions = attribute(text, [s.text for s in sources], CITATION_THRESHOLD)
+    citations = tuple(
+        Citation(a.sentence.start, a.sentence.end, sources[a.source].number, a.score) for a in attributions
+    )
+    if cited_numbers(text) or not attributions:
+        return citations, False, ""
+    return citations, True, with_markers(text, attributions)
 
 
 def _numbered(candidates: list[Candidate]) -> list[Source]:

@@ -233,3 +233,15 @@ def test_answers_fold_events_in_order() -> None:
     with contextlib.suppress(dataclasses.FrozenInstanceError):
         DeltaEvent("x", 1).text = "y"  # type: ignore[misc]
         raise AssertionError("events are frozen")
+
+
+async def test_an_answer_without_markers_gets_them_from_the_sources_it_overlaps() -> None:
+    core = Core()
+    await _ingest(core)
+    core.generator.script = ["Envoy", "listens", "on", "port", "8080."]
+    answer, _ = await _ask(core, query="Which port does Envoy listen on?", top_k=2)
+    assert answer.citations_added and answer.cited_answer == "Envoy listens on port 8080 [1]."
+    assert [(c.start, c.source_number) for c in answer.citations] == [(0, 1)]
+    core.generator.script = ["Envoy", "uses", "8080", "[1]."]
+    cited, _ = await _ask(core, query="Which port is it?", top_k=2)
+    assert not cited.citations_added and cited.cited_answer == ""  # the model cited: nothing added

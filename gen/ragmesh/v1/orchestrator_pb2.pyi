@@ -355,6 +355,8 @@ class QueryResponse(_message.Message):
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     HISTORY_TURNS_DROPPED_FIELD_NUMBER: _builtins.int
     RETRIEVAL_QUERY_FIELD_NUMBER: _builtins.int
+    CITATIONS_FIELD_NUMBER: _builtins.int
+    CITATIONS_ADDED_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     """The answer, citing sources as [n]."""
     cache: Global___CacheLevel.ValueType
@@ -369,6 +371,10 @@ class QueryResponse(_message.Message):
     """Oldest history turns left out of the prompt because the context window was full."""
     retrieval_query: _builtins.str
     """The query the retriever was asked (differs from `query` for follow-ups)."""
+    citations_added: _builtins.bool
+    """The model wrote no [n] marker, so the orchestrator attributed the sentences and
+    `answer` carries the markers it added.
+    """
     @_builtins.property
     def sources(self) -> _containers.RepeatedCompositeFieldContainer[Global___Source]:
         """Sources given to the model, in citation order."""
@@ -380,6 +386,10 @@ class QueryResponse(_message.Message):
     @_builtins.property
     def timings(self) -> Global___StageTimings:
         """Per-stage timings."""
+
+    @_builtins.property
+    def citations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Citation]:
+        """Which source supports each answer sentence (sentences no source supports are left out)."""
 
     def __init__(
         self,
@@ -394,14 +404,49 @@ class QueryResponse(_message.Message):
         finish_reason: _common_pb2.FinishReason.ValueType = ...,
         history_turns_dropped: _builtins.int = ...,
         retrieval_query: _builtins.str = ...,
+        citations: _abc.Iterable[Global___Citation] | None = ...,
+        citations_added: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timings", b"timings", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "cache", b"cache", "experiment_variant", b"experiment_variant", "finish_reason", b"finish_reason", "history_turns_dropped", b"history_turns_dropped", "retrieval_query", b"retrieval_query", "sources", b"sources", "timings", b"timings", "trace_id", b"trace_id", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "cache", b"cache", "citations", b"citations", "citations_added", b"citations_added", "experiment_variant", b"experiment_variant", "finish_reason", b"finish_reason", "history_turns_dropped", b"history_turns_dropped", "retrieval_query", b"retrieval_query", "sources", b"sources", "timings", b"timings", "trace_id", b"trace_id", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QueryResponse: _TypeAlias = QueryResponse  # noqa: Y015
+
+@_typing.final
+class Citation(_message.Message):
+    """An answer sentence and the source it overlaps most."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    SOURCE_NUMBER_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    start: _builtins.int
+    """Character span of the sentence in the model's answer text."""
+    end: _builtins.int
+    source_number: _builtins.int
+    """The source's citation number ([n])."""
+    score: _builtins.float
+    """Share of the sentence's content words found in the source."""
+    def __init__(
+        self,
+        *,
+        start: _builtins.int = ...,
+        end: _builtins.int = ...,
+        source_number: _builtins.int = ...,
+        score: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "score", b"score", "source_number", b"source_number", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Citation: _TypeAlias = Citation  # noqa: Y015
 
 @_typing.final
 class QuerySources(_message.Message):
@@ -450,12 +495,20 @@ class QueryFinal(_message.Message):
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     HISTORY_TURNS_DROPPED_FIELD_NUMBER: _builtins.int
     RETRIEVAL_QUERY_FIELD_NUMBER: _builtins.int
+    CITATIONS_FIELD_NUMBER: _builtins.int
+    CITATIONS_ADDED_FIELD_NUMBER: _builtins.int
+    CITED_ANSWER_FIELD_NUMBER: _builtins.int
     finish_reason: _common_pb2.FinishReason.ValueType
     """Why generation ended."""
     history_turns_dropped: _builtins.int
     """Oldest history turns left out of the prompt because the context window was full."""
     retrieval_query: _builtins.str
     """The query the retriever was asked (differs from `query` for follow-ups)."""
+    citations_added: _builtins.bool
+    """The model wrote no [n] marker: the orchestrator attributed the sentences, and
+    `cited_answer` is the streamed text with the markers it added.
+    """
+    cited_answer: _builtins.str
     @_builtins.property
     def usage(self) -> _common_pb2.Usage:
         """Token counts."""
@@ -463,6 +516,10 @@ class QueryFinal(_message.Message):
     @_builtins.property
     def timings(self) -> Global___StageTimings:
         """Per-stage timings."""
+
+    @_builtins.property
+    def citations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Citation]:
+        """Which source supports each answer sentence (spans into the streamed text)."""
 
     def __init__(
         self,
@@ -472,10 +529,13 @@ class QueryFinal(_message.Message):
         finish_reason: _common_pb2.FinishReason.ValueType = ...,
         history_turns_dropped: _builtins.int = ...,
         retrieval_query: _builtins.str = ...,
+        citations: _abc.Iterable[Global___Citation] | None = ...,
+        citations_added: _builtins.bool = ...,
+        cited_answer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timings", b"timings", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["finish_reason", b"finish_reason", "history_turns_dropped", b"history_turns_dropped", "retrieval_query", b"retrieval_query", "timings", b"timings", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["citations", b"citations", "citations_added", b"citations_added", "cited_answer", b"cited_answer", "finish_reason", b"finish_reason", "history_turns_dropped", b"history_turns_dropped", "retrieval_query", b"retrieval_query", "timings", b"timings", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
