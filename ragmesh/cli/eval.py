@@ -61,6 +61,7 @@ class _Rate(ProgressColumn):
 @click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True, help="Queries in flight.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("eval-out"), show_default=True)
 @click.option("--variant", "variants", multiple=True, help="Force an experiment variant (repeat: one run each).")
+@click.option("--experiment", help="Run once per variant of this server-side experiment (offline A/B).")
 @click.option("--no-ingest", is_flag=True, help="Reuse the collection as it is.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the answer sample.")
 @click.option("--chunks", type=click.IntRange(1, 50), help="Chunks retrieved per query [3k, at most 50].")
@@ -108,7 +109,11 @@ async def _evaluate(root: dict[str, Any], evalset: EvalSet, options: dict[str, A
     async with AsyncRagmeshClient(
         address, timeout=root.get("timeout"), api_key=root.get("api_key"), caller_id=root.get("caller_id", "eval")
     ) as client:
-        plans = [_settings(evalset, options, v) for v in (options["variants"] or ("",))]
+        variants = tuple(options["variants"])
+        if options["experiment"]:  # offline A/B: every variant the server declares for it
+            declared = await client.experiment_report(options["experiment"])
+            variants += tuple(v.variant for v in declared.variants if v.variant not in variants)
+        plans = [_settings(evalset, options, v) for v in (variants or ("",))]
         collection = plans[0].collection
         if options["no_ingest"]:
             if not await runner.collection_chunks(client, collection):
