@@ -2,7 +2,8 @@
 
 One run, one machine, the default GGUF, the prompt and 128 greedy tokens of
 :mod:`bench.generator`. Baseline: llama.cpp in this process through llama-cpp-python's
-own ``Llama.create_completion`` (every core, the GGUF's chat template), one stream.
+own ``Llama.create_chat_completion`` (the service's thread count, the GGUF's chat template),
+one stream.
 Measured: the generator service with ``RAGMESH_GENERATOR_BACKEND=llamacpp`` as a real
 process on loopback at 1 and 4 concurrent streams, and the transformers service at 1
 stream. Rounds alternate baseline and services; each figure is the best of its rounds.
@@ -21,6 +22,7 @@ from typing import Any
 from bench.generator import NEW_TOKENS, PROMPT, service_rate
 from ragmesh.mesh.processes import ServiceProcess
 from services.generator.config import default_model_path
+from services.generator.llamacpp import default_threads
 
 TARGET_SINGLE = 0.9
 STREAMS = 4
@@ -39,11 +41,12 @@ def measure(rounds: int) -> dict[str, Any]:
     """Every figure of the llama.cpp benchmark."""
     from llama_cpp import Llama
 
-    threads = os.cpu_count() or 1
+    threads = int(os.environ.get("RAGMESH_GENERATOR_LLAMACPP_THREADS", "0")) or default_threads()
     llm = Llama(default_model_path("model"), n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False)
     rates: dict[str, list[float]] = {"inprocess_1": [], "service_1": [], f"service_{STREAMS}": [], "transformers_1": []}
     with tempfile.TemporaryDirectory() as logs:
-        llama = ServiceProcess("generator", {"RAGMESH_GENERATOR_BACKEND": "llamacpp"}, Path(logs))
+        env = {"RAGMESH_GENERATOR_BACKEND": "llamacpp", "RAGMESH_GENERATOR_LLAMACPP_THREADS": str(threads)}
+        llama = ServiceProcess("generator", env, Path(logs))
         torch = ServiceProcess("generator", {"RAGMESH_GENERATOR_BACKEND": "transformers"}, Path(logs))
         try:
             llama.wait_serving(timeout=600)

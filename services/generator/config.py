@@ -51,6 +51,9 @@ class OpenAISettings:
     health_interval_seconds: float
     #: Seconds to connect (and to wait for the first byte of a response) before UNAVAILABLE.
     connect_timeout_seconds: float
+    #: Send top_k and repetition_penalty (vLLM's, TGI's and llama.cpp's extra fields);
+    #: off for a server that rejects unknown fields (OpenAI's own API).
+    extra_sampling: bool = True
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class GeneratorConfig:
     torch_threads: int
     #: "transformers" (default), "llamacpp" (a GGUF file on CPU) or "openai" (a remote server).
     backend: str = "transformers"
-    #: llama.cpp decode threads; 0 uses every core.
+    #: llama.cpp decode threads; 0 uses half the logical cores (llama-cpp-python's default).
     llamacpp_threads: int = 0
     openai: OpenAISettings | None = None
 
@@ -141,6 +144,7 @@ def _openai_settings(env: Env) -> OpenAISettings:
         tokenizer=tokenizer,
         health_interval_seconds=env.number("openai_health_interval_ms", 2000.0, 10.0, 600_000.0) / 1000.0,
         connect_timeout_seconds=env.number("openai_connect_timeout_ms", 5000.0, 10.0, 600_000.0) / 1000.0,
+        extra_sampling=env.flag("openai_extra_sampling", True),
     )
 
 

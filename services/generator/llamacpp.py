@@ -236,7 +236,7 @@ def load_llamacpp_lm(
     params.kv_unified = False  # each sequence gets its own ``window`` tokens of cache
     params.n_ctx = window * slots
     params.n_batch = params.n_ubatch = max(_BATCH_TOKENS, slots)
-    params.n_threads = params.n_threads_batch = threads or os.cpu_count() or 1
+    params.n_threads = params.n_threads_batch = threads or default_threads()
     context = LlamaContext(model=model, params=params, verbose=False)
     eos = frozenset(t for t in range(model.n_vocab()) if llama_cpp.llama_vocab_is_eog(model.vocab, t))
     info = ModelInfo(model_name, window, eos)
@@ -244,6 +244,16 @@ def load_llamacpp_lm(
         "llama.cpp: %s with %d sequence slots of %d tokens, %d threads", gguf.name, slots, window, params.n_threads
     )
     return LlamaCppLM(tokenizer, context, info)
+
+
+def default_threads() -> int:
+    """Half the logical cores, at least one (llama-cpp-python's own default).
+
+    llama.cpp's worker threads spin while they wait for each other, so on a shared or
+    hyper-threaded CPU one thread per logical core is slower, not faster: on this 2-core
+    machine under load, 1 thread decoded a step in ~50 ms where 2 took 100-700 ms.
+    """
+    return max((os.cpu_count() or 1) // 2, 1)
 
 
 @llama_cpp.llama_log_callback

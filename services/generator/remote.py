@@ -153,7 +153,7 @@ class RemoteGenerator:
         check_turns(turns, self.limits)
         sampling, requested = check_sampling(request, self.limits)
         max_new = requested or self.limits.default_max_new_tokens
-        body = _body(self.settings.model, turns, sampling, max_new, request.stop)
+        body = _body(self.settings, turns, sampling, max_new, request.stop)
         loop = asyncio.get_running_loop()
         # Each wait is bounded by the deadline on its own, never a ``yield``: a timeout
         # must not fire while the caller's code, not this generator, is running.
@@ -246,8 +246,10 @@ class _Progress:
             metrics.FINISHED.labels(reason.value).inc()
 
 
-def _body(model: str, turns: list[ChatTurn], s: Sampling, max_new: int, stop: tuple[str, ...]) -> dict[str, Any]:
-    """The chat-completions request; sampling extras only when they are not "off"."""
+def _body(
+    settings: OpenAISettings, turns: list[ChatTurn], s: Sampling, max_new: int, stop: tuple[str, ...]
+) -> dict[str, Any]:
+    """The chat-completions request of one generation."""
     body: dict[str, Any] = {
         "messages": [{"role": t.role, "content": t.content} for t in turns],
         "max_tokens": max_new,
@@ -255,14 +257,13 @@ def _body(model: str, turns: list[ChatTurn], s: Sampling, max_new: int, stop: tu
         "top_p": s.top_p,
         "seed": s.seed % (1 << 31),
         "stream_options": {"include_usage": True},
+    }
+    if settings.extra_sampling:
         # Not OpenAI's own fields, but vLLM's, TGI's and llama.cpp's; llama.cpp's server
         # applies a 1.1 repeat penalty unless told otherwise.
-        "top_k": s.top_k,
-        "repetition_penalty": s.repetition_penalty,
-        "repeat_penalty": s.repetition_penalty,
-    }
-    if model:
-        body["model"] = model
+        body |= {"top_k": s.top_k, "repetition_penalty": s.repetition_penalty, "repeat_penalty": s.repetition_penalty}
+    if settings.model:
+        body["model"] = settings.model
     if stop:
         body["stop"] = list(stop)
     return body

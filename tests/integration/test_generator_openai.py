@@ -62,6 +62,12 @@ async def test_the_server_going_away_is_unavailable_and_flips_health(log_dir: Pa
         server.stop()
 
 
+async def _drain(call: Any) -> None:
+    """Read a stream to its end; the remaining messages must all be deltas."""
+    while (response := await call.read()) is not grpc.aio.EOF:  # type: ignore[attr-defined]
+        assert response.WhichOneof("event") == "delta"
+
+
 async def _killed_mid_stream(stub: Stub, server: LlamaServer, service: ServiceProcess) -> None:
     # A generous deadline: UNAVAILABLE must come from the closed stream, not from the deadline.
     call = stub.Generate(_request("Write a long poem about kettles.", max_new_tokens=1000), timeout=120)
@@ -69,15 +75,10 @@ async def _killed_mid_stream(stub: Stub, server: LlamaServer, service: ServicePr
     assert first.WhichOneof("event") == "delta"
     server.kill()
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        while (response := await call.read()) is not grpc.aio.EOF:  # type: ignore[attr-defined]
-            assert response.WhichOneof("event") == "delta"
+        await _drain(call)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
     await _health_becomes(service, "NOT_SERVING")
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.GenerateText(_request("Hello?", max_new_tokens=3), timeout=60)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "unreachable" in (refused.value.details() or "")
-
-
-async def test_a_request_the_server_rejects_is_invalid_argument(log_dir: Path) -> None:
-    ...

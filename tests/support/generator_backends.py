@@ -47,6 +47,10 @@ class LlamaServer:
             str(self.port),
             "--n_ctx",
             "2048",
+            "--n_threads",
+            "1",
+            "--n_threads_batch",
+            "1",
             "--verbose",
             "False",
         ]
@@ -86,7 +90,8 @@ class LlamaServer:
 
 def backend_env(backend: str, server: LlamaServer | None = None) -> dict[str, str]:
     """Service environment of one backend; the openai backend points at ``server``."""
-    env = {**LIMITS, "RAGMESH_GENERATOR_BACKEND": backend}
+    # One llama.cpp thread: its workers spin-wait, which a shared 2-core CI machine punishes.
+    env = {**LIMITS, "RAGMESH_GENERATOR_BACKEND": backend, "RAGMESH_GENERATOR_LLAMACPP_THREADS": "1"}
     if backend == "openai":
         assert server is not None
         env |= {

@@ -29,8 +29,10 @@ def test_the_backend_is_chosen_and_checked_at_start(tmp_path: Any) -> None:
     assert GeneratorConfig.from_env({}).backend == "transformers"
     with pytest.raises(ConfigError, match="RAGMESH_GENERATOR_BACKEND"):
         GeneratorConfig.from_env({"RAGMESH_GENERATOR_BACKEND": "vllm"})
-    with pytest.raises(ConfigError, match="RAGMESH_GENERATOR_MODEL_PATH.*gguf"):
-        GeneratorConfig.from_env({"RAGMESH_GENERATOR_BACKEND": "llamacpp", "RAGMESH_GENERATOR_MODEL_PATH": str(tmp_path)})
+    with pytest.raises(ConfigError, match=r"RAGMESH_GENERATOR_MODEL_PATH.*\.gguf file"):
+        GeneratorConfig.from_env(
+            {"RAGMESH_GENERATOR_BACKEND": "llamacpp", "RAGMESH_GENERATOR_MODEL_PATH": str(tmp_path)}
+        )
     with pytest.raises(ConfigError, match="RAGMESH_GENERATOR_OPENAI_URL"):
         GeneratorConfig.from_env({"RAGMESH_GENERATOR_BACKEND": "openai"})
     remote = GeneratorConfig.from_env(

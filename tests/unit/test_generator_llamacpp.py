@@ -22,7 +22,7 @@ def lm() -> Iterator[Any]:
     from services.generator.llamacpp import load_llamacpp_lm
 
     backend = load_llamacpp_lm(
-        Path(gguf()), model_name="smol", context_length=512, slots=3, threads=0, chat_template=None
+        Path(gguf()), model_name="smol", context_length=512, slots=3, threads=1, chat_template=None
     )
     yield backend
     backend.close()
