@@ -47,13 +47,16 @@ class OpenAISettings:
     #: A Hugging Face tokenizer directory or a .gguf file counting tokens like the remote
     #: model; "" counts with a documented approximation (see docs/generator-backends.md).
     tokenizer: str
-    #: Seconds between polls of the remote's health (``GET <url>/models``).
+    #: Seconds between polls of the remote's health.
     health_interval_seconds: float
     #: Seconds to connect (and to wait for the first byte of a response) before UNAVAILABLE.
     connect_timeout_seconds: float
     #: Send top_k and repetition_penalty (vLLM's, TGI's and llama.cpp's extra fields);
     #: off for a server that rejects unknown fields (OpenAI's own API).
     extra_sampling: bool = True
+    #: Polled for readiness (200 = ready); "" means ``<url>/models``. vLLM and TGI serve
+    #: ``/health``; llama.cpp's Python server answers ``/models`` only between generations.
+    health_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,15 @@ def _openai_settings(env: Env) -> OpenAISettings:
         health_interval_seconds=env.number("openai_health_interval_ms", 2000.0, 10.0, 600_000.0) / 1000.0,
         connect_timeout_seconds=env.number("openai_connect_timeout_ms", 5000.0, 10.0, 600_000.0) / 1000.0,
         extra_sampling=env.flag("openai_extra_sampling", True),
+        health_url=_health_url(env, url),
     )
+
+
+def _health_url(env: Env, url: str) -> str:
+    health = env.text("openai_health_url", "") or f"{url}/models"
+    if not health.startswith(("http://", "https://")):
+        raise ConfigError(env.name("openai_health_url"), f"{health!r} is not an http(s) URL")
+    return health
 
 
 def _check_model_path(variable: str, path: Path, backend: str) -> None:

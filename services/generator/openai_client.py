@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ from services.generator.config import OpenAISettings
 
 #: Seconds to wait for the next chunk of a stream that went quiet (a hung remote).
 READ_TIMEOUT = 60.0
+# httpx logs every request at INFO: a health poll every few seconds would flood the log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,16 @@ class OpenAIClient:
         """Close the connection pool."""
         await self._http.aclose()
 
+    async def healthy(self) -> bool:
+        """Whether the health URL answers 200 within the connect timeout."""
+        try:
+            response = await self._http.get(self.settings.health_url, timeout=self.settings.connect_timeout_seconds)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
     async def model(self) -> RemoteModel:
-        """The served model (the health probe too); Unavailable when the server does not answer."""
+        """The served model; Unavailable when the server does not answer."""
         try:
             response = await self._http.get("/models", timeout=self.settings.connect_timeout_seconds)
         except httpx.HTTPError as error:

@@ -95,8 +95,15 @@ class RemoteGenerator:
         )
 
     async def start(self) -> None:
-        """Probe the remote once (readiness starts from that answer) and keep polling it."""
-        await self._poll()
+        """Learn the remote model (if it answers now), then keep polling its health."""
+        try:
+            model = await self.client.model()
+        except RagmeshError as error:
+            log.warning("the generation server does not answer yet: %s", error)
+        else:
+            self.model_name = self.model_name or model.name
+            self.context_length = self.context_length or model.context_length
+        self.ready = await self.client.healthy()
         self._poller = asyncio.create_task(self._poll_forever(), name="openai-health")
 
     async def close(self) -> None:
@@ -116,22 +123,11 @@ class RemoteGenerator:
     async def _poll_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.health_interval_seconds)
-            await self._poll()
-
-    async def _poll(self) -> None:
-        try:
-            model = await self.client.model()
-        except RagmeshError as error:
-            ready = False
-            if self.ready:
-                log.warning("the generation server went away: %s", error)
-        else:
-            ready = True
-            self.model_name = self.model_name or model.name
-            self.context_length = self.context_length or model.context_length
-        if ready != self.ready:
-            self.ready = ready
-            self._changes.put_nowait(ready)
+            ready = await self.client.healthy()
+            if ready != self.ready:
+                log.warning("the generation server at %s is %s", self.settings.url, "back" if ready else "gone")
+                self.ready = ready
+                self._changes.put_nowait(ready)
 
     async def count_tokens(self, texts: list[str], turns: list[ChatTurn]) -> tuple[list[int], int]:
         """Tokens of each text and of the conversation, with the configured tokenizer."""

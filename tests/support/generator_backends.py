@@ -51,6 +51,9 @@ class LlamaServer:
             "1",
             "--n_threads_batch",
             "1",
+            # A new request must wait for the running one, not cut it short (its default).
+            "--interrupt_requests",
+            "False",
             "--verbose",
             "False",
         ]
@@ -98,6 +101,8 @@ def backend_env(backend: str, server: LlamaServer | None = None) -> dict[str, st
             "RAGMESH_GENERATOR_OPENAI_URL": server.url,
             "RAGMESH_GENERATOR_OPENAI_TOKENIZER": gguf(),
             "RAGMESH_GENERATOR_OPENAI_HEALTH_INTERVAL_MS": "100",
+            # The server's /models waits for a running generation; FastAPI's schema does not.
+            "RAGMESH_GENERATOR_OPENAI_HEALTH_URL": server.url.removesuffix("/v1") + "/openapi.json",
             "RAGMESH_GENERATOR_OPENAI_CONNECT_TIMEOUT_MS": "2000",
         }
     return env
