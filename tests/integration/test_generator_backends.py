@@ -1,7 +1,8 @@
 """One contract, every backend: the same tests against a real generator process per backend.
 
 transformers and llamacpp load the default SmolLM2-135M-Instruct GGUF; openai talks to a
-real ``python -m llama_cpp.server`` on the same GGUF. Generations stay a few tokens long
+real ``python -m llama_cpp.server`` on the same GGUF, which one test kills mid-stream and
+restarts on the same port. Generations stay a few tokens long
 and long streams are cancelled once admitted, so the module stays quick; waits poll
 metrics a bounded number of times, no test is bounded by wall-clock time.
 """
@@ -19,7 +20,7 @@ import pytest
 from ragmesh.mesh.processes import ServiceProcess, health_status
 from ragmesh.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 from services.common.channels import open_channel
-from tests.support.generator_backends import BACKENDS, generator_process, gguf, llama_server
+from tests.support.generator_backends import BACKENDS, LlamaServer, generator_process, gguf, llama_server
 from tests.support.metrics import scrape, until_metrics, value
 
 pytestmark = pytest.mark.integration
@@ -27,6 +28,10 @@ llama_cpp = pytest.importorskip("llama_cpp", reason="the llamacpp extra is not i
 IN_FLIGHT, WAITING = "ragmesh_generator_sequences_in_flight", "ragmesh_generator_sequences_waiting"
 FINISHED = "ragmesh_generator_finished_total"
 Stub = Any  # the generated stubs are typed for the synchronous API
+SERVERS: dict[str, LlamaServer] = {}
+#: The transformers backend runs these in test_generator_real.py already (streamed = unary,
+#: admission, cancellation, deadline), against the same session process; not twice.
+NEW_BACKENDS = pytest.mark.parametrize("backend_service", ["llamacpp", "openai"], indirect=True)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -39,6 +44,7 @@ def backend_service(request: pytest.FixtureRequest, log_dir: Path) -> Iterator[S
             yield service
     else:
         with llama_server(log_dir) as server, generator_process("openai", log_dir, server) as service:
+            SERVERS[service.address] = server  # for test_generator_openai's kill test
             yield service
 
 
@@ -69,6 +75,7 @@ async def _collect(call: Any) -> tuple[str, generator_pb2.GenerateFinal]:
     raise AssertionError("the stream ended without a final message")
 
 
+@NEW_BACKENDS
 async def test_streamed_deltas_equal_the_unary_text(stub: Stub) -> None:
     request = _request("Name three colours.", max_new_tokens=12)
     streamed, final = await _collect(stub.Generate(request))
@@ -103,6 +110,7 @@ async def test_bad_input_is_invalid_argument(stub: Stub, backend_service: Servic
     assert health_status(backend_service.address) == "SERVING"
 
 
+@NEW_BACKENDS
 async def test_admission_limit_then_cancelling_frees_every_slot(stub: Stub, backend_service: ServiceProcess) -> None:
     port = backend_service.metrics_port
     cancelled_before = value(scrape(port), FINISHED, reason="cancelled")
@@ -122,11 +130,64 @@ async def test_admission_limit_then_cancelling_frees_every_slot(stub: Stub, back
     assert reply.final.usage.completion_tokens >= 1
 
 
+@NEW_BACKENDS
 async def test_a_short_deadline_is_deadline_exceeded(stub: Stub, backend_service: ServiceProcess) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await _collect(stub.Generate(_request("Write a long poem about kettles.", max_new_tokens=400), timeout=0.5))
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     await until_metrics(backend_service.metrics_port, {IN_FLIGHT: 0})
+
+
+# The openai backend's remote goes away mid-stream and comes back (its session pair).
+
+
+async def _health_becomes(service: ServiceProcess, wanted: str, polls: int = 300) -> None:
+    """Poll the gRPC health (every 50 ms, ``polls`` times) until it reports ``wanted``."""
+    seen = ""
+    for _ in range(polls):
+        seen = await asyncio.to_thread(health_status, service.address)
+        if seen == wanted:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"health stayed {seen}, never {wanted}:\n{service.log_tail()}")
+
+
+@pytest.mark.parametrize("backend_service", ["openai"], indirect=True)
+async def test_the_server_going_away_is_unavailable_and_flips_health(backend_service: ServiceProcess) -> None:
+    server = SERVERS[backend_service.address]
+    channel = open_channel(backend_service.address)
+    stub: Stub = generator_pb2_grpc.GeneratorServiceStub(channel)
+    try:
+        await _killed_mid_stream(stub, server, backend_service)
+        # The same port again: the poller notices and the service serves once more.
+        server.restart()
+        await _health_becomes(backend_service, "SERVING")
+        reply = await stub.GenerateText(_request("Say hi.", max_new_tokens=3), timeout=60)
+        assert reply.text.strip()
+    finally:
+        await channel.close(None)
+
+
+async def _drain(call: Any) -> None:
+    """Read a stream to its end; the remaining messages must all be deltas."""
+    while (response := await call.read()) is not grpc.aio.EOF:  # type: ignore[attr-defined]
+        assert response.WhichOneof("event") == "delta"
+
+
+async def _killed_mid_stream(stub: Stub, server: LlamaServer, service: ServiceProcess) -> None:
+    # A generous deadline: UNAVAILABLE must come from the closed stream, not from the deadline.
+    call = stub.Generate(_request("Write a long poem about kettles.", max_new_tokens=1000), timeout=120)
+    first = await call.read()
+    assert first.WhichOneof("event") == "delta"
+    server.kill()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _drain(call)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
+    await _health_becomes(service, "NOT_SERVING")
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.GenerateText(_request("Hello?", max_new_tokens=3), timeout=60)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "unreachable" in (refused.value.details() or "")
 
 
 _TOKENIZER: list[Any] = []

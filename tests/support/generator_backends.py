@@ -31,10 +31,14 @@ def gguf() -> str:
 class LlamaServer:
     """``python -m llama_cpp.server`` on a free loopback port, serving the default GGUF."""
 
-    def __init__(self, log_dir: Path, port: int = 0) -> None:
-        self.port = port or free_port()
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.log_path = log_dir / f"llama-server-{time.monotonic_ns()}.log"
+        self.log_dir = log_dir
+        self.process = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        self.log_path = self.log_dir / f"llama-server-{time.monotonic_ns()}.log"
         command = [
             sys.executable,
             "-m",
@@ -58,9 +62,7 @@ class LlamaServer:
             "False",
         ]
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                tied_to_this_process(command), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-            )
+            return subprocess.Popen(tied_to_this_process(command), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Poll ``/v1/models`` until it answers (RuntimeError if the server exits first)."""
@@ -81,6 +83,11 @@ class LlamaServer:
         """Kill the server at once (SIGKILL): its sockets close mid-stream."""
         self.process.kill()
         self.process.wait(30)
+
+    def restart(self) -> None:
+        """Start the server again on the same port (after :meth:`kill`) and wait until ready."""
+        self.process = self._spawn()
+        self.wait_ready()
 
     def stop(self) -> None:
         """SIGTERM and wait."""
