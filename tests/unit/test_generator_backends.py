@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from services.generator.config import GeneratorConfig, OpenAISettings
 from services.generator.openai_client import OpenAIClient
 from services.generator.remote import Admission
 from services.generator.token_counting import ApproximateCounter
+from tests.support.inprocess import generic_definition, start_in_process
 
 SETTINGS = OpenAISettings("http://remote.test/v1", "secret", "m", "", 1.0, 1.0)
 
@@ -132,3 +134,29 @@ def test_the_approximation_counts_bytes_and_messages() -> None:
     assert counter.count_tokens(["abcd", "abcde", "", "é"]) == [1, 2, 0, 1]
     assert counter.prompt_tokens([ChatTurn("user", "abcdefgh")]) == 2 + 4
     assert not counter.exact
+
+
+async def test_readiness_drives_health_after_start_and_stops_at_shutdown() -> None:
+    changes: asyncio.Queue[bool] = asyncio.Queue()
+
+    async def readiness() -> AsyncIterator[bool]:
+        while True:
+            yield await changes.get()
+
+    definition = generic_definition("generator", "test.Ready", {})
+    definition.readiness = readiness
+    running, _ = await start_in_process(definition)
+    try:
+        assert not running.health.serving  # nothing reported yet: still NOT_SERVING
+        for ready in (True, False, True):
+            changes.put_nowait(ready)
+            for _ in range(100):
+                if running.health.serving == ready:
+                    break
+                await asyncio.sleep(0.01)
+            assert running.health.serving == ready
+    finally:
+        await running.stop()
+    changes.put_nowait(True)
+    await asyncio.sleep(0)
+    assert not running.health.serving
