@@ -135,9 +135,7 @@ class LlamaCppLM:
         self._rows.extend(rows)
         return [row.last for row in rows]
 
-    def _prefill_chunk(
-        self, pending: list[tuple[int, list[int], int]], rows: list[_Row]
-    ) -> list[tuple[int, list[int], int]]:
+    def _prefill_chunk(self, pending: list[_Pending], rows: list[_Row]) -> list[_Pending]:
         """Submit the next prompt tokens (up to one batch); return what is left."""
         batch = self._batch.batch
         batch.n_tokens = 0
