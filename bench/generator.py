@@ -9,8 +9,14 @@ alike; each figure is the best of its rounds (TTFT from the same round), and eve
 round's rate is in the JSON. ``--compare-cb`` also times transformers'
 continuous-batching manager (``generate_batch``) at batch 1 and 8.
 
-Run: ``make bench-generator`` (or ``python -m bench.generator [--rounds N] [--compare-cb]``).
-The last line printed is one JSON object with every figure and both ratios.
+``--backend llamacpp`` measures the llama.cpp backend instead: the service at 1 stream
+against llama.cpp in this process (``Llama.create_completion``, same GGUF, same threads)
+at 1 stream, the service's total tokens/s at 4 streams against 1, and the transformers
+service at 1 stream (see :mod:`bench.generator_llamacpp`).
+
+Run: ``make bench-generator`` (or ``python -m bench.generator [--rounds N] [--compare-cb]
+[--backend llamacpp]``). The last line printed is one JSON object with every figure and
+the ratios.
 """
 
 from __future__ import annotations
@@ -72,7 +78,7 @@ def cb_rate(model: Any, prompt: list[int], batch: int) -> float:
     return sum(len(r.generated_tokens) for r in results.values()) / elapsed
 
 
-async def _stream(stub: Any) -> tuple[int, float]:
+async def _stream(stub: Any) -> tuple[int, float]:  # shared with bench.generator_llamacpp
     """(completion tokens, client-side seconds to the first delta) of one stream."""
     request = generator_pb2.GenerateRequest(
         messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=PROMPT)],
@@ -137,7 +143,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="measurement rounds (best of them is kept)")
     parser.add_argument("--compare-cb", action="store_true", help="also time transformers' CB manager")
+    parser.add_argument("--backend", choices=("transformers", "llamacpp"), default="transformers")
     args = parser.parse_args()
+    if args.backend == "llamacpp":
+        from bench.generator_llamacpp import report
+
+        report(args.rounds)
+        return
     f = measure(args.rounds, args.compare_cb)
     print(f"greedy, {NEW_TOKENS} new tokens, prompt {PROMPT!r}, best of {args.rounds} rounds")
     print(f"in-process generate, batch 1:  {f['generate_b1']:7.2f} tokens/s")

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -48,6 +48,9 @@ class ServiceDefinition:
     stop: Callable[[], Awaitable[None]] | None = None
     #: Extra server interceptors, run after tracing and metrics, before error mapping.
     interceptors: Sequence[grpc.aio.ServerInterceptor] = field(default_factory=list)
+    #: After ``start``: readiness changes that drive health (e.g. a remote backend's own
+    #: health); None, or a callable returning None, means SERVING until shutdown.
+    readiness: Callable[[], AsyncIterator[bool] | None] | None = None
 
 
 class StartupError(RuntimeError):
@@ -72,6 +75,7 @@ class RunningServer:
         )
         self.port = 0
         self._stopped = asyncio.Event()
+        self._follower: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         """Listen, then load the backend and report SERVING."""
@@ -95,14 +99,28 @@ class RunningServer:
         except Exception as error:
             await self.server.stop(0)
             raise StartupError(f"backend failed to load: {type(error).__name__}: {error}") from error
-        await self.health.set_serving(True)
-        log.info("%s SERVING on %s", self.definition.component, self.settings.address)
+        changes = self.definition.readiness() if self.definition.readiness is not None else None
+        if changes is None:
+            await self.health.set_serving(True)
+        else:
+            self._follower = asyncio.ensure_future(self._follow(changes))
+        log.info("%s started on %s", self.definition.component, self.settings.address)
+
+    async def _follow(self, changes: AsyncIterator[bool]) -> None:
+        """Report the backend's readiness as health until shutdown."""
+        async for ready in changes:
+            if self._stopped.is_set():
+                return
+            log.info("%s readiness: %s", self.definition.component, "SERVING" if ready else "NOT_SERVING")
+            await self.health.set_serving(ready)
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING, drain, stop with a grace period, close the backend."""
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self._follower is not None:
+            self._follower.cancel()
         await self.health.shutting_down()
         await asyncio.sleep(self.settings.drain_seconds)
         await self.server.stop(self.settings.grace_seconds if grace is None else grace)

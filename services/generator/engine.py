@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from services.common.errors import DeadlineExceeded, InvalidArgument
 from services.common.offload import INLINE_CHARS, off_loop_if
 from services.generator import metrics
 from services.generator.backend import CausalLMBackend, ChatTurn
 from services.generator.config import GenerationLimits
+from services.generator.contract import GeneratorInfo
 from services.generator.scheduler import Scheduler
 from services.generator.sequence import Delta, Event, Failed, Finished, FinishReason, Sequence
 from services.generator.validation import SamplingRequest, check_sampling, check_turns, fit_prompt
@@ -26,17 +26,6 @@ from services.generator.validation import SamplingRequest, check_sampling, check
 #: The engine gives up this long before the caller's deadline, so the caller gets the
 #: engine's DEADLINE_EXCEEDED (with how far it got) rather than a bare transport one.
 _DEADLINE_MARGIN = 0.05
-
-
-@dataclass(frozen=True)
-class GeneratorInfo:
-    """What Info reports."""
-
-    model_name: str
-    context_length: int
-    max_new_tokens_limit: int
-    default_max_new_tokens: int
-    max_batch_size: int
 
 
 class Generator:
@@ -63,8 +52,15 @@ class Generator:
         await self.generate_text([ChatTurn("user", "Hello")], SamplingRequest(max_new_tokens=1))
 
     async def close(self) -> None:
-        """Stop the decode thread."""
+        """Stop the decode thread, then free the model if the backend holds native memory."""
         await self.scheduler.stop()
+        release = getattr(self.backend, "close", None)
+        if callable(release):
+            release()
+
+    def readiness(self) -> AsyncIterator[bool] | None:
+        """A local model stays ready once warmed up."""
+        return None
 
     async def count_tokens(self, texts: list[str], turns: list[ChatTurn]) -> tuple[list[int], int]:
         """Tokens of each text, and of the rendered conversation (0 without one)."""

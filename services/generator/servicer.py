@@ -11,7 +11,7 @@ import grpc
 from ragmesh.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 from services.common.slot import BackendSlot
 from services.generator.backend import ChatTurn
-from services.generator.engine import Generator
+from services.generator.contract import GenerationEngine
 from services.generator.sequence import Delta, Finished, FinishReason
 from services.generator.validation import SamplingRequest
 
@@ -30,7 +30,7 @@ _REASONS = {
 class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
     """Translates GeneratorService RPCs to the generator engine."""
 
-    def __init__(self, generator: BackendSlot[Generator]) -> None:
+    def __init__(self, generator: BackendSlot[GenerationEngine]) -> None:
         self.generator = generator
 
     async def Generate(
