@@ -67,12 +67,14 @@ def stream_answer(client: RagmeshClient, question: str, collection: str, top_k: 
             sys.stdout.flush()
         elif isinstance(event, DoneEvent) and first is not None:
             click.echo()
+            if event.cited_answer:  # the model cited nothing: the orchestrator's attribution
+                click.echo(click.style(f"with citations: {event.cited_answer}", dim=True))
             _print_sources(first.sources)
             click.echo(click.style(f"({first.cache} cache, trace {first.trace_id})", dim=True))
 
 
 def _print_answer(answer: Answer) -> None:
-    click.echo(answer.text)
+    click.echo(answer.cited_text or answer.text)
     _print_sources(answer.sources)
     click.echo(click.style(f"({answer.cache} cache, trace {answer.trace_id})", dim=True))
 

@@ -71,8 +71,10 @@ class Answer:
     history_turns_dropped: int = 0
     #: What the retriever was asked (the follow-up with its conversation).
     retrieval_query: str = ""
-    #: The model wrote no [n] marker; ``text`` carries the markers the orchestrator added.
+    #: The model wrote no [n] marker: ``cited_text`` is ``text`` with the markers the
+    #: orchestrator added ("" otherwise).
     citations_added: bool = False
+    cited_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ def answer(message: orchestrator_pb2.QueryResponse) -> Answer:
         history_turns_dropped=message.history_turns_dropped,
         retrieval_query=message.retrieval_query,
         citations_added=message.citations_added,
+        cited_text=message.cited_answer,
     )
 
 

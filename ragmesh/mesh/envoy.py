@@ -61,6 +61,11 @@ class Upstream:
     #: Or (host, port) of each replica's HTTP API, when they differ (replicas on one machine).
     http_endpoints: tuple[tuple[str, int], ...] = ()
 
+    @property
+    def has_http_api(self) -> bool:
+        """Whether Envoy routes ``/v1/`` to this upstream's HTTP API."""
+        return self.http_port is not None or bool(self.http_endpoints)
+
     def __post_init__(self) -> None:
         if self.component not in COMPONENTS:
             raise ValueError(f"unknown component {self.component!r}; expected one of {', '.join(COMPONENTS)}")
@@ -127,7 +132,7 @@ def render(upstreams: Sequence[Upstream], options: EnvoyOptions | None = None) -
         internal = _client_listener("internal", options.internal_host, options.internal_port, upstreams, options)
         listeners.append(internal)
     clusters = [component_cluster(u, options) for u in upstreams]
-    clusters += [http_api_cluster(u, options) for u in public if u.http_port is not None or u.http_endpoints]
+    clusters += [http_api_cluster(u, options) for u in public if u.has_http_api]
     if options.stats_port is not None:
         listeners.append(_stats_listener(options))
         clusters.append(static_cluster(ADMIN_CLUSTER, "127.0.0.1", options.admin_port, http2=False))

@@ -58,7 +58,7 @@ def routes(upstreams: Sequence[Upstream], options: EnvoyOptions, http_api: bool 
             table.append(_route({"path": f"/{SERVICE_NAMES[component]}/{method}"}, component, None))
     for component in present:
         table.append(_route({"prefix": f"/{SERVICE_NAMES[component]}/"}, component, options))
-    if http_api and any(u.http_port is not None for u in upstreams):
+    if http_api and any(u.has_http_api for u in upstreams):
         table.append(_route({"prefix": HTTP_API_PREFIX}, HTTP_API_CLUSTER, None))
     return table
 

@@ -98,7 +98,8 @@ def _timings(timings: StageTimings) -> orchestrator_pb2.StageTimings:
 def answer_message(answer: Answer) -> orchestrator_pb2.QueryResponse:
     """The QueryResponse of a folded answer."""
     return orchestrator_pb2.QueryResponse(
-        answer=answer.cited_answer if answer.citations_added else answer.text,
+        answer=answer.text,
+        cited_answer=answer.cited_answer,
         citations=[orchestrator_pb2.Citation(**asdict(c)) for c in answer.citations],
         citations_added=answer.citations_added,
         sources=[source_message(s) for s in answer.sources],

@@ -235,7 +235,7 @@ def completion_json(answer: Answer, completion_id: str, created: int) -> dict[st
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": answer.cited_answer or answer.text},
+                "message": {"role": "assistant", "content": answer.text},
                 "finish_reason": finish_json(answer.finish_reason),
             }
         ],
@@ -247,6 +247,7 @@ def completion_json(answer: Answer, completion_id: str, created: int) -> dict[st
             "timings_ms": asdict(answer.timings),
             "citations": [asdict(c) for c in answer.citations],
             "citations_added": answer.citations_added,
+            "cited_answer": answer.cited_answer,
         },
     }
 

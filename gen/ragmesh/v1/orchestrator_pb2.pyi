@@ -357,6 +357,7 @@ class QueryResponse(_message.Message):
     RETRIEVAL_QUERY_FIELD_NUMBER: _builtins.int
     CITATIONS_FIELD_NUMBER: _builtins.int
     CITATIONS_ADDED_FIELD_NUMBER: _builtins.int
+    CITED_ANSWER_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     """The answer, citing sources as [n]."""
     cache: Global___CacheLevel.ValueType
@@ -372,9 +373,11 @@ class QueryResponse(_message.Message):
     retrieval_query: _builtins.str
     """The query the retriever was asked (differs from `query` for follow-ups)."""
     citations_added: _builtins.bool
-    """The model wrote no [n] marker, so the orchestrator attributed the sentences and
-    `answer` carries the markers it added.
+    """The model wrote no [n] marker: the orchestrator attributed the sentences, and
+    `cited_answer` is `answer` with the markers it added (`answer` stays the model's text,
+    equal to the concatenated deltas of QueryStream).
     """
+    cited_answer: _builtins.str
     @_builtins.property
     def sources(self) -> _containers.RepeatedCompositeFieldContainer[Global___Source]:
         """Sources given to the model, in citation order."""
@@ -406,10 +409,11 @@ class QueryResponse(_message.Message):
         retrieval_query: _builtins.str = ...,
         citations: _abc.Iterable[Global___Citation] | None = ...,
         citations_added: _builtins.bool = ...,
+        cited_answer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timings", b"timings", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "cache", b"cache", "citations", b"citations", "citations_added", b"citations_added", "experiment_variant", b"experiment_variant", "finish_reason", b"finish_reason", "history_turns_dropped", b"history_turns_dropped", "retrieval_query", b"retrieval_query", "sources", b"sources", "timings", b"timings", "trace_id", b"trace_id", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "cache", b"cache", "citations", b"citations", "citations_added", b"citations_added", "cited_answer", b"cited_answer", "experiment_variant", b"experiment_variant", "finish_reason", b"finish_reason", "history_turns_dropped", b"history_turns_dropped", "retrieval_query", b"retrieval_query", "sources", b"sources", "timings", b"timings", "trace_id", b"trace_id", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
