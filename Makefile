@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: venv demo test lint proto proto-check k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers clean
+.PHONY: venv demo test lint proto proto-check k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep clean
 
 venv: $(STAMP)
 
@@ -80,3 +80,6 @@ bench-ingest-workers: $(STAMP)
 
 bench-ingest-docs: $(STAMP)
 	$(PY) -m bench.ingest_docs
+
+bench-sweep: $(STAMP)
+	$(PY) -m bench.sweep

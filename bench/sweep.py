@@ -1,0 +1,144 @@
+"""Concurrency sweep of the whole mesh: streamed queries through Envoy at concurrency 1, 2,
+4, 8, 16, 32 (after a warm-up), the same sweep against the in-process pipeline (the mesh
+overhead per level), and ingestion of a generated corpus against the embedder's
+in-process batched throughput. Writes sweep.json, report.md and PNG plots under --out.
+
+    make bench-sweep          # or: python -m bench.sweep --out bench/reports/sweep --levels 1,2,4,8
+
+Last line: one JSON object with overhead_c1, qps_ratio_c8_c1, ingest_ratio and errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from bench.e2e import questions
+from bench.inprocess import InProcessPipeline
+from bench.sweep_load import LevelResult, median_ratio, mesh_streamer, run_level
+from bench.sweep_report import write_report
+from ragmesh.client import AsyncRagmeshClient, RagmeshClient, files
+from ragmesh.mesh.launcher import Mesh, MeshPlan
+from ragmesh.mesh.processes import ROOT, free_port
+from services.orchestrator.config import OrchestratorConfig
+from services.orchestrator.deadline import Deadline
+from services.orchestrator.domain import DeltaEvent, QueryInput, Sampling
+from services.orchestrator.requests import resolve
+
+COLLECTION = "sweep_docs"
+CORPUS = ROOT / "corpus" / "docs"
+
+
+def generated_corpus(count: int) -> list[dict[str, str]]:
+    """``count`` documents of a few sentences each (about one chunk each)."""
+    topics = ["Envoy", "Milvus", "Redis", "the generator", "the embedder", "Kubernetes"]
+    return [
+        {"id": f"gen-{i}", "text": f"Note {i} about {topics[i % 6]}: " + " ".join(f"fact{i}-{j}." for j in range(40))}
+        for i in range(count)
+    ]
+
+
+def _local_streamer(pipeline: InProcessPipeline, tokens: int):  # type: ignore[no-untyped-def]
+    defaults = OrchestratorConfig.from_env({}).defaults
+
+    async def stream(question: str) -> AsyncIterator[str]:
+        spec = resolve(
+            QueryInput(question, COLLECTION, sampling=Sampling(max_new_tokens=tokens), bypass_cache=True), defaults
+        )
+        async for event in pipeline.pipeline.run(spec, Deadline(None)):
+            if isinstance(event, DeltaEvent):
+                yield event.text
+
+    return stream
+
+
+async def _sweep(mesh: Mesh, local: InProcessPipeline, args: argparse.Namespace) -> dict[str, list[LevelResult]]:
+    asked = questions()
+    results: dict[str, list[LevelResult]] = {"mesh": [], "in_process": []}
+    async with AsyncRagmeshClient(mesh.address, timeout=600) as client:
+        remote, here = mesh_streamer(client, COLLECTION, args.tokens), _local_streamer(local, args.tokens)
+        await run_level(remote, asked, 2, 1)  # warm-up
+        await run_level(here, asked, 2, 1)
+        for level in args.levels:
+            results["mesh"].append(await run_level(remote, asked, level, args.per_caller))
+            results["in_process"].append(await run_level(here, asked, level, args.per_caller))
+            print(f"c={level}: mesh {results['mesh'][-1].summary()}", flush=True)
+    return results
+
+
+def _ingest_rates(mesh: Mesh, local: InProcessPipeline, documents: int) -> dict[str, float]:
+    corpus = generated_corpus(documents)
+    started = time.perf_counter()
+    with RagmeshClient(mesh.address, timeout=3600) as client:
+        progress = client.ingest(corpus, "sweep_ingest")
+    seconds = time.perf_counter() - started
+    texts = [d["text"] for d in corpus[:512]]
+    embedder = local.ports.embedder
+    asyncio.run(embedder.embed(texts[:32], False, Deadline(None)))  # warm-up
+    began = time.perf_counter()
+
+    async def embed_all() -> None:
+        for first in range(0, len(texts), 32):
+            await embedder.embed(texts[first : first + 32], False, Deadline(None))
+
+    asyncio.run(embed_all())
+    baseline = len(texts) / (time.perf_counter() - began)
+    chunks_per_s = progress.chunks_done / seconds
+    return {
+        "ingest_documents_per_s": round(progress.documents_done / seconds, 2),
+        "ingest_chunks_per_s": round(chunks_per_s, 2),
+        "embedder_in_process_texts_per_s": round(baseline, 2),
+        "ingest_ratio": round(chunks_per_s / baseline, 3),
+    }
+
+
+def main() -> None:
+    """Start the mesh and the in-process pipeline, sweep, ingest, report."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("bench/reports/sweep"))
+    parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4, 8, 16, 32])
+    parser.add_argument("--per-caller", type=int, default=2, help="queries each caller asks per level")
+    parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--documents", type=int, default=2000)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
+    with contextlib.ExitStack() as cleanup:
+        plan = MeshPlan(envoy_port=free_port(), envoy_admin_port=free_port(), default_ports=False,
+                        retriever_uri=str(workdir / "mesh.db"), log_dir=workdir / "logs")  # fmt: skip
+        mesh = Mesh(plan)
+        cleanup.callback(mesh.stop)
+        mesh.start(report=lambda line: None)
+        local = InProcessPipeline(workdir / "local.db")
+        loop = asyncio.new_event_loop()
+        cleanup.callback(lambda: loop.run_until_complete(local.close()))
+        loop.run_until_complete(local.start())
+        loop.run_until_complete(local.ingest(CORPUS, COLLECTION))
+        with RagmeshClient(mesh.address) as client:
+            client.ingest(files.load([CORPUS]).documents, COLLECTION)
+        results = loop.run_until_complete(_sweep(mesh, local, args))
+        ingest = _ingest_rates(mesh, local, args.documents)
+    summary = _summary(results, ingest)
+    write_report(args.out, results, ingest, summary)
+    print(json.dumps({"benchmark": "sweep", **summary}))
+
+
+def _summary(results: dict[str, list[LevelResult]], ingest: dict[str, float]) -> dict[str, float]:
+    mesh, local = results["mesh"], results["in_process"]
+    by_level = {r.concurrency: r for r in mesh}
+    qps = {c: r.summary()["qps"] for c, r in by_level.items()}
+    return {
+        "overhead_c1": median_ratio(mesh[0].e2e, local[0].e2e),
+        "qps_ratio_c8_c1": round(qps.get(8, 0.0) / qps[1], 3) if qps.get(1) else 0.0,
+        "ingest_ratio": ingest["ingest_ratio"],
+        "errors": sum(r.errors for r in mesh),
+    }
+
+
+if __name__ == "__main__":
+    main()
