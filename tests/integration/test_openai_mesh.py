@@ -19,6 +19,7 @@ from tests.support.mesh_cli import UpProcess
 pytestmark = pytest.mark.integration
 COLLECTION = "ragmesh_docs"  # indexed by `ragmesh up --demo`
 QUESTION = "Which port does Envoy listen on?"
+BAD_FILTER = {"field": "lang", "op": "==", "value": {"x": 1}}  # a value must be a scalar
 
 
 def _client(mesh: UpProcess) -> openai.OpenAI:
@@ -77,8 +78,7 @@ def test_curl_streams_server_sent_events(mesh: UpProcess) -> None:
         ({"messages": [{"role": "user", "content": QUESTION}], "collection": "no_such_collection"}, 404, None),
         ({"messages": [{"role": "robot", "content": QUESTION}]}, 400, "messages[0].role"),
         ({"messages": [{"role": "user", "content": QUESTION}], "top_k": 1000}, 400, None),
-        ({"messages": [{"role": "user", "content": QUESTION}], "filters": [{"field": "a b", "op": "=="}]}, 400,
-         "filters[0].value"),
+        ({"messages": [{"role": "user", "content": QUESTION}], "filters": [BAD_FILTER]}, 400, "filters[0].value"),
     ],
 )  # fmt: skip
 def test_bad_chat_requests_through_envoy_are_openai_errors(
