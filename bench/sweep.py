@@ -72,7 +72,9 @@ async def _sweep(mesh: Mesh, local: InProcessPipeline, args: argparse.Namespace)
     return results
 
 
-def _ingest_rates(mesh: Mesh, local: InProcessPipeline, documents: int) -> dict[str, float]:
+def _ingest_rates(
+    loop: asyncio.AbstractEventLoop, mesh: Mesh, local: InProcessPipeline, documents: int
+) -> dict[str, float]:
     corpus = generated_corpus(documents)
     started = time.perf_counter()
     with RagmeshClient(mesh.address, timeout=3600) as client:
@@ -80,14 +82,15 @@ def _ingest_rates(mesh: Mesh, local: InProcessPipeline, documents: int) -> dict[
     seconds = time.perf_counter() - started
     texts = [d["text"] for d in corpus[:512]]
     embedder = local.ports.embedder
-    asyncio.run(embedder.embed(texts[:32], False, Deadline(None)))  # warm-up
+    # The in-process engines run on ``loop`` (their batchers are bound to it).
+    loop.run_until_complete(embedder.embed(texts[:32], False, Deadline(None)))  # warm-up
     began = time.perf_counter()
 
     async def embed_all() -> None:
         for first in range(0, len(texts), 32):
             await embedder.embed(texts[first : first + 32], False, Deadline(None))
 
-    asyncio.run(embed_all())
+    loop.run_until_complete(embed_all())
     baseline = len(texts) / (time.perf_counter() - began)
     chunks_per_s = progress.chunks_done / seconds
     return {
@@ -122,7 +125,7 @@ def main() -> None:
         with RagmeshClient(mesh.address) as client:
             client.ingest(files.load([CORPUS]).documents, COLLECTION)
         results = loop.run_until_complete(_sweep(mesh, local, args))
-        ingest = _ingest_rates(mesh, local, args.documents)
+        ingest = _ingest_rates(loop, mesh, local, args.documents)
     summary = _summary(results, ingest)
     write_report(args.out, results, ingest, summary)
     print(json.dumps({"benchmark": "sweep", **summary}))
