@@ -15,6 +15,7 @@ from ragmesh.cli.query import stream_answer
 from ragmesh.mesh.envoy_tls import TlsOptions
 from ragmesh.mesh.launcher import COMPONENT_ORDER, Mesh, MeshError, MeshPlan
 from ragmesh.mesh.processes import ROOT, free_port
+from ragmesh.mesh.supervisor import Supervisor
 from services.common.auth_keys import Grant, digest, new_key, toml_entry
 
 SAMPLE_CORPUS = ROOT / "corpus" / "docs"
@@ -197,20 +198,13 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _watch(mesh: Mesh) -> None:
-    """Sleep until interrupted. A replica that dies is reported with its log tail (Envoy
-    routes around it); when a component has no replica left, the mesh stops."""
-    reported: set[str] = set()
+    """Sleep until interrupted. A replica that dies is reported with its log tail and
+    restarted with exponential back-off, as Kubernetes would (Envoy routes around it
+    meanwhile)."""
+    supervisor = Supervisor(mesh, lambda line: click.echo(line, err=True))
     while True:
         time.sleep(1.0)
-        for replica in mesh.replicas:
-            if replica.address in reported or replica.process.process.poll() is None:
-                continue
-            reported.add(replica.address)
-            click.echo(
-                f"warning: {replica.component} on {replica.address} exited:\n{replica.process.log_tail(10)}", err=True
-            )
-            if all(r.process.process.poll() is not None for r in mesh.replicas if r.component == replica.component):
-                fail(f"no {replica.component} replica is left; stopping the mesh")
+        supervisor.tick()
 
 
 def _demo(context: click.Context) -> None:

@@ -82,10 +82,16 @@ class Replica:
 
     component: str
     process: ServiceProcess
+    #: The environment it was started with (a restart reuses it: same ports, same config).
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
         return self.process.address
+
+    def restart(self, log_dir: Path) -> None:
+        """Start the same process again (after it exited)."""
+        self.process = ServiceProcess(self.component, self.env, log_dir)
 
 
 class Mesh:
@@ -117,7 +123,7 @@ class Mesh:
             for component in COMPONENT_ORDER:
                 for port, metrics in ports[component]:
                     env = self._env(component, port, metrics)
-                    self.replicas.append(Replica(component, ServiceProcess(component, env, self.plan.log_dir)))
+                    self.replicas.append(Replica(component, ServiceProcess(component, env, self.plan.log_dir), env))
             self._start_envoy(ports)
             self._start_workers()
             for replica in self.replicas:
@@ -166,7 +172,7 @@ class Mesh:
                 env[f"RAGMESH_WORKER_{target.upper()}_ADDR"] = self.internal_address
             env["RAGMESH_WORKER_COMPONENTS_BEHIND_ENVOY"] = "true"
             env["RAGMESH_WORKER_REDIS_URL"] = self.plan.redis_url
-            self.replicas.append(Replica("worker", ServiceProcess("worker", env, self.plan.log_dir)))
+            self.replicas.append(Replica("worker", ServiceProcess("worker", env, self.plan.log_dir), env))
 
     def _env(self, component: str, port: int, metrics: int) -> dict[str, str]:
         prefix = f"RAGMESH_{component.upper()}_"
@@ -227,6 +233,10 @@ class Mesh:
             raise MeshError(
                 f"{replica.component} failed to start (log: {replica.process.log_path}):\n{error}"
             ) from None
+
+    def write_state(self) -> None:
+        """Rewrite ``mesh.json`` (after a replica was restarted with a new pid)."""
+        self._write_state()
 
     def _write_state(self) -> None:
         """``mesh.json`` in the log directory: every process with its pid, addresses and log,

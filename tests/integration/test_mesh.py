@@ -295,3 +295,4 @@ def test_queries_keep_succeeding_while_an_embedder_replica_stops(mesh: UpProcess
             answered += bool(answer.sources)
             time.sleep(0.2)
     assert answered == 12
+    mesh.wait_for("restarted embedder", timeout=120)  # brought back, as Kubernetes would
