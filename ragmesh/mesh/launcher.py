@@ -38,7 +38,8 @@ class MeshPlan:
     envoy_port: int = 8080
     envoy_admin_port: int = 9901
     #: Envoy's internal listener (loopback): the orchestrator reaches the components there.
-    envoy_internal_port: int = 8081
+    #: Envoy's internal listener (the components); None: 8081 with default ports, else a free one.
+    envoy_internal_port: int | None = None
     #: TLS (mTLS when it has a client CA) on Envoy's public listener.
     tls: TlsOptions | None = None
     #: Key file of the orchestrators (RAGMESH_ORCHESTRATOR_AUTH_KEYS_FILE): auth on.
@@ -104,7 +105,8 @@ class Mesh:
         self.envoy: EnvoyProcess | None = None
         self._http_ports: dict[int, int] = {}
         self.address = f"127.0.0.1:{plan.envoy_port}"
-        self.internal_address = f"127.0.0.1:{plan.envoy_internal_port}"
+        self.internal_port = plan.envoy_internal_port or (8081 if plan.default_ports else free_port())
+        self.internal_address = f"127.0.0.1:{self.internal_port}"
 
     def start(self, report: Callable[[str], None] = print, timeout: float = 600.0) -> None:
         """Start everything and wait until every replica is SERVING and healthy in Envoy."""
@@ -113,7 +115,7 @@ class Mesh:
         _check_free(
             [(self.plan.envoy_port, "envoy"), (self.plan.envoy_admin_port, "envoy admin")]
             + [(port, "orchestrator HTTP API") for port in self._http_ports.values()]
-            + [(self.plan.envoy_internal_port, "envoy internal")]
+            + [(self.internal_port, "envoy internal")]
             + [(port, name) for name, addresses in ports.items() for port, _ in addresses]
             + [(metrics, f"{name} metrics") for name, addresses in ports.items() for _, metrics in addresses]
             + ([(WORKER_PORTS[0], "worker"), (WORKER_PORTS[1], "worker metrics")] if self._default_worker_ports else [])
@@ -210,7 +212,7 @@ class Mesh:
         options = envoy.EnvoyOptions(
             listen_port=self.plan.envoy_port,
             admin_port=self.plan.envoy_admin_port,
-            internal_port=self.plan.envoy_internal_port,
+            internal_port=self.internal_port,
             tls=self.plan.tls,
             descriptor_set=str(ROOT / "gen" / "ragmesh.pb"),
             otlp_endpoint=collector,  # Envoy adds its own span to every trace
