@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import Counter
 
+from ragmesh.v1 import orchestrator_pb2
 from services.common.auth import Principal, authorize, current_principal, scope_key
-from services.common.errors import InvalidArgument, status_code_for
+from services.common.errors import InvalidArgument, NotFound, status_code_for
 from services.common.tracing import current_trace_id
 from services.orchestrator.cache import AnswerCache, CacheCounts, CollectionVersions
 from services.orchestrator.clients import CallCounts, Components
@@ -171,6 +173,34 @@ class Orchestrator:
             authorize(principal, collection)
         return await self.experiments.report(name, metric, chart=chart, **options)
 
+    async def submit_job(self, request: orchestrator_pb2.SubmitIngestJobRequest) -> str:
+        """An ingestion job into a collection the caller may write; its id is the tenant's."""
+        principal = current_principal()
+        authorize(principal, request.collection, write=True)
+        return await self.jobs.submit(request, owner_tag(principal))
+
+    async def job(self, job_id: str) -> orchestrator_pb2.IngestJob:
+        """A job of the caller's tenant (another tenant's id is NotFound, as if it did not exist)."""
+        _check_owner(job_id, "ingestion job")
+        return await self.jobs.get(job_id)
+
+    def watch_job(self, job_id: str) -> AsyncIterator[orchestrator_pb2.IngestJob]:
+        """A job's state on every change, for the caller's tenant only."""
+        _check_owner(job_id, "ingestion job")
+        return self.jobs.watch(job_id)
+
+    async def submit_batch(self, request: orchestrator_pb2.SubmitQueryBatchRequest) -> str:
+        """A batch of queries on collections the caller may read; its id is the tenant's."""
+        principal = current_principal()
+        for query in request.queries:
+            authorize(principal, query.collection or self.config.defaults.collection)
+        return await self.jobs.submit_batch(request, owner_tag(principal))
+
+    async def batch(self, batch_id: str, include_results: bool) -> orchestrator_pb2.QueryBatch:
+        """A batch of the caller's tenant."""
+        _check_owner(batch_id, "query batch")
+        return await self.jobs.get_batch(batch_id, include_results)
+
     def stats(self) -> Stats:
         """Cache counters and per-component call counts of this replica."""
         return Stats(
@@ -202,3 +232,17 @@ async def _writable(batches: AsyncIterator[IngestBatch], principal: Principal) -
             authorize(principal, batch.collection, write=True)
             first = False
         yield batch
+
+
+def owner_tag(principal: Principal) -> str:
+    """The tenant's tag in job and batch ids ("" with auth off): not the tenant's name."""
+    if not principal.tenant:
+        return ""
+    return hashlib.sha256(principal.tenant.encode()).hexdigest()[:12]
+
+
+def _check_owner(record_id: str, kind: str) -> None:
+    """NotFound unless the caller's tenant submitted ``record_id`` (with auth on)."""
+    tag = owner_tag(current_principal())
+    if record_id and tag and not record_id.startswith(tag + "-"):
+        raise NotFound(f"no {kind} with id {record_id[:80]!r}")

@@ -51,8 +51,8 @@ class JobManager:
             raise Unavailable(NO_ENGINE)
         return self.app
 
-    async def submit(self, request: orchestrator_pb2.SubmitIngestJobRequest) -> str:
-        """Store a job and send its task; returns its id."""
+    async def submit(self, request: orchestrator_pb2.SubmitIngestJobRequest, owner: str = "") -> str:
+        """Store a job and send its task; returns its id (prefixed by ``owner``, the tenant's tag)."""
         check_collection(request.collection)
         if not request.documents:
             raise InvalidArgument("documents is empty; a job needs at least one document")
@@ -60,7 +60,7 @@ class JobManager:
             raise InvalidArgument(f"{len(request.documents)} documents; the limit is {self.settings.max_documents}")
         app = self._engine()
         job = orchestrator_pb2.IngestJob(
-            job_id=uuid.uuid4().hex,
+            job_id=owned_id(owner),
             collection=request.collection,
             state=orchestrator_pb2.JOB_STATE_PENDING,
             progress=orchestrator_pb2.IngestProgress(documents_total=len(request.documents)),
@@ -94,13 +94,13 @@ class JobManager:
                 return
             await asyncio.sleep(WATCH_POLL_SECONDS)
 
-    async def submit_batch(self, request: orchestrator_pb2.SubmitQueryBatchRequest) -> str:
-        """Store a batch of queries and send its task; returns its id."""
+    async def submit_batch(self, request: orchestrator_pb2.SubmitQueryBatchRequest, owner: str = "") -> str:
+        """Store a batch of queries and send its task; returns its id (prefixed by ``owner``)."""
         if not 1 <= len(request.queries) <= MAX_BATCH_QUERIES:
             raise InvalidArgument(f"a batch holds 1 to {MAX_BATCH_QUERIES} queries, got {len(request.queries)}")
         app = self._engine()
         batch = orchestrator_pb2.QueryBatch(
-            batch_id=uuid.uuid4().hex,
+            batch_id=owned_id(owner),
             state=orchestrator_pb2.JOB_STATE_PENDING,
             total=len(request.queries),
             created_at=now(),
@@ -127,6 +127,12 @@ class JobManager:
         if self.app is not None:
             self.app.close()
         await self.redis.close()
+
+
+def owned_id(owner: str) -> str:
+    """A new job or batch id; with an owner tag, ``<tag>-<random>`` so that reads can be
+    limited to the tenant that submitted it."""
+    return f"{owner}-{uuid.uuid4().hex}" if owner else uuid.uuid4().hex
 
 
 async def _engine_call(operation: Awaitable[T]) -> T:

@@ -70,30 +70,30 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     async def SubmitIngestJob(
         self, request: orchestrator_pb2.SubmitIngestJobRequest, context: Context
     ) -> orchestrator_pb2.SubmitIngestJobResponse:
-        job_id = await self.slot.get().jobs.submit(request)
+        job_id = await self.slot.get().submit_job(request)
         return orchestrator_pb2.SubmitIngestJobResponse(job_id=job_id)
 
     async def GetIngestJob(
         self, request: orchestrator_pb2.GetIngestJobRequest, context: Context
     ) -> orchestrator_pb2.IngestJob:
-        return await self.slot.get().jobs.get(request.job_id)
+        return await self.slot.get().job(request.job_id)
 
     async def WatchIngestJob(
         self, request: orchestrator_pb2.GetIngestJobRequest, context: Context
     ) -> AsyncIterator[orchestrator_pb2.IngestJob]:
-        async for job in self.slot.get().jobs.watch(request.job_id):
+        async for job in self.slot.get().watch_job(request.job_id):
             yield job
 
     async def SubmitQueryBatch(
         self, request: orchestrator_pb2.SubmitQueryBatchRequest, context: Context
     ) -> orchestrator_pb2.SubmitQueryBatchResponse:
-        batch_id = await self.slot.get().jobs.submit_batch(request)
+        batch_id = await self.slot.get().submit_batch(request)
         return orchestrator_pb2.SubmitQueryBatchResponse(batch_id=batch_id)
 
     async def GetQueryBatch(
         self, request: orchestrator_pb2.GetQueryBatchRequest, context: Context
     ) -> orchestrator_pb2.QueryBatch:
-        return await self.slot.get().jobs.get_batch(request.batch_id, request.include_results)
+        return await self.slot.get().batch(request.batch_id, request.include_results)
 
     async def DeleteDocuments(
         self, request: orchestrator_pb2.DeleteDocumentsRequest, context: Context
