@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from services.common.config import ConfigError, Env, ServerSettings, check_model_directory
 from services.common.names import DEFAULT_HTTP_PORT, DEFAULT_PORTS
 from services.orchestrator.experiments.config import ExperimentSettings
+from services.parsing import ParseSettings
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class OrchestratorConfig:
     ingest: IngestSettings
     #: Hugging Face sequence-classification model for cross-encoder reranking ("" = off).
     cross_encoder_path: str
+    #: Parsing of raw files in ingestion (limits, worker processes).
+    parse: ParseSettings = field(default_factory=ParseSettings)
     #: A/B experiments (file, record bounds).
     experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
     #: Where the OpenAI-compatible HTTP API listens ("" turns it off).
@@ -95,6 +98,7 @@ class OrchestratorConfig:
             components_behind_envoy=env.flag("components_behind_envoy", False),
             http_addr=_http_addr(env),
             experiments=_experiments(environ),
+            parse=ParseSettings.from_env(env),
         )
 
 
