@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from services.common.errors import InvalidArgument
 from services.common.tracing import tracer
@@ -43,6 +43,7 @@ from services.orchestrator.sync import stale_documents, stored_hashes
 from services.parsing import DocumentRejected, ParsedDocument
 
 INGESTED = Counter("ragmesh_orchestrator_ingested_total", "Documents and chunks ingested", ["kind"])
+PARSING = Gauge("ragmesh_orchestrator_parsing_documents", "Raw files being parsed right now")
 #: Documents stored together (one delete + one upsert + one version bump).
 GROUP_DOCUMENTS = 32
 #: Values per IN / NOT_IN filter clause the retriever accepts.
@@ -250,7 +251,10 @@ class Ingestor:
         async def parse(document: Document) -> ParsedDocument | None:
             if self.parser is None:
                 raise DocumentRejected("this server does not parse raw content; send the text")
-            parsed = await self.parser.parse(document.content, document.media_type or None, document.file_name or None)
+            with PARSING.track_inprogress():
+                parsed = await self.parser.parse(
+                    document.content, document.media_type or None, document.file_name or None
+                )
             state.pages_done += parsed.pages or 0
             return parsed
 
