@@ -16,7 +16,9 @@ is stored with its chunks; a document whose stored hash matches is skipped (``un
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +45,8 @@ from services.orchestrator.sync import stale_documents, stored_hashes
 from services.parsing import DocumentRejected, ParsedDocument
 
 INGESTED = Counter("ragmesh_orchestrator_ingested_total", "Documents and chunks ingested", ["kind"])
+#: Wall time of each ingestion stage (parse, chunk = tokenize and cut, embed, store), summed.
+STAGE_SECONDS = Counter("ragmesh_orchestrator_ingest_stage_seconds", "Wall time per ingestion stage", ["stage"])
 PARSING = Gauge("ragmesh_orchestrator_parsing_documents", "Raw files being parsed right now")
 #: Documents stored together (one delete + one upsert + one version bump).
 GROUP_DOCUMENTS = 32
@@ -202,21 +206,25 @@ class Ingestor:
     ) -> None:
         with tracer().start_as_current_span("ingest.group") as span:
             documents = await self._changed(collection, documents, chunking, state, deadline)
-            parsed = await self._parse(documents, state)
+            with _stage("parse"):
+                parsed = await self._parse(documents, state)
             documents = [d for d in documents if d.id in parsed]
             if not documents:
                 return
-            chunks = await self._chunks(documents, parsed, chunking, deadline)
+            with _stage("chunk"):
+                chunks = await self._chunks(documents, parsed, chunking, deadline)
             state.chunks_total += len(chunks)
-            records = await self._embed(chunks, deadline)
-            await self.retriever.upsert(collection, records, deadline)
-            # A re-ingested document may now have fewer chunks: drop the ones not rewritten.
-            await self.retriever.delete(
-                collection,
-                [document.id for document in documents],
-                _none_of("chunk_id", [chunk.chunk_id for chunk in chunks]),
-                deadline,
-            )
+            with _stage("embed"):
+                records = await self._embed(chunks, deadline)
+            with _stage("store"):
+                await self.retriever.upsert(collection, records, deadline)
+                # A re-ingested document may now have fewer chunks: drop the ones not rewritten.
+                await self.retriever.delete(
+                    collection,
+                    [document.id for document in documents],
+                    _none_of("chunk_id", [chunk.chunk_id for chunk in chunks]),
+                    deadline,
+                )
             state.version = await self.versions.bump(collection)
             state.documents_done += len(documents)
             state.chunks_done += len(chunks)
@@ -327,6 +335,15 @@ class _Draft:
     document: Document
     text: str
     metadata: dict[str, Any]
+
+
+@contextlib.contextmanager
+def _stage(name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        STAGE_SECONDS.labels(name).inc(time.perf_counter() - started)
 
 
 def _by_size(texts: list[str], max_chars: int) -> Iterable[list[str]]:

@@ -100,9 +100,13 @@ def test_each_fact_is_found_with_its_source_page_and_section(
         tomatoes = _top(client, collection, "Where do tomatoes grow?")
         on_page_3 = _top(client, collection, "oxygen scrubbers", where("page", ">=", 3))
         only_pdf = _top(client, collection, "tomatoes", where("source", "==", str(folder / "handbook.pdf")))
-    assert (docking["source"], docking["page"], docking["section"]) == (str(folder / "handbook.pdf"), 3, "Docking")
+    assert (docking["source"], docking["page"], docking["section"]) == (
+        str(folder / "handbook.pdf"),
+        3,
+        "Operations / Docking",
+    )
     assert docking["content_type"] == "application/pdf" and "bay seven" in str(docking["text"])
-    assert (oxygen["page"], oxygen["section"]) == (2, "Life support")
+    assert (oxygen["page"], oxygen["section"]) == (2, "Operations / Life support")
     assert (cook["document_id"], cook["section"]) == ("crew.docx", "Crew / Kitchen")
     assert (tomatoes["document_id"], tomatoes["section"]) == ("guides/notes.md", "Notes / Gardens")
     assert on_page_3["page"] == 3 and only_pdf["document_id"] == "handbook.pdf"
@@ -127,7 +131,9 @@ def test_every_bad_file_is_reported_and_the_good_ones_indexed(indexed: tuple[str
 
 def test_unchanged_files_are_skipped(parsing_orchestrator: ServiceProcess, indexed: tuple[str, Path, str]) -> None:
     collection, folder, _ = indexed
-    loaded = files.load([folder], include=["*.pdf", "*.docx", "*.html", "*.md"], exclude=["big.pdf", "long.pdf"])
+    loaded = files.load(
+        [folder], include=["*.pdf", "*.docx", "*.html", "*.md"], exclude=["big.pdf", "long.pdf"], raw_text=True
+    )
     good = [d for d in loaded.documents if d.id in GOOD]
     with client_of(parsing_orchestrator) as client:
         final = client.ingest(good, collection)
