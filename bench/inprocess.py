@@ -34,6 +34,7 @@ from services.orchestrator.ports import (
     GeneratorFacts,
     Ports,
     SearchQuery,
+    StoredDocument,
     TokenCounts,
     TokenSpans,
 )
@@ -116,6 +117,14 @@ class LocalRetriever:
             CollectionFacts(i.spec.name, i.count, i.spec.dimension, i.spec.full_text)
             for i in await self.engine.list_collections()
         ]
+
+    async def list_documents(
+        self, collection: str, document_ids: Sequence[str], page_size: int, page_token: str, deadline: Deadline
+    ) -> tuple[list[StoredDocument], str]:
+        documents, token = await self.engine.list_documents(
+            collection, document_ids, page_size, page_token, deadline.remaining()
+        )
+        return [StoredDocument(d.document_id, d.content_hash, d.source, d.chunks) for d in documents], token
 
 
 class LocalGenerator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import click
@@ -9,10 +10,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ragmesh.cli.common import EXIT_FAILED, client_from, fail, handles_errors, print_json
-from ragmesh.client import IngestProgress, RagmeshClient, files
+from ragmesh.client import Document, IngestProgress, RagmeshClient, files
+from ragmesh.client.base import IngestTally, errors_as_ragmesh
+from ragmesh.client.types import document_message
+from ragmesh.v1 import orchestrator_pb2
 
 _JOB_STATES = {0: "unspecified", 1: "pending", 2: "running", 3: "succeeded", 4: "failed"}
 _PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+#: Bytes of documents per Ingest message (the server accepts 64 MiB by default).
+MESSAGE_BYTES = 16 * 1024 * 1024
 _COLLECTION = click.option("-c", "--collection", default="default", show_default=True, help="Target collection.")
 
 
@@ -22,6 +28,9 @@ _COLLECTION = click.option("-c", "--collection", default="default", show_default
 @click.option("--chunk-tokens", type=click.IntRange(0, 8192), default=0, help="Tokens per chunk (0: server default).")
 @click.option("--overlap-tokens", type=click.IntRange(0, 8191), default=0, help="Tokens shared by neighbouring chunks.")
 @click.option("--batch", type=click.IntRange(1, 1000), default=64, show_default=True, help="Documents per message.")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (path or name); repeatable.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching (path or name); repeatable.")
+@click.option("--sync", is_flag=True, help="Also delete the documents of FOLDER (one folder) whose files are gone.")
 @click.pass_context
 @handles_errors
 def ingest(
@@ -32,13 +41,27 @@ def ingest(
     chunk_tokens: int,
     overlap_tokens: int,
     batch: int,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    sync: bool,
 ) -> None:
-    """Index PATHS: .txt and .md files (one document each) and .jsonl files (one per line:
-    {"id", "text", "metadata"}); folders are searched recursively. Exits 1 if any
-    document was rejected."""
+    """Index PATHS: PDF, DOCX, XLSX, HTML, CSV, Markdown and text files (parsed by the server,
+    one document each, id = the path relative to the folder given) and .jsonl files (one
+    document per line: {"id", "text", "metadata"}); folders are searched recursively.
+    Unchanged files are skipped. Exits 1 if any file was rejected (the others are indexed)."""
+    if sync and (len(paths) != 1 or not paths[0].is_dir()):
+        fail("--sync takes exactly one folder")
     with client_from(context) as client:
         ok = ingest_files(
-            client, paths, collection, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, batch=batch
+            client,
+            paths,
+            collection,
+            chunk_tokens=chunk_tokens,
+            overlap_tokens=overlap_tokens,
+            batch=batch,
+            include=include,
+            exclude=exclude,
+            sync=sync,
         )
     if not ok:
         raise SystemExit(EXIT_FAILED)
@@ -52,46 +75,89 @@ def ingest_files(
     chunk_tokens: int = 0,
     overlap_tokens: int = 0,
     batch: int = 64,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    sync: bool = False,
 ) -> bool:
-    """Ingest with a progress bar and print a summary; False when anything was rejected."""
+    """Ingest with a progress bar (documents and pages) and print a summary naming every
+    rejected file; False when anything was rejected or skipped."""
     console = Console(stderr=True, soft_wrap=True, highlight=False)
-    loaded = files.load(paths)
+    loaded = files.load(paths, include=include, exclude=exclude, raw_text=True)
     for where, reason in loaded.problems:
         console.print(f"[yellow]skipped[/] {where}: {reason}")
-    if not loaded.documents:
+    if not loaded.documents and not sync:
         fail("no documents found to ingest")
+    # The sources of a folder's files start with the folder as given (see files.load).
+    prefix = f"{str(paths[0]).rstrip('/')}/" if sync else ""
+    chunking = orchestrator_pb2.ChunkingOptions(chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)
+    requests = _requests(loaded.documents, collection, chunking, batch, prefix)
     with Progress(
         TextColumn("[bold]indexing"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[chunks]} chunks"),
+        TextColumn("documents, {task.fields[pages]} pages, {task.fields[chunks]} chunks"),
         TimeElapsedColumn(),
         console=console,
     ) as bar:
-        task = bar.add_task("ingest", total=len(loaded.documents), chunks=0)
+        task = bar.add_task("ingest", total=len(loaded.documents), chunks=0, pages=0)
 
         def show(progress: IngestProgress) -> None:
-            bar.update(task, completed=progress.documents_done + progress.documents_failed, chunks=progress.chunks_done)
+            done = progress.documents_done + progress.documents_failed
+            bar.update(task, completed=done, chunks=progress.chunks_done, pages=progress.pages_done)
 
-        final = client.ingest(
-            loaded.documents,
-            collection,
-            on_progress=show,
-            batch_size=batch,
-            chunk_tokens=chunk_tokens,
-            overlap_tokens=overlap_tokens,
-        )
+        tally = IngestTally(show)
+        with errors_as_ragmesh():
+            for message in client.stub.Ingest(requests, **client.settings.call_options()):
+                tally.add(message)
+        final = tally.result()
     _summary(console, final, collection, len(loaded.problems))
     return not final.errors and not loaded.problems
+
+
+def _requests(
+    documents: Sequence[Document],
+    collection: str,
+    chunking: orchestrator_pb2.ChunkingOptions,
+    batch: int,
+    sync_prefix: str,
+) -> Iterator[orchestrator_pb2.IngestRequest]:
+    """The Ingest stream: batches of at most ``batch`` documents and about MESSAGE_BYTES
+    (a large file alone), the collection, chunking and sync prefix in the first message."""
+    pending: list[orchestrator_pb2.Document] = []
+    size = 0
+    first = True
+
+    def request() -> orchestrator_pb2.IngestRequest:
+        nonlocal first
+        message = orchestrator_pb2.IngestRequest(collection=collection, documents=pending, chunking=chunking)
+        if first:
+            message.sync_source_prefix = sync_prefix
+        first = False
+        return message
+
+    for document in documents:
+        message = document_message(document)
+        if pending and (len(pending) >= batch or size + message.ByteSize() > MESSAGE_BYTES):
+            yield request()
+            pending, size = [], 0
+        pending.append(message)
+        size += message.ByteSize()
+    if pending or first:
+        yield request()
 
 
 def _summary(console: Console, final: IngestProgress, collection: str, skipped_files: int) -> None:
     console.print(
         f"indexed {final.documents_done} of {final.documents_total} documents "
-        f"({final.chunks_done} chunks) into [bold]{collection}[/], version {final.collection_version}"
+        f"({final.documents_unchanged} unchanged, {final.pages_done} PDF pages, {final.chunks_done} chunks) "
+        f"into [bold]{collection}[/], version {final.collection_version}"
     )
+    if final.documents_deleted:
+        console.print(f"deleted {final.documents_deleted} document(s) whose files are gone")
     for document_id, reason in final.errors:
         console.print(f"[red]rejected[/] {document_id}: {reason}")
+    if final.errors:
+        console.print(f"[red]{len(final.errors)} file(s) rejected[/]; every other file is indexed")
     if skipped_files:
         console.print(f"[yellow]{skipped_files} file(s) or line(s) skipped[/]")
 

@@ -85,4 +85,18 @@ def _print_sources(sources: list[Source]) -> None:
     click.echo(click.style("\nSources:", bold=True))
     for source in sources:
         preview = " ".join(source.text.split())[:100]
-        click.echo(f"  [{source.number}] {source.document_id}  (score {source.score:.3f})  {preview}")
+        click.echo(f"  [{source.number}] {citation(source)}  (score {source.score:.3f})  {preview}")
+
+
+def citation(source: Source) -> str:
+    """``handbook.pdf p. 3 — Docking``: the file name, page and section when the chunk has
+    them (``source``/``page``/``section`` metadata), else the document id."""
+    metadata = source.metadata
+    name = str(metadata.get("source") or "").rsplit("/", 1)[-1] or source.document_id
+    page = metadata.get("page")
+    if isinstance(page, int | float) and not isinstance(page, bool):
+        name += f" p. {int(page)}"
+    section = metadata.get("section")
+    if isinstance(section, str) and section:
+        name += f" — {section.rsplit(' / ', 1)[-1]}"
+    return name

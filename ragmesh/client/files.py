@@ -1,22 +1,32 @@
-"""Reading documents to ingest from files: plain text, Markdown and JSON lines.
+"""Reading documents to ingest from files: documents the server parses, text, JSON lines.
 
-Text and Markdown files become one document each (id: the path relative to the folder
-given, metadata: source path and title); each line of a ``.jsonl`` file is a document
-``{"id": ..., "text": ..., "metadata": {...}}``. Problems are reported, not raised, so
-one bad file does not stop the rest.
+Each file is one document (id: the path relative to the folder given, or the file name
+for a file given directly; metadata: its ``source`` path). PDF, DOCX, XLSX, HTML and CSV
+files — and, with ``raw_text``, Markdown and text too — are sent as raw content with their
+file name, and the server parses them; otherwise Markdown and text files are sent as text
+(with a ``title``). Each line of a ``.jsonl`` file is a document ``{"id", "text",
+"metadata"}``. Folders are searched recursively, filtered by ``include``/``exclude`` globs
+(matched against the relative path and the file name). Problems are reported, not raised,
+so one bad file does not stop the rest.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragmesh.client.types import Document
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
+#: Sent as text even with raw_text (the server has no parser for them).
+TEXT_ONLY_SUFFIXES = {".rst"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+#: Files the server parses (sent as raw bytes with their file name).
+PARSED_SUFFIXES = {".pdf", ".docx", ".xlsx", ".html", ".htm", ".xhtml", ".csv"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | JSONL_SUFFIXES | PARSED_SUFFIXES
 
 
 @dataclass
@@ -27,25 +37,56 @@ class LoadReport:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (file or file:line, reason)
 
 
-def load(paths: Iterable[Path]) -> LoadReport:
+def load(
+    paths: Iterable[Path], *, include: Sequence[str] = (), exclude: Sequence[str] = (), raw_text: bool = False
+) -> LoadReport:
     """Every document in ``paths`` (files, or folders searched recursively)."""
     report = LoadReport()
     for path in paths:
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES | JSONL_SUFFIXES)
+            files = [
+                file
+                for file in sorted(path.rglob("*"))
+                if file.is_file()
+                and file.suffix.lower() in SUPPORTED_SUFFIXES
+                and _selected(file.relative_to(path).as_posix(), include, exclude)
+            ]
             if not files:
-                report.problems.append((str(path), "no .txt, .md or .jsonl files in this folder"))
+                report.problems.append((str(path), f"no supported files in this folder ({_suffixes()})"))
             for file in files:
-                _load_file(file, file.relative_to(path).as_posix(), report)
+                _load_file(file, file.relative_to(path).as_posix(), report, raw_text)
         elif path.is_file():
-            _load_file(path, path.name, report)
+            _load_file(path, path.name, report, raw_text)
         else:
             report.problems.append((str(path), "no such file or folder"))
     return report
 
 
-def _load_file(path: Path, document_id: str, report: LoadReport) -> None:
+def _selected(relative: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    def matches(patterns: Sequence[str]) -> bool:
+        name = relative.rsplit("/", 1)[-1]
+        return any(fnmatch.fnmatch(relative, p) or fnmatch.fnmatch(name, p) for p in patterns)
+
+    return (not include or matches(include)) and not matches(exclude)
+
+
+def _suffixes() -> str:
+    return ", ".join(sorted(SUPPORTED_SUFFIXES))
+
+
+def _load_file(path: Path, document_id: str, report: LoadReport, raw_text: bool) -> None:
     suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        report.problems.append((str(path), f"unsupported file type {suffix or '(none)'}; use one of {_suffixes()}"))
+        return
+    if suffix in PARSED_SUFFIXES or (raw_text and suffix not in TEXT_ONLY_SUFFIXES | JSONL_SUFFIXES):
+        try:
+            content = path.read_bytes()
+        except OSError as error:
+            report.problems.append((str(path), f"cannot read: {error}"))
+            return
+        report.documents.append(Document(document_id, "", {"source": str(path)}, content=content, file_name=path.name))
+        return
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -53,10 +94,8 @@ def _load_file(path: Path, document_id: str, report: LoadReport) -> None:
         return
     if suffix in JSONL_SUFFIXES:
         report.documents.extend(_jsonl_documents(path, text, report))
-    elif suffix in TEXT_SUFFIXES:
-        report.documents.append(Document(document_id, text, {"source": str(path), "title": _title(path, text)}))
     else:
-        report.problems.append((str(path), f"unsupported file type {suffix or '(none)'}; use .txt, .md or .jsonl"))
+        report.documents.append(Document(document_id, text, {"source": str(path), "title": _title(path, text)}))
 
 
 def _jsonl_documents(path: Path, text: str, report: LoadReport) -> Iterator[Document]:

@@ -111,11 +111,19 @@ StreamEvent = SourcesEvent | TokenEvent | DoneEvent
 
 @dataclass(frozen=True)
 class Document:
-    """A document to index; ``metadata`` values must be JSON (keys: letters, digits, _)."""
+    """A document to index; ``metadata`` values must be JSON (keys: letters, digits, _).
+
+    Give ``text``, or a file's raw ``content`` for the server to parse (PDF, DOCX, XLSX,
+    HTML, Markdown, CSV, text) with its ``file_name`` (whose extension declares the type)
+    or ``media_type``.
+    """
 
     id: str
-    text: str
+    text: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    content: bytes = b""
+    media_type: str = ""
+    file_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,12 @@ class IngestProgress:
     errors: list[tuple[str, str]]
     done: bool
     collection_version: int
+    #: Skipped as unchanged (stored already with the same content; also in documents_done).
+    documents_unchanged: int = 0
+    #: Pages of PDFs parsed so far.
+    pages_done: int = 0
+    #: Documents a sync deleted (their files are gone).
+    documents_deleted: int = 0
 
 
 def source(message: orchestrator_pb2.Source) -> Source:
@@ -200,16 +214,33 @@ def progress(message: orchestrator_pb2.IngestProgress) -> IngestProgress:
         errors=[(e.document_id, e.reason) for e in message.errors],
         done=message.done,
         collection_version=message.collection_version,
+        documents_unchanged=message.documents_unchanged,
+        pages_done=message.pages_done,
+        documents_deleted=message.documents_deleted,
     )
 
 
 def document_message(document: Document | Mapping[str, Any]) -> orchestrator_pb2.Document:
     """The message of a Document (or of a dict with id, text and optional metadata)."""
     if isinstance(document, Mapping):
-        document = Document(str(document.get("id", "")), str(document.get("text", "")), document.get("metadata") or {})
+        document = Document(
+            str(document.get("id", "")),
+            str(document.get("text", "")),
+            document.get("metadata") or {},
+            content=bytes(document.get("content", b"")),
+            media_type=str(document.get("media_type", "")),
+            file_name=str(document.get("file_name", "")),
+        )
     metadata = Struct()
     metadata.update(dict(document.metadata))
-    return orchestrator_pb2.Document(id=document.id, text=document.text, metadata=metadata)
+    return orchestrator_pb2.Document(
+        id=document.id,
+        text=document.text,
+        metadata=metadata,
+        content=document.content,
+        media_type=document.media_type,
+        file_name=document.file_name,
+    )
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ async def open_orchestrator(config: OrchestratorConfig) -> Orchestrator:
         cross_encoder = await asyncio.to_thread(CrossEncoder, config.cross_encoder_path)
     orchestrator = Orchestrator(config, cross_encoder)
     orchestrator.start()
+    await orchestrator.start_parsers()
     await check_experiment_collections(orchestrator)
     return orchestrator
 

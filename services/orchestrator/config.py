@@ -10,6 +10,7 @@ from services.common.config import ConfigError, Env, ServerSettings, check_model
 from services.common.names import DEFAULT_HTTP_PORT, DEFAULT_PORTS
 from services.common.quota import QuotaSettings
 from services.orchestrator.experiments.config import ExperimentSettings
+from services.parsing import ParseSettings
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class OrchestratorConfig:
     auth: AuthSettings = field(default_factory=AuthSettings)
     #: Per-tenant limits (RAGMESH_ORCHESTRATOR_TENANT_RATE / _BURST / _STREAMS).
     quota: QuotaSettings = field(default_factory=QuotaSettings)
+    #: Parsing of raw files in ingestion (limits, worker processes).
+    parse: ParseSettings = field(default_factory=ParseSettings)
     #: A/B experiments (file, record bounds).
     experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
     #: Where the OpenAI-compatible HTTP API listens ("" turns it off).
@@ -101,6 +104,7 @@ class OrchestratorConfig:
             experiments=_experiments(environ),
             auth=AuthSettings.from_env("orchestrator", environ),
             quota=QuotaSettings.from_env("orchestrator", environ),
+            parse=ParseSettings.from_env(env),
         )
 
 

@@ -14,7 +14,8 @@ MAX_ID_CHARS = 256
 MAX_METADATA_BYTES = 64 * 1024
 MAX_METADATA_DEPTH = 8
 #: Metadata keys the orchestrator sets itself.
-RESERVED_KEYS = ("document_id",)
+RESERVED_KEYS = ("document_id", "content_hash")
+MAX_FILE_NAME_CHARS = 1024
 
 
 def document_problem(document: Document, seen: set[str], max_chars: int) -> str | None:
@@ -22,11 +23,24 @@ def document_problem(document: Document, seen: set[str], max_chars: int) -> str 
     problem = _id_problem(document.id, seen)
     if problem is not None:
         return problem
+    if document.content:
+        return _content_problem(document) or metadata_problem(document.metadata)
     if not document.text.strip():
         return "document text is empty"
     if len(document.text) > max_chars:
         return f"document text has {len(document.text)} characters; the limit is {max_chars}"
     return metadata_problem(document.metadata)
+
+
+def _content_problem(document: Document) -> str | None:
+    """Raw content is parsed by the server (its size is bounded by the parser's limits)."""
+    if document.text:
+        return "give the document's text or its raw content, not both"
+    if len(document.file_name) > MAX_FILE_NAME_CHARS:
+        return f"file name has {len(document.file_name)} characters; the limit is {MAX_FILE_NAME_CHARS}"
+    if any(ord(ch) < 32 for ch in document.file_name):
+        return "file name contains control characters"
+    return None
 
 
 def _id_problem(document_id: str, seen: set[str]) -> str | None:

@@ -200,11 +200,15 @@ class Answer:
 
 @dataclass(frozen=True)
 class Document:
-    """A document to index."""
+    """A document to index: its ``text``, or raw file ``content`` the orchestrator parses
+    (type from ``media_type``, else from ``file_name`` and the bytes)."""
 
     id: str
-    text: str
+    text: str = ""
     metadata: Metadata = field(default_factory=dict)
+    content: bytes = b""
+    media_type: str = ""
+    file_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -246,6 +250,12 @@ class IngestProgress:
     errors: tuple[DocumentError, ...] = ()
     done: bool = False
     collection_version: int = 0
+    #: Skipped as stored already with the same content and settings (also in documents_done).
+    documents_unchanged: int = 0
+    #: Pages of paged documents (PDF) parsed so far.
+    pages_done: int = 0
+    #: Documents a sync deleted because their files are gone.
+    documents_deleted: int = 0
 
 
 @dataclass(frozen=True)

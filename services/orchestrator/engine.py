@@ -32,6 +32,7 @@ from services.orchestrator.ports import Ports
 from services.orchestrator.redis_store import RedisGuard
 from services.orchestrator.requests import QuerySpec, check_collection, resolve
 from services.orchestrator.rerank import CrossEncoder
+from services.parsing import ParserPool
 
 QUERIES = Counter("ragmesh_queries_total", "Queries answered, by status", ["status"])
 MAX_DELETE_IDS = 10_000
@@ -73,19 +74,28 @@ class Orchestrator:
         self.cache = AnswerCache(self.redis, settings.l1_entries, settings.l1_ttl_seconds, settings.l2_ttl_seconds)
         self.versions = CollectionVersions(self.redis)
         self.pipeline = QueryPipeline(ports, self.cache, self.versions, cross_encoder)
-        self.ingestor = Ingestor(ports.embedder, ports.retriever, self.versions, config.ingest)
+        #: Raw files are parsed here, in worker processes with time and memory limits.
+        self.parsers = ParserPool(config.parse.workers, config.parse.limits)
+        self.ingestor = Ingestor(ports.embedder, ports.retriever, self.versions, config.ingest, self.parsers)
         # Jobs and batches run on the worker component; this replica only stores and sends them.
         self.jobs = JobManager(settings.redis_url, config.ingest, settings.broker_timeout_seconds)
         self.queries = 0
         self.experiments = Experiments.create(config.experiments, self.redis)
 
     def start(self) -> None:
-        """Start the version publisher."""
+        """Start the version publisher (the parser processes start on first use, or with
+        :meth:`start_parsers`)."""
         self.versions.start()
 
+    async def start_parsers(self) -> None:
+        """Fork the parser pool's worker processes now rather than on the first file."""
+        await self.parsers.start()
+
     async def close(self) -> None:
-        """Store pending experiment records, close the task engine's pool, channels and Redis."""
+        """Store pending experiment records, close the task engine's pool, the parsers,
+        channels and Redis."""
         await self.jobs.close()
+        await self.parsers.close()
         await self.experiments.flush()
         await self.versions.close()
         if self.components is not None:

@@ -28,6 +28,7 @@ from services.orchestrator.ports import (
     GeneratorFacts,
     Ports,
     SearchQuery,
+    StoredDocument,
     TokenCounts,
     TokenSpans,
 )
@@ -192,6 +193,22 @@ class GrpcRetriever:
             "retriever", lambda: self.stub.ListCollections(retriever_pb2.ListCollectionsRequest(), timeout=timeout)
         )
         return [CollectionFacts(c.name, c.count, c.dimension, c.full_text) for c in reply.collections]
+
+    async def list_documents(
+        self, collection: str, document_ids: Sequence[str], page_size: int, page_token: str, deadline: Deadline
+    ) -> tuple[list[StoredDocument], str]:
+        request = retriever_pb2.ListDocumentsRequest(
+            collection=collection, document_ids=list(document_ids), page_size=page_size, page_token=page_token
+        )
+        timeout = deadline.remaining(WRITE_TIMEOUT)
+        try:
+            reply = await self.stub.ListDocuments(request, timeout=timeout)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                raise errors.NotFound(f"collection {collection!r} does not exist") from None
+            raise downstream_error("retriever", error) from None
+        documents = [StoredDocument(d.document_id, d.content_hash, d.source, d.chunks) for d in reply.documents]
+        return documents, reply.next_page_token
 
 
 class GrpcGenerator:

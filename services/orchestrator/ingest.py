@@ -7,28 +7,47 @@ overwritten in place, then the chunks it no longer has are deleted — in that o
 failed re-ingest leaves the old version searchable instead of nothing. Every stored group
 bumps the collection's version, which is part of every answer-cache key. Domain types
 only; the embedder and retriever are reached through their ports.
+
+Raw files are parsed in the parser pool (worker processes, off the event loop) and chunked
+by their structure (:mod:`services.orchestrator.structured`). Each document's content hash
+is stored with its chunks; a document whose stored hash matches is skipped (``unchanged``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from services.common.errors import InvalidArgument
 from services.common.tracing import tracer
 from services.orchestrator.cache import CollectionVersions
-from services.orchestrator.chunking import chunk_id, split
+from services.orchestrator.chunking import chunk_id
 from services.orchestrator.config import IngestSettings
 from services.orchestrator.deadline import Deadline
 from services.orchestrator.documents import document_problem, label
 from services.orchestrator.domain import Chunking, ChunkRecord, Document, DocumentError, Filter, IngestProgress
 from services.orchestrator.ports import EmbedderPort, RetrieverPort, TokenSpans
 from services.orchestrator.requests import check_collection
+from services.orchestrator.structured import (
+    Parser,
+    content_hash,
+    document_metadata,
+    structured_pieces,
+    text_pieces,
+)
+from services.orchestrator.sync import stale_documents, stored_hashes
+from services.parsing import DocumentRejected, ParsedDocument
 
 INGESTED = Counter("ragmesh_orchestrator_ingested_total", "Documents and chunks ingested", ["kind"])
+#: Wall time of each ingestion stage (parse, chunk = tokenize and cut, embed, store), summed.
+STAGE_SECONDS = Counter("ragmesh_orchestrator_ingest_stage_seconds", "Wall time per ingestion stage", ["stage"])
+PARSING = Gauge("ragmesh_orchestrator_parsing_documents", "Raw files being parsed right now")
 #: Documents stored together (one delete + one upsert + one version bump).
 GROUP_DOCUMENTS = 32
 #: Values per IN / NOT_IN filter clause the retriever accepts.
@@ -46,6 +65,9 @@ class IngestBatch:
     collection: str
     documents: Sequence[Document]
     chunking: Chunking = field(default_factory=Chunking)
+    #: After the ingestion, delete the collection's documents whose ``source`` starts with
+    #: this prefix and that were not in it ("" = no sync; only the first batch's counts).
+    sync_source_prefix: str = ""
 
 
 @dataclass
@@ -58,8 +80,13 @@ class IngestState:
     chunks_total: int = 0
     chunks_done: int = 0
     version: int = 0
+    documents_unchanged: int = 0
+    documents_deleted: int = 0
+    pages_done: int = 0
     pending_errors: list[DocumentError] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    #: Every document id received, indexed or not (a sync keeps them all).
+    received: set[str] = field(default_factory=set)
 
     def fail(self, document_id: str, reason: str) -> None:
         self.documents_failed += 1
@@ -77,6 +104,9 @@ class IngestState:
             errors=tuple(errors),
             done=done,
             collection_version=self.version,
+            documents_unchanged=self.documents_unchanged,
+            pages_done=self.pages_done,
+            documents_deleted=self.documents_deleted,
         )
 
 
@@ -84,12 +114,19 @@ class Ingestor:
     """Indexes documents into collections through the embedder and retriever."""
 
     def __init__(
-        self, embedder: EmbedderPort, retriever: RetrieverPort, versions: CollectionVersions, settings: IngestSettings
+        self,
+        embedder: EmbedderPort,
+        retriever: RetrieverPort,
+        versions: CollectionVersions,
+        settings: IngestSettings,
+        parser: Parser | None = None,
     ) -> None:
         self.embedder = embedder
         self.retriever = retriever
         self.versions = versions
         self.settings = settings
+        #: Parses raw file content (None: documents with content are rejected).
+        self.parser = parser
 
     async def run(
         self, batches: AsyncIterator[IngestBatch], deadline: Deadline, state: IngestState | None = None
@@ -98,11 +135,14 @@ class Ingestor:
         state = state or IngestState()
         collection: str | None = None
         chunking = (0, 0)
+        sync_prefix = ""
         async for batch in batches:
             if collection is None:  # the first message names the collection and chunking
                 collection = check_collection(batch.collection)
                 chunking = await self._chunking(batch.chunking, deadline)
+                sync_prefix = batch.sync_source_prefix
                 await self._ensure_collection(collection, deadline)
+            state.received.update(document.id for document in batch.documents)
             offset = state.documents_total
             state.documents_total += len(batch.documents)
             for group in _groups(self._accept(batch.documents, state, offset), GROUP_DOCUMENTS):
@@ -110,9 +150,20 @@ class Ingestor:
                 yield state.progress()
             if state.pending_errors:
                 yield state.progress()
+        if collection is not None and sync_prefix:
+            await self._sync(collection, sync_prefix, state, deadline)
         if collection is not None:
             state.version = self.versions.number(collection)
         yield state.progress(done=True)
+
+    async def _sync(self, collection: str, prefix: str, state: IngestState, deadline: Deadline) -> None:
+        """Delete the documents under ``prefix`` that this ingestion did not name."""
+        gone = await stale_documents(self.retriever, collection, prefix, state.received, deadline)
+        for first in range(0, len(gone), VALUES_PER_CLAUSE):
+            await self.retriever.delete(collection, gone[first : first + VALUES_PER_CLAUSE], (), deadline)
+        if gone:
+            state.documents_deleted += len(gone)
+            state.version = await self.versions.bump(collection)
 
     def _accept(self, documents: Iterable[Document], state: IngestState, offset: int) -> Iterable[Document]:
         """The indexable documents; the others are recorded as failed with their reason."""
@@ -154,17 +205,26 @@ class Ingestor:
         deadline: Deadline,
     ) -> None:
         with tracer().start_as_current_span("ingest.group") as span:
-            chunks = await self._chunks(documents, chunking, deadline)
+            documents = await self._changed(collection, documents, chunking, state, deadline)
+            with _stage("parse"):
+                parsed = await self._parse(documents, state)
+            documents = [d for d in documents if d.id in parsed]
+            if not documents:
+                return
+            with _stage("chunk"):
+                chunks = await self._chunks(documents, parsed, chunking, deadline)
             state.chunks_total += len(chunks)
-            records = await self._embed(chunks, deadline)
-            await self.retriever.upsert(collection, records, deadline)
-            # A re-ingested document may now have fewer chunks: drop the ones not rewritten.
-            await self.retriever.delete(
-                collection,
-                [document.id for document in documents],
-                _none_of("chunk_id", [chunk.chunk_id for chunk in chunks]),
-                deadline,
-            )
+            with _stage("embed"):
+                records = await self._embed(chunks, deadline)
+            with _stage("store"):
+                await self.retriever.upsert(collection, records, deadline)
+                # A re-ingested document may now have fewer chunks: drop the ones not rewritten.
+                await self.retriever.delete(
+                    collection,
+                    [document.id for document in documents],
+                    _none_of("chunk_id", [chunk.chunk_id for chunk in chunks]),
+                    deadline,
+                )
             state.version = await self.versions.bump(collection)
             state.documents_done += len(documents)
             state.chunks_done += len(chunks)
@@ -173,14 +233,81 @@ class Ingestor:
             span.set_attribute("ragmesh.documents", len(documents))
             span.set_attribute("ragmesh.chunks", len(chunks))
 
-    async def _chunks(self, documents: list[Document], chunking: tuple[int, int], deadline: Deadline) -> list[_Draft]:
+    async def _changed(
+        self,
+        collection: str,
+        documents: list[Document],
+        chunking: tuple[int, int],
+        state: IngestState,
+        deadline: Deadline,
+    ) -> list[Document]:
+        """The documents whose stored hash differs (the others count as done, unchanged)."""
+        stored = await stored_hashes(self.retriever, collection, [d.id for d in documents], deadline)
+        changed = []
+        for document in documents:
+            if stored.get(document.id) == content_hash(document, chunking):
+                state.documents_unchanged += 1
+                state.documents_done += 1
+            else:
+                changed.append(document)
+        INGESTED.labels("unchanged").inc(len(documents) - len(changed))
+        return changed
+
+    async def _parse(self, documents: list[Document], state: IngestState) -> dict[str, ParsedDocument | None]:
+        """Each indexable document's parse (None for text); rejected files are recorded as failed."""
+
+        async def parse(document: Document) -> ParsedDocument | None:
+            if self.parser is None:
+                raise DocumentRejected("this server does not parse raw content; send the text")
+            with PARSING.track_inprogress():
+                parsed = await self.parser.parse(
+                    document.content, document.media_type or None, document.file_name or None
+                )
+            state.pages_done += parsed.pages or 0
+            return parsed
+
+        raw = [d for d in documents if d.content]
+        results = await asyncio.gather(*(parse(d) for d in raw), return_exceptions=True)
+        parsed: dict[str, ParsedDocument | None] = {d.id: None for d in documents if not d.content}
+        for document, result in zip(raw, results, strict=True):
+            if isinstance(result, DocumentRejected):
+                state.fail(document.id, f"{document.file_name or document.id}: {result.reason}")
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                parsed[document.id] = result
+        return parsed
+
+    async def _chunks(
+        self,
+        documents: list[Document],
+        parsed: dict[str, ParsedDocument | None],
+        chunking: tuple[int, int],
+        deadline: Deadline,
+    ) -> list[_Draft]:
+        texts: list[str] = []
+        for document in documents:
+            result = parsed[document.id]
+            texts.extend([s.text for s in result.segments] if result is not None else [document.text])
         spans: list[TokenSpans] = []
-        for part in _by_size(documents, TOKENIZE_CHARS):  # large documents: keep each call bounded
-            spans.extend(await self.embedder.tokenize([d.text for d in part], deadline))
+        for part in _by_size(texts, TOKENIZE_CHARS):  # large documents: keep each call bounded
+            spans.extend(await self.embedder.tokenize(part, deadline))
         chunks: list[_Draft] = []
-        for document, tokens in zip(documents, spans, strict=True):
-            for piece in split(document.text, tokens.starts, tokens.ends, *chunking):
-                chunks.append(_Draft(chunk_id(document.id, piece.index), document, piece.text))
+        cursor = 0  # this document's first spans
+        for document in documents:
+            result = parsed[document.id]
+            if result is None:
+                pieces = text_pieces(document.text, spans[cursor], chunking)
+                cursor += 1
+            else:
+                count = len(result.segments)
+                pieces = structured_pieces(result, spans[cursor : cursor + count], chunking)
+                cursor += count
+            metadata = document_metadata(document, content_hash(document, chunking))
+            for index, piece in enumerate(pieces):
+                chunks.append(
+                    _Draft(chunk_id(document.id, index), document, piece.text, {**metadata, **piece.metadata})
+                )
         return chunks
 
     async def _embed(self, chunks: list[_Draft], deadline: Deadline) -> list[ChunkRecord]:
@@ -192,7 +319,7 @@ class Ingestor:
             async with limit:
                 vectors = await self.embedder.embed([c.text for c in batch], False, deadline)
             return [
-                ChunkRecord(c.chunk_id, c.document.id, c.text, c.document.metadata, vector)
+                ChunkRecord(c.chunk_id, c.document.id, c.text, c.metadata, vector)
                 for c, vector in zip(batch, vectors, strict=True)
             ]
 
@@ -207,18 +334,28 @@ class _Draft:
     chunk_id: str
     document: Document
     text: str
+    metadata: dict[str, Any]
 
 
-def _by_size(documents: list[Document], max_chars: int) -> Iterable[list[Document]]:
-    """Consecutive runs of documents holding at most ``max_chars`` characters (or one document)."""
-    part: list[Document] = []
+@contextlib.contextmanager
+def _stage(name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        STAGE_SECONDS.labels(name).inc(time.perf_counter() - started)
+
+
+def _by_size(texts: list[str], max_chars: int) -> Iterable[list[str]]:
+    """Consecutive runs of texts holding at most ``max_chars`` characters (or one text)."""
+    part: list[str] = []
     size = 0
-    for document in documents:
-        if part and size + len(document.text) > max_chars:
+    for text in texts:
+        if part and size + len(text) > max_chars:
             yield part
             part, size = [], 0
-        part.append(document)
-        size += len(document.text)
+        part.append(text)
+        size += len(text)
     if part:
         yield part
 

@@ -59,6 +59,18 @@ class CollectionFacts:
 
 
 @dataclass(frozen=True)
+class StoredDocument:
+    """A document as its stored chunks describe it."""
+
+    document_id: str
+    #: The ``content_hash`` metadata ingestion stored ("" for chunks written without one).
+    content_hash: str
+    #: The ``source`` metadata (the file name, for files).
+    source: str
+    chunks: int
+
+
+@dataclass(frozen=True)
 class GeneratorFacts:
     """What prompt building needs to know about the generator's model."""
 
@@ -130,6 +142,13 @@ class RetrieverPort(Protocol):
 
     async def collections(self, deadline: Deadline) -> list[CollectionFacts]:
         """Every collection, sorted by name."""
+        ...
+
+    async def list_documents(
+        self, collection: str, document_ids: Sequence[str], page_size: int, page_token: str, deadline: Deadline
+    ) -> tuple[list[StoredDocument], str]:
+        """One page of the stored documents (all, or those ids) sorted by id, and the next
+        page's token ("" on the last); NotFound for an unknown collection."""
         ...
 
 

@@ -62,7 +62,12 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         async def batches() -> AsyncIterator[IngestBatch]:
             async for message in request_iterator:
                 documents = [document_from_proto(d) for d in message.documents]
-                yield IngestBatch(message.collection, documents, chunking_from_proto(message.chunking))
+                yield IngestBatch(
+                    message.collection,
+                    documents,
+                    chunking_from_proto(message.chunking),
+                    sync_source_prefix=message.sync_source_prefix,
+                )
 
         async for progress in engine.ingest(batches(), _deadline(context)):
             yield progress_to_proto(progress)

@@ -122,7 +122,14 @@ def turns_to_proto(turns: Sequence[Turn]) -> list[common_pb2.ChatMessage]:
 
 def document_from_proto(message: orchestrator_pb2.Document) -> Document:
     """A Document from its message."""
-    return Document(message.id, message.text, metadata_dict(message.metadata))
+    return Document(
+        message.id,
+        message.text,
+        metadata_dict(message.metadata),
+        content=message.content,
+        media_type=message.media_type,
+        file_name=message.file_name,
+    )
 
 
 def chunking_from_proto(message: orchestrator_pb2.ChunkingOptions) -> Chunking:
@@ -141,4 +148,7 @@ def progress_to_proto(progress: IngestProgress) -> orchestrator_pb2.IngestProgre
         errors=[orchestrator_pb2.DocumentError(document_id=e.document_id, reason=e.reason) for e in progress.errors],
         done=progress.done,
         collection_version=progress.collection_version,
+        documents_unchanged=progress.documents_unchanged,
+        pages_done=progress.pages_done,
+        documents_deleted=progress.documents_deleted,
     )

@@ -6,7 +6,7 @@ searches. The real implementation is :class:`~services.retriever.store.MilvusSto
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -136,6 +136,10 @@ class VectorStore(Protocol):
 
     def search(self, spec: CollectionSpec, query: SearchQuery, timeout: float | None) -> list[Hit]:
         """Run ``query``; hits best first."""
+        ...
+
+    def scan(self, name: str, expression: str, timeout: float | None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(document id, metadata) of every chunk matching ``expression`` ("" for all)."""
         ...
 
     def close(self) -> None:

@@ -34,6 +34,7 @@ from services.retriever.backend import (
     VectorStore,
 )
 from services.retriever.filters import Clause, build_expression, document_ids_expression
+from services.retriever.listing import DocumentSummary, check_page_size, summarize
 from services.retriever.validation import (
     check_chunks,
     check_name,
@@ -207,6 +208,20 @@ class Retriever:
         hits = await self._run(self.store.search, spec, query, timeout)
         SEARCH_LATENCY.labels(mode.value).observe(time.perf_counter() - started)
         return hits, mode
+
+    async def list_documents(
+        self, name: str, document_ids: Sequence[str], page_size: int, page_token: str, timeout: float | None = None
+    ) -> tuple[list[DocumentSummary], str]:
+        """One page of the collection's documents (all, or those of ``document_ids``) sorted
+        by id, and the next page's token ("" on the last page)."""
+        size = check_page_size(page_size)
+        expression = document_ids_expression(document_ids) if document_ids else ""
+        await self._spec(name)
+
+        def scan() -> tuple[list[DocumentSummary], str]:
+            return summarize(self.store.scan(name, expression, timeout), size, page_token)
+
+        return await self._run(scan)
 
     @staticmethod
     def choose_mode(spec: CollectionSpec, request: SearchRequest) -> Mode:

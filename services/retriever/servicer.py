@@ -127,6 +127,22 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
         hits, mode = await self.retriever.get().search(search, _time_left(context))
         return retriever_pb2.SearchResponse(hits=[_chunk(hit) for hit in hits], mode=_MODE_TO_PB[mode])
 
+    async def ListDocuments(
+        self, request: retriever_pb2.ListDocumentsRequest, context: Context
+    ) -> retriever_pb2.ListDocumentsResponse:
+        documents, token = await self.retriever.get().list_documents(
+            request.collection, list(request.document_ids), request.page_size, request.page_token, _time_left(context)
+        )
+        return retriever_pb2.ListDocumentsResponse(
+            documents=[
+                retriever_pb2.DocumentSummary(
+                    document_id=d.document_id, content_hash=d.content_hash, source=d.source, chunks=d.chunks
+                )
+                for d in documents
+            ],
+            next_page_token=token,
+        )
+
 
 def _time_left(context: Context) -> float | None:
     """Seconds left of the caller's deadline (None without one), for the store calls."""

@@ -163,6 +163,24 @@ class MilvusStore:
             return len(result)
         return int(result.get("delete_count", 0))
 
+    def scan(self, name: str, expression: str, timeout: float | None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(document id, metadata) of every chunk matching ``expression`` ("" for all), in
+        batches of ``write_batch`` rows (an iterator: no offset limit)."""
+        with _translate(name):
+            rows = self.client.query_iterator(
+                name,
+                batch_size=self.write_batch,
+                filter=expression,
+                output_fields=["document_id", "metadata"],
+                timeout=timeout,
+            )
+            try:
+                while batch := rows.next():
+                    for row in batch:
+                        yield str(row["document_id"]), row.get("metadata") or {}
+            finally:
+                rows.close()
+
     def search(self, spec: CollectionSpec, query: SearchQuery, timeout: float | None) -> list[Hit]:
         """Run ``query`` in its mode; hits best first with higher-is-better scores."""
         fields = [*OUTPUT_FIELDS, VECTOR] if query.return_vectors else OUTPUT_FIELDS

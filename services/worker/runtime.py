@@ -32,6 +32,7 @@ from services.orchestrator.ingest import Ingestor
 from services.orchestrator.job_store import RecordStore
 from services.orchestrator.pipeline import QueryPipeline
 from services.orchestrator.redis_store import RedisGuard
+from services.parsing import ParserPool, ParseSettings
 from services.worker.config import WorkerConfig
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ def build_parts(config: WorkerConfig) -> Parts:
         config.embedder_addr, config.retriever_addr, config.generator_addr, config.components_behind_envoy
     )
     ports = grpc_ports(components)
+    parse = ParseSettings()
+    parsers = ParserPool(parse.workers, parse.limits)
     versions = CollectionVersions(redis)
     cache = AnswerCache(redis, 1024, 60.0, 86_400.0)
     return Parts(
@@ -72,7 +75,8 @@ def build_parts(config: WorkerConfig) -> Parts:
         records=RecordStore(redis),
         components=components,
         versions=versions,
-        ingestor=Ingestor(ports.embedder, ports.retriever, versions, config.ingest),
+        # Jobs may carry raw files: the worker parses them as the orchestrator does.
+        ingestor=Ingestor(ports.embedder, ports.retriever, versions, config.ingest, parsers),
         pipeline=QueryPipeline(ports, cache, versions, None),
     )
 

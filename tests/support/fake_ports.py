@@ -24,6 +24,7 @@ from services.orchestrator.ports import (
     GeneratorFacts,
     Ports,
     SearchQuery,
+    StoredDocument,
     TokenCounts,
     TokenSpans,
 )
@@ -117,6 +118,26 @@ class FakeRetriever:
 
     async def collections(self, deadline: Deadline) -> list[CollectionFacts]:
         return [CollectionFacts(n, len(c), 11, True) for n, c in sorted(self.stored.items())]
+
+    async def list_documents(
+        self, collection: str, document_ids: Sequence[str], page_size: int, page_token: str, deadline: Deadline
+    ) -> tuple[list[StoredDocument], str]:
+        if collection not in self.stored:
+            raise NotFound(f"collection {collection!r} does not exist")
+        documents: dict[str, StoredDocument] = {}
+        for chunk in self.stored[collection].values():
+            if (document_ids and chunk.document_id not in document_ids) or chunk.document_id <= page_token:
+                continue
+            known = documents.get(chunk.document_id)
+            documents[chunk.document_id] = StoredDocument(
+                chunk.document_id,
+                str(chunk.metadata.get("content_hash", "")),
+                str(chunk.metadata.get("source", "")),
+                (known.chunks if known else 0) + 1,
+            )
+        ordered = sorted(documents.values(), key=lambda d: d.document_id)
+        size = page_size or 1000
+        return ordered[:size], ordered[size - 1].document_id if len(ordered) > size else ""
 
 
 @dataclass

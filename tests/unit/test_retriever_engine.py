@@ -4,7 +4,7 @@ duplicate chunk ids, the schema cache, and configuration errors."""
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -56,6 +56,10 @@ class FakeStore:
     def delete(self, name: str, expression: str, timeout: float | None) -> int:
         self.deletes.append(expression)
         return 0
+
+    def scan(self, name: str, expression: str, timeout: float | None) -> Iterator[tuple[str, dict[str, Any]]]:
+        for row in self.rows.get(name, {}).values():
+            yield row.document_id, dict(row.metadata)
 
     def search(self, spec: CollectionSpec, query: SearchQuery, timeout: float | None) -> list[Hit]:
         if spec.name not in self.specs:

@@ -592,10 +592,21 @@ class Document(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    FILE_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Caller's id of the document (1 to 256 characters); re-ingesting an id replaces it."""
     text: _builtins.str
     """The text (non-empty, at most the server's document size limit)."""
+    content: _builtins.bytes
+    """Raw file content, parsed by the server (PDF, DOCX, XLSX, HTML, Markdown, CSV, text);
+    an alternative to text: give one of them.
+    """
+    media_type: _builtins.str
+    """Media type of content (e.g. application/pdf); empty: inferred from file_name and the bytes."""
+    file_name: _builtins.str
+    """File name of content (its extension declares the type); stored as the chunks' source."""
     @_builtins.property
     def metadata(self) -> _struct_pb2.Struct:
         """JSON metadata (keys usable in filters: letters, digits, underscore)."""
@@ -606,10 +617,13 @@ class Document(_message.Message):
         id: _builtins.str = ...,
         text: _builtins.str = ...,
         metadata: _struct_pb2.Struct | None = ...,
+        content: _builtins.bytes = ...,
+        media_type: _builtins.str = ...,
+        file_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "metadata", b"metadata", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "file_name", b"file_name", "id", b"id", "media_type", b"media_type", "metadata", b"metadata", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -651,8 +665,14 @@ class IngestRequest(_message.Message):
     DOCUMENTS_FIELD_NUMBER: _builtins.int
     CHUNKING_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
+    SYNC_SOURCE_PREFIX_FIELD_NUMBER: _builtins.int
     collection: _builtins.str
     """Target collection (created if missing); only the first message's value counts."""
+    sync_source_prefix: _builtins.str
+    """Sync: after this ingestion, delete the collection's documents whose metadata source
+    starts with this prefix and that this ingestion did not name (their files are gone).
+    Empty: no sync. Only the first message's value counts.
+    """
     @_builtins.property
     def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Document]:
         """Documents of this batch."""
@@ -672,10 +692,11 @@ class IngestRequest(_message.Message):
         documents: _abc.Iterable[Global___Document] | None = ...,
         chunking: Global___ChunkingOptions | None = ...,
         context: _common_pb2.RequestContext | None = ...,
+        sync_source_prefix: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["chunking", b"chunking", "context", b"context"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunking", b"chunking", "collection", b"collection", "context", b"context", "documents", b"documents"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunking", b"chunking", "collection", b"collection", "context", b"context", "documents", b"documents", "sync_source_prefix", b"sync_source_prefix"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -721,6 +742,9 @@ class IngestProgress(_message.Message):
     ERRORS_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
     COLLECTION_VERSION_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_UNCHANGED_FIELD_NUMBER: _builtins.int
+    PAGES_DONE_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_DELETED_FIELD_NUMBER: _builtins.int
     documents_total: _builtins.int
     """Documents received so far."""
     documents_done: _builtins.int
@@ -735,6 +759,14 @@ class IngestProgress(_message.Message):
     """True in the last message."""
     collection_version: _builtins.int
     """The collection's version after this ingestion."""
+    documents_unchanged: _builtins.int
+    """Documents skipped because they are stored already with the same content and settings
+    (also counted in documents_done).
+    """
+    pages_done: _builtins.int
+    """Pages of paged documents (PDF) parsed so far."""
+    documents_deleted: _builtins.int
+    """Documents deleted by a sync (their files are gone; see sync_source_prefix)."""
     @_builtins.property
     def errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___DocumentError]:
         """Rejected documents reported in this message (each reported once)."""
@@ -750,10 +782,13 @@ class IngestProgress(_message.Message):
         errors: _abc.Iterable[Global___DocumentError] | None = ...,
         done: _builtins.bool = ...,
         collection_version: _builtins.int = ...,
+        documents_unchanged: _builtins.int = ...,
+        pages_done: _builtins.int = ...,
+        documents_deleted: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks_done", b"chunks_done", "chunks_total", b"chunks_total", "collection_version", b"collection_version", "documents_done", b"documents_done", "documents_failed", b"documents_failed", "documents_total", b"documents_total", "done", b"done", "errors", b"errors"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks_done", b"chunks_done", "chunks_total", b"chunks_total", "collection_version", b"collection_version", "documents_deleted", b"documents_deleted", "documents_done", b"documents_done", "documents_failed", b"documents_failed", "documents_total", b"documents_total", "documents_unchanged", b"documents_unchanged", "done", b"done", "errors", b"errors", "pages_done", b"pages_done"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

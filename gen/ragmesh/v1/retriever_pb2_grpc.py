@@ -70,6 +70,11 @@ class RetrieverServiceStub:
                 request_serializer=ragmesh_dot_v1_dot_retriever__pb2.SearchRequest.SerializeToString,
                 response_deserializer=ragmesh_dot_v1_dot_retriever__pb2.SearchResponse.FromString,
                 _registered_method=True)
+        self.ListDocuments = channel.unary_unary(
+                '/ragmesh.v1.RetrieverService/ListDocuments',
+                request_serializer=ragmesh_dot_v1_dot_retriever__pb2.ListDocumentsRequest.SerializeToString,
+                response_deserializer=ragmesh_dot_v1_dot_retriever__pb2.ListDocumentsResponse.FromString,
+                _registered_method=True)
 
 
 class RetrieverServiceServicer:
@@ -125,6 +130,13 @@ class RetrieverServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDocuments(self, request, context):
+        """Lists the documents of a collection (all, or the given ids) with their stored content hash.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RetrieverServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,6 +174,11 @@ def add_RetrieverServiceServicer_to_server(servicer, server):
                     servicer.Search,
                     request_deserializer=ragmesh_dot_v1_dot_retriever__pb2.SearchRequest.FromString,
                     response_serializer=ragmesh_dot_v1_dot_retriever__pb2.SearchResponse.SerializeToString,
+            ),
+            'ListDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDocuments,
+                    request_deserializer=ragmesh_dot_v1_dot_retriever__pb2.ListDocumentsRequest.FromString,
+                    response_serializer=ragmesh_dot_v1_dot_retriever__pb2.ListDocumentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -354,6 +371,33 @@ class RetrieverService:
             '/ragmesh.v1.RetrieverService/Search',
             ragmesh_dot_v1_dot_retriever__pb2.SearchRequest.SerializeToString,
             ragmesh_dot_v1_dot_retriever__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragmesh.v1.RetrieverService/ListDocuments',
+            ragmesh_dot_v1_dot_retriever__pb2.ListDocumentsRequest.SerializeToString,
+            ragmesh_dot_v1_dot_retriever__pb2.ListDocumentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,8 @@ class RetrieverServiceStub:
     """Deletes chunks by document ids and/or by filter."""
     Search: _grpc.UnaryUnaryMultiCallable[_retriever_pb2.SearchRequest, _retriever_pb2.SearchResponse]
     """Finds the chunks nearest to a query."""
+    ListDocuments: _grpc.UnaryUnaryMultiCallable[_retriever_pb2.ListDocumentsRequest, _retriever_pb2.ListDocumentsResponse]
+    """Lists the documents of a collection (all, or the given ids) with their stored content hash."""
 
 @_typing.type_check_only
 class RetrieverServiceAsyncStub(RetrieverServiceStub):
@@ -67,6 +69,8 @@ class RetrieverServiceAsyncStub(RetrieverServiceStub):
     """Deletes chunks by document ids and/or by filter."""
     Search: _aio.UnaryUnaryMultiCallable[_retriever_pb2.SearchRequest, _retriever_pb2.SearchResponse]  # type: ignore[assignment]
     """Finds the chunks nearest to a query."""
+    ListDocuments: _aio.UnaryUnaryMultiCallable[_retriever_pb2.ListDocumentsRequest, _retriever_pb2.ListDocumentsResponse]  # type: ignore[assignment]
+    """Lists the documents of a collection (all, or the given ids) with their stored content hash."""
 
 class RetrieverServiceServicer(metaclass=_abc_1.ABCMeta):
     """Stores and searches chunks."""
@@ -126,5 +130,13 @@ class RetrieverServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_retriever_pb2.SearchResponse, _abc.Awaitable[_retriever_pb2.SearchResponse]]:
         """Finds the chunks nearest to a query."""
+
+    @_abc_1.abstractmethod
+    def ListDocuments(
+        self,
+        request: _retriever_pb2.ListDocumentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_retriever_pb2.ListDocumentsResponse, _abc.Awaitable[_retriever_pb2.ListDocumentsResponse]]:
+        """Lists the documents of a collection (all, or the given ids) with their stored content hash."""
 
 def add_RetrieverServiceServicer_to_server(servicer: RetrieverServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
