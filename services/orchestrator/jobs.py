@@ -22,7 +22,7 @@ from services.orchestrator.deadline import Deadline
 from services.orchestrator.documents import document_problem
 from services.orchestrator.ingest import IngestBatch, Ingestor, IngestState
 from services.orchestrator.job_store import JobStore, StoredJob, now
-from services.orchestrator.requests import check_collection
+from services.orchestrator.requests import check_collection, check_job_id
 from services.orchestrator.translate import chunking_from_proto, document_from_proto, progress_to_proto
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class JobManager:
 
     async def get(self, job_id: str) -> orchestrator_pb2.IngestJob:
         """The job's current state; NotFound for an unknown id."""
-        stored = await self.store.get(job_id) if job_id else None
+        stored = await self.store.get(check_job_id(job_id))
         if stored is None:
             raise NotFound(f"no ingestion job with id {job_id!r}")
         return stored.job
