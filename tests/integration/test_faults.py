@@ -13,6 +13,7 @@ import pytest
 from ragmesh.mesh.processes import ServiceProcess
 from ragmesh.v1 import common_pb2, generator_pb2, generator_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc
 from tests.conftest import GENERATOR_TEST_LIMITS
+from tests.support.redis_server import RedisServer
 from tests.support.stack import start_orchestrator, unique_collection
 
 ADMITTED = int(GENERATOR_TEST_LIMITS["RAGMESH_GENERATOR_MAX_BATCH_SIZE"]) + int(
@@ -128,3 +129,45 @@ def test_a_retriever_that_goes_away_is_unavailable_not_a_hang_and_comes_back(
     finally:
         orchestrator.terminate()
         retriever.terminate()
+
+
+def test_answers_continue_while_redis_is_down_and_l2_is_used_again_once_it_is_back(
+    log_dir: Path,
+    redis_server: RedisServer,
+    embedder_service: ServiceProcess,
+    retriever_service: ServiceProcess,
+    generator_service: ServiceProcess,
+) -> None:
+    extra = {
+        "RAGMESH_ORCHESTRATOR_REDIS_URL": redis_server.url,
+        "RAGMESH_ORCHESTRATOR_REDIS_TIMEOUT_MS": "500",
+        "RAGMESH_ORCHESTRATOR_REDIS_BACKOFF_SECONDS": "0",
+    }
+    orchestrator = start_orchestrator(log_dir, embedder_service, retriever_service, generator_service, extra)
+    collection = unique_collection()
+    try:
+        with grpc.insecure_channel(orchestrator.address) as channel:
+            stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+            document = orchestrator_pb2.Document(id="cached", text="the cache has two levels")
+            list(stub.Ingest(iter([orchestrator_pb2.IngestRequest(collection=collection, documents=[document])])))
+            redis_server.stop()
+            latencies = []
+            for _ in range(5):
+                started = time.perf_counter()
+                assert [s.document_id for s in _query(stub, collection).sources] == ["cached"]
+                latencies.append(time.perf_counter() - started)
+            stats = stub.GetStats(orchestrator_pb2.GetStatsRequest(), timeout=10)
+            assert stats.cache.l2_errors >= 1
+            print(f"redis down: p50 of retrieval-only queries {sorted(latencies)[2] * 1000:.0f} ms")
+            redis_server.start()  # same port: the orchestrator's client reconnects by itself
+            errors_before = stub.GetStats(orchestrator_pb2.GetStatsRequest(), timeout=10).cache.l2_errors
+            request = orchestrator_pb2.QueryRequest(
+                query="how many levels has the cache",
+                collection=collection,
+                options=orchestrator_pb2.QueryOptions(retrieval_only=True),
+            )
+            stub.Query(request, timeout=20)
+            after = stub.GetStats(orchestrator_pb2.GetStatsRequest(), timeout=10).cache
+            assert after.l2_errors == errors_before, "Redis is back, yet L2 calls still fail"
+    finally:
+        orchestrator.terminate()
