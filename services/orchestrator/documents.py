@@ -11,6 +11,9 @@ from services.common.names import IDENTIFIER
 from services.orchestrator.domain import Document
 
 MAX_ID_CHARS = 256
+#: The retriever stores ids of at most this many bytes of UTF-8 (services/retriever/backend.ID_BYTES):
+#: 256 characters of 4-byte UTF-8 would pass MAX_ID_CHARS and be refused a hop later.
+MAX_ID_BYTES = 512
 MAX_METADATA_BYTES = 64 * 1024
 MAX_METADATA_DEPTH = 8
 #: Metadata keys the orchestrator sets itself.
@@ -48,6 +51,8 @@ def _id_problem(document_id: str, seen: set[str]) -> str | None:
         return "document id is empty"
     if len(document_id) > MAX_ID_CHARS:
         return f"document id has {len(document_id)} characters; the limit is {MAX_ID_CHARS}"
+    if len(document_id.encode()) > MAX_ID_BYTES:
+        return f"document id is {len(document_id.encode())} bytes of UTF-8; the limit is {MAX_ID_BYTES} bytes"
     if any(ord(ch) < 32 for ch in document_id):
         return "document id contains control characters"
     if document_id in seen:
@@ -68,7 +73,10 @@ def metadata_problem(metadata: Mapping[str, Any]) -> str | None:
         return f"metadata key {reserved[0]!r} is reserved"
     if _depth(metadata) > MAX_METADATA_DEPTH:
         return f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels"
-    size = len(json.dumps(metadata, ensure_ascii=False).encode())
+    try:
+        size = len(json.dumps(metadata, ensure_ascii=False, allow_nan=False).encode())
+    except ValueError:
+        return "metadata holds NaN or infinity, which JSON cannot store"
     if size > MAX_METADATA_BYTES:
         return f"metadata is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}"
     return None

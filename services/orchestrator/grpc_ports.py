@@ -44,6 +44,8 @@ FACTS_TTL_SECONDS = 30.0
 #: Bound of a unary call when the incoming call has no deadline.
 DEFAULT_TIMEOUT = 30.0
 WRITE_TIMEOUT = 120.0
+#: Most document ids the retriever takes in one Delete (its filters.MAX_IN_VALUES).
+MAX_DELETE_IDS_PER_CALL = 1000
 _T = TypeVar("_T")
 _CODES: dict[grpc.StatusCode, type[errors.RagmeshError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
@@ -175,8 +177,20 @@ class GrpcRetriever:
     async def delete(
         self, collection: str, document_ids: Sequence[str], filters: Sequence[Filter], deadline: Deadline
     ) -> int:
+        # The retriever takes at most MAX_DELETE_IDS_PER_CALL ids a call (its MAX_IN_VALUES);
+        # the orchestrator's contract allows more, so the ids go in slices.
+        ids = list(document_ids)
+        slices = [ids[i : i + MAX_DELETE_IDS_PER_CALL] for i in range(0, len(ids), MAX_DELETE_IDS_PER_CALL)] or [[]]
+        deleted = 0
+        for part in slices:
+            deleted += await self._delete(collection, part, filters, deadline)
+        return deleted
+
+    async def _delete(
+        self, collection: str, document_ids: list[str], filters: Sequence[Filter], deadline: Deadline
+    ) -> int:
         request = retriever_pb2.DeleteRequest(
-            collection=collection, document_ids=list(document_ids), filters=[filter_to_proto(f) for f in filters]
+            collection=collection, document_ids=document_ids, filters=[filter_to_proto(f) for f in filters]
         )
         timeout = deadline.remaining(WRITE_TIMEOUT)
         try:

@@ -22,7 +22,7 @@ from services.common.errors import InvalidArgument, NotFound, Unavailable
 from services.orchestrator.config import IngestSettings
 from services.orchestrator.job_store import TERMINAL, RecordStore, StoredJob, now
 from services.orchestrator.redis_store import RedisGuard
-from services.orchestrator.requests import check_collection
+from services.orchestrator.requests import check_collection, check_job_id
 from services.worker.app import BATCH_TASK, INGEST_TASK, TRACEPARENT, EngineSettings, make_app
 
 T = TypeVar("T")
@@ -73,8 +73,7 @@ class JobManager:
 
     async def get(self, job_id: str) -> orchestrator_pb2.IngestJob:
         """The job's current state; NotFound for an unknown id."""
-        if not job_id:
-            raise InvalidArgument("job_id is empty")
+        check_job_id(job_id)
         self._engine()
         stored = await _engine_call(self.records.job(job_id))
         if stored is None:

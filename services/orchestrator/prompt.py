@@ -27,6 +27,10 @@ SAFETY_TOKENS = 16
 PER_SOURCE_TOKENS = 6
 #: Tokens each history turn adds beyond its text (the chat template's role markers).
 PER_TURN_TOKENS = 8
+#: History turns a prompt can carry: the generator takes 64 messages (its max_messages) and
+#: the system instructions and the question take two; older turns are dropped (and
+#: counted in history_turns_dropped) although the contract accepts 64 turns of history.
+MAX_PROMPT_HISTORY_TURNS = 62
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ def fit(
     kept = 0
     for tokens in reversed(turn_tokens):  # newest first; the first that does not fit ends the history
         cost = tokens + PER_TURN_TOKENS
-        if used + cost > budget:
+        if used + cost > budget or kept == MAX_PROMPT_HISTORY_TURNS:
             break
         used += cost
         kept += 1

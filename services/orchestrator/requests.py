@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +91,21 @@ def check_collection(name: str) -> str:
             f"collection name {name[:80]!r} is invalid: use 1-64 letters, digits or underscores, starting with a letter"
         )
     return name
+
+
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def check_job_id(job_id: str) -> str:
+    """``job_id`` when it has the shape of a job id; InvalidArgument otherwise (an empty or
+    malformed id is the caller's mistake, not a job that does not exist)."""
+    if not job_id:
+        raise InvalidArgument("job_id is empty; pass the id SubmitIngestJob returned")
+    if not _JOB_ID.fullmatch(job_id):
+        raise InvalidArgument(
+            f"job_id {job_id[:80]!r} is malformed: job ids are the letters and digits SubmitIngestJob returns"
+        )
+    return job_id
 
 
 def resolve(request: QueryInput, defaults: QueryDefaults) -> QuerySpec:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
-from google.protobuf.struct_pb2 import Struct
+from google.protobuf.struct_pb2 import Struct, Value
 
 from ragmesh.v1 import common_pb2, orchestrator_pb2
 from ragmesh.vocabulary import ROLE_FROM_PROTO, ROLE_PROTO
@@ -20,8 +20,28 @@ _OP_VALUES = {name: value for value, name in _OP_NAMES.items()}
 
 
 def metadata_dict(struct: Struct) -> dict[str, Any]:
-    """A Struct as a plain dict (numbers are floats, as in JSON)."""
-    return MessageToDict(struct) if struct.fields else {}
+    """A Struct as a plain dict (numbers are floats, as in JSON). A Struct holding NaN or an
+    infinity (which JSON cannot represent) is converted as it is, so that the document
+    checks reject that one document with a reason instead of failing the whole call."""
+    if not struct.fields:
+        return {}
+    try:
+        return MessageToDict(struct)
+    except ValueError:
+        return _plain_struct(struct)
+
+
+def _plain_struct(struct: Struct) -> dict[str, Any]:
+    return {key: _plain_value(value) for key, value in struct.fields.items()}
+
+
+def _plain_value(value: Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return _plain_struct(value.struct_value)
+    if kind == "list_value":
+        return [_plain_value(item) for item in value.list_value.values]
+    return None if kind in (None, "null_value") else getattr(value, kind)
 
 
 def metadata_struct(metadata: Mapping[str, Any]) -> Struct:

@@ -81,7 +81,9 @@ def check_chunks(spec: CollectionSpec, chunks: Sequence[ChunkRow]) -> None:
 
 def _check_metadata(where: str, metadata: dict[str, Any]) -> None:
     try:
-        size = len(json.dumps(metadata, allow_nan=False).encode())
+        # UTF-8 JSON, as stored and as the orchestrator measures it (ASCII escapes would
+        # count an "é" as 6 bytes and refuse metadata the orchestrator's contract accepts).
+        size = len(json.dumps(metadata, ensure_ascii=False, allow_nan=False).encode())
     except ValueError:
         raise InvalidArgument(f"{where}.metadata holds NaN or infinity, which JSON cannot store") from None
     if size > MAX_METADATA_BYTES:
