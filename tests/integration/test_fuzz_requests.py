@@ -23,10 +23,17 @@ from ragmesh.v1 import common_pb2, orchestrator_pb2, retriever_pb2
 from tests.support.raw_grpc import CHANNEL_OPTIONS, all_serving, call
 from tests.support.stack import unique_collection
 
-ACCEPTABLE = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND}
+#: A caller's error, each precise: bad input, an unknown name, or an option this server lacks
+#: (cross-encoder reranking without a model is FAILED_PRECONDITION, with the variable to set).
+ACCEPTABLE = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,
+}
 DIMENSION = 4
 FUZZ = settings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
