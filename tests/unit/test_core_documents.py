@@ -5,6 +5,7 @@ while the rest of the batch is indexed, and a sync deleting documents whose file
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 
 from services.orchestrator.deadline import Deadline
@@ -38,12 +39,19 @@ def _pdf() -> bytes:
 
 
 def _files() -> list[Document]:
+    return list(_built_files())
+
+
+@functools.cache
+def _built_files() -> tuple[Document, ...]:
+    """Built once: a DOCX is a zip whose entries carry the time they were written, so a file
+    rebuilt a second later has other bytes (and another content hash)."""
     docx = build.word([("h1", "Crew"), ("p", "The captain is Ada."), ("table", [["role", "name"], ["cook", "Bo"]])])
-    return [
+    return (
         Document("manual.pdf", content=_pdf(), file_name="manual.pdf", metadata={"team": "ops"}),
         Document("crew.docx", content=docx, file_name="crew.docx"),
         Document("guide.md", content=MARKDOWN, file_name="guide.md"),
-    ]
+    )
 
 
 async def _run(core: Core, documents: list[Document], sync: str = "") -> list[IngestProgress]:
