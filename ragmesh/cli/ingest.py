@@ -31,6 +31,16 @@ _COLLECTION = click.option("-c", "--collection", default="default", show_default
 @click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (path or name); repeatable.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching (path or name); repeatable.")
 @click.option("--sync", is_flag=True, help="Also delete the documents of FOLDER (one folder) whose files are gone.")
+@click.option(
+    "--experiment",
+    help="Fill the collection of every variant of this experiment (each with its chunking; see --experiments-file).",
+)
+@click.option(
+    "--experiments-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="RAGMESH_ORCHESTRATOR_EXPERIMENTS_FILE",
+    help="The orchestrator's experiments file [$RAGMESH_ORCHESTRATOR_EXPERIMENTS_FILE].",
+)
 @click.pass_context
 @handles_errors
 def ingest(
@@ -44,6 +54,8 @@ def ingest(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     sync: bool,
+    experiment: str | None,
+    experiments_file: Path | None,
 ) -> None:
     """Index PATHS: PDF, DOCX, XLSX, HTML, CSV, Markdown and text files (parsed by the server,
     one document each, id = the path relative to the folder given) and .jsonl files (one
@@ -51,20 +63,51 @@ def ingest(
     Unchanged files are skipped. Exits 1 if any file was rejected (the others are indexed)."""
     if sync and (len(paths) != 1 or not paths[0].is_dir()):
         fail("--sync takes exactly one folder")
+    targets = [(collection, chunk_tokens, overlap_tokens)]
+    if experiment:
+        targets = _experiment_targets(experiment, experiments_file, collection, chunk_tokens, overlap_tokens)
+    ok = True
     with client_from(context) as client:
-        ok = ingest_files(
-            client,
-            paths,
-            collection,
-            chunk_tokens=chunk_tokens,
-            overlap_tokens=overlap_tokens,
-            batch=batch,
-            include=include,
-            exclude=exclude,
-            sync=sync,
-        )
+        for target, chunk, overlap in targets:
+            if experiment:
+                click.echo(f"collection {target} (chunks of {chunk} tokens, overlap {overlap})", err=True)
+            ok = (
+                ingest_files(
+                    client,
+                    paths,
+                    target,
+                    chunk_tokens=chunk,
+                    overlap_tokens=overlap,
+                    batch=batch,
+                    include=include,
+                    exclude=exclude,
+                    sync=sync,
+                )
+                and ok
+            )
     if not ok:
         raise SystemExit(EXIT_FAILED)
+
+
+def _experiment_targets(
+    name: str, path: Path | None, collection: str, chunk_tokens: int, overlap_tokens: int
+) -> list[tuple[str, int, int]]:
+    """(collection, chunk tokens, overlap) of every collection the experiment's variants read."""
+    from services.orchestrator.experiments.config import ExperimentConfigError, ingest_targets, load_experiments
+
+    if path is None:
+        fail("--experiment needs --experiments-file (or $RAGMESH_ORCHESTRATOR_EXPERIMENTS_FILE)", 2)
+    try:
+        found = load_experiments(str(path)).get(name)
+    except ExperimentConfigError as error:
+        fail(str(error), 2)
+    if found is None:
+        fail(f"no experiment {name!r} in {path}", 2)
+    # 0 leaves chunking to the server; a variant that sets none keeps that.
+    return [
+        (t.collection, t.chunk_tokens, t.overlap_tokens)
+        for t in ingest_targets(found, collection, chunk_tokens, overlap_tokens)
+    ]
 
 
 def ingest_files(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ragmesh.mesh.processes import ServiceProcess
+from tests.support.mesh_cli import run_cli
 from tests.support.stack import client_of, start_orchestrator
 
 EXPERIMENT = """
@@ -111,3 +112,37 @@ def test_an_experiment_on_a_missing_collection_stops_the_start(
     extra = {"RAGMESH_ORCHESTRATOR_EXPERIMENTS_FILE": str(path)}
     with pytest.raises(RuntimeError, match="no_such_collection"):
         start_orchestrator(log_dir, embedder_service, retriever_service, generator_service, extra)
+
+
+CHUNKING = """
+[[experiments]]
+name = "chunks"
+enabled = false  # enabled once its collections are filled
+collections = ["{base}"]
+
+  [[experiments.variants]]
+  name = "control"
+  ratio = 0.5
+
+  [[experiments.variants]]
+  name = "small"
+  ratio = 0.5
+  collection = "{base}_c48"
+  chunk_tokens = 48
+  overlap_tokens = 8
+"""
+
+
+def test_ingest_fills_every_chunking_variants_collection(orchestrator: ServiceProcess, tmp_path: Path) -> None:
+    base = f"t_{uuid.uuid4().hex[:10]}"
+    path = tmp_path / "experiments.toml"
+    path.write_text(CHUNKING.format(base=base))
+    docs = str(Path(__file__).resolve().parents[2] / "corpus" / "docs")
+    done = run_cli(
+        "--address", orchestrator.address, "ingest", docs, "-c", base, "--experiment", "chunks",
+        "--experiments-file", str(path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    with client_of(orchestrator) as client:
+        chunks = {c.name: c.chunks for c in client.collections()}
+    assert chunks[base] > 0 and chunks[f"{base}_c48"] > chunks[base]  # smaller chunks, more of them
