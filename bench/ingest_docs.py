@@ -35,6 +35,7 @@ def _stages(port: int) -> dict[str, float]:
 def run(corpus: Path, workdir: Path, workers: int) -> dict[str, object]:
     """Start the services, ingest ``corpus`` twice and return the figures."""
     logs = workdir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     embedder = ServiceProcess("embedder", {}, logs)
     retriever = ServiceProcess("retriever", {"RAGMESH_RETRIEVER_URI": str(workdir / "milvus.db")}, logs)
     started: list[ServiceProcess] = [embedder, retriever]

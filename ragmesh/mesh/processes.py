@@ -115,8 +115,9 @@ class ServiceProcess:
         self.http_port = 0
         if component == "orchestrator":
             http = env.get(prefix + "HTTP_ADDR", "")
-            self.http_port = int(http.rpartition(":")[2] or 0) if http else free_port()
-            ports[prefix + "HTTP_ADDR"] = http or f"127.0.0.1:{self.http_port}"
+            if http.lower() != "off":  # "off": no HTTP API
+                self.http_port = int(http.rpartition(":")[2] or 0) if http else free_port()
+                ports[prefix + "HTTP_ADDR"] = http or f"127.0.0.1:{self.http_port}"
         full_env = service_env({**ports, **env})
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
