@@ -44,6 +44,8 @@ FACTS_TTL_SECONDS = 30.0
 #: Bound of a unary call when the incoming call has no deadline.
 DEFAULT_TIMEOUT = 30.0
 WRITE_TIMEOUT = 120.0
+#: Texts per Tokenize call (the embedder's default MAX_TEXTS is 512).
+TOKENIZE_TEXTS_PER_CALL = 256
 #: Most document ids the retriever takes in one Delete (its filters.MAX_IN_VALUES).
 MAX_DELETE_IDS_PER_CALL = 1000
 _T = TypeVar("_T")
@@ -103,6 +105,13 @@ class GrpcEmbedder:
         return [list(embedding.values) for embedding in reply.embeddings]
 
     async def tokenize(self, texts: Sequence[str], deadline: Deadline) -> list[TokenSpans]:
+        spans: list[TokenSpans] = []
+        # The embedder takes at most MAX_TEXTS texts per request: send longer lists in slices.
+        for first in range(0, len(texts), TOKENIZE_TEXTS_PER_CALL):
+            spans.extend(await self._tokenize(texts[first : first + TOKENIZE_TEXTS_PER_CALL], deadline))
+        return spans
+
+    async def _tokenize(self, texts: Sequence[str], deadline: Deadline) -> list[TokenSpans]:
         request = embedder_pb2.TokenizeRequest(texts=list(texts), return_offsets=True)
         timeout = deadline.remaining(WRITE_TIMEOUT)
         reply = await _call("embedder", lambda: self.stub.Tokenize(request, timeout=timeout))
