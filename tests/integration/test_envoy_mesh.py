@@ -65,10 +65,23 @@ async def test_each_service_reaches_its_component(mesh: Mesh) -> None:
 async def test_a_burst_is_spread_over_both_replicas(mesh: Mesh) -> None:
     replicas = mesh.replicas["embedder"]
     before = [r.calls["Embed"] for r in replicas]
-    async with grpc.aio.insecure_channel(mesh.internal_address) as channel:
-        stub = embedder_pb2_grpc.EmbedderServiceStub(channel)
-        # One client connection: without per-request balancing every call would land on one pod.
-        replies = await asyncio.gather(*(stub.Embed(embedder_pb2.EmbedRequest(texts=[f"t{i}"])) for i in range(40)))
+    gate = asyncio.Event()
+    for replica in replicas:  # every call stays in flight until all 40 arrived: least-request
+        replica.gate = gate  # sees the true load at each pick, whatever the machine's speed
+    try:
+        async with grpc.aio.insecure_channel(mesh.internal_address) as channel:
+            stub = embedder_pb2_grpc.EmbedderServiceStub(channel)
+            # One client connection: without per-request balancing every call would land on one pod.
+            burst = asyncio.gather(*(stub.Embed(embedder_pb2.EmbedRequest(texts=[f"t{i}"])) for i in range(40)))
+            async with asyncio.timeout(60):
+                while sum(r.calls["Embed"] for r in replicas) - sum(before) < 40:
+                    await asyncio.sleep(0.01)
+            gate.set()
+            replies = await burst
+    finally:
+        gate.set()
+        for replica in replicas:
+            replica.gate = None
     assert all(len(r.embeddings) == 1 for r in replies)
     got = [r.calls["Embed"] - b for r, b in zip(replicas, before, strict=True)]
     assert sum(got) == 40

@@ -40,6 +40,8 @@ class FakeReplica:
     metadata: list[dict[str, str]] = field(default_factory=list)
     server: RunningServer | None = None
     address: str = ""
+    #: When set, Embed calls wait for it (a test holds a burst in flight, then releases it).
+    gate: asyncio.Event | None = None
 
     @property
     def port(self) -> int:
@@ -83,7 +85,10 @@ def _embedder(replica: FakeReplica) -> dict[str, grpc.RpcMethodHandler]:
     async def embed(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         replica.seen("Embed", context)
         texts = embedder_pb2.EmbedRequest.FromString(request).texts
-        await asyncio.sleep(0.05)  # holds the request so that least-request sees it in flight
+        if replica.gate is not None:  # held until the test has seen the whole burst arrive
+            await asyncio.wait_for(replica.gate.wait(), timeout=60)
+        else:
+            await asyncio.sleep(0.05)  # holds the request so that least-request sees it in flight
         vectors = [embedder_pb2.Embedding(values=[1.0, 0.0]) for _ in texts]
         return embedder_pb2.EmbedResponse(embeddings=vectors, dimension=2).SerializeToString()
 
