@@ -13,7 +13,10 @@ import numpy as np
 import openai
 import pytest
 
+from services.common.auth import AuthSettings, security_interceptor
+from services.common.auth_keys import Grant, digest, env_entry
 from services.common.errors import Overloaded, Unavailable
+from services.common.quota import QuotaSettings
 from services.common.slot import BackendSlot
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.deadline import Deadline
@@ -213,3 +216,31 @@ async def test_a_client_that_disconnects_stops_the_generation(api: Api) -> None:
         while api.generator.closed == 0:
             await asyncio.sleep(0.01)
     assert api.generator.finished == 0
+
+
+async def test_with_auth_a_missing_key_is_401_and_another_tenants_collection_403() -> None:
+    key = "rmk_test_key_for_the_http_api"
+    grants = env_entry(Grant(digest(key), "acme", ("acme_*",), write=True))
+    security = security_interceptor(
+        "orchestrator",
+        AuthSettings.from_env("orchestrator", {"RAGMESH_ORCHESTRATOR_API_KEYS": grants}),
+        QuotaSettings(),
+    )
+    served = Api()
+    slot: BackendSlot[Orchestrator] = BackendSlot("orchestrator")
+    slot.set(served.engine)
+    served.server = HttpServer(create_app(slot, security), "127.0.0.1:0")
+    await served.server.start()
+    body = {"messages": [{"role": "user", "content": "Which port?"}], "collection": "docs"}
+    try:
+        async with httpx.AsyncClient(base_url=served.url) as http:
+            missing = await http.post("/v1/chat/completions", json=body)
+            wrong = await http.post("/v1/chat/completions", json=body, headers={"authorization": "Bearer nope"})
+            other = await http.post("/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"})
+            health = await http.get("/v1/health")
+    finally:
+        await served.server.stop(grace=5.0)
+    assert (missing.status_code, wrong.status_code, other.status_code) == (401, 401, 403)
+    assert missing.json()["error"]["type"] == "authentication_error" and key not in wrong.text
+    assert "may not use collection 'docs'" in other.json()["error"]["message"]
+    assert health.status_code == 200  # health needs no key
