@@ -17,9 +17,9 @@ import logging
 import warnings
 from pathlib import Path
 
+from services.common.model_cache import cached_conversion
 from services.embedder.config import OnnxSettings
 from services.embedder.tokens import pooling_of
-from services.generator.loading import cached_conversion
 
 log = logging.getLogger(__name__)
 #: Bump when the exported graph changes, so entries of an older export are not reused.

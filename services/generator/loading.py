@@ -11,47 +11,20 @@ rename wins and the other process drops its copy.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
+from services.common.model_cache import COMPLETE_MARKER, cached_conversion
 from services.generator.config import GeneratorConfig
 
+__all__ = ["COMPLETE_MARKER", "cache_key", "cached_conversion", "convert_gguf", "model_directory"]
+
 log = logging.getLogger(__name__)
-#: Written last into a cache entry; an entry without it is ignored.
-COMPLETE_MARKER = "ragmesh-complete"
 
 
 def cache_key(gguf: Path) -> str:
     """Name of the cache entry of ``gguf``: changes when the file is replaced."""
     stat = gguf.stat()
     return f"{gguf.stem}-{stat.st_size}-{int(stat.st_mtime)}"
-
-
-def cached_conversion(key: str, cache_dir: Path, convert: Callable[[Path], None]) -> Path:
-    """The directory ``cache_dir/key``, made by ``convert(tmp_dir)`` unless it exists."""
-    final = cache_dir / key
-    if (final / COMPLETE_MARKER).is_file():
-        return final
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache_dir))
-    try:
-        convert(scratch)
-        (scratch / COMPLETE_MARKER).write_text(key + "\n")
-        if final.exists() and not (final / COMPLETE_MARKER).is_file():
-            shutil.rmtree(final, ignore_errors=True)  # a leftover of an older, broken layout
-        try:
-            os.rename(scratch, final)
-        except OSError:
-            if not (final / COMPLETE_MARKER).is_file():
-                raise
-            log.info("another process cached %s first; using its copy", key)
-    finally:
-        if scratch.exists():
-            shutil.rmtree(scratch, ignore_errors=True)
-    return final
 
 
 def convert_gguf(gguf: Path, target: Path) -> None:
