@@ -54,6 +54,8 @@ class IngestSettings:
     embed_batch: int
     max_document_chars: int
     max_documents: int
+    #: Documents in one message of the Ingest stream (the CLI sends at most 1,000).
+    max_documents_per_message: int = 1000
 
 
 @dataclass(frozen=True)
@@ -160,4 +162,5 @@ def _ingest_settings(env: Env) -> IngestSettings:
         embed_batch=env.integer("embed_batch", 64, 1, 512),
         max_document_chars=env.integer("max_document_chars", 2_000_000, 1),
         max_documents=env.integer("max_documents", 100_000, 1),
+        max_documents_per_message=env.integer("max_documents_per_message", 1000, 1, 100_000),
     )

@@ -136,7 +136,10 @@ class Ingestor:
         collection: str | None = None
         chunking = (0, 0)
         sync_prefix = ""
+        messages = 0
         async for batch in batches:
+            messages += 1
+            self._check_size(batch, messages)
             if collection is None:  # the first message names the collection and chunking
                 collection = check_collection(batch.collection)
                 chunking = await self._chunking(batch.chunking, deadline)
@@ -164,6 +167,15 @@ class Ingestor:
         if gone:
             state.documents_deleted += len(gone)
             state.version = await self.versions.bump(collection)
+
+    def _check_size(self, batch: IngestBatch, number: int) -> None:
+        """A message over the per-message limit ends the call; earlier messages stay indexed."""
+        limit = self.settings.max_documents_per_message
+        if len(batch.documents) > limit:
+            raise InvalidArgument(
+                f"Ingest message {number} holds {len(batch.documents)} documents; the limit is {limit} "
+                "per message: split the batch (earlier messages were indexed)"
+            )
 
     def _accept(self, documents: Iterable[Document], state: IngestState, offset: int) -> Iterable[Document]:
         """The indexable documents; the others are recorded as failed with their reason."""

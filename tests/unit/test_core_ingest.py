@@ -76,3 +76,13 @@ async def test_bad_chunking_is_an_invalid_argument(chunking: Chunking, message: 
 async def test_a_bad_collection_name_is_an_invalid_argument() -> None:
     with pytest.raises(InvalidArgument, match="collection name"):
         await _run(Core(), IngestBatch("no way", [Document("d", "text")]))
+
+
+async def test_a_message_over_the_per_message_limit_ends_the_call_and_keeps_earlier_ones() -> None:
+    core = Core()
+    limit = core.ingestor.settings.max_documents_per_message
+    first = IngestBatch("docs", [Document("kept", "an early document.")], Chunking(40, 0))
+    too_many = IngestBatch("docs", [Document(f"d{i}", "x.") for i in range(limit + 1)], Chunking(40, 0))
+    with pytest.raises(InvalidArgument, match=f"message 2 holds {limit + 1} documents; the limit is {limit}"):
+        await _run(core, first, too_many)
+    assert {c.document_id for c in core.retriever.stored["docs"].values()} == {"kept"}

@@ -675,7 +675,9 @@ class IngestRequest(_message.Message):
     """
     @_builtins.property
     def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Document]:
-        """Documents of this batch."""
+        """Documents of this batch: at most 1,000 per message (the orchestrator's
+        MAX_DOCUMENTS_PER_MESSAGE); send more as further messages.
+        """
 
     @_builtins.property
     def chunking(self) -> Global___ChunkingOptions:
