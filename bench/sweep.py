@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from bench.e2e import questions
 from bench.inprocess import InProcessPipeline
+from bench.machine import machine_facts
 from bench.sweep_load import LevelResult, median_ratio, mesh_streamer, run_level
 from bench.sweep_report import write_report
 from ragmesh.client import AsyncRagmeshClient, RagmeshClient, files
@@ -110,6 +112,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--documents", type=int, default=2000)
     args = parser.parse_args()
+    machine = machine_facts()  # before the run: its load average tells whether the machine was shared
     workdir = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     with contextlib.ExitStack() as cleanup:
         plan = MeshPlan(envoy_port=free_port(), envoy_admin_port=free_port(), default_ports=False,
@@ -127,7 +130,7 @@ def main() -> None:
         results = loop.run_until_complete(_sweep(mesh, local, args))
         ingest = _ingest_rates(loop, mesh, local, args.documents)
     summary = _summary(results, ingest)
-    write_report(args.out, results, ingest, summary)
+    write_report(args.out, results, ingest, summary, {**machine, "load_average_after": list(os.getloadavg())})
     print(json.dumps({"benchmark": "sweep", **summary}))
 
 

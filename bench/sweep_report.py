@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from matplotlib.figure import Figure
 
+from bench.machine import markdown
 from bench.sweep_load import LevelResult, median_ratio
 
 COLUMNS = ("concurrency", "ttft_p50_ms", "ttft_p95_ms", "itl_p50_ms", "itl_p95_ms", "e2e_p50_ms", "e2e_p95_ms",
@@ -35,7 +37,11 @@ def _plot(path: Path, results: dict[str, list[LevelResult]], metric: str, label:
 
 
 def write_report(
-    out: Path, results: dict[str, list[LevelResult]], ingest: dict[str, float], summary: dict[str, float]
+    out: Path,
+    results: dict[str, list[LevelResult]],
+    ingest: dict[str, float],
+    summary: dict[str, float],
+    machine: dict[str, Any] | None = None,
 ) -> None:
     """Write every output of one sweep under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -44,11 +50,13 @@ def write_report(
         {"concurrency": m.concurrency, "e2e_mesh_over_in_process": median_ratio(m.e2e, i.e2e)}
         for m, i in zip(results["mesh"], results["in_process"], strict=True)
     ]
-    (out / "sweep.json").write_text(json.dumps({**rows, "overhead": overhead, "ingest": ingest, **summary}, indent=2))
+    everything = {**rows, "overhead": overhead, "ingest": ingest, "machine": machine or {}, **summary}
+    (out / "sweep.json").write_text(json.dumps(everything, indent=2))
     for metric, label in (("e2e_p50_ms", "end-to-end p50 (ms)"), ("ttft_p50_ms", "time to first token p50 (ms)"),
                           ("qps", "answered queries/s"), ("tokens_per_s", "tokens/s")):  # fmt: skip
         _plot(out / f"{metric}.png", results, metric, label)
-    lines = ["# Concurrency sweep", "", "## Mesh (gRPC through Envoy)", "", *_table(rows["mesh"]), ""]
+    lines = ["# Concurrency sweep", "", *(markdown(machine) if machine else [])]
+    lines += ["## Mesh (gRPC through Envoy)", "", *_table(rows["mesh"]), ""]
     lines += ["## In-process pipeline", "", *_table(rows["in_process"]), "", "## Mesh overhead", ""]
     lines += [f"- c={o['concurrency']}: {o['e2e_mesh_over_in_process']}x" for o in overhead]
     lines += ["", "## Ingestion", "", *(f"- {k}: {v}" for k, v in ingest.items()), "", "## Summary", ""]
