@@ -136,11 +136,12 @@ def upstream_transport_socket(tls: UpstreamTlsOptions, component: str, alpn: str
 
 def sds_resources(tls: TlsOptions | UpstreamTlsOptions) -> dict[str, Config]:
     """SDS file name -> content: the certificate (if any) and the CA (if any) of ``tls``."""
+    cert: str | None = tls.cert_file
+    key: str | None = tls.key_file
+    ca: str | None = tls.ca_file
     if isinstance(tls, UpstreamTlsOptions):
-        cert, key, ca = tls.cert_file, tls.key_file, tls.ca_file
         cert_secret, ca_secret = UPSTREAM_CERT_SECRET, UPSTREAM_CA_SECRET
     else:
-        cert, key, ca = tls.cert_file, tls.key_file, tls.ca_file
         cert_secret, ca_secret = tls.server_secret, tls.client_ca_secret
     files: dict[str, Config] = {}
     if cert is not None and key is not None:

@@ -59,6 +59,7 @@ def open_channel(
     retries: bool = True,
     interceptors: Sequence[Any] = (),
     retry_methods: Sequence[tuple[str, str]] | None = None,
+    *,
     tls: ClientTls | None = None,
 ) -> grpc.aio.Channel:
     """An aio channel to ``target`` (host:port) with tracing, keepalive and retries (of

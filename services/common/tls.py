@@ -58,9 +58,10 @@ class ServerTls:
         if cert is None and key is None and ca is None:
             return None
         if cert is None or key is None:
+            both = f"{env.name('tls_cert')} and {env.name('tls_key')}"
             raise ConfigError(
                 env.name("tls_cert" if cert is None else "tls_key"),
-                f"{env.name('tls_cert')} and {env.name('tls_key')} go together ({env.name('tls_client_ca')} needs both)",
+                f"{both} go together ({env.name('tls_client_ca')} needs both)",
             )
         return cls(cert, key, ca, env.name("tls_"))
 
@@ -119,6 +120,8 @@ class ReloadingCertificates:
         self.tls = tls
         self._lock = threading.Lock()
         self._stamp = self._stamps()
+        #: Files that did not make a usable configuration (None: no such state yet).
+        self._failed: tuple[tuple[int, int, int], ...] | None = None
         self._initial = self._configuration()
 
     def credentials(self) -> grpc.ServerCredentials:
@@ -130,26 +133,38 @@ class ReloadingCertificates:
         with self._lock:
             try:
                 stamp = self._stamps()
-                if stamp == self._stamp:
-                    return None
+            except TlsFileError as error:
+                return self._keep((), error)
+            if stamp in (self._stamp, self._failed):
+                return None
+            try:
                 configuration = self._configuration()
             except TlsFileError as error:
-                log.warning("keeping the current certificate: %s", error)
-                return None
+                return self._keep(stamp, error)
             self._stamp = stamp
             log.info("serving the renewed certificate %s", self.tls.cert_file)
             return configuration
 
-    def _files(self) -> list[str]:
-        return [self.tls.cert_file, self.tls.key_file, *([self.tls.client_ca_file] if self.tls.client_ca_file else [])]
+    def _keep(self, state: tuple[tuple[int, int, int], ...], error: TlsFileError) -> None:
+        """Keep the current configuration; warn once per state of the files, not per connection."""
+        if state != self._failed:
+            log.warning("keeping the current certificate: %s", error)
+        self._failed = state
+
+    def _files(self) -> list[tuple[str, str]]:
+        tls = self.tls
+        files = [(tls.cert_file, tls.source + "CERT"), (tls.key_file, tls.source + "KEY")]
+        if tls.client_ca_file is not None:
+            files.append((tls.client_ca_file, tls.source + "CLIENT_CA"))
+        return files
 
     def _stamps(self) -> tuple[tuple[int, int, int], ...]:
         stamps = []
-        for path in self._files():
+        for path, variable in self._files():
             try:
                 status = os.stat(path)
             except OSError as error:
-                raise TlsFileError(f"cannot read {path}: {error.strerror}") from None
+                raise TlsFileError(f"{variable}={path}: cannot read it ({error.strerror})") from None
             stamps.append((status.st_ino, status.st_size, status.st_mtime_ns))
         return tuple(stamps)
 

@@ -84,7 +84,9 @@ async def running_mesh(
     try:
         for component, count in replicas.items():
             started[component] = [
-                await start_replica(component, f"{component}-{index}", stream_interval, behind.replicas if behind else None)
+                await start_replica(
+                    component, f"{component}-{index}", stream_interval, behind.replicas if behind else None
+                )
                 for index in range(count)
             ]
         port, admin_port, internal_port = free_port(), free_port(), free_port()

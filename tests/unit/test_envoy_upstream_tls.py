@@ -77,7 +77,9 @@ def test_without_a_server_name_any_certificate_of_the_ca_is_accepted(tmp_path: P
 def test_the_internal_listener_requires_client_certificates_and_the_public_one_is_unchanged(
     tmp_path: Path,
 ) -> None:
-    listeners = {item["name"]: item for item in envoy.render(upstreams(), tls_options(tmp_path))["static_resources"]["listeners"]}
+    listeners = {
+        item["name"]: item for item in envoy.render(upstreams(), tls_options(tmp_path))["static_resources"]["listeners"]
+    }
     assert "transport_socket" not in listeners["clients"]["filter_chains"][0]
     context = listeners["internal"]["filter_chains"][0]["transport_socket"]["typed_config"]
     assert context["require_client_certificate"] is True

@@ -103,7 +103,7 @@ def test_the_fetcher_follows_renamed_files_and_keeps_a_half_renewed_pair(
 
 
 def test_the_launcher_gives_every_child_its_certificates(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="lacks ca.pem, envoy.pem"):
+    with pytest.raises(ValueError, match=r"lacks ca\.pem, envoy\.pem"):
         MeshTls.from_directory(tmp_path, tmp_path / "sds")
     for name in FILES:
         (tmp_path / name).write_text("")
