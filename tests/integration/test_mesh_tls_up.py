@@ -2,9 +2,10 @@
 process serving mTLS, Envoy originating mTLS to them and requiring it on the internal listener.
 
 The start itself proves the launcher's readiness probes and Envoy's health checks work over
-mTLS; an ingestion and a query through the public listener go orchestrator → internal
-listener → embedder, retriever and generator with no cleartext hop; a replica called
-directly in cleartext or without a certificate refuses, and so does the internal listener.
+mTLS, and that the worker reaches the components through the internal listener; an
+ingestion and a query through the public listener go orchestrator → internal listener →
+embedder, retriever and generator with no cleartext hop; a replica called directly in
+cleartext or without a certificate refuses, and so does the internal listener.
 Small random models keep the processes quick to load (the logic, not the model, is under test).
 """
 
@@ -25,6 +26,7 @@ from ragmesh.mesh.launcher import Mesh, MeshPlan
 from ragmesh.mesh.mesh_tls import MeshTls
 from ragmesh.mesh.processes import free_port
 from tests.support.certs import Authority
+from tests.support.redis_server import RedisServer
 from tests.support.tiny_encoder import save_tiny_encoder
 
 pytestmark = pytest.mark.integration
@@ -44,6 +46,8 @@ def tls_up(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> It
     work = tmp_path_factory.mktemp("mesh-tls-up")
     certs = mesh_tls_dir(work / "certs")
     encoder = save_tiny_encoder(work / "encoder")
+    redis = RedisServer(work)  # the workers' broker
+    redis.start()
     plan = MeshPlan(
         envoy_port=free_port(),
         envoy_admin_port=free_port(),
@@ -55,14 +59,18 @@ def tls_up(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> It
             "embedder": {"RAGMESH_EMBEDDER_MODEL_PATH": str(encoder)},
             "generator": {"RAGMESH_GENERATOR_MODEL_PATH": str(tiny_model_dir)},
         },
-        workers=0,
+        redis_url=redis.url,
+        workers=1,
     )
     mesh = Mesh(plan)
     try:
-        mesh.start(report=lambda line: None, timeout=300)  # probes and Envoy's checks: over mTLS
+        # Probes and Envoy's checks go over mTLS; the worker reports SERVING only once it
+        # reached the embedder and retriever through the internal listener (mTLS too).
+        mesh.start(report=lambda line: None, timeout=300)
         yield mesh, certs
     finally:
         mesh.stop()
+        redis.stop()
 
 
 def test_a_query_goes_through_every_hop_over_mtls(tls_up: tuple[Mesh, Path]) -> None:
