@@ -14,6 +14,7 @@ from ragmesh.cli.ingest import ingest_files
 from ragmesh.cli.query import stream_answer
 from ragmesh.mesh.envoy_tls import TlsOptions
 from ragmesh.mesh.launcher import COMPONENT_ORDER, Mesh, MeshError, MeshPlan
+from ragmesh.mesh.mesh_tls import MeshTls
 from ragmesh.mesh.processes import ROOT, free_port
 from ragmesh.mesh.supervisor import Supervisor
 from services.common.auth_keys import Grant, digest, new_key, toml_entry
@@ -88,6 +89,12 @@ EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     help="CA of client certificates (EXISTING_FILE): mTLS, clients without one are refused.",
 )
 @click.option(
+    "--mesh-tls-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="mTLS on every hop behind Envoy, with ca.pem, envoy.pem, envoy-key.pem, service.pem and "
+    "service-key.pem from this directory (docs/security.md).",
+)
+@click.option(
     "--api-key-file",
     type=EXISTING_FILE,
     help="Key file of the orchestrators (docs/security.md): every call needs an API key.",
@@ -117,6 +124,7 @@ def up(
     tls_cert: Path | None,
     tls_key: Path | None,
     tls_ca: Path | None,
+    mesh_tls_dir: Path | None,
     api_key_file: Path | None,
     generate_api_key: bool,
     demo: bool,
@@ -141,6 +149,7 @@ def up(
         envoy_admin_port=admin_port,
         envoy_internal_port=internal_port or (free_port() if random_ports else 8081),
         tls=tls_options(tls_cert, tls_key, tls_ca, log_dir),
+        mesh_tls=mesh_tls_options(mesh_tls_dir, log_dir),
         api_key_file=api_key_file.resolve() if api_key_file else None,
         default_ports=not random_ports,
         retriever_uri=retriever_uri,
@@ -179,6 +188,16 @@ def tls_options(cert: Path | None, key: Path | None, ca: Path | None, log_dir: P
     if cert is None or key is None:
         fail("--tls-cert and --tls-key go together (and --tls-ca needs both)")
     return TlsOptions(str(cert.resolve()), str(key.resolve()), str(ca.resolve()) if ca else None, str(log_dir / "sds"))
+
+
+def mesh_tls_options(directory: Path | None, log_dir: Path) -> MeshTls | None:
+    """The certificates of the hops behind Envoy (its SDS files under the log directory)."""
+    if directory is None:
+        return None
+    try:
+        return MeshTls.from_directory(directory, log_dir / "sds")
+    except ValueError as error:
+        fail(f"--mesh-tls-dir: {error}")
 
 
 def session_key_file(log_dir: Path) -> tuple[Path, str]:

@@ -10,9 +10,10 @@
   ``public_components`` (the orchestrator, its health and reflection, and ``/v1/`` to the
   orchestrator's HTTP API) — the components behind it are not callable from outside;
 - an internal listener (loopback, or the cluster-internal port) routing every component:
-  the orchestrator calls the embedder, retriever and generator there;
+  the orchestrator calls the embedder, retriever and generator there (optionally mTLS);
 - one cluster per component: HTTP/2 upstreams, least-request balancing, active
-  ``grpc.health.v1`` checks of the component's full service name, outlier detection on
+  ``grpc.health.v1`` checks of the component's full service name (over the cluster's TLS
+  when Envoy originates TLS/mTLS to the replicas), outlier detection on
   gateway and local-origin failures, circuit breakers raised for many concurrent streams;
 - routes by gRPC service path; health and reflection go to the orchestrator unless the
   header ``x-ragmesh-component`` names another component;
@@ -36,9 +37,18 @@ import yaml
 from ragmesh.mesh import envoy_routes as routes
 from ragmesh.mesh.envoy_clusters import component_cluster, http_api_cluster, seconds, socket_address, static_cluster
 from ragmesh.mesh.envoy_routes import COMPONENTS, SERVICE_NAMES
-from ragmesh.mesh.envoy_tls import TlsOptions, transport_socket
+from ragmesh.mesh.envoy_tls import TlsOptions, UpstreamTlsOptions, transport_socket
 
-__all__ = ["COMPONENTS", "SERVICE_NAMES", "EnvoyOptions", "TlsOptions", "Upstream", "render", "write"]
+__all__ = [
+    "COMPONENTS",
+    "SERVICE_NAMES",
+    "EnvoyOptions",
+    "TlsOptions",
+    "Upstream",
+    "UpstreamTlsOptions",
+    "render",
+    "write",
+]
 
 Config = dict[str, Any]
 OTEL_CLUSTER = "opentelemetry_collector"
@@ -94,6 +104,10 @@ class EnvoyOptions:
     internal_host: str = "127.0.0.1"
     #: TLS (mTLS with a client CA) on the public listener; None: cleartext h2c.
     tls: TlsOptions | None = None
+    #: mTLS on the internal listener (use its own ``secret_prefix``); None: cleartext h2c.
+    internal_tls: TlsOptions | None = None
+    #: TLS (mTLS with a client certificate) from Envoy to every replica; None: cleartext.
+    upstream_tls: UpstreamTlsOptions | None = None
     #: The admin interface can stop Envoy: keep it on loopback (see ``stats_port``).
     admin_host: str = "127.0.0.1"
     admin_port: int = 9901
@@ -182,8 +196,9 @@ def _client_listener(name: str, host: str, port: int, upstreams: Sequence[Upstre
     if options.otlp_endpoint:
         manager["tracing"] = _tracing()
     listener = _listener(name, host, port, manager)
-    if public and options.tls is not None:
-        listener["filter_chains"][0]["transport_socket"] = transport_socket(options.tls)
+    tls = options.tls if public else options.internal_tls
+    if tls is not None:
+        listener["filter_chains"][0]["transport_socket"] = transport_socket(tls)
     # INBOUND: the preStop drain (/drain_listeners?inboundonly) closes the client listeners
     # only, and the stats listener keeps answering the kubelet's probes meanwhile.
     listener["traffic_direction"] = "INBOUND"

@@ -2,7 +2,8 @@
 
 HTTP/2 upstreams (gRPC), least-request balancing, active ``grpc.health.v1`` checks of the
 component's full service name, outlier detection on gateway and local-origin failures,
-and circuit breakers raised for many concurrent streams.
+and circuit breakers raised for many concurrent streams. With ``upstream_tls`` every
+cluster originates TLS (mTLS) to its replicas; the health checks use that socket too.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ragmesh.mesh.envoy_routes import HTTP_API_CLUSTER, SERVICE_NAMES
+from ragmesh.mesh.envoy_tls import upstream_transport_socket
 
 if TYPE_CHECKING:
     from ragmesh.mesh.envoy import EnvoyOptions, Upstream
@@ -102,6 +104,8 @@ def component_cluster(upstream: Upstream, options: EnvoyOptions) -> Config:
         # Pods of a headless Service come and go; CoreDNS answers with a 5 s TTL.
         cluster["dns_refresh_rate"] = "5s"
         cluster["dns_lookup_family"] = "V4_PREFERRED"
+    if options.upstream_tls is not None:
+        cluster["transport_socket"] = upstream_transport_socket(options.upstream_tls, upstream.component)
     return cluster
 
 
@@ -134,6 +138,8 @@ def http_api_cluster(upstream: Upstream, options: EnvoyOptions) -> Config:
     if upstream.dns:
         cluster["dns_refresh_rate"] = "5s"
         cluster["dns_lookup_family"] = "V4_PREFERRED"
+    if options.upstream_tls is not None:  # HTTPS, on the orchestrator's certificate
+        cluster["transport_socket"] = upstream_transport_socket(options.upstream_tls, upstream.component, "http/1.1")
     return cluster
 
 

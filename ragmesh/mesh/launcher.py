@@ -1,33 +1,29 @@
 """``ragmesh up``: the whole mesh on one machine — every component as its own process on
 loopback, Envoy in front (generated config), the orchestrator calling the components
 through Envoy's internal listener (the public one serves the orchestrator only) — started,
-checked and stopped as one. Optional: TLS/mTLS on the public listener, API keys.
+checked and stopped as one. Optional: TLS/mTLS on the public listener, mTLS on every hop
+behind Envoy (:mod:`ragmesh.mesh.mesh_tls`), API keys.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import signal
-import socket
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragmesh.mesh import envoy
+from ragmesh.mesh.addresses import MeshError, check_free, host_port, is_ip
 from ragmesh.mesh.envoy_process import EnvoyProcess
 from ragmesh.mesh.envoy_tls import TlsOptions, write_sds
+from ragmesh.mesh.mesh_tls import MeshTls
 from ragmesh.mesh.processes import ROOT, ServiceProcess, free_port
 from services.common.names import DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
 COMPONENT_ORDER = ("retriever", "embedder", "generator", "orchestrator")
 #: Ports of the first worker (health, metrics); workers sit behind no Envoy cluster.
 WORKER_PORTS = (50055, 9105)
-
-
-class MeshError(RuntimeError):
-    """The mesh cannot start: a port is taken, a component failed, a setting is wrong."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +38,8 @@ class MeshPlan:
     envoy_internal_port: int | None = None
     #: TLS (mTLS when it has a client CA) on Envoy's public listener.
     tls: TlsOptions | None = None
+    #: mTLS on every hop behind Envoy (replicas, internal listener); None: cleartext on loopback.
+    mesh_tls: MeshTls | None = None
     #: Key file of the orchestrators (RAGMESH_ORCHESTRATOR_AUTH_KEYS_FILE): auth on.
     api_key_file: Path | None = None
     #: The first replica of each component gets its default port; extra ones get free ports.
@@ -92,7 +90,7 @@ class Replica:
 
     def restart(self, log_dir: Path) -> None:
         """Start the same process again (after it exited)."""
-        self.process = ServiceProcess(self.component, self.env, log_dir)
+        self.process = ServiceProcess(self.component, self.env, log_dir, self.process.probe_tls)
 
 
 class Mesh:
@@ -112,7 +110,7 @@ class Mesh:
         """Start everything and wait until every replica is SERVING and healthy in Envoy."""
         ports = self._ports()
         self._http_ports = self._orchestrator_http_ports(ports)
-        _check_free(
+        check_free(
             [(self.plan.envoy_port, "envoy"), (self.plan.envoy_admin_port, "envoy admin")]
             + [(port, "orchestrator HTTP API") for port in self._http_ports.values()]
             + [(self.internal_port, "envoy internal")]
@@ -124,8 +122,7 @@ class Mesh:
         try:
             for component in COMPONENT_ORDER:
                 for port, metrics in ports[component]:
-                    env = self._env(component, port, metrics)
-                    self.replicas.append(Replica(component, ServiceProcess(component, env, self.plan.log_dir), env))
+                    self._spawn(component, self._env(component, port, metrics))
             self._start_envoy(ports)
             self._start_workers()
             for replica in self.replicas:
@@ -174,7 +171,11 @@ class Mesh:
                 env[f"RAGMESH_WORKER_{target.upper()}_ADDR"] = self.internal_address
             env["RAGMESH_WORKER_COMPONENTS_BEHIND_ENVOY"] = "true"
             env["RAGMESH_WORKER_REDIS_URL"] = self.plan.redis_url
-            self.replicas.append(Replica("worker", ServiceProcess("worker", env, self.plan.log_dir), env))
+            self._spawn("worker", env)
+
+    def _spawn(self, component: str, env: dict[str, str]) -> None:
+        probe = self.plan.mesh_tls.probe() if self.plan.mesh_tls is not None else None
+        self.replicas.append(Replica(component, ServiceProcess(component, env, self.plan.log_dir, probe), env))
 
     def _env(self, component: str, port: int, metrics: int) -> dict[str, str]:
         prefix = f"RAGMESH_{component.upper()}_"
@@ -194,6 +195,8 @@ class Mesh:
             env["RAGMESH_TRACES_FILE"] = self.plan.traces_file
         if self.plan.otlp_endpoint:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.plan.otlp_endpoint
+        if self.plan.mesh_tls is not None:
+            env.update(self.plan.mesh_tls.env(component))
         env.update(self.plan.env.get(component, {}))
         return env
 
@@ -208,18 +211,20 @@ class Mesh:
             )
             for component in COMPONENT_ORDER
         ]
-        collector = _host_port(self.plan.otlp_endpoint) if self.plan.otlp_endpoint else None
+        collector = host_port(self.plan.otlp_endpoint) if self.plan.otlp_endpoint else None
+        mesh_tls = self.plan.mesh_tls
         options = envoy.EnvoyOptions(
             listen_port=self.plan.envoy_port,
             admin_port=self.plan.envoy_admin_port,
             internal_port=self.internal_port,
             tls=self.plan.tls,
+            internal_tls=mesh_tls.internal_listener() if mesh_tls is not None else None,
+            upstream_tls=mesh_tls.upstreams() if mesh_tls is not None else None,
             descriptor_set=str(ROOT / "gen" / "ragmesh.pb"),
             otlp_endpoint=collector,  # Envoy adds its own span to every trace
-            otlp_dns=collector is not None and not _is_ip(collector.rpartition(":")[0]),
+            otlp_dns=collector is not None and not is_ip(collector.rpartition(":")[0]),
         )
-        if self.plan.tls is not None:
-            write_sds(self.plan.tls)
+        write_sds(options.tls, options.internal_tls, options.upstream_tls)
         config = envoy.write(self.plan.log_dir / "envoy.yaml", upstreams, options)
         self.envoy = EnvoyProcess(config, self.plan.log_dir / "envoy.log", self.plan.envoy_admin_port, cwd=ROOT)
         try:
@@ -281,7 +286,8 @@ class Mesh:
         lines = [
             f"clients: {self.address} (gRPC and HTTP/JSON{tls}{auth}), "
             f"envoy admin http://127.0.0.1:{self.plan.envoy_admin_port}",
-            f"internal: {self.internal_address} (the components, for the orchestrator only)",
+            f"internal: {self.internal_address} (the components, for the orchestrator only"
+            f"{'' if self.plan.mesh_tls is None else '; mTLS on every hop behind Envoy'})",
         ]
         for replica in self.replicas:
             metrics = replica.process.metrics_port
@@ -290,31 +296,3 @@ class Mesh:
         lines.append(f"traces: {traces}")
         lines.append(f"logs: {self.plan.log_dir} (processes: {self.plan.log_dir / 'mesh.json'})")
         return lines
-
-
-def _host_port(endpoint: str) -> str:
-    """``host:port`` of an OTLP endpoint given as a URL (``http://collector:4317``) or as is."""
-    parsed = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
-    if not parsed.hostname or not parsed.port:
-        raise MeshError(f"cannot read host and port from the OTLP endpoint {endpoint!r}")
-    return f"{parsed.hostname}:{parsed.port}"
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _check_free(ports: list[tuple[int, str]]) -> None:
-    """MeshError naming the first port some other process already listens on."""
-    for port, owner in ports:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                raise MeshError(
-                    f"port {port} ({owner}) is already in use: stop what uses it, or change the port"
-                ) from None

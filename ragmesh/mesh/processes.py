@@ -17,6 +17,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common.tls import ClientTls
+
 ROOT = Path(__file__).resolve().parents[2]  # the repository (services/ and gen/ live here)
 
 
@@ -88,9 +90,14 @@ def service_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def health_status(address: str, service: str = "", timeout: float = 2.0) -> str:
-    """The health status name of ``service`` at ``address``, or UNREACHABLE."""
-    with grpc.insecure_channel(address) as channel:
+def health_status(address: str, service: str = "", timeout: float = 2.0, tls: ClientTls | None = None) -> str:
+    """The health status name of ``service`` at ``address`` (over TLS with ``tls``), or UNREACHABLE."""
+    channel = (
+        grpc.insecure_channel(address)
+        if tls is None
+        else grpc.secure_channel(address, tls.credentials(), options=tls.options())
+    )
+    with channel:
         try:
             response = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout
@@ -103,8 +110,12 @@ def health_status(address: str, service: str = "", timeout: float = 2.0) -> str:
 class ServiceProcess:
     """One ``python -m services.<component>`` process with its log file."""
 
-    def __init__(self, component: str, env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, component: str, env: Mapping[str, str], log_dir: Path, probe_tls: ClientTls | None = None
+    ) -> None:
         self.component = component
+        #: How the readiness probe connects when the service serves (m)TLS.
+        self.probe_tls = probe_tls
         self.log_path = log_dir / f"{component}-{time.monotonic_ns()}.log"
         prefix = f"RAGMESH_{component.upper()}_"
         self.port = int(env.get(prefix + "ADDR", "127.0.0.1:0").rpartition(":")[2] or 0) or free_port()
@@ -135,7 +146,7 @@ class ServiceProcess:
     def wait_serving(self, timeout: float = 180.0) -> None:
         """Block until health reports SERVING; fail with the log tail otherwise."""
         wait_until(
-            lambda: health_status(self.address) == "SERVING",
+            lambda: health_status(self.address, tls=self.probe_tls) == "SERVING",
             self.process,
             name=self.component,
             condition="not SERVING",

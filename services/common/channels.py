@@ -3,6 +3,8 @@
 Every channel carries the tracing interceptors, keepalive pings (so a dead peer is
 noticed on long streams), the message-size limits, and gRPC's declarative retry policy:
 calls that fail with UNAVAILABLE before any response arrived are retried with backoff.
+With :class:`~services.common.tls.ClientTls` the channel is TLS (mTLS with a client
+certificate); without it, cleartext h2c as before.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import grpc
 
 from services.common.config import MIB
+from services.common.tls import ClientTls
 from services.common.tracing import client_interceptors
 
 #: The retry policy: calls that fail with UNAVAILABLE before any response arrived.
@@ -56,15 +59,18 @@ def open_channel(
     retries: bool = True,
     interceptors: Sequence[Any] = (),
     retry_methods: Sequence[tuple[str, str]] | None = None,
+    *,
+    tls: ClientTls | None = None,
 ) -> grpc.aio.Channel:
-    """An insecure aio channel to ``target`` (host:port) with tracing, keepalive and retries
-    (of every method, or of ``retry_methods`` only); ``interceptors`` run after the tracing
-    ones (so they see the call's span)."""
-    return grpc.aio.insecure_channel(
-        target,
-        options=channel_options(max_message_bytes, retries, retry_methods),
-        interceptors=[*client_interceptors(), *interceptors],
-    )
+    """An aio channel to ``target`` (host:port) with tracing, keepalive and retries (of
+    every method, or of ``retry_methods`` only); ``interceptors`` run after the tracing
+    ones (so they see the call's span). Cleartext unless ``tls`` is given (its files are
+    read now: TlsFileError when they cannot be)."""
+    options = channel_options(max_message_bytes, retries, retry_methods)
+    chain = [*client_interceptors(), *interceptors]
+    if tls is None:
+        return grpc.aio.insecure_channel(target, options=options, interceptors=chain)
+    return grpc.aio.secure_channel(target, tls.credentials(), options=options + tls.options(), interceptors=chain)
 
 
 def server_options(max_message_bytes: int) -> list[tuple[str, Any]]:

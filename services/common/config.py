@@ -12,9 +12,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from services.common.names import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
+
+if TYPE_CHECKING:
+    from services.common.tls import ServerTls
 
 MIB = 1024 * 1024
 _Number = TypeVar("_Number", int, float)
@@ -141,10 +144,14 @@ class ServerSettings:
     drain_seconds: float
     max_message_bytes: int
     log_level: str
+    #: TLS (mTLS with a client CA) on the gRPC port: ``_TLS_CERT``, ``_TLS_KEY``, ``_TLS_CLIENT_CA``.
+    tls: ServerTls | None = None
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> ServerSettings:
-        """Read ``RAGMESH_<SERVICE>_ADDR``, ``_METRICS_PORT``, ``_GRACE_SECONDS`` and friends."""
+        """Read ``RAGMESH_<SERVICE>_ADDR``, ``_METRICS_PORT``, ``_GRACE_SECONDS``, ``_TLS_*`` and friends."""
+        from services.common.tls import ServerTls  # tls.py reads its variables with Env
+
         env = Env(service, environ)
         return cls(
             service=service,
@@ -155,4 +162,5 @@ class ServerSettings:
             drain_seconds=env.number("drain_seconds", 0.5, 0.0, 300.0),
             max_message_bytes=env.integer("max_message_mb", 64, 1, 1024) * MIB,
             log_level=env.choice("log_level", "info", ("debug", "info", "warning", "error")),
+            tls=ServerTls.from_env(env),
         )

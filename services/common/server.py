@@ -27,6 +27,7 @@ from services.common.errors import ErrorInterceptor
 from services.common.health import HEALTH_SERVICE_NAME, HealthState
 from services.common.logs import configure_logging
 from services.common.metrics import MetricsInterceptor, start_metrics_server
+from services.common.tls import TlsFileError
 from services.common.tracing import TracingServerInterceptor, setup_tracing, shutdown_tracing
 
 log = logging.getLogger(__name__)
@@ -84,13 +85,12 @@ class RunningServer:
         reflection.enable_server_reflection(
             [*self.definition.service_names, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
-        try:
-            self.port = self.server.add_insecure_port(self.settings.address)
-        except RuntimeError as error:
-            raise StartupError(f"cannot listen on {self.settings.address}: {error} (is the port taken?)") from None
+        self.port = self._listen()
         await self.health.set_serving(False)
         await self.server.start()
-        log.info("%s listening on port %d, loading backend", self.definition.component, self.port)
+        tls = self.settings.tls
+        security = "cleartext" if tls is None else ("mTLS" if tls.mutual else "TLS")
+        log.info("%s listening on port %d (%s), loading backend", self.definition.component, self.port, security)
         try:
             await self.definition.start()
         except (StartupError, asyncio.CancelledError):
@@ -105,6 +105,18 @@ class RunningServer:
         else:
             self._follower = asyncio.ensure_future(self._follow(changes))
         log.info("%s started on %s", self.definition.component, self.settings.address)
+
+    def _listen(self) -> int:
+        """Add the port: TLS when configured (credentials that follow renewed files)."""
+        tls = self.settings.tls
+        try:
+            if tls is None:
+                return self.server.add_insecure_port(self.settings.address)
+            return self.server.add_secure_port(self.settings.address, tls.load())
+        except TlsFileError as error:
+            raise StartupError(f"TLS: {error}") from None
+        except RuntimeError as error:
+            raise StartupError(f"cannot listen on {self.settings.address}: {error} (is the port taken?)") from None
 
     async def _follow(self, changes: AsyncIterator[bool]) -> None:
         """Report the backend's readiness as health until shutdown."""

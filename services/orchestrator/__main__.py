@@ -68,7 +68,7 @@ def build(config: OrchestratorConfig) -> ServiceDefinition:
     slot: BackendSlot[Orchestrator] = BackendSlot("orchestrator")
     servicer = OrchestratorServicer(slot)
     security = security_interceptor("orchestrator", config.auth, config.quota)
-    http = HttpServer(create_app(slot, security), config.http_addr) if config.http_addr else None
+    http = HttpServer(create_app(slot, security), config.http_addr, config.server.tls) if config.http_addr else None
 
     async def start() -> None:
         if security is not None:

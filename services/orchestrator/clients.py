@@ -18,6 +18,7 @@ from ragmesh.v1 import embedder_pb2_grpc, generator_pb2_grpc, retriever_pb2_grpc
 from services.common.channels import open_channel
 from services.common.interceptors import CallDone, call_interceptors, with_metadata
 from services.common.names import COMPONENT_HEADER, SERVICE_NAMES
+from services.common.tls import ClientTls
 
 DOWNSTREAM_CALLS = Counter(
     "ragmesh_orchestrator_downstream_calls_total", "Calls to components, by status code", ["component", "code"]
@@ -62,9 +63,11 @@ class Components:
     channels: list[grpc.aio.Channel] = field(default_factory=list)
 
     @classmethod
-    def connect(cls, embedder: str, retriever: str, generator: str, behind_envoy: bool = False) -> Components:
-        """Open one channel per component (lazily connected). Behind Envoy, which retries
-        unary calls but not streams, the channels retry only the generator's stream."""
+    def connect(
+        cls, embedder: str, retriever: str, generator: str, behind_envoy: bool = False, tls: ClientTls | None = None
+    ) -> Components:
+        """Open one channel per component (lazily connected; TLS with ``tls``). Behind Envoy,
+        which retries unary calls but not streams, the channels retry only the generator's stream."""
         addresses = {"embedder": embedder, "retriever": retriever, "generator": generator}
         counts = {name: CallCounts() for name in addresses}
         retry_methods = [(SERVICE_NAMES["generator"], "Generate")] if behind_envoy else None
@@ -73,6 +76,7 @@ class Components:
                 address,
                 interceptors=call_interceptors(_ComponentCalls(name, counts[name]).prepare),
                 retry_methods=retry_methods,
+                tls=tls,
             )
             for name, address in addresses.items()
         }

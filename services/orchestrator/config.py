@@ -9,6 +9,7 @@ from services.common.auth import AuthSettings
 from services.common.config import ConfigError, Env, ServerSettings, check_model_directory
 from services.common.names import DEFAULT_HTTP_PORT, DEFAULT_PORTS
 from services.common.quota import QuotaSettings
+from services.common.tls import ClientTls
 from services.orchestrator.experiments.config import ExperimentSettings
 from services.parsing import ParseSettings
 
@@ -84,6 +85,8 @@ class OrchestratorConfig:
     #: The component addresses are an Envoy that retries unary calls itself: the channels
     #: then retry only streams, so one failure is not retried at two layers (4 x 4 calls).
     components_behind_envoy: bool = False
+    #: TLS (mTLS) to the components (Envoy's internal listener): ``COMPONENTS_TLS_CA`` / ``_CERT`` / ``_KEY``.
+    components_tls: ClientTls | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OrchestratorConfig:
@@ -102,6 +105,7 @@ class OrchestratorConfig:
             ingest=_ingest_settings(env),
             cross_encoder_path=cross_encoder,
             components_behind_envoy=env.flag("components_behind_envoy", False),
+            components_tls=ClientTls.from_env(env),
             http_addr=_http_addr(env),
             experiments=_experiments(environ),
             auth=AuthSettings.from_env("orchestrator", environ),

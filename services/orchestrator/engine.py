@@ -66,7 +66,11 @@ class Orchestrator:
         self.redis = RedisGuard(settings.redis_url, settings.redis_timeout_seconds, settings.redis_backoff_seconds)
         if ports is None:
             components = components or Components.connect(
-                config.embedder_addr, config.retriever_addr, config.generator_addr, config.components_behind_envoy
+                config.embedder_addr,
+                config.retriever_addr,
+                config.generator_addr,
+                config.components_behind_envoy,
+                config.components_tls,
             )
             ports = grpc_ports(components)
         self.components = components

@@ -1,5 +1,10 @@
 """Serving the OpenAI-compatible app with uvicorn inside the orchestrator's own event loop
-(beside the gRPC server, as KServe serves REST and gRPC from one data plane)."""
+(beside the gRPC server, as KServe serves REST and gRPC from one data plane).
+
+With the gRPC port's TLS settings (``RAGMESH_ORCHESTRATOR_TLS_*``) it serves HTTPS with the
+same certificate, and with a client CA requires client certificates, like the gRPC port.
+uvicorn reads the files once: a renewed certificate is served after a restart.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,14 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+
+from services.common.tls import ServerTls
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +35,12 @@ class _EmbeddedServer(uvicorn.Server):
 class HttpServer:
     """Starts and stops the app on ``host:port`` (port 0 picks a free one)."""
 
-    def __init__(self, app: Starlette, address: str) -> None:
+    def __init__(self, app: Starlette, address: str, tls: ServerTls | None = None) -> None:
         host, _, port = address.rpartition(":")
         self._host, self._port = host.strip("[]") or "127.0.0.1", int(port)
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=None)
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=None, **_ssl_settings(tls)
+        )
         self._server = _EmbeddedServer(config)
         self._socket: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
@@ -72,3 +83,13 @@ class HttpServer:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._socket is not None:
             self._socket.close()
+
+
+def _ssl_settings(tls: ServerTls | None) -> dict[str, Any]:
+    """uvicorn's TLS arguments: the certificate, and with a client CA, client certificates required."""
+    if tls is None:
+        return {}
+    settings: dict[str, Any] = {"ssl_certfile": tls.cert_file, "ssl_keyfile": tls.key_file}
+    if tls.client_ca_file is not None:
+        settings.update(ssl_ca_certs=tls.client_ca_file, ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return settings

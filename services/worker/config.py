@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.common.config import MIB, ConfigError, Env, ServerSettings
+from services.common.tls import ClientTls, ServerTls
 from services.orchestrator.config import IngestSettings, QueryDefaults, _ingest_settings, _query_defaults
 from services.worker.app import QUEUES, EngineSettings
 
@@ -44,6 +45,8 @@ class WorkerConfig:
     health_interval_seconds: float
     #: Queues this worker consumes ("ragmesh.ingest,ragmesh.query" by default).
     queues: tuple[str, ...]
+    #: TLS (mTLS) to the components (Envoy's internal listener): ``COMPONENTS_TLS_CA`` / ``_CERT`` / ``_KEY``.
+    components_tls: ClientTls | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerConfig:
@@ -81,6 +84,7 @@ class WorkerConfig:
             batch_concurrency=env.integer("batch_concurrency", 8, 1, 256),
             health_interval_seconds=env.number("health_interval_seconds", 5.0, 0.1, 300.0),
             queues=queues,
+            components_tls=ClientTls.from_env(env),
         )
 
 
@@ -95,4 +99,5 @@ def _server_settings(env: Env) -> ServerSettings:
         drain_seconds=env.number("drain_seconds", 0.5, 0.0, 300.0),
         max_message_bytes=4 * MIB,
         log_level=env.choice("log_level", "info", ("debug", "info", "warning", "error")),
+        tls=ServerTls.from_env(env),
     )

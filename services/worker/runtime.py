@@ -24,7 +24,8 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from services.common.errors import DeadlineExceeded
-from services.common.server import RunningServer, ServiceDefinition
+from services.common.server import RunningServer, ServiceDefinition, StartupError
+from services.common.tls import TlsFileError
 from services.orchestrator.cache import AnswerCache, CollectionVersions
 from services.orchestrator.clients import Components
 from services.orchestrator.grpc_ports import grpc_ports
@@ -61,9 +62,16 @@ class Parts:
 def build_parts(config: WorkerConfig) -> Parts:
     """The orchestrator's core, wired to the components and Redis (call on the loop)."""
     redis = RedisGuard(config.engine.broker_url, config.engine.socket_timeout_seconds, 0.0)
-    components = Components.connect(
-        config.embedder_addr, config.retriever_addr, config.generator_addr, config.components_behind_envoy
-    )
+    try:
+        components = Components.connect(
+            config.embedder_addr,
+            config.retriever_addr,
+            config.generator_addr,
+            config.components_behind_envoy,
+            config.components_tls,
+        )
+    except TlsFileError as error:
+        raise StartupError(f"TLS to the components: {error}") from None
     ports = grpc_ports(components)
     parse = ParseSettings()
     parsers = ParserPool(parse.workers, parse.limits)

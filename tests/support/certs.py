@@ -38,13 +38,16 @@ class Authority:
         self.ca = directory / f"{name}-ca.pem"
         self.ca.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, common_name: str, server: bool, directory: Path | None = None) -> Issued:
-        """A certificate for 127.0.0.1/localhost (server) or a client, signed by this CA."""
+    def issue(self, common_name: str, server: bool, directory: Path | None = None, client: bool = False) -> Issued:
+        """A certificate for 127.0.0.1/localhost (server) or a client, signed by this CA;
+        ``server`` and ``client`` both: one that serves and calls (a mesh service, Envoy)."""
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        usages = [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
+        if client or not server:
+            usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
         builder = _builder(subject, self._cert.subject, key.public_key()).add_extension(
-            x509.ExtendedKeyUsage([usage]), critical=False
+            x509.ExtendedKeyUsage(usages), critical=False
         )
         if server:
             names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]

@@ -2,7 +2,9 @@
 
 As in ``ragmesh up``, the public listener (``address``) routes the orchestrator only
 (unless ``public_components`` says otherwise) and the internal one (``internal_address``)
-every component; ``tls`` puts TLS or mTLS on the public listener.
+every component; ``tls`` puts TLS or mTLS on the public listener. ``behind`` puts mTLS on
+every hop behind Envoy: the replicas serve TLS, Envoy originates it, and the internal
+listener requires a client certificate.
 
 Envoy's log and access log go to a file whose tail is printed when the harness closes,
 so a failing test shows it. Every Envoy started here is stopped when the block exits.
@@ -22,6 +24,7 @@ from ragmesh.mesh import envoy
 from ragmesh.mesh.envoy_process import EnvoyProcess
 from ragmesh.mesh.envoy_tls import write_sds
 from ragmesh.mesh.processes import ROOT, free_port
+from services.common.tls import ServerTls
 from tests.support.fakes import FakeReplica, start_replica
 
 DESCRIPTOR_SET = ROOT / "gen" / "ragmesh.pb"
@@ -35,6 +38,8 @@ class Mesh:
     port: int
     replicas: dict[str, list[FakeReplica]]
     internal_port: int = 0
+    #: The orchestrator's HTTP API port behind Envoy (0: none).
+    http_port: int = 0
 
     @property
     def address(self) -> str:
@@ -51,6 +56,15 @@ class Mesh:
         await asyncio.to_thread(self.envoy.wait_health, replica.component, replica.address, healthy)
 
 
+@dataclass(frozen=True)
+class BehindEnvoyTls:
+    """mTLS behind Envoy: what the replicas serve, what Envoy presents and checks."""
+
+    replicas: ServerTls
+    upstreams: envoy.UpstreamTlsOptions
+    internal: envoy.TlsOptions
+
+
 @contextlib.asynccontextmanager
 async def running_mesh(
     work_dir: Path,
@@ -61,6 +75,7 @@ async def running_mesh(
     tls: envoy.TlsOptions | None = None,
     public_components: tuple[str, ...] = ("orchestrator",),
     http_port: int | None = None,
+    behind: BehindEnvoyTls | None = None,
 ) -> AsyncIterator[Mesh]:
     """Start ``replicas`` (component -> count) and an Envoy in front of them; ``http_port``
     is the orchestrator's HTTP API on loopback (Envoy routes ``/v1/`` there)."""
@@ -69,7 +84,10 @@ async def running_mesh(
     try:
         for component, count in replicas.items():
             started[component] = [
-                await start_replica(component, f"{component}-{index}", stream_interval) for index in range(count)
+                await start_replica(
+                    component, f"{component}-{index}", stream_interval, behind.replicas if behind else None
+                )
+                for index in range(count)
             ]
         port, admin_port, internal_port = free_port(), free_port(), free_port()
         upstreams = [
@@ -89,12 +107,13 @@ async def running_mesh(
             internal_port=internal_port,
             public_components=public_components,
             tls=tls,
+            internal_tls=behind.internal if behind else None,
+            upstream_tls=behind.upstreams if behind else None,
         )
-        if tls is not None:
-            write_sds(tls)
+        write_sds(options.tls, options.internal_tls, options.upstream_tls)
         config = envoy.write(work_dir / "envoy.yaml", upstreams, options)
         process = EnvoyProcess(config, work_dir / "envoy.log", admin_port)
-        mesh = Mesh(process, port, started, internal_port)
+        mesh = Mesh(process, port, started, internal_port, http_port or 0)
         await asyncio.to_thread(process.wait_ready)
         for group in started.values():
             for replica in group:

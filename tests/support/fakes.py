@@ -24,6 +24,7 @@ from ragmesh.v1 import (
     retriever_pb2,
 )
 from services.common.server import RunningServer
+from services.common.tls import ServerTls
 from tests.support.inprocess import generic_definition, start_in_process
 
 Unary = Callable[[bytes, grpc.aio.ServicerContext], Any]
@@ -64,12 +65,14 @@ class FakeReplica:
             await self.server.server.stop(0)
 
 
-async def start_replica(component: str, name: str, stream_interval: float = 1.0) -> FakeReplica:
-    """Start a fake ``component`` replica in this event loop."""
+async def start_replica(
+    component: str, name: str, stream_interval: float = 1.0, tls: ServerTls | None = None
+) -> FakeReplica:
+    """Start a fake ``component`` replica in this event loop (serving TLS/mTLS with ``tls``)."""
     replica = FakeReplica(component, name, stream_interval)
     handlers = _HANDLERS[component](replica)
     definition = generic_definition(component, SERVICE_NAMES[component], handlers)
-    replica.server, replica.address = await start_in_process(definition)
+    replica.server, replica.address = await start_in_process(definition, tls)
     return replica
 
 

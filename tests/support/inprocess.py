@@ -9,6 +9,7 @@ import grpc
 
 from services.common.config import ServerSettings
 from services.common.server import RunningServer, ServiceDefinition
+from services.common.tls import ServerTls
 
 
 def local_settings(component: str) -> ServerSettings:
@@ -23,9 +24,10 @@ def local_settings(component: str) -> ServerSettings:
     )
 
 
-async def start_in_process(definition: ServiceDefinition) -> tuple[RunningServer, str]:
-    """Start ``definition`` and return the running server and its address."""
-    running = RunningServer(definition, local_settings(definition.component))
+async def start_in_process(definition: ServiceDefinition, tls: ServerTls | None = None) -> tuple[RunningServer, str]:
+    """Start ``definition`` (serving TLS with ``tls``) and return the running server and its address."""
+    settings = dataclasses.replace(local_settings(definition.component), tls=tls)
+    running = RunningServer(definition, settings)
     await running.start()
     return running, f"127.0.0.1:{running.port}"
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ragmesh.mesh.launcher import Mesh, MeshError, MeshPlan, _host_port
+from ragmesh.mesh.addresses import host_port as _host_port
+from ragmesh.mesh.launcher import Mesh, MeshError, MeshPlan
 from ragmesh.mesh.processes import ROOT, free_port, service_env
 
 PARENT = """
