@@ -17,6 +17,30 @@ from pathlib import Path
 from ragmesh.mesh.processes import file_tail, stop_process, tied_to_this_process, wait_until
 
 
+def admin_request(admin_port: int, path: str, method: str = "GET") -> tuple[int, str]:
+    """Status and body of a request to Envoy's admin interface (status 0 when Envoy does not answer)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{admin_port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def host_health(admin_port: int) -> dict[str, dict[str, str]]:
+    """``{cluster: {"host:port": health_flags}}`` from the admin ``/clusters`` page of the
+    Envoy whose admin interface listens on ``admin_port`` (empty when it does not answer)."""
+    _, body = admin_request(admin_port, "/clusters")
+    health: dict[str, dict[str, str]] = {}
+    for line in body.splitlines():
+        parts = line.split("::")
+        if len(parts) == 4 and parts[2] == "health_flags":
+            health.setdefault(parts[0], {})[parts[1]] = parts[3]
+    return health
+
+
 def envoy_binary() -> str:
     """Path of the ``envoy`` executable: beside this Python first, then on PATH."""
     beside = Path(sys.executable).parent / "envoy"
@@ -64,14 +88,7 @@ class EnvoyProcess:
 
     def admin(self, path: str, method: str = "GET") -> tuple[int, str]:
         """Status and body of an admin request (status 0 when Envoy does not answer)."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
-        except OSError:
-            return 0, ""
+        return admin_request(self.admin_port, path, method)
 
     def log_tail(self, lines: int = 60) -> str:
         """The last lines Envoy wrote (its log and the access log)."""
@@ -96,13 +113,7 @@ class EnvoyProcess:
 
     def host_health(self) -> dict[str, dict[str, str]]:
         """``{cluster: {"host:port": health_flags}}`` from the admin ``/clusters`` page."""
-        _, body = self.admin("/clusters")
-        health: dict[str, dict[str, str]] = {}
-        for line in body.splitlines():
-            parts = line.split("::")
-            if len(parts) == 4 and parts[2] == "health_flags":
-                health.setdefault(parts[0], {})[parts[1]] = parts[3]
-        return health
+        return host_health(self.admin_port)
 
     def wait_health(self, cluster: str, host: str, healthy: bool, timeout: float = 30.0) -> None:
         """Block until Envoy sees ``host`` of ``cluster`` as healthy (or not)."""

@@ -263,7 +263,10 @@ class Mesh:
                 for r in self.replicas
             ],
         }
-        (self.plan.log_dir / "mesh.json").write_text(json.dumps(state, indent=2))
+        # By a rename: a script reading the file while a restart rewrites it never sees half of it.
+        temporary = self.plan.log_dir / ".mesh.json.tmp"
+        temporary.write_text(json.dumps(state, indent=2))
+        temporary.replace(self.plan.log_dir / "mesh.json")
 
     def stop(self) -> None:
         """SIGTERM every component (the orchestrator first, workers next), then Envoy. Signals are ignored

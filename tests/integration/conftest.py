@@ -9,6 +9,7 @@ import pytest
 
 from ragmesh.mesh.processes import ServiceProcess
 from tests.support.mesh_cli import READY_LINE, UpProcess
+from tests.support.redis_server import RedisServer
 from tests.support.retriever import Stub, retriever_stub
 from tests.support.stack import start_orchestrator
 
@@ -26,16 +27,33 @@ def orchestrator(
     service.terminate()
 
 
+#: Short retry intervals: a job waits out a retriever restart in seconds, a SIGTERM'd worker
+#: hands its task back at once (tests/integration/test_faults_mesh.py).
+MESH_ENV = {
+    "RAGMESH_WORKER_MAX_RETRIES": "60",
+    "RAGMESH_WORKER_RETRY_BACKOFF_MAX_SECONDS": "1",
+    "RAGMESH_WORKER_SOFT_SHUTDOWN_SECONDS": "2",
+    "RAGMESH_WORKER_RESTORE_INTERVAL_SECONDS": "0.5",
+}
+
+
 @pytest.fixture(scope="session")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
-    """`ragmesh up --demo --embedders 2`, until the demo answered and the mesh waits; shared
-    by the modules that use the whole mesh, stopped with Ctrl-C at the end of the session."""
-    up = UpProcess.start(tmp_path_factory.mktemp("mesh"), "--embedders", "2", "--demo")
+    """`ragmesh up --demo` with two replicas of every stateless component (one retriever:
+    one milvus-lite file) and two workers on a private Redis, until the demo answered and
+    the mesh waits; shared by the modules that use the whole mesh (the fault tests leave
+    it whole), stopped with Ctrl-C at the end of the session."""
+    work = tmp_path_factory.mktemp("mesh")
+    redis = RedisServer(work)
+    redis.start()
+    replicas = ["--orchestrators", "2", "--embedders", "2", "--generators", "2", "--workers", "2"]
+    up = UpProcess.start(work, *replicas, "--redis-url", redis.url, "--demo", env=MESH_ENV)
     try:
         up.wait_for(READY_LINE, timeout=900)
         yield up
     finally:
         code = up.stop()
+        redis.stop()
         assert code == 0, "\n".join(up.lines[-40:])
 
 

@@ -34,8 +34,9 @@ def test_up_started_every_replica_and_the_demo_streamed_an_answer(mesh: UpProces
     assert {name: len(replicas) for name, replicas in mesh.replicas.items()} == {
         "retriever": 1,
         "embedder": 2,
-        "generator": 1,
-        "orchestrator": 1,
+        "generator": 2,
+        "orchestrator": 2,
+        "worker": 2,
     }
     output = "\n".join(mesh.lines)
     assert "indexed 8 of 8 documents" in output
@@ -122,7 +123,8 @@ async def test_async_client_streams_and_ingests_with_progress(mesh: UpProcess) -
     assert len(seen) >= 2 and seen[-1] == 70  # progress arrived as groups were stored
     assert isinstance(events[0], SourcesEvent) and isinstance(events[-1], DoneEvent)
     assert "".join(e.text for e in events if isinstance(e, TokenEvent)) == answer.text
-    assert answer.cache == "l1"
+    # A hit: in the memory of the replica that streamed it, or in Redis when Envoy chose the other one.
+    assert answer.cache in {"l1", "l2"}
 
 
 def test_http_json_surface_through_envoy(mesh: UpProcess) -> None:

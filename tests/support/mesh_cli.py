@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,8 +54,9 @@ class UpProcess:
         return f"127.0.0.1:{self.port}"
 
     @classmethod
-    def start(cls, workdir: Path, *extra: str) -> UpProcess:
-        """Start ``ragmesh up`` on free ports with its data, logs and spans in ``workdir``."""
+    def start(cls, workdir: Path, *extra: str, env: Mapping[str, str] | None = None) -> UpProcess:
+        """Start ``ragmesh up`` on free ports with its data, logs and spans in ``workdir``;
+        ``env`` is added to the environment (the replicas inherit it)."""
         port, admin_port = free_port(), free_port()
         traces, logs = workdir / "traces.jsonl", workdir / "logs"
         args = ["up", "--random-ports", "--port", str(port), "--admin-port", str(admin_port)]
@@ -63,7 +65,7 @@ class UpProcess:
         process = subprocess.Popen(
             [sys.executable, "-m", "ragmesh.cli", *args],
             cwd=ROOT,
-            env=service_env(),
+            env=service_env(env),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -60,3 +60,17 @@ async def until_metrics(
         if attempt + 1 < polls:
             await asyncio.sleep(interval)
     raise AssertionError(f"metrics {dict(labels)} never reached {dict(wanted)} (last seen {now})")
+
+
+async def until_metric_at_least(
+    port: int, name: str, least: float, *, polls: int = 600, interval: float = 0.05
+) -> float:
+    """Poll ``port`` (bounded) until metric ``name`` (summed) is at least ``least``; its value."""
+    now = 0.0
+    for attempt in range(polls):
+        now = value(await asyncio.to_thread(scrape, port), name)
+        if now >= least:
+            return now
+        if attempt + 1 < polls:
+            await asyncio.sleep(interval)
+    raise AssertionError(f"{name} on :{port} never reached {least} (last seen {now})")
