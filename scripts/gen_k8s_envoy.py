@@ -108,9 +108,16 @@ def tls_options() -> EnvoyOptions:
 
 
 def sds_files(options: EnvoyOptions) -> dict[str, str]:
-    """SDS file name -> text, for the ConfigMap envoy-sds of the tls component."""
+    """SDS file name -> text, for the ConfigMap envoy-sds of the tls component.
+
+    The public listener's client-CA file is written even without ``PUBLIC_MTLS`` (Envoy
+    reads only the files its config names), so turning mTLS on changes the config only.
+    """
     files: dict[str, str] = {}
-    for tls in (options.tls, options.internal_tls, options.upstream_tls):
+    public = options.tls
+    if public is not None and not public.mutual:
+        public = replace(public, ca_file=f"{PUBLIC_CERTS}/ca.crt")
+    for tls in (public, options.internal_tls, options.upstream_tls):
         if tls is not None:
             for name, content in sds_resources(tls).items():
                 files[name] = HEADER + yaml.safe_dump(content, sort_keys=False)
