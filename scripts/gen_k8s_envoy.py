@@ -3,7 +3,8 @@
 The same module writes ``ragmesh up``'s config, so the cluster's Envoy routes, retries,
 health-checks and times out exactly like the one on a laptop; here every component is a
 STRICT_DNS cluster over its headless Service (short names: the pod's DNS search path
-adds the namespace).
+adds the namespace). The tls component's config (TLS on every hop, certificates from
+Secrets through SDS files) and its SDS files come from here too.
 
 ``python -m scripts.gen_k8s_envoy`` writes the files (``make k8s-envoy``); ``--check``
 exits 1 when a committed file differs from what the module generates now.
@@ -13,14 +14,31 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from ragmesh.mesh.envoy import COMPONENTS, EnvoyOptions, Upstream, dump, render
+import yaml
+
+from ragmesh.mesh.envoy import COMPONENTS, EnvoyOptions, TlsOptions, Upstream, UpstreamTlsOptions, dump, render
+from ragmesh.mesh.envoy_tls import sds_resources
 from services.common.names import DEFAULT_HTTP_PORT, DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_CONFIG = ROOT / "k8s" / "base" / "envoy" / "envoy.yaml"
 TRACING_CONFIG = ROOT / "k8s" / "components" / "tracing" / "envoy" / "envoy.yaml"
+TLS_ENVOY = ROOT / "k8s" / "components" / "tls" / "envoy"
+TLS_CONFIG = TLS_ENVOY / "envoy.yaml"
+#: Where the tls component mounts the SDS files (ConfigMap envoy-sds) and Envoy's two
+#: certificate Secrets: ragmesh-envoy-tls (the public listener's) and ragmesh-envoy-mesh-tls
+#: (the internal listener's server certificate and the client certificate to the replicas).
+SDS_DIR = "/etc/envoy-sds"
+PUBLIC_CERTS = "/etc/envoy-tls/public"
+MESH_CERTS = "/etc/envoy-tls/mesh"
+#: SNI and DNS SAN Envoy requires of each replica's certificate (Secret ragmesh-<component>-tls).
+SERVER_NAME = "{component}.ragmesh.svc"
+#: Require client certificates (signed by ca.crt of ragmesh-envoy-tls) on the public
+#: listener. Off: clients authenticate with API keys over TLS; turn on and regenerate for mTLS.
+PUBLIC_MTLS = False
 #: Where the OpenTelemetry Collector of the tracing component listens (OTLP/gRPC).
 COLLECTOR = "otel-collector:4317"
 HEADER = (
@@ -63,12 +81,59 @@ def kubernetes_options(tracing: bool) -> EnvoyOptions:
     )
 
 
+def tls_options() -> EnvoyOptions:
+    """The base options with TLS on every hop: TLS (mTLS with ``PUBLIC_MTLS``) on the public
+    listener, mTLS on the internal listener, mTLS from Envoy to every replica."""
+    public = TlsOptions(
+        f"{PUBLIC_CERTS}/tls.crt",
+        f"{PUBLIC_CERTS}/tls.key",
+        f"{PUBLIC_CERTS}/ca.crt" if PUBLIC_MTLS else None,
+        sds_dir=SDS_DIR,
+    )
+    internal = TlsOptions(
+        f"{MESH_CERTS}/tls.crt",
+        f"{MESH_CERTS}/tls.key",
+        f"{MESH_CERTS}/ca.crt",
+        sds_dir=SDS_DIR,
+        secret_prefix="ragmesh_internal",
+    )
+    upstream = UpstreamTlsOptions(
+        f"{MESH_CERTS}/ca.crt",
+        f"{MESH_CERTS}/tls.crt",
+        f"{MESH_CERTS}/tls.key",
+        server_name=SERVER_NAME,
+        sds_dir=SDS_DIR,
+    )
+    return replace(kubernetes_options(tracing=False), tls=public, internal_tls=internal, upstream_tls=upstream)
+
+
+def sds_files(options: EnvoyOptions) -> dict[str, str]:
+    """SDS file name -> text, for the ConfigMap envoy-sds of the tls component.
+
+    The public listener's client-CA file is written even without ``PUBLIC_MTLS`` (Envoy
+    reads only the files its config names), so turning mTLS on changes the config only.
+    """
+    files: dict[str, str] = {}
+    public = options.tls
+    if public is not None and not public.mutual:
+        public = replace(public, ca_file=f"{PUBLIC_CERTS}/ca.crt")
+    for tls in (public, options.internal_tls, options.upstream_tls):
+        if tls is not None:
+            for name, content in sds_resources(tls).items():
+                files[name] = HEADER + yaml.safe_dump(content, sort_keys=False)
+    return files
+
+
 def expected() -> dict[Path, str]:
     """Every generated file and its text."""
-    return {
+    files = {
         path: HEADER + dump(render(kubernetes_upstreams(), kubernetes_options(tracing)))
         for path, tracing in ((BASE_CONFIG, False), (TRACING_CONFIG, True))
     }
+    options = tls_options()
+    files[TLS_CONFIG] = HEADER + dump(render(kubernetes_upstreams(), options))
+    files |= {TLS_ENVOY / "sds" / name: text for name, text in sds_files(options).items()}
+    return files
 
 
 def stale() -> list[Path]:

@@ -13,7 +13,10 @@ import yaml
 from ragmesh.mesh.processes import ROOT
 
 K8S = ROOT / "k8s"
-OVERLAYS = ("lite", "cluster", "lite-tracing")
+OVERLAYS = ("lite", "cluster", "lite-tracing", "lite-tls")
+#: Overlays with the tls component: no cleartext hop, certificates from Secrets.
+TLS_OVERLAYS = ("lite-tls",)
+PLAIN_OVERLAYS = tuple(o for o in OVERLAYS if o not in TLS_OVERLAYS)
 Doc = dict[str, Any]
 
 

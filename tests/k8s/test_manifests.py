@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from services.common.config import DEFAULT_PORTS
-from tests.k8s.conftest import K8S, OVERLAYS, Doc, env_of, of_kind
+from tests.k8s.conftest import K8S, OVERLAYS, PLAIN_OVERLAYS, Doc, env_of, of_kind
 
 SERVICES = tuple(DEFAULT_PORTS)  # orchestrator, embedder, retriever, generator
 AUTOSCALED = ("orchestrator", "embedder", "generator")
@@ -45,7 +45,8 @@ def test_the_schema_check_catches_a_bad_field(rendered: dict[str, list[Doc]]) ->
     assert schema_errors(broken)
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+# With TLS the kubelet's grpc probe cannot connect: test_tls checks the probes there.
+@pytest.mark.parametrize("overlay", PLAIN_OVERLAYS)
 @pytest.mark.parametrize("component", SERVICES)
 def test_services_have_native_grpc_probes_on_their_health_port(
     rendered: dict[str, list[Doc]], overlay: str, component: str

@@ -1,6 +1,6 @@
 """Security of the Kubernetes manifests: auth on with the key file from a Secret, the
 components reachable only from the orchestrator and Envoy, Envoy's internal listener only
-from the orchestrator, and the public listener routing the orchestrator only."""
+from the orchestrator and the workers, and the public listener routing the orchestrator only."""
 
 from __future__ import annotations
 
@@ -58,12 +58,12 @@ def test_only_the_orchestrator_and_envoy_reach_the_components(rendered: dict[str
     for component in COMPONENTS:
         assert _admitted(docs, component, DEFAULT_PORTS[component]) == {"orchestrator", "envoy"}, component
         assert _admitted(docs, component, DEFAULT_METRICS_PORTS[component]) is None, "scraping stays open"
-    assert _admitted(docs, "envoy", 8081) == {"orchestrator"}
+    assert _admitted(docs, "envoy", 8081) == {"orchestrator", "worker"}
     assert _admitted(docs, "envoy", 8080) is None, "clients call the public listener"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_orchestrator_calls_the_components_on_envoys_internal_listener(
+def test_the_orchestrator_and_workers_call_the_components_on_envoys_internal_listener(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
     docs = rendered[overlay]
@@ -73,8 +73,11 @@ def test_the_orchestrator_calls_the_components_on_envoys_internal_listener(
     service = of_kind(docs, "Service")["envoy-internal"]["spec"]
     assert service["ports"][0]["port"] == internal_port
     env = env_of(of_kind(docs, "Deployment")["orchestrator"]["spec"]["template"]["spec"]["containers"][0])
+    worker = env_of(of_kind(docs, "Deployment")["worker"]["spec"]["template"]["spec"]["containers"][0])
     for component in COMPONENTS:
         assert env[f"RAGMESH_ORCHESTRATOR_{component.upper()}_ADDR"]["value"] == f"envoy-internal:{internal_port}"
+        # The public listener routes the orchestrator only: workers call the internal one too.
+        assert worker[f"RAGMESH_WORKER_{component.upper()}_ADDR"]["value"] == f"envoy-internal:{internal_port}"
 
     def clusters(name: str) -> set[str]:
         manager = listeners[name]["filter_chains"][0]["filters"][0]["typed_config"]
