@@ -7,10 +7,11 @@ import json
 from dataclasses import asdict, dataclass
 
 from ragmesh.vocabulary import FinishReason
-from services.orchestrator.domain import Source
+from services.orchestrator.domain import Citation, Source
 
 #: Bumped when the layout changes; an entry of another version is a miss.
-FORMAT = 2
+#: 3: the citations are stored with the answer (a hit no longer recomputes them).
+FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,10 @@ class CachedAnswer:
     text: str
     sources: list[Source]
     finish_reason: FinishReason
+    citations: tuple[Citation, ...] = ()
+    #: The model cited nothing; ``cited_answer`` is the text with the markers added.
+    citations_added: bool = False
+    cited_answer: str = ""
 
 
 class StaleEntry(ValueError):
@@ -33,6 +38,9 @@ def encode_answer(answer: CachedAnswer) -> bytes:
         "text": answer.text,
         "sources": [asdict(s) for s in answer.sources],
         "finish_reason": answer.finish_reason.value,
+        "citations": [[c.start, c.end, c.source_number, c.score] for c in answer.citations],
+        "citations_added": answer.citations_added,
+        "cited_answer": answer.cited_answer,
     }
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -43,4 +51,12 @@ def decode_answer(raw: bytes) -> CachedAnswer:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise StaleEntry("cache entry of another format")
     sources = [Source(**s) for s in payload["sources"]]
-    return CachedAnswer(payload["text"], sources, FinishReason(payload["finish_reason"]))
+    citations = tuple(Citation(int(a), int(b), int(n), float(score)) for a, b, n, score in payload["citations"])
+    return CachedAnswer(
+        payload["text"],
+        sources,
+        FinishReason(payload["finish_reason"]),
+        citations,
+        bool(payload["citations_added"]),
+        str(payload["cited_answer"]),
+    )

@@ -72,10 +72,12 @@ class _Run:
         STAGE_SECONDS.labels(name).observe(seconds)
         setattr(self.timings, f"{name}_ms", getattr(self.timings, f"{name}_ms") + seconds * 1000)
 
-    def final(self, usage: Usage, reason: FinishReason) -> FinalEvent:
+    def final(
+        self, usage: Usage, reason: FinishReason, known: tuple[tuple[Citation, ...], bool, str] | None = None
+    ) -> FinalEvent:
+        """The final event; ``known`` citations (of a cached answer) are not computed again."""
         self.timings.total_ms = (time.perf_counter() - self.started) * 1000
-        text = "".join(self.answer)
-        citations, added, cited = _citations(text, self.sources)
+        citations, added, cited = known if known is not None else _citations("".join(self.answer), self.sources)
         return FinalEvent(
             usage, self.timings, reason, self.history_dropped, self.retrieval_query, citations, added, cited
         )
@@ -197,7 +199,14 @@ class QueryPipeline:
                     final = event
                 yield event
         if final is not None and final.finish_reason in _FINISHED:
-            cached = CachedAnswer("".join(run.answer), sources, final.finish_reason)
+            cached = CachedAnswer(
+                "".join(run.answer),
+                sources,
+                final.finish_reason,
+                final.citations,
+                final.citations_added,
+                final.cited_answer,
+            )
             await self.cache.put(key, encode_answer(cached))
 
     async def _prompt(self, run: _Run, ranked: list[Candidate]) -> FittedPrompt:
@@ -255,7 +264,7 @@ def _replay(run: _Run, level: int, cached: CachedAnswer) -> list[Event]:
     return [
         SourcesEvent(cached.sources, cache_level, run.spec.variant, current_trace_id()),
         DeltaEvent(cached.text, 0),
-        run.final(Usage(), cached.finish_reason),
+        run.final(Usage(), cached.finish_reason, (cached.citations, cached.citations_added, cached.cited_answer)),
     ]
 
 

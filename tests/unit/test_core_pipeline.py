@@ -243,3 +243,23 @@ async def test_an_answer_without_markers_gets_them_from_the_sources_it_overlaps(
     core.generator.script = ["Envoy", "uses", "8080", "[1]."]
     cited, _ = await _ask(core, query="Which port is it?", top_k=2)
     assert not cited.citations_added and cited.cited_answer == ""  # the model cited: nothing added
+
+
+async def test_a_cache_hit_replays_the_stored_citations_without_computing_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    core = Core()
+    await _ingest(core)
+    core.generator.script = ["Envoy", "listens", "on", "port", "8080."]
+    fresh, _ = await _ask(core, query="Which port does Envoy listen on?", top_k=2)
+
+    def not_again(*args: object) -> None:
+        raise AssertionError("a cache hit attributed the sentences again")
+
+    monkeypatch.setattr("services.orchestrator.pipeline.attribute", not_again)
+    hit, _ = await _ask(core, query="Which port does Envoy listen on?", top_k=2)
+    assert hit.cache == CacheLevel.L1
+    assert (hit.citations, hit.citations_added, hit.cited_answer) == (
+        fresh.citations,
+        fresh.citations_added,
+        fresh.cited_answer,
+    )
+    assert hit.cited_answer == "Envoy listens on port 8080 [1]."
