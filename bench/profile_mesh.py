@@ -98,6 +98,9 @@ def profile(mesh: Mesh, args: argparse.Namespace) -> dict[str, tuple[Counter[str
     # Cache hits go straight to the orchestrator: the cost of a hit is all the orchestrator's.
     orchestrator = next(r.address for r in mesh.replicas if r.component == "orchestrator")
     target, address = (_hits, orchestrator) if args.load == "hits" else (_load, mesh.address)
+    if args.load == "hits":  # generate the answer once, before sampling starts
+        with RagmeshClient(orchestrator, timeout=600) as client:
+            client.query(questions()[0], COLLECTION, max_new_tokens=args.tokens)
     loader = threading.Thread(target=target, args=(address, args.concurrency, args.tokens, stop), daemon=True)
     loader.start()
     try:

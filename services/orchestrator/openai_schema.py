@@ -13,12 +13,13 @@ from typing import Any
 from ragmesh.vocabulary import ConversationQuery, FinishReason, RerankMethod, Role, SearchMode, choice
 from services.common import errors
 from services.orchestrator.domain import Answer, Filter, QueryInput, Sampling, Source, Turn, Usage
+from services.orchestrator.translate import filter_ops
 
 MODEL_ID = "ragmesh"
 MAX_EMBEDDING_INPUTS = 512
-_OPS = {
-    "eq": "EQ", "==": "EQ", "ne": "NE", "!=": "NE", "lt": "LT", "<": "LT", "le": "LE", "<=": "LE",
-    "gt": "GT", ">": "GT", "ge": "GE", ">=": "GE", "in": "IN", "not_in": "NOT_IN", "not in": "NOT_IN",
+#: The filter operators by their names (the one vocabulary, lower-cased) and symbols.
+_OPS = {op.lower(): op for op in filter_ops()} | {
+    "==": "EQ", "!=": "NE", "<": "LT", "<=": "LE", ">": "GT", ">=": "GE", "not in": "NOT_IN",
 }  # fmt: skip
 _FINISH = {FinishReason.LENGTH: "length", FinishReason.CANCELLED: "stop"}
 _STATUS: list[tuple[type[errors.RagmeshError], int, str]] = [
