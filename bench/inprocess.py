@@ -24,7 +24,8 @@ from services.orchestrator.cache import AnswerCache, CollectionVersions
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.deadline import Deadline
 from services.orchestrator.domain import ChunkRecord, Document, Filter, Hit, Sampling, Turn
-from services.orchestrator.ingest import IngestBatch, Ingestor
+from services.orchestrator.ingest import Ingestor
+from services.orchestrator.ingest_state import IngestBatch
 from services.orchestrator.pipeline import QueryPipeline
 from services.orchestrator.ports import (
     CollectionFacts,

@@ -25,7 +25,8 @@ from services.orchestrator.experiment_runs import apply_variant, recorded
 from services.orchestrator.experiments.analysis import ExperimentReport
 from services.orchestrator.experiments.manager import Experiments
 from services.orchestrator.grpc_ports import grpc_ports
-from services.orchestrator.ingest import IngestBatch, Ingestor
+from services.orchestrator.ingest import Ingestor
+from services.orchestrator.ingest_state import IngestBatch
 from services.orchestrator.jobs import JobManager
 from services.orchestrator.pipeline import QueryPipeline
 from services.orchestrator.ports import Ports

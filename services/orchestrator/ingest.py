@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter, Gauge
@@ -31,7 +31,8 @@ from services.orchestrator.chunking import chunk_id
 from services.orchestrator.config import IngestSettings
 from services.orchestrator.deadline import Deadline
 from services.orchestrator.documents import document_problem, label
-from services.orchestrator.domain import Chunking, ChunkRecord, Document, DocumentError, Filter, IngestProgress
+from services.orchestrator.domain import Chunking, ChunkRecord, Document, IngestProgress
+from services.orchestrator.ingest_state import VALUES_PER_CLAUSE, IngestBatch, IngestState, by_size, groups, none_of
 from services.orchestrator.ports import EmbedderPort, RetrieverPort, TokenSpans
 from services.orchestrator.requests import check_collection
 from services.orchestrator.structured import (
@@ -50,64 +51,10 @@ STAGE_SECONDS = Counter("ragmesh_orchestrator_ingest_stage_seconds", "Wall time 
 PARSING = Gauge("ragmesh_orchestrator_parsing_documents", "Raw files being parsed right now")
 #: Documents stored together (one delete + one upsert + one version bump).
 GROUP_DOCUMENTS = 32
-#: Values per IN / NOT_IN filter clause the retriever accepts.
-VALUES_PER_CLAUSE = 1000
 #: Characters per Tokenize call (the embedder bounds a request's size).
 TOKENIZE_CHARS = 1_000_000
 #: Embed calls in flight at once for one ingestion.
 EMBED_CONCURRENCY = 4
-
-
-@dataclass
-class IngestBatch:
-    """One message's worth of documents."""
-
-    collection: str
-    documents: Sequence[Document]
-    chunking: Chunking = field(default_factory=Chunking)
-    #: After the ingestion, delete the collection's documents whose ``source`` starts with
-    #: this prefix and that were not in it ("" = no sync; only the first batch's counts).
-    sync_source_prefix: str = ""
-
-
-@dataclass
-class IngestState:
-    """Counters of one ingestion, and errors not yet reported."""
-
-    documents_total: int = 0
-    documents_done: int = 0
-    documents_failed: int = 0
-    chunks_total: int = 0
-    chunks_done: int = 0
-    version: int = 0
-    documents_unchanged: int = 0
-    documents_deleted: int = 0
-    pages_done: int = 0
-    pending_errors: list[DocumentError] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
-    #: Every document id received, indexed or not (a sync keeps them all).
-    received: set[str] = field(default_factory=set)
-
-    def fail(self, document_id: str, reason: str) -> None:
-        self.documents_failed += 1
-        self.pending_errors.append(DocumentError(document_id, reason))
-
-    def progress(self, done: bool = False) -> IngestProgress:
-        """A progress message carrying the errors found since the last one."""
-        errors, self.pending_errors = self.pending_errors, []
-        return IngestProgress(
-            documents_total=self.documents_total,
-            documents_done=self.documents_done,
-            documents_failed=self.documents_failed,
-            chunks_total=self.chunks_total,
-            chunks_done=self.chunks_done,
-            errors=tuple(errors),
-            done=done,
-            collection_version=self.version,
-            documents_unchanged=self.documents_unchanged,
-            pages_done=self.pages_done,
-            documents_deleted=self.documents_deleted,
-        )
 
 
 class Ingestor:
@@ -148,7 +95,7 @@ class Ingestor:
             state.received.update(document.id for document in batch.documents)
             offset = state.documents_total
             state.documents_total += len(batch.documents)
-            for group in _groups(self._accept(batch.documents, state, offset), GROUP_DOCUMENTS):
+            for group in groups(self._accept(batch.documents, state, offset), GROUP_DOCUMENTS):
                 await self._index_group(collection, group, chunking, state, deadline)
                 yield state.progress()
             if state.pending_errors:
@@ -234,7 +181,7 @@ class Ingestor:
                 await self.retriever.delete(
                     collection,
                     [document.id for document in documents],
-                    _none_of("chunk_id", [chunk.chunk_id for chunk in chunks]),
+                    none_of("chunk_id", [chunk.chunk_id for chunk in chunks]),
                     deadline,
                 )
             state.version = await self.versions.bump(collection)
@@ -302,7 +249,7 @@ class Ingestor:
             result = parsed[document.id]
             texts.extend([s.text for s in result.segments] if result is not None else [document.text])
         spans: list[TokenSpans] = []
-        for part in _by_size(texts, TOKENIZE_CHARS):  # large documents: keep each call bounded
+        for part in by_size(texts, TOKENIZE_CHARS):  # large documents: keep each call bounded
             spans.extend(await self.embedder.tokenize(part, deadline))
         chunks: list[_Draft] = []
         cursor = 0  # this document's first spans
@@ -356,36 +303,3 @@ def _stage(name: str) -> Iterator[None]:
         yield
     finally:
         STAGE_SECONDS.labels(name).inc(time.perf_counter() - started)
-
-
-def _by_size(texts: list[str], max_chars: int) -> Iterable[list[str]]:
-    """Consecutive runs of texts holding at most ``max_chars`` characters (or one text)."""
-    part: list[str] = []
-    size = 0
-    for text in texts:
-        if part and size + len(text) > max_chars:
-            yield part
-            part, size = [], 0
-        part.append(text)
-        size += len(text)
-    if part:
-        yield part
-
-
-def _groups(documents: Iterable[Document], size: int) -> Iterable[list[Document]]:
-    group: list[Document] = []
-    for document in documents:
-        group.append(document)
-        if len(group) == size:
-            yield group
-            group = []
-    if group:
-        yield group
-
-
-def _none_of(field: str, values: Sequence[str]) -> list[Filter]:
-    """``field`` NOT_IN ``values``, as ANDed clauses of at most VALUES_PER_CLAUSE values."""
-    return [
-        Filter(field, "NOT_IN", values=tuple(values[first : first + VALUES_PER_CLAUSE]))
-        for first in range(0, len(values), VALUES_PER_CLAUSE)
-    ]

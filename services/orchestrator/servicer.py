@@ -12,7 +12,7 @@ from services.common.slot import BackendSlot
 from services.orchestrator.deadline import Deadline
 from services.orchestrator.domain import Answer
 from services.orchestrator.engine import Orchestrator
-from services.orchestrator.ingest import IngestBatch
+from services.orchestrator.ingest_state import IngestBatch
 from services.orchestrator.messages import (
     answer_message,
     collections_message,

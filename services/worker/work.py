@@ -20,7 +20,7 @@ from services.common.errors import RagmeshError, status_code_for, status_for
 from services.orchestrator.deadline import Deadline
 from services.orchestrator.documents import document_problem
 from services.orchestrator.domain import Answer
-from services.orchestrator.ingest import IngestBatch, IngestState
+from services.orchestrator.ingest_state import IngestBatch, IngestState
 from services.orchestrator.job_store import TERMINAL, StoredJob
 from services.orchestrator.messages import answer_message, query_input
 from services.orchestrator.requests import resolve

@@ -23,7 +23,7 @@ from services.orchestrator.domain import (
     SourcesEvent,
     Turn,
 )
-from services.orchestrator.ingest import IngestBatch
+from services.orchestrator.ingest_state import IngestBatch
 from services.orchestrator.requests import resolve
 from tests.support.fake_ports import Core
 

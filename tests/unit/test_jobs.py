@@ -21,7 +21,7 @@ from services.common.tracing import tracer
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.deadline import Deadline
 from services.orchestrator.domain import IngestProgress
-from services.orchestrator.ingest import IngestBatch, IngestState
+from services.orchestrator.ingest_state import IngestBatch, IngestState
 from services.orchestrator.job_store import RecordStore, StoredJob
 from services.orchestrator.jobs import NO_ENGINE, JobManager
 from services.orchestrator.redis_store import RedisGuard

@@ -23,7 +23,7 @@ from services.orchestrator.deadline import Deadline
 from services.orchestrator.domain import Document
 from services.orchestrator.engine import Orchestrator
 from services.orchestrator.http_server import HttpServer
-from services.orchestrator.ingest import IngestBatch
+from services.orchestrator.ingest_state import IngestBatch
 from services.orchestrator.openai_app import create_app
 from services.orchestrator.ports import Ports
 from tests.support.fake_ports import FakeEmbedder, FakeGenerator, FakeRetriever, bag_of_words

@@ -17,7 +17,7 @@ from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.deadline import Deadline
 from services.orchestrator.domain import Document, QueryInput
 from services.orchestrator.engine import Orchestrator, owner_tag
-from services.orchestrator.ingest import IngestBatch
+from services.orchestrator.ingest_state import IngestBatch
 from services.orchestrator.ports import Ports
 from tests.support.fake_ports import FakeEmbedder, FakeGenerator, FakeRetriever
 
