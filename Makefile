@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: venv demo test lint proto proto-check k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep clean
+.PHONY: venv demo test lint proto proto-check k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep bench-profile clean
 
 venv: $(STAMP)
 
@@ -83,3 +83,7 @@ bench-ingest-docs: $(STAMP)
 
 bench-sweep: $(STAMP)
 	$(PY) -m bench.sweep
+
+## bench-profile: py-spy samples of every component under load (LOAD=stream or hits).
+bench-profile: $(STAMP)
+	$(PY) -m bench.profile_mesh --load $(or $(LOAD),stream)

@@ -13,6 +13,7 @@ import pytest
 from ragmesh.mesh.processes import ServiceProcess
 from ragmesh.v1 import common_pb2, generator_pb2, generator_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc
 from tests.conftest import GENERATOR_TEST_LIMITS
+from tests.support.metrics import until_metrics
 from tests.support.redis_server import RedisServer
 from tests.support.stack import start_orchestrator, unique_collection
 
@@ -20,6 +21,7 @@ ADMITTED = int(GENERATOR_TEST_LIMITS["RAGMESH_GENERATOR_MAX_BATCH_SIZE"]) + int(
     GENERATOR_TEST_LIMITS["RAGMESH_GENERATOR_MAX_WAITING"]
 )
 EXCESS = 4
+IDLE = {"ragmesh_generator_sequences_in_flight": 0.0, "ragmesh_generator_sequences_waiting": 0.0}
 
 
 def _long_request() -> generator_pb2.GenerateRequest:
@@ -41,33 +43,59 @@ async def _first_event(stub: generator_pb2_grpc.GeneratorServiceStub) -> tuple[g
     return grpc.StatusCode.OK, time.perf_counter() - started, call
 
 
+async def _burst(stub: generator_pb2_grpc.GeneratorServiceStub) -> list[float]:
+    """More streams than admitted at once: check the codes, cancel everything, return the
+    rejections' latencies (seconds)."""
+    running = int(GENERATOR_TEST_LIMITS["RAGMESH_GENERATOR_MAX_BATCH_SIZE"])
+    tasks = [asyncio.ensure_future(_first_event(stub)) for _ in range(ADMITTED + EXCESS)]
+    finished: list[tuple[grpc.StatusCode, float, object]] = []
+    # The running streams send a first delta, the excess is rejected; the queued ones
+    # stay silent until a batch slot frees (256 tokens later), so stop waiting there.
+    for next_done in asyncio.as_completed(tasks):
+        finished.append(await next_done)
+        if len(finished) == running + EXCESS:
+            break
+    codes = [code for code, _, _ in finished]
+    rejected = [seconds for code, seconds, _ in finished if code == grpc.StatusCode.RESOURCE_EXHAUSTED]
+    assert len(rejected) == EXCESS, codes
+    assert codes.count(grpc.StatusCode.OK) == running, codes
+    queued = [task for task in tasks if not task.done()]
+    assert len(queued) == ADMITTED - running
+    for task in queued:
+        task.cancel()
+    for _, _, call in finished:
+        call.cancel()  # type: ignore[attr-defined]
+    await asyncio.gather(*queued, return_exceptions=True)
+    return rejected
+
+
+def _resident_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
 async def test_streams_beyond_the_generator_admission_get_resource_exhausted_then_service_resumes(
     generator_service: ServiceProcess,
 ) -> None:
-    running = int(GENERATOR_TEST_LIMITS["RAGMESH_GENERATOR_MAX_BATCH_SIZE"])
+    pid = generator_service.process.pid
     async with grpc.aio.insecure_channel(generator_service.address) as channel:
         stub = generator_pb2_grpc.GeneratorServiceStub(channel)
-        async with asyncio.timeout(180):
-            tasks = [asyncio.ensure_future(_first_event(stub)) for _ in range(ADMITTED + EXCESS)]
-            finished: list[tuple[grpc.StatusCode, float, object]] = []
-            # The running streams send a first delta, the excess is rejected; the queued ones
-            # stay silent until a batch slot frees (256 tokens later), so stop waiting there.
-            for next_done in asyncio.as_completed(tasks):
-                finished.append(await next_done)
-                if len(finished) == running + EXCESS:
-                    break
-            codes = [code for code, _, _ in finished]
-            rejected = [seconds for code, seconds, _ in finished if code == grpc.StatusCode.RESOURCE_EXHAUSTED]
-            assert len(rejected) == EXCESS, codes
-            assert codes.count(grpc.StatusCode.OK) == running, codes
-            queued = [task for task in tasks if not task.done()]
-            assert len(queued) == ADMITTED - running
-            for task in queued:
-                task.cancel()
-            for _, _, call in finished:
-                call.cancel()  # type: ignore[attr-defined]
-            await asyncio.gather(*queued, return_exceptions=True)
-            print(f"overload: {EXCESS} rejected, slowest rejection {max(rejected) * 1000:.0f} ms")
+        async with asyncio.timeout(300):
+            await until_metrics(generator_service.metrics_port, IDLE)  # the session's generator is shared
+            rejected = await _burst(stub)  # the first burst also warms the allocator up
+            after_first = _resident_mib(pid)
+            for _ in range(2):
+                # The cancelled streams free their slots asynchronously: wait until they have.
+                await until_metrics(generator_service.metrics_port, IDLE)
+                rejected += await _burst(stub)
+            growth = _resident_mib(pid) - after_first
+            print(
+                f"overload: {3 * EXCESS} rejected, slowest {max(rejected) * 1000:.0f} ms, RSS growth {growth:.0f} MiB"
+            )
+            # Rejected and cancelled streams leave nothing behind (a leak would grow each burst).
+            assert growth < 64, f"the generator grew {growth:.0f} MiB over two more bursts"
             reply = await stub.GenerateText(
                 generator_pb2.GenerateRequest(
                     messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content="Say hi.")],
