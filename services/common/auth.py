@@ -218,10 +218,15 @@ class AuthInterceptor(WrappingInterceptor):
             return await continuation(details)
         return await super().intercept_service(continuation, details)
 
-    def _admit(self, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
-        principal = self.authenticator.authenticate(tuple(context.invocation_metadata() or ()))
+    def admit(self, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> Principal:
+        """Authenticate a call by its ``headers`` (gRPC metadata or HTTP) and take one request
+        from its tenant's rate: the one admission of both transports, sharing the buckets."""
+        principal = self.authenticator.authenticate(headers)
         self.limits.take(principal.tenant)
         return principal
+
+    def _admit(self, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
+        return self.admit(tuple(context.invocation_metadata() or ()))
 
     def around_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
         async def admitted(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:

@@ -172,8 +172,7 @@ def _admit(request: Request, security: AuthInterceptor | None) -> None:
     if security is None:
         request.state.tenant = ""
         return
-    principal = security.authenticator.authenticate(request.headers)
-    security.limits.take(principal.tenant)
+    principal = security.admit(request.headers)
     bind_principal(principal)
     request.state.tenant = principal.tenant
 
