@@ -29,7 +29,8 @@ from typing import Any
 
 from bench import peers_generation, peers_servers
 from bench.embedder import in_process_throughput, make_texts, service_throughput
-from bench.peers_report import Row, Sample, baseline_row, fold, ratios, with_client_cpu, write
+from bench.peers_report import Row, Sample, baseline_row, fold, ratios, write
+from bench.peers_servers import with_cpu
 from ragmesh.mesh.processes import ROOT, ServiceProcess
 from services.embedder.config import EmbedderConfig
 from services.embedder.model import TransformersEncoder
@@ -43,7 +44,7 @@ RAGMESH, INFINITY, RAY, STACK = (
 PEER_PACKAGES = ("infinity-emb", "ray", "sentence-transformers", "transformers", "torch")
 
 
-def _stack_rate(python: Path, model: str, texts: list[str], batch: int, threads: int) -> float:
+def _stack_rate(python: Path, model: str, texts: list[str], batch: int, threads: int) -> Sample:
     """sentence-transformers' batched throughput in the peers venv (bench/peers_stack.py)."""
     script = Path(__file__).with_name("peers_stack.py")
     done = subprocess.run(
@@ -51,7 +52,8 @@ def _stack_rate(python: Path, model: str, texts: list[str], batch: int, threads:
         input=json.dumps(texts), capture_output=True, text=True, timeout=600, check=True,
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | peers_servers.PEER_ENV,
     )  # fmt: skip
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["texts_per_s"])
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return Sample(float(figures["texts_per_s"]), items=len(texts), client_cpu_s=float(figures["cpu_s"]))
 
 
 def _versions(python: Path) -> dict[str, str]:
@@ -68,33 +70,28 @@ def embedding(args: argparse.Namespace, logs: Path) -> tuple[list[Row], dict[str
     threads = os.cpu_count() or 1
     encoder = TransformersEncoder(config.model_path, config.model_name, "auto", True, 0)
     python = args.peers_venv / "bin" / "python"
-    baselines: list[float] = []
+    baselines: list[Sample] = []
     samples: dict[str, list[Sample]] = {RAGMESH: [], INFINITY: [], RAY: []}
     with contextlib.ExitStack() as cleanup:
-        service = ServiceProcess("embedder", {}, logs)
-        cleanup.callback(service.terminate)
-        peers = {
-            INFINITY: peers_servers.infinity(python.parent, config.model_path, logs, args.batch),
-            RAY: peers_servers.ray_serve(python.parent, config.model_path, logs, args.batch, threads),
-        }
-        for peer in peers.values():
-            cleanup.callback(peer.stop)
-        service.wait_serving(timeout=600)
-        for peer in peers.values():
-            peer.wait_ready(timeout=900)
+        service, peers, freezer = _start(cleanup, args, config.model_path, logs, threads)
         measures: dict[str, Callable[[], Sample]] = {
-            RAGMESH: lambda: Sample(*asyncio.run(service_throughput(service.address, texts, args.callers))),
+            RAGMESH: lambda: Sample(*asyncio.run(service_throughput(service.address, texts, args.callers)), len(texts)),
             **{name: _http(peer.url, texts, args.callers) for name, peer in peers.items()},
         }
         stack: list[Sample] = []
         for number in range(args.rounds):
-            baselines.append(in_process_throughput(encoder, texts, args.batch))
+            freezer.only(None)
+            baselines.append(
+                with_cpu(lambda: Sample(in_process_throughput(encoder, texts, args.batch), items=len(texts)), None)
+            )
             order = list(measures)[number % 3 :] + list(measures)[: number % 3]  # who goes first rotates
             for name in order:
-                samples[name].append(with_client_cpu(measures[name]))
+                freezer.only(name)
+                samples[name].append(with_cpu(measures[name], freezer.members[name]))
+            freezer.only(None)
             if not args.no_stack:
-                stack.append(Sample(_stack_rate(python, config.model_path, texts, args.batch, threads)))
-            print(f"embedding round {number + 1}: in-process {baselines[-1]:.1f} texts/s, " + ", ".join(
+                stack.append(_stack_rate(python, config.model_path, texts, args.batch, threads))
+            print(f"embedding round {number + 1}: in-process {baselines[-1].throughput:.1f} texts/s, " + ", ".join(
                 f"{name} {s[-1].throughput:.1f}" for name, s in samples.items()), flush=True)  # fmt: skip
     how = f"{args.callers} concurrent callers, 1 text per call"
     rows = [
@@ -106,6 +103,28 @@ def embedding(args: argparse.Namespace, logs: Path) -> tuple[list[Row], dict[str
     if stack:
         rows.append(fold(STACK, "SentenceTransformer.encode, batches of 32, no server", stack, baselines))
     return rows, _versions(python)
+
+
+def _start(
+    cleanup: contextlib.ExitStack, args: argparse.Namespace, model: str, logs: Path, threads: int
+) -> tuple[ServiceProcess, dict[str, peers_servers.PeerServer], peers_servers.Freezer]:
+    """ragmesh's embedder and both peers, loading side by side, stopped by ``cleanup``."""
+    service = ServiceProcess("embedder", {}, logs)
+    cleanup.callback(service.terminate)
+    peers_bin = args.peers_venv / "bin"
+    peers = {
+        INFINITY: peers_servers.infinity(peers_bin, model, logs, args.batch),
+        RAY: peers_servers.ray_serve(peers_bin, model, logs, args.batch, threads),
+    }
+    for peer in peers.values():
+        cleanup.callback(peer.stop)
+    servers = {RAGMESH: lambda: [service.process.pid]} | {name: peer.pids for name, peer in peers.items()}
+    freezer = peers_servers.Freezer(servers)
+    cleanup.callback(freezer.thaw_all)  # runs first: stopped processes would ignore SIGTERM
+    service.wait_serving(timeout=600)
+    for peer in peers.values():
+        peer.wait_ready(timeout=900)
+    return service, peers, freezer
 
 
 def _http(url: str, texts: list[str], callers: int) -> Callable[[], Sample]:
@@ -141,9 +160,9 @@ def main() -> None:
         embed_rows, versions = embedding(args, Path(logs))
         gen_rows, threads = ([], 0) if args.no_generation else generation(args, Path(logs))
     facts = _facts(args, started, load_before, versions, threads)
-    sections = {"Embedding (all-MiniLM-L6-v2)": ("texts/s", embed_rows)}
+    sections = {"Embedding (all-MiniLM-L6-v2)": ("texts/s", "text", embed_rows)}
     if gen_rows:
-        sections["Generation (SmolLM2-135M-Instruct GGUF, llama.cpp)"] = ("tokens/s", gen_rows)
+        sections["Generation (SmolLM2-135M-Instruct GGUF, llama.cpp)"] = ("tokens/s", "token", gen_rows)
     report = write(args.out, sections, facts, _notes(args))
     print(report.read_text())
     result: dict[str, Any] = {"benchmark": "peers", "embedding": ratios(embed_rows[1:])}

@@ -8,7 +8,8 @@
   user who wants llama.cpp behind HTTP would run), non-streamed over HTTP on loopback.
 
 Each round times ``calls`` completions one after another per system; rounds alternate the
-systems. Throughput is tokens per second over the round, latency one whole completion.
+systems, and only the system being measured runs (bench.peers_servers.Freezer). Throughput
+is tokens per second over the round, latency one whole completion.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import httpx
 
 from bench.generator import NEW_TOKENS, PROMPT, service_rate
 from bench.generator_llamacpp import inprocess_rate
-from bench.peers_report import Sample, with_client_cpu
+from bench.peers_report import Sample
+from bench.peers_servers import Freezer, with_cpu
 from ragmesh.mesh.processes import (
     ROOT,
     ServiceProcess,
@@ -85,10 +87,11 @@ def _models_up(url: str) -> bool:
 def _round(call: Callable[[], float], calls: int) -> Sample:
     """``calls`` completions one after another: tokens/s over all, seconds of each."""
     runs = [_timed(call) for _ in range(calls)]
-    return Sample(sum(t for t, _ in runs) / sum(s for _, s in runs), [s for _, s in runs])
+    tokens = sum(t for t, _ in runs)
+    return Sample(tokens / sum(s for _, s in runs), [s for _, s in runs], items=tokens)
 
 
-def measure(rounds: int, calls: int, log_dir: Path) -> tuple[list[float], dict[str, list[Sample]], int]:
+def measure(rounds: int, calls: int, log_dir: Path) -> tuple[list[Sample], dict[str, list[Sample]], int]:
     """(baseline tokens/s per round, samples per system, threads) of the generation half."""
     from llama_cpp import Llama
 
@@ -98,7 +101,7 @@ def measure(rounds: int, calls: int, log_dir: Path) -> tuple[list[float], dict[s
     env = {"RAGMESH_GENERATOR_BACKEND": "llamacpp", "RAGMESH_GENERATOR_LLAMACPP_THREADS": str(threads)}
     service = ServiceProcess("generator", env, log_dir)
     server, url, server_log = _llama_server(model, threads, log_dir)
-    baselines: list[float] = []
+    baselines: list[Sample] = []
     samples: dict[str, list[Sample]] = {name: [] for name in SYSTEMS}
     try:
         service.wait_serving(timeout=600)
@@ -111,13 +114,18 @@ def measure(rounds: int, calls: int, log_dir: Path) -> tuple[list[float], dict[s
         baseline: Callable[[], float] = lambda: inprocess_rate(llm)  # noqa: E731
         for call in (baseline, *systems.values()):  # warm-up of every side
             call()
+        freezer = Freezer({RAGMESH: lambda: [service.process.pid], LLAMA_SERVER: lambda: [server.pid]})
         for number in range(1, rounds + 1):
-            baselines.append(_round(baseline, calls).throughput)
+            freezer.only(None)
+            baselines.append(with_cpu(functools.partial(_round, baseline, calls), None))
             for name, call in systems.items():
-                samples[name].append(with_client_cpu(functools.partial(_round, call, calls)))
-            print(f"generation round {number}: in-process {baselines[-1]:.1f} tokens/s, " + ", ".join(
+                freezer.only(name)
+                samples[name].append(with_cpu(functools.partial(_round, call, calls), freezer.members[name]))
+            freezer.thaw_all()
+            print(f"generation round {number}: in-process {baselines[-1].throughput:.1f} tokens/s, " + ", ".join(
                 f"{name} {s[-1].throughput:.1f}" for name, s in samples.items()), flush=True)  # fmt: skip
     finally:
+        Freezer({"all": lambda: [service.process.pid, server.pid]}).thaw_all()
         service.terminate()
         stop_process(server, 30)
     return baselines, samples, threads

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,10 @@ class PeerServer:
                 start_new_session=True,  # a session of its own: stop() finds all it started by it
             )
 
+    def pids(self) -> list[int]:
+        """Every live process of this peer (its session)."""
+        return session_members(self.process.pid)
+
     def wait_ready(self, timeout: float) -> None:
         """Block until one embedding request succeeds; fail with the log tail otherwise."""
         wait_until(
@@ -69,6 +74,7 @@ class PeerServer:
     def stop(self, timeout: float = 60.0) -> None:
         """SIGTERM the peer, wait up to ``timeout``, then SIGKILL whatever of its session is left
         (Ray puts its workers in process groups of their own, but they stay in our session)."""
+        _signal_all(self.pids(), signal.SIGCONT)  # in case a Freezer left it stopped
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -82,6 +88,58 @@ class PeerServer:
         for pid in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+class Freezer:
+    """Only the system being measured runs: every other server is stopped with SIGSTOP
+    (whole sessions for the peers) and continued before its own turn. An idle server is not
+    always idle (infinity-emb's batch loop polls, Ray has its agents), and on two cores any
+    of that would be taken from whichever system is being measured."""
+
+    def __init__(self, members: dict[str, Callable[[], list[int]]]) -> None:
+        self.members = members
+
+    def only(self, name: str | None) -> None:
+        """Freeze every server but ``name`` (all of them when None); continue ``name``."""
+        for other, pids in self.members.items():
+            if other != name:
+                _signal_all(pids(), signal.SIGSTOP)
+        if name is not None:
+            _signal_all(self.members[name](), signal.SIGCONT)
+            time.sleep(0.5)  # let its timers and health checks catch up before the load starts
+
+    def thaw_all(self) -> None:
+        """Continue every server (before stopping them: a stopped process ignores SIGTERM)."""
+        for pids in self.members.values():
+            _signal_all(pids(), signal.SIGCONT)
+
+
+def _signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the live processes ``pids`` have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:  # it exited
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def with_cpu(measure: Callable[[], Sample], server: Callable[[], list[int]] | None) -> Sample:
+    """``measure()`` with the CPU this process and the ``server`` processes spent in it
+    (warm-up calls included; a server process that exits meanwhile is not counted)."""
+    pids = server() if server else []
+    client, served = time.process_time(), cpu_seconds(pids)
+    sample = measure()
+    server_cpu = cpu_seconds(pids) - served if server else None
+    return replace(sample, client_cpu_s=time.process_time() - client, server_cpu_s=server_cpu)
 
 
 def session_members(sid: int) -> list[int]:
@@ -155,4 +213,4 @@ async def http_load(url: str, texts: list[str], callers: int, make_body: Callabl
         start = time.perf_counter()
         await asyncio.gather(*(caller(i) for i in range(callers)))
         elapsed = time.perf_counter() - start
-    return Sample(len(texts) / elapsed, latencies)
+    return Sample(len(texts) / elapsed, latencies, items=len(texts))

@@ -5,7 +5,7 @@
 sentence-transformers (the library infinity-emb and the Ray Serve deployment run, on the
 transformers those pin) embedding the texts read from stdin (a JSON list) in batches, in
 this process. It tells whether a peer's ratio comes from its serving or from its stack.
-Prints one JSON object: {"texts_per_s": ...}. Stdlib + the peers venv only.
+Prints one JSON object: {"texts_per_s": ..., "cpu_s": ...} (CPU of the timed pass). Stdlib + the peers venv only.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ def main() -> None:
     texts: list[str] = json.load(sys.stdin)
     model = SentenceTransformer(args.model, device="cpu")
     model.encode(texts[: args.batch], batch_size=args.batch, normalize_embeddings=True)  # warm-up
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for first in range(0, len(texts), args.batch):
         model.encode(texts[first : first + args.batch], batch_size=args.batch, normalize_embeddings=True)
-    print(json.dumps({"texts_per_s": len(texts) / (time.perf_counter() - start)}))
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    print(json.dumps({"texts_per_s": len(texts) / seconds, "cpu_s": cpu}))
 
 
 if __name__ == "__main__":
