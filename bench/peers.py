@@ -70,38 +70,44 @@ def embedding(args: argparse.Namespace, logs: Path) -> tuple[list[Row], dict[str
     threads = os.cpu_count() or 1
     encoder = TransformersEncoder(config.model_path, config.model_name, "auto", True, 0)
     python = args.peers_venv / "bin" / "python"
-    baselines: list[Sample] = []
-    samples: dict[str, list[Sample]] = {RAGMESH: [], INFINITY: [], RAY: []}
+    # Every measurement gets its own baseline, taken just before it with every server stopped:
+    # load from elsewhere on a shared machine drifts within minutes, not only between runs.
+    baselines: dict[str, list[Sample]] = {name: [] for name in (RAGMESH, INFINITY, RAY, STACK)}
+    samples: dict[str, list[Sample]] = {RAGMESH: [], INFINITY: [], RAY: [], STACK: []}
     with contextlib.ExitStack() as cleanup:
         service, peers, freezer = _start(cleanup, args, config.model_path, logs, threads)
         measures: dict[str, Callable[[], Sample]] = {
             RAGMESH: lambda: Sample(*asyncio.run(service_throughput(service.address, texts, args.callers)), len(texts)),
             **{name: _http(peer.url, texts, args.callers) for name, peer in peers.items()},
         }
-        stack: list[Sample] = []
-        for number in range(args.rounds):
+
+        def baseline() -> Sample:
             freezer.only(None)
-            baselines.append(
-                with_cpu(lambda: Sample(in_process_throughput(encoder, texts, args.batch), items=len(texts)), None)
-            )
+            return with_cpu(lambda: Sample(in_process_throughput(encoder, texts, args.batch), items=len(texts)), None)
+
+        for number in range(args.rounds):
             order = list(measures)[number % 3 :] + list(measures)[: number % 3]  # who goes first rotates
             for name in order:
+                baselines[name].append(baseline())
                 freezer.only(name)
                 samples[name].append(with_cpu(measures[name], freezer.members[name]))
-            freezer.only(None)
             if not args.no_stack:
-                stack.append(_stack_rate(python, config.model_path, texts, args.batch, threads))
-            print(f"embedding round {number + 1}: in-process {baselines[-1].throughput:.1f} texts/s, " + ", ".join(
-                f"{name} {s[-1].throughput:.1f}" for name, s in samples.items()), flush=True)  # fmt: skip
+                baselines[STACK].append(baseline())
+                samples[STACK].append(_stack_rate(python, config.model_path, texts, args.batch, threads))
+            print(f"embedding round {number + 1}: " + ", ".join(
+                f"{name} {s[-1].throughput:.1f} (in-process {baselines[name][-1].throughput:.1f}) texts/s"
+                for name, s in samples.items() if s), flush=True)  # fmt: skip
     how = f"{args.callers} concurrent callers, 1 text per call"
+    pooled = [b for runs in baselines.values() for b in runs]
     rows = [
-        baseline_row("in-process, batch 32", "ragmesh's TransformersEncoder in the benchmark process", baselines),
-        fold(RAGMESH, f"gRPC on loopback, {how}", samples[RAGMESH], baselines),
-        fold(INFINITY, f"HTTP /embeddings on loopback, {how}", samples[INFINITY], baselines),
-        fold(RAY, f"HTTP on loopback, {how}", samples[RAY], baselines),
+        baseline_row("in-process, batch 32", "ragmesh's TransformersEncoder in the benchmark process", pooled),
+        fold(RAGMESH, f"gRPC on loopback, {how}", samples[RAGMESH], baselines[RAGMESH]),
+        fold(INFINITY, f"HTTP /embeddings on loopback, {how}", samples[INFINITY], baselines[INFINITY]),
+        fold(RAY, f"HTTP on loopback, {how}", samples[RAY], baselines[RAY]),
     ]  # fmt: skip
-    if stack:
-        rows.append(fold(STACK, "SentenceTransformer.encode, batches of 32, no server", stack, baselines))
+    if samples[STACK]:
+        how = "SentenceTransformer.encode, batches of 32, no server"
+        rows.append(fold(STACK, how, samples[STACK], baselines[STACK]))
     return rows, _versions(python)
 
 
@@ -134,8 +140,9 @@ def _http(url: str, texts: list[str], callers: int) -> Callable[[], Sample]:
 def generation(args: argparse.Namespace, logs: Path) -> tuple[list[Row], int]:
     """The generation rows: llama.cpp in-process, ragmesh's llamacpp service, llama.cpp's server."""
     baselines, samples, threads = peers_generation.measure(args.rounds, args.gen_calls, logs)
-    rows = [baseline_row("llama.cpp in-process", "Llama.create_chat_completion in the benchmark process", baselines)]
-    rows += [fold(name, how, samples[name], baselines) for name, how in peers_generation.SYSTEMS.items()]
+    pooled = [b for runs in baselines.values() for b in runs]
+    rows = [baseline_row("llama.cpp in-process", "Llama.create_chat_completion in the benchmark process", pooled)]
+    rows += [fold(name, how, samples[name], baselines[name]) for name, how in peers_generation.SYSTEMS.items()]
     return rows, threads
 
 
@@ -190,9 +197,14 @@ def _facts(
 
 def _notes(args: argparse.Namespace) -> list[str]:
     return [
-        "Every ratio is a system's throughput over the in-process baseline of the same round; a row is "
-        "its median round (throughput, ratio and latencies from that round), the last column every round.",
+        "Every ratio is a system's throughput over an in-process baseline measured just before it (all servers "
+        "stopped); a row is its median round (throughput, ratio, latencies, CPU from that round), the last "
+        "column every round. The in-process row is the median of all its measurements.",
         "Latency: per call as the client sees it (one text for embedding, one whole completion for generation).",
+        "Only the system being measured runs: the other servers are SIGSTOPped meanwhile (idle servers poll).",
+        "CPU per item: user + system CPU of the benchmark process (the client; in parentheses) and of the "
+        "server's processes (a peer's whole session), warm-up included, per text or token. Its ratio to "
+        "the in-process baseline drifts far less with other load on a shared machine than throughput does.",
         "infinity-emb: `infinity_emb v2 --engine torch --device cpu --batch-size 32 --no-bettertransformer "
         "--no-vector-disk-cache` (no cache: the rounds repeat the texts). Ray Serve: local-only Ray "
         "(`ray.init(num_cpus=nproc, include_dashboard=False)`), one replica with `num_cpus=nproc`, "

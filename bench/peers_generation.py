@@ -91,8 +91,9 @@ def _round(call: Callable[[], float], calls: int) -> Sample:
     return Sample(tokens / sum(s for _, s in runs), [s for _, s in runs], items=tokens)
 
 
-def measure(rounds: int, calls: int, log_dir: Path) -> tuple[list[Sample], dict[str, list[Sample]], int]:
-    """(baseline tokens/s per round, samples per system, threads) of the generation half."""
+def measure(rounds: int, calls: int, log_dir: Path) -> tuple[dict[str, list[Sample]], dict[str, list[Sample]], int]:
+    """(baselines per system, samples per system, threads) of the generation half; each sample
+    has its own baseline, measured just before it."""
     from llama_cpp import Llama
 
     threads = int(os.environ.get("RAGMESH_GENERATOR_LLAMACPP_THREADS", "0")) or default_threads()
@@ -101,7 +102,7 @@ def measure(rounds: int, calls: int, log_dir: Path) -> tuple[list[Sample], dict[
     env = {"RAGMESH_GENERATOR_BACKEND": "llamacpp", "RAGMESH_GENERATOR_LLAMACPP_THREADS": str(threads)}
     service = ServiceProcess("generator", env, log_dir)
     server, url, server_log = _llama_server(model, threads, log_dir)
-    baselines: list[Sample] = []
+    baselines: dict[str, list[Sample]] = {name: [] for name in SYSTEMS}
     samples: dict[str, list[Sample]] = {name: [] for name in SYSTEMS}
     try:
         service.wait_serving(timeout=600)
@@ -116,14 +117,15 @@ def measure(rounds: int, calls: int, log_dir: Path) -> tuple[list[Sample], dict[
             call()
         freezer = Freezer({RAGMESH: lambda: [service.process.pid], LLAMA_SERVER: lambda: [server.pid]})
         for number in range(1, rounds + 1):
-            freezer.only(None)
-            baselines.append(with_cpu(functools.partial(_round, baseline, calls), None))
             for name, call in systems.items():
+                freezer.only(None)
+                baselines[name].append(with_cpu(functools.partial(_round, baseline, calls), None))
                 freezer.only(name)
                 samples[name].append(with_cpu(functools.partial(_round, call, calls), freezer.members[name]))
             freezer.thaw_all()
-            print(f"generation round {number}: in-process {baselines[-1].throughput:.1f} tokens/s, " + ", ".join(
-                f"{name} {s[-1].throughput:.1f}" for name, s in samples.items()), flush=True)  # fmt: skip
+            print(f"generation round {number}: " + ", ".join(
+                f"{name} {s[-1].throughput:.1f} (in-process {baselines[name][-1].throughput:.1f}) tokens/s"
+                for name, s in samples.items()), flush=True)  # fmt: skip
     finally:
         Freezer({"all": lambda: [service.process.pid, server.pid]}).thaw_all()
         service.terminate()

@@ -1,5 +1,5 @@
 """The peers benchmark's figures: per-round samples folded into one row per system (the
-median round by ratio to the in-process baseline of the same round), the Markdown report
+median round by ratio to the in-process baseline measured with it), the Markdown report
 and peers.json. Pure logic, unit-tested in tests/unit/test_bench_peers_report.py."""
 
 from __future__ import annotations
@@ -79,13 +79,14 @@ def fold(system: str, how: str, samples: list[Sample], baselines: list[Sample]) 
 
 
 def baseline_row(system: str, how: str, baselines: list[Sample]) -> Row:
-    """The in-process baseline's own row: its median round by throughput, ratio 1."""
+    """The in-process baseline's own row: its median measurement by throughput, ratio 1 (no
+    per-round ratios: every system had its own baseline measurements)."""
     if not baselines:
         raise ValueError(f"{system}: no baseline rounds")
     median = sorted(baselines, key=lambda s: s.throughput)[len(baselines) // 2]
     cpu = median.cpu_ms_per_item()
     return Row(
-        system, how, round(median.throughput, 1), 1.0, None, None, [1.0] * len(baselines),
+        system, how, round(median.throughput, 1), 1.0, None, None, [],
         cpu_ms_per_item=None if cpu is None else round(cpu, 2), cpu_ratio=1.0 if cpu else None,
     )  # fmt: skip
 
@@ -105,7 +106,7 @@ def table(rows: list[Row], unit: str, item: str) -> list[str]:
         cpu = _cell(row.cpu_ms_per_item, 2)
         if row.client_cpu_ms_per_item is not None:
             cpu += f" ({row.client_cpu_ms_per_item:.2f})"
-        per_round = ", ".join(f"{r:.3f}" for r in row.ratios)
+        per_round = ", ".join(f"{r:.3f}" for r in row.ratios) or "—"
         lines.append(
             f"| {row.system} | {row.how} | {row.throughput:.1f} | {row.ratio:.3f}x | {_cell(row.p50_ms, 1)} "
             f"| {_cell(row.p95_ms, 1)} | {cpu} | {_cell(row.cpu_ratio, 3, 'x')} | {per_round} |"

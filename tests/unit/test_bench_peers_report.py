@@ -29,7 +29,7 @@ def test_the_median_round_keeps_throughput_and_latency_together() -> None:
     assert (row.throughput, row.ratio, row.p50_ms) == (20.0, 0.2, 2000.0)
 
 
-def test_cpu_per_item_adds_client_and_server_and_compares_with_the_same_rounds_baseline() -> None:
+def test_cpu_per_item_adds_client_and_server_and_compares_with_its_own_baseline() -> None:
     baseline = [Sample(100.0, items=1000, client_cpu_s=8.0)]  # 8 ms per text in-process
     peer = [Sample(50.0, [0.1], items=1000, client_cpu_s=2.0, server_cpu_s=14.0)]  # 2 + 14 = 16 ms per text
     row = fold("peer", "HTTP", peer, baseline)
@@ -42,7 +42,7 @@ def test_cpu_per_item_adds_client_and_server_and_compares_with_the_same_rounds_b
 def test_the_baseline_row_is_its_median_round_with_ratio_one_and_no_latency() -> None:
     row = baseline_row("in-process", "here", _base(210.0, 190.0, 200.0))
     assert (row.throughput, row.ratio, row.p50_ms, row.p95_ms) == (200.0, 1.0, None, None)
-    assert row.ratios == [1.0, 1.0, 1.0]
+    assert row.ratios == []
     with pytest.raises(ValueError, match="no baseline rounds"):
         baseline_row("in-process", "here", [])
 
@@ -70,7 +70,7 @@ def test_the_table_shows_every_row_with_its_ratios_and_dashes_for_what_was_not_m
     lines = table(rows, "texts/s", "text")
     assert lines[0].startswith("| system | how it is reached | throughput (texts/s) | ratio to in-process")
     assert "CPU ms per text" in lines[0]
-    assert lines[2] == "| base | here | 100.0 | 1.000x | — | — | 10.00 | 1.000x | 1.000 |"
+    assert lines[2] == "| base | here | 100.0 | 1.000x | — | — | 10.00 | 1.000x | — |"
     assert lines[3] == "| peer | HTTP | 40.0 | 0.400x | 250.0 | 250.0 | 20.00 (5.00) | 0.500x | 0.400 |"
     assert lines[4] == "| other | gRPC | 50.0 | 0.500x | 100.0 | 100.0 | — | — | 0.500 |"
     assert ratios(rows[1:]) == {"peer": 0.4, "other": 0.5}
