@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: venv demo test lint proto proto-check k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep bench-profile clean
+.PHONY: venv demo test lint proto proto-check k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep bench-profile bench-peers clean
 
 venv: $(STAMP)
 
@@ -64,7 +64,7 @@ bench-retriever: $(STAMP)
 	$(PY) -m bench.retriever
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(PEERS_VENV) .mypy_cache .ruff_cache .pytest_cache
 
 bench-e2e: $(STAMP)
 	$(PY) -m bench.e2e
@@ -87,3 +87,18 @@ bench-sweep: $(STAMP)
 ## bench-profile: py-spy samples of every component under load (LOAD=stream or hits).
 bench-profile: $(STAMP)
 	$(PY) -m bench.profile_mesh --load $(or $(LOAD),stream)
+
+## bench-peers: ragmesh beside infinity-emb, Ray Serve and llama.cpp (docs/benchmarks-peers.md).
+# The peers have pins ragmesh cannot share, so they get a venv of their own, benchmark-only.
+PEERS_VENV  := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.peers-installed
+
+$(PEERS_STAMP): bench/peers-requirements.txt
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r bench/peers-requirements.txt
+	touch $(PEERS_STAMP)
+
+bench-peers: $(STAMP) $(PEERS_STAMP)
+	$(PY) -m bench.peers --peers-venv $(PEERS_VENV)
