@@ -25,10 +25,11 @@ from pathlib import Path
 
 from bench.e2e import questions
 from bench.machine import machine_facts, markdown
+from bench.sweep import start_mesh
 from bench.sweep_load import mesh_streamer, run_level
 from ragmesh.client import AsyncRagmeshClient, RagmeshClient, files
-from ragmesh.mesh.launcher import Mesh, MeshPlan
-from ragmesh.mesh.processes import ROOT, free_port
+from ragmesh.mesh.launcher import Mesh
+from ragmesh.mesh.processes import ROOT
 
 COLLECTION = "profile_docs"
 TOP = 15
@@ -149,11 +150,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     with contextlib.ExitStack() as cleanup:
-        plan = MeshPlan(envoy_port=free_port(), envoy_admin_port=free_port(), default_ports=False,
-                        retriever_uri=str(workdir / "mesh.db"), log_dir=workdir / "logs")  # fmt: skip
-        mesh = Mesh(plan)
-        cleanup.callback(mesh.stop)
-        mesh.start(report=lambda line: None)
+        mesh = start_mesh(cleanup, workdir)
         with RagmeshClient(mesh.address) as client:
             client.ingest(files.load([ROOT / "corpus" / "docs"]).documents, COLLECTION)
         results = profile(mesh, args)

@@ -103,6 +103,16 @@ def _ingest_rates(
     }
 
 
+def start_mesh(cleanup: contextlib.ExitStack, workdir: Path) -> Mesh:
+    """The whole mesh on free ports, its data and logs in ``workdir``, stopped by ``cleanup``."""
+    plan = MeshPlan(envoy_port=free_port(), envoy_admin_port=free_port(), default_ports=False,
+                    retriever_uri=str(workdir / "mesh.db"), log_dir=workdir / "logs")  # fmt: skip
+    mesh = Mesh(plan)
+    cleanup.callback(mesh.stop)
+    mesh.start(report=lambda line: None)
+    return mesh
+
+
 def main() -> None:
     """Start the mesh and the in-process pipeline, sweep, ingest, report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -115,11 +125,7 @@ def main() -> None:
     machine = machine_facts()  # before the run: its load average tells whether the machine was shared
     workdir = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     with contextlib.ExitStack() as cleanup:
-        plan = MeshPlan(envoy_port=free_port(), envoy_admin_port=free_port(), default_ports=False,
-                        retriever_uri=str(workdir / "mesh.db"), log_dir=workdir / "logs")  # fmt: skip
-        mesh = Mesh(plan)
-        cleanup.callback(mesh.stop)
-        mesh.start(report=lambda line: None)
+        mesh = start_mesh(cleanup, workdir)
         local = InProcessPipeline(workdir / "local.db")
         loop = asyncio.new_event_loop()
         cleanup.callback(lambda: loop.run_until_complete(local.close()))
