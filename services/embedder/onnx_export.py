@@ -3,7 +3,8 @@
 The export traces the transformers model together with the torch backend's own pooling
 (:func:`services.embedder.model.pool`), so the graph returns finished vectors. A cache
 entry ``cache_dir/<model>-<quantize>-<digest>/`` is keyed by the model directory's path,
-the size and modification time of its files and every setting that changes the graph;
+the sizes and contents of its files (:func:`~services.common.model_cache.file_fingerprint`)
+and every setting that changes the graph;
 it is written to a temporary directory and renamed into place (the generator's GGUF
 cache does the same), so concurrent starts never load half a model. Exporting needs
 torch and transformers; loading a finished entry needs only onnxruntime.
@@ -17,7 +18,7 @@ import logging
 import warnings
 from pathlib import Path
 
-from services.common.model_cache import cached_conversion
+from services.common.model_cache import cached_conversion, file_fingerprint
 from services.embedder.config import OnnxSettings
 from services.embedder.tokens import pooling_of
 
@@ -33,9 +34,7 @@ def cache_key(model_path: Path, pooling: str, normalize: bool, quantize: str) ->
     files = sorted(item for item in model_path.rglob("*") if item.is_file())
     facts = {
         "path": str(model_path.resolve()),
-        "files": [
-            (str(item.relative_to(model_path)), item.stat().st_size, int(item.stat().st_mtime)) for item in files
-        ],
+        "files": [(str(item.relative_to(model_path)), file_fingerprint(item)) for item in files],
         "pooling": pooling,
         "normalize": normalize,
         "quantize": quantize,
@@ -44,11 +43,6 @@ def cache_key(model_path: Path, pooling: str, normalize: bool, quantize: str) ->
     }
     digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
     return f"{model_path.parent.name}-{model_path.name}-{quantize}-{digest}"
-
-
-def _size_and_mtime(path: Path) -> tuple[int, int]:
-    stat = path.stat()
-    return stat.st_size, int(stat.st_mtime)
 
 
 def prepare_onnx_model(model_path: str, pooling: str, normalize: bool, settings: OnnxSettings) -> Path:

@@ -2,7 +2,7 @@
 
 transformers de-quantises a GGUF file into a normal torch model on every load, which
 takes tens of seconds. The first start saves the result (safetensors, with the tokenizer
-and chat template) under ``cache_dir/<name>-<size>-<mtime>/``; later starts load that
+and chat template) under ``cache_dir/<name>-<size>-<digest>/``; later starts load that
 directory in about a second. The cache entry is written to a temporary directory and
 renamed into place, so two processes starting at once never see half a model: the first
 rename wins and the other process drops its copy.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from services.common.model_cache import COMPLETE_MARKER, cached_conversion
+from services.common.model_cache import COMPLETE_MARKER, cached_conversion, file_fingerprint
 from services.generator.config import GeneratorConfig
 
 __all__ = ["COMPLETE_MARKER", "cache_key", "cached_conversion", "convert_gguf", "model_directory"]
@@ -22,9 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def cache_key(gguf: Path) -> str:
-    """Name of the cache entry of ``gguf``: changes when the file is replaced."""
-    stat = gguf.stat()
-    return f"{gguf.stem}-{stat.st_size}-{int(stat.st_mtime)}"
+    """Name of the cache entry of ``gguf``: changes with what the file holds."""
+    return f"{gguf.stem}-{file_fingerprint(gguf)}"
 
 
 def convert_gguf(gguf: Path, target: Path) -> None:

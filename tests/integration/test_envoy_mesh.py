@@ -31,6 +31,7 @@ from ragmesh.v1 import (
     retriever_pb2_grpc,
 )
 from tests.support.envoy_mesh import Mesh, running_mesh
+from tests.support.fakes import FakeReplica
 
 pytestmark = pytest.mark.integration
 
@@ -62,15 +63,30 @@ async def test_each_service_reaches_its_component(mesh: Mesh) -> None:
     assert mesh.replicas["orchestrator"][0].calls["CheckHealth"] == 1
 
 
+async def connect_to_every_replica(
+    stub: embedder_pb2_grpc.EmbedderServiceAsyncStub, replicas: list[FakeReplica]
+) -> None:
+    """Send ungated calls until each replica saw one, so that Envoy's worker serving this
+    channel holds a connection to each: a call waiting for a new upstream connection is
+    pending, not active, and least-request would count that replica as idle."""
+    before = [r.calls["Embed"] for r in replicas]
+    for _ in range(200):  # a fair coin misses one replica 200 times in a row with p = 2**-199
+        if all(r.calls["Embed"] > b for r, b in zip(replicas, before, strict=True)):
+            return
+        await stub.Embed(embedder_pb2.EmbedRequest(texts=["warm-up"]))
+    raise AssertionError(f"Envoy sent 200 calls without reaching every replica: {[r.calls for r in replicas]}")
+
+
 async def test_a_burst_is_spread_over_both_replicas(mesh: Mesh) -> None:
     replicas = mesh.replicas["embedder"]
-    before = [r.calls["Embed"] for r in replicas]
     gate = asyncio.Event()
-    for replica in replicas:  # every call stays in flight until all 40 arrived: least-request
-        replica.gate = gate  # sees the true load at each pick, whatever the machine's speed
     try:
         async with grpc.aio.insecure_channel(mesh.internal_address) as channel:
             stub = embedder_pb2_grpc.EmbedderServiceStub(channel)
+            await connect_to_every_replica(stub, replicas)
+            before = [r.calls["Embed"] for r in replicas]
+            for replica in replicas:  # every call stays in flight until all 40 arrived: least-request
+                replica.gate = gate  # sees the true load at each pick, whatever the machine's speed
             # One client connection: without per-request balancing every call would land on one pod.
             burst = asyncio.gather(*(stub.Embed(embedder_pb2.EmbedRequest(texts=[f"t{i}"])) for i in range(40)))
             async with asyncio.timeout(60):

@@ -65,7 +65,9 @@ def test_cache_key_follows_the_model_files_and_the_settings(tmp_path: Path) -> N
     assert key == cache_key(model, "mean", True, "int8")
     assert len({key, cache_key(model, "cls", True, "int8"), cache_key(model, "mean", False, "int8")}) == 3
     assert cache_key(model, "mean", True, "none") != key
-    os.utime(weights, (1_000_000, 1_000_000))
+    os.utime(weights, (1_000_000, 1_000_000))  # a reinstall: same files, new times
+    assert cache_key(model, "mean", True, "int8") == key
+    weights.write_bytes(b"12346")
     assert cache_key(model, "mean", True, "int8") != key
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ import pytest
 
 from ragmesh.mesh.processes import ROOT, service_env
 from services.common.config import ConfigError
+from services.common.model_cache import FINGERPRINT_SPAN
 from services.generator.config import DEFAULT_GGUF_FILE, GeneratorConfig
 from services.generator.loading import COMPLETE_MARKER, cache_key, cached_conversion
 
@@ -56,9 +58,21 @@ def test_cache_key_changes_with_the_file(tmp_path: Path) -> None:
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"one")
     first = cache_key(gguf)
-    gguf.write_bytes(b"longer")
+    os.utime(gguf, (1_000_000, 1_000_000))  # a new venv installs the same file with a new mtime
+    assert cache_key(gguf) == first
+    gguf.write_bytes(b"two")
     assert cache_key(gguf) != first
     assert first.startswith("model-3-")
+
+
+def test_a_large_file_is_fingerprinted_by_its_ends(tmp_path: Path) -> None:
+    gguf = tmp_path / "big.gguf"
+    gguf.write_bytes(bytes(3 * FINGERPRINT_SPAN))
+    first = cache_key(gguf)
+    with gguf.open("r+b") as file:  # the last byte (tensor data at the end) changes the key
+        file.seek(3 * FINGERPRINT_SPAN - 1)
+        file.write(b"x")
+    assert cache_key(gguf) != first
 
 
 def test_a_conversion_runs_once_and_is_reused(tmp_path: Path) -> None:
