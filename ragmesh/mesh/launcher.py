@@ -18,7 +18,7 @@ from ragmesh.mesh.addresses import MeshError, check_free, host_port, is_ip
 from ragmesh.mesh.envoy_process import EnvoyProcess
 from ragmesh.mesh.envoy_tls import TlsOptions, write_sds
 from ragmesh.mesh.mesh_tls import MeshTls
-from ragmesh.mesh.processes import ROOT, ServiceProcess, free_port
+from ragmesh.mesh.processes import ROOT, STOP_TIMEOUT_SECONDS, ServiceProcess, free_port, stop_processes
 from services.common.names import DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
 COMPONENT_ORDER = ("retriever", "embedder", "generator", "orchestrator")
@@ -269,13 +269,15 @@ class Mesh:
         temporary.replace(self.plan.log_dir / "mesh.json")
 
     def stop(self) -> None:
-        """SIGTERM every component (the orchestrator first, workers next), then Envoy. Signals are ignored
-        meanwhile: a second Ctrl-C must not abandon half-stopped processes."""
+        """SIGTERM every component (the orchestrators first, workers next, then the rest; the
+        replicas of a tier drain side by side), then Envoy. Signals are ignored meanwhile: a
+        second Ctrl-C must not abandon half-stopped processes."""
         previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            order = {"orchestrator": 0, "worker": 1}
-            for replica in sorted(self.replicas, key=lambda r: order.get(r.component, 2)):
-                replica.process.terminate()
+            tier = {"orchestrator": 0, "worker": 1}
+            for level in range(3):
+                group = [r.process.process for r in self.replicas if tier.get(r.component, 2) == level]
+                stop_processes(group, STOP_TIMEOUT_SECONDS)
             if self.envoy is not None:
                 self.envoy.stop()
         finally:

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -20,6 +20,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.common.tls import ClientTls
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (services/ and gen/ live here)
+#: How long a SIGTERM'd service may drain before it is killed (its own grace period is shorter).
+STOP_TIMEOUT_SECONDS = 60.0
 
 
 def file_tail(path: Path, lines: int) -> str:
@@ -58,14 +60,23 @@ def tied_to_this_process(command: list[str]) -> list[str]:
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float) -> int:
     """SIGTERM ``process``, wait up to ``timeout`` (then SIGKILL), return its exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+    return stop_processes([process], timeout)[0]
+
+
+def stop_processes(processes: Sequence[subprocess.Popen[bytes]], timeout: float) -> list[int]:
+    """SIGTERM all of ``processes`` at once, wait up to ``timeout`` in all (SIGKILL the ones
+    still running then), return their exit codes: they drain side by side, not in turn."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in processes:
         try:
-            process.wait(timeout)
+            process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    return process.returncode
+    return [process.returncode for process in processes]
 
 
 def free_port() -> int:
@@ -155,6 +166,6 @@ class ServiceProcess:
             interval=0.2,
         )
 
-    def terminate(self, timeout: float = 60.0) -> int:
+    def terminate(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int:
         """SIGTERM, wait for exit, return the exit code (kills after ``timeout``)."""
         return stop_process(self.process, timeout)
