@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import NoReturn, Protocol, TypeVar
 
 import grpc
 from grpc_reflection.v1alpha import reflection
@@ -203,4 +204,19 @@ def run(read_config: Callable[[], C], build: Callable[[C], ServiceDefinition]) -
     except StartupError as error:
         print(f"{definition.component} failed to start: {error}", file=sys.stderr)
         sys.exit(1)
-    sys.exit(0)
+    exit_after_clean_stop()
+
+
+def exit_after_clean_stop() -> NoReturn:
+    """Flush the logs and standard streams, then exit 0 without interpreter finalisation.
+
+    A clean stop has closed the backend, exported the spans and logged "stopped" already;
+    what finalisation would add is tearing down torch's and transformers' modules and
+    objects: an idle embedder took 2.9 s from SIGTERM to exit here, 0.9 s with this (a
+    generator 3.2 s, 0.8 s), time every rolling restart and every Ctrl-C of the mesh waits for.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing left to say
+            stream.flush()
+    os._exit(0)

@@ -20,7 +20,7 @@ from opentelemetry.context import Context
 
 from services.common.logs import configure_logging
 from services.common.metrics import start_metrics_server
-from services.common.server import StartupError, config_or_exit
+from services.common.server import StartupError, config_or_exit, exit_after_clean_stop
 from services.common.tracing import setup_tracing, shutdown_tracing
 from services.worker import work
 from services.worker.app import make_app
@@ -105,6 +105,7 @@ def main() -> None:
         if metrics_server is not None:
             metrics_server.shutdown()
         shutdown_tracing()
+    exit_after_clean_stop()
 
 
 if __name__ == "__main__":
