@@ -39,7 +39,7 @@ test: $(STAMP) proto-check lint
 lint: $(STAMP)
 	$(PY) -m ruff check ragmesh services scripts tests bench
 	$(PY) -m ruff format --check ragmesh services scripts tests bench
-	$(PY) -m mypy
+	$(PY) -m mypy --num-workers 2
 
 ## proto: regenerate gen/ from protos/ (messages, services, .pyi stubs, descriptor set).
 proto: $(STAMP)

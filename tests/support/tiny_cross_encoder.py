@@ -15,7 +15,7 @@ def save_tiny_cross_encoder(path: Path) -> Path:
     """Build the model and tokenizer into ``path`` and return it."""
     tokenizer = AutoTokenizer.from_pretrained(EmbedderConfig.from_env({}).model_path)
     torch.manual_seed(0)
-    config = BertConfig(  # type: ignore[call-arg]
+    config = BertConfig(
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,
         num_hidden_layers=2,

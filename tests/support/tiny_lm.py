@@ -69,7 +69,7 @@ def build_model(tokenizer: PreTrainedTokenizerFast, dtype: torch.dtype = torch.f
         # Larger logits than the default init: greedy choices then do not hinge on rounding.
         model.lm_head.weight.mul_(20.0)
     # (LlamaForCausalLM.to is typed through a wrapper mypy cannot follow.)
-    model = model.to(dtype)  # type: ignore[arg-type]
+    model = model.to(dtype)
     return model.eval()
 
 
@@ -81,7 +81,7 @@ def load_tiny_backend(directory: Path, dtype: torch.dtype = torch.float64) -> Tr
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(directory))
     loaded = LlamaForCausalLM.from_pretrained(str(directory), dtype=torch.float32)
     # (LlamaForCausalLM.to is typed through a wrapper mypy cannot follow.)
-    model = loaded.to(dtype).eval()  # type: ignore[arg-type]
+    model = loaded.to(dtype).eval()
     info = ModelInfo("tiny-llama", 256, frozenset({int(tokenizer.eos_token_id)}))
     return TransformersLM(model, tokenizer, info)
 
