@@ -119,6 +119,8 @@ class Mesh:
             + ([(WORKER_PORTS[0], "worker"), (WORKER_PORTS[1], "worker metrics")] if self._default_worker_ports else [])
         )
         self.plan.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.plan.traces_file:  # its default (var/) is not under a --log-dir given elsewhere
+            Path(self.plan.traces_file).parent.mkdir(parents=True, exist_ok=True)
         try:
             for component in COMPONENT_ORDER:
                 for port, metrics in ports[component]:

@@ -20,6 +20,9 @@ def test_a_missing_model_names_the_component_and_shows_its_log(tmp_path: Path) -
         default_ports=False,
         retriever_uri=str(tmp_path / "milvus.db"),
         log_dir=tmp_path / "logs",
+        # In a folder nobody made: the launcher creates it (the retriever, started first, used
+        # to fail on it with a traceback when --log-dir moved the logs elsewhere).
+        traces_file=str(tmp_path / "var" / "traces.jsonl"),
         env={"embedder": {"RAGMESH_EMBEDDER_MODEL_PATH": str(tmp_path / "no-such-model")}},
     )
     mesh = Mesh(plan)
