@@ -48,7 +48,17 @@ from tests.support.retriever import retriever_stub
 
 pytestmark = pytest.mark.integration
 
-DOCS = "ragmesh_docs"
+#: Short notes (see ``notes``): a prompt of ~100 tokens, not the ~330 of a sample-corpus
+#: chunk; prefill is what the CPU spends a query on, and the faults do not need long prompts.
+DOCS = "fault_notes"
+NOTES = [
+    "Envoy listens on port 8080 and spreads calls over the replicas.",
+    "Milvus stores the vectors of every chunk.",
+    "Redis holds the answer cache and the job queue.",
+    "The generator writes answers token by token.",
+    "The embedder turns texts into vectors.",
+    "The retriever stores chunks in Milvus and searches them.",
+]
 #: A prompt SmolLM2 answers at length when decoding greedily (streams stay in flight).
 LONG = "Count from 1 to 500, one number per line."
 SUCCEEDED = orchestrator_pb2.JOB_STATE_SUCCEEDED
@@ -56,9 +66,17 @@ FINAL = {orchestrator_pb2.JOB_STATE_SUCCEEDED, orchestrator_pb2.JOB_STATE_FAILED
 
 
 @pytest_asyncio.fixture
-async def client(mesh: UpProcess) -> AsyncIterator[AsyncRagmeshClient]:
+async def client(mesh: UpProcess, notes: None) -> AsyncIterator[AsyncRagmeshClient]:
     async with AsyncRagmeshClient(mesh.address, timeout=600) as connected:
         yield connected
+
+
+@pytest_asyncio.fixture(scope="module")
+async def notes(mesh: UpProcess) -> None:
+    """The collection the queries of this module ask."""
+    async with AsyncRagmeshClient(mesh.address, timeout=600) as connected:
+        done = await connected.ingest([{"id": f"note-{i}", "text": t} for i, t in enumerate(NOTES)], collection=DOCS)
+    assert (done.documents_done, done.documents_failed) == (len(NOTES), 0)
 
 
 def record(up: UpProcess, name: str, figures: dict[str, Any]) -> None:
@@ -206,6 +224,6 @@ async def test_the_retriever_killed_mid_job_loses_no_acknowledged_document(
     # Nothing acknowledged is lost: what is not stored is exactly what the job names as failed.
     assert wanted - stored == failed
     assert job.state == SUCCEEDED or failed, job.error
-    found = await client.query("Note 7 about the generator", "crash_docs", top_k=3, max_new_tokens=2)
+    found = await client.query("Note 7 about the generator", "crash_docs", top_k=1, max_new_tokens=2)
     assert found.sources
     record(mesh, "retriever_kill", {"documents": 300, "stored": len(stored & wanted), "failed": len(failed)})
