@@ -8,7 +8,7 @@ PROTOS := $(wildcard protos/ragmesh/v1/*.proto)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
-# Some shells (this CI's among them) set it; without bytecode caches every one of the
+# Some environments (this machine's shell among them) set it; without bytecode caches every one of the
 # suite's ~200 Python processes recompiled the project (pytest's collection 22 s -> 13 s).
 unexport PYTHONDONTWRITEBYTECODE
 
