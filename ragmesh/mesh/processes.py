@@ -6,6 +6,7 @@ Used by `ragmesh up`, the benchmarks and the integration tests alike.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -79,11 +80,39 @@ def stop_processes(processes: Sequence[subprocess.Popen[bytes]], timeout: float)
     return [process.returncode for process in processes]
 
 
+#: Where :func:`free_port` looks first: below Linux's default ephemeral range (32768-60999).
+PRIVATE_PORTS = range(20000, 32768)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    Picked at random below the kernel's ephemeral range, not with ``bind(0)``: the port is
+    bound by a process started later, and a port from the ephemeral range can be taken
+    meanwhile as the local end of any outgoing connection (a test run makes thousands) or by
+    another run's ``bind(0)``, which hands ports out in the same order.
+    """
+    low = _ephemeral_low()
+    candidates = range(PRIVATE_PORTS.start, min(PRIVATE_PORTS.stop, low))
+    for _ in range(100 if candidates else 0):
+        port = random.choice(candidates)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def service_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -3,12 +3,13 @@ side (``ragmesh up``'s Ctrl-C takes one drain per tier, not one per replica)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from ragmesh.mesh.processes import stop_processes
+from ragmesh.mesh.processes import PRIVATE_PORTS, free_port, stop_processes
 
 #: On SIGTERM: say so with a file, then exit 0 once the partner said so too (3 only if it
 #: never does within 30 s: a stop that signals one process after the other's exit).
@@ -68,3 +69,13 @@ def test_a_process_that_ignores_sigterm_is_killed_at_the_deadline(tmp_path: Path
     finished.wait()
     codes = stop_processes([stubborn, finished], timeout=0.5)
     assert codes == [-9, 0]
+
+
+def test_free_ports_come_from_below_the_ephemeral_range() -> None:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    if low > PRIVATE_PORTS.start:  # the kernel leaves room below its range
+        assert all(PRIVATE_PORTS.start <= port < low for port in ports), ports
+    for port in ports:  # and each is free: it can be bound
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
