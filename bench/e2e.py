@@ -24,10 +24,11 @@ from bench.inprocess import InProcessPipeline
 from ragmesh.client import RagmeshClient, files
 from ragmesh.mesh.launcher import Mesh, MeshPlan
 from ragmesh.mesh.processes import ROOT, ServiceProcess, free_port
+from ragmesh.vocabulary import TextDelta
 from services.orchestrator.config import OrchestratorConfig
-from services.orchestrator.deadline import Deadline
-from services.orchestrator.domain import DeltaEvent, QueryInput, Sampling
-from services.orchestrator.requests import resolve
+from services.orchestrator.core.deadline import Deadline
+from services.orchestrator.core.domain import QueryInput, Sampling
+from services.orchestrator.core.requests import resolve
 from tests.support.redis_server import RedisServer
 
 CORPUS = ROOT / "corpus" / "docs"
@@ -55,7 +56,7 @@ async def in_process_round(pipeline: InProcessPipeline, asked: list[str], tokens
         text = [
             e.text
             async for e in pipeline.pipeline.run(resolve(request, defaults), Deadline(None))
-            if isinstance(e, DeltaEvent)
+            if isinstance(e, TextDelta)
         ]
         latencies.append(time.perf_counter() - started)
         answers.append("".join(text))

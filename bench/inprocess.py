@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ragmesh.client import files
-from ragmesh.vocabulary import FinishReason, SearchMode
+from ragmesh.vocabulary import FinishReason, SearchMode, TextDelta
 from services.embedder.__main__ import load_embedder
 from services.embedder.config import EmbedderConfig
 from services.embedder.engine import Embedder, Kind
@@ -20,17 +20,15 @@ from services.generator.config import GeneratorConfig
 from services.generator.engine import Generator
 from services.generator.sequence import Delta
 from services.generator.validation import SamplingRequest
-from services.orchestrator.cache import AnswerCache, CollectionVersions
+from services.orchestrator.adapters.redis.guard import RedisGuard
 from services.orchestrator.config import OrchestratorConfig
-from services.orchestrator.deadline import Deadline
-from services.orchestrator.domain import ChunkRecord, Document, Filter, Hit, Sampling, Turn
-from services.orchestrator.ingest import Ingestor
-from services.orchestrator.ingest_state import IngestBatch
-from services.orchestrator.pipeline import QueryPipeline
-from services.orchestrator.ports import (
+from services.orchestrator.core.deadline import Deadline
+from services.orchestrator.core.domain import ChunkRecord, Document, Filter, Hit, Sampling, Turn
+from services.orchestrator.core.ingest.ingestor import Ingestor
+from services.orchestrator.core.ingest.state import IngestBatch
+from services.orchestrator.core.ports import (
     CollectionFacts,
     EmbedderFacts,
-    GeneratedDelta,
     GenerationDone,
     GeneratorFacts,
     Ports,
@@ -39,7 +37,8 @@ from services.orchestrator.ports import (
     TokenCounts,
     TokenSpans,
 )
-from services.orchestrator.redis_store import RedisGuard
+from services.orchestrator.core.query.cache import AnswerCache, CollectionVersions
+from services.orchestrator.core.query.pipeline import QueryPipeline
 from services.retriever.__main__ import open_retriever
 from services.retriever.backend import ChunkRow, Metric, Mode
 from services.retriever.config import RetrieverConfig
@@ -136,7 +135,7 @@ class LocalGenerator:
 
     async def generate(
         self, turns: Sequence[Turn], sampling: Sampling, deadline: Deadline
-    ) -> AsyncGenerator[GeneratedDelta | GenerationDone, None]:
+    ) -> AsyncGenerator[TextDelta | GenerationDone, None]:
         request = SamplingRequest(
             sampling.max_new_tokens, sampling.temperature, sampling.top_p, sampling.top_k, sampling.seed,
             sampling.stop, sampling.repetition_penalty,
@@ -144,7 +143,7 @@ class LocalGenerator:
         chat = [ChatTurn(t.role.value, t.content) for t in turns]
         async for event in self.engine.generate(chat, request, deadline.remaining()):
             if isinstance(event, Delta):
-                yield GeneratedDelta(event.text, event.tokens)
+                yield TextDelta(event.text, event.tokens)
             else:
                 reason = FinishReason(event.reason.value)
                 yield GenerationDone(reason, event.prompt_tokens, event.completion_tokens)

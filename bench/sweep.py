@@ -28,10 +28,11 @@ from bench.sweep_report import write_report
 from ragmesh.client import AsyncRagmeshClient, RagmeshClient, files
 from ragmesh.mesh.launcher import Mesh, MeshPlan
 from ragmesh.mesh.processes import ROOT, free_port
+from ragmesh.vocabulary import TextDelta
 from services.orchestrator.config import OrchestratorConfig
-from services.orchestrator.deadline import Deadline
-from services.orchestrator.domain import DeltaEvent, QueryInput, Sampling
-from services.orchestrator.requests import resolve
+from services.orchestrator.core.deadline import Deadline
+from services.orchestrator.core.domain import QueryInput, Sampling
+from services.orchestrator.core.requests import resolve
 
 COLLECTION = "sweep_docs"
 CORPUS = ROOT / "corpus" / "docs"
@@ -54,7 +55,7 @@ def _local_streamer(pipeline: InProcessPipeline, tokens: int):  # type: ignore[n
             QueryInput(question, COLLECTION, sampling=Sampling(max_new_tokens=tokens), bypass_cache=True), defaults
         )
         async for event in pipeline.pipeline.run(spec, Deadline(None)):
-            if isinstance(event, DeltaEvent):
+            if isinstance(event, TextDelta):
                 yield event.text
 
     return stream

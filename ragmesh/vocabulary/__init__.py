@@ -1,10 +1,14 @@
 """One vocabulary for the concepts that server, clients and transports share: rerank
-methods, search modes, cache levels, finish reasons and chat roles — each a string enum
-whose values are what users type (CLI flags, JSON fields), with its protobuf mapping
-written once here."""
+methods, search modes, cache levels, finish reasons, chat roles, filter operators, job
+states and the text delta of a stream — each defined once, string enums whose values are
+what users type (CLI flags, JSON fields), with the protobuf mapping written once here.
+
+Every layer imports these (the client and CLI, the orchestrator's transports, core and
+adapters, the components); none spells a concept of its own."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
@@ -44,6 +48,8 @@ class FinishReason(StrEnum):
     STOP = "stop"
     EOS = "eos"
     CANCELLED = "cancelled"
+    #: The caller's deadline passed (sent as CANCELLED in the contract, with DEADLINE_EXCEEDED).
+    DEADLINE = "deadline"
 
 
 class Role(StrEnum):
@@ -60,6 +66,66 @@ class ConversationQuery(StrEnum):
     LAST = "last"  # the last user turn only
     CONCAT = "concat"  # the last user turns concatenated
     REWRITE = "rewrite"  # a standalone question rewritten by the generator
+
+
+class FilterOp(StrEnum):
+    """A filter clause's comparison; the value is its symbol (and the Milvus operator)."""
+
+    EQ = "=="
+    NE = "!="
+    LT = "<"
+    LE = "<="
+    GT = ">"
+    GE = ">="
+    IN = "in"
+    NOT_IN = "not in"
+
+    @property
+    def takes_list(self) -> bool:
+        """IN and NOT_IN compare with a list of values."""
+        return self in (FilterOp.IN, FilterOp.NOT_IN)
+
+    @property
+    def ordering(self) -> bool:
+        """LT, LE, GT and GE order numbers."""
+        return self in (FilterOp.LT, FilterOp.LE, FilterOp.GT, FilterOp.GE)
+
+    @classmethod
+    def parse(cls, text: str) -> FilterOp:
+        """An operator from its symbol (``==``, ``=``, ``>=``, ``in``, ``not in`` ...) or its
+        name in any case (``eq``, ``NOT_IN``); ValueError listing both otherwise."""
+        word = " ".join(text.strip().lower().split())
+        found = _FILTER_OP_WORDS.get(word)
+        if found is None:
+            symbols = ", ".join(op.value for op in cls)
+            names = ", ".join(op.name for op in cls)
+            raise ValueError(f"unknown operator {text!r}; use one of {symbols} (or {names})")
+        return found
+
+
+_FILTER_OP_WORDS = {op.value: op for op in FilterOp} | {op.name.lower(): op for op in FilterOp} | {"=": FilterOp.EQ}
+
+
+class JobState(StrEnum):
+    """Where a background job (an ingestion job, a query batch, a source sync) stands."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the job has ended (it will not change again)."""
+        return self in (JobState.SUCCEEDED, JobState.FAILED)
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of streamed answer text, and the tokens generated so far (0 when unknown)."""
+
+    text: str
+    tokens: int = 0
 
 
 RERANK_PROTO = {
@@ -84,6 +150,7 @@ FINISH_REASON_PROTO = {
     FinishReason.STOP: common_pb2.FINISH_REASON_STOP,
     FinishReason.EOS: common_pb2.FINISH_REASON_EOS,
     FinishReason.CANCELLED: common_pb2.FINISH_REASON_CANCELLED,
+    FinishReason.DEADLINE: common_pb2.FINISH_REASON_CANCELLED,
 }
 ROLE_PROTO = {
     Role.SYSTEM: common_pb2.ROLE_SYSTEM,
@@ -95,12 +162,16 @@ CONVERSATION_QUERY_PROTO = {
     ConversationQuery.CONCAT: orchestrator_pb2.CONVERSATION_QUERY_CONCAT,
     ConversationQuery.REWRITE: orchestrator_pb2.CONVERSATION_QUERY_REWRITE,
 }
+FILTER_OP_PROTO = {op: common_pb2.FilterOp.Value(f"FILTER_OP_{op.name}") for op in FilterOp}
+JOB_STATE_PROTO = {state: orchestrator_pb2.JobState.Value(f"JOB_STATE_{state.name}") for state in JobState}
 RERANK_FROM_PROTO = {v: k for k, v in RERANK_PROTO.items()}
 SEARCH_MODE_FROM_PROTO = {v: k for k, v in SEARCH_MODE_PROTO.items()}
 CACHE_LEVEL_FROM_PROTO = {v: k for k, v in CACHE_LEVEL_PROTO.items()}
-FINISH_REASON_FROM_PROTO = {v: k for k, v in FINISH_REASON_PROTO.items()}
+FINISH_REASON_FROM_PROTO = {v: k for k, v in FINISH_REASON_PROTO.items() if k is not FinishReason.DEADLINE}
 ROLE_FROM_PROTO = {v: k for k, v in ROLE_PROTO.items()}
 CONVERSATION_QUERY_FROM_PROTO = {v: k for k, v in CONVERSATION_QUERY_PROTO.items()}
+FILTER_OP_FROM_PROTO = {v: k for k, v in FILTER_OP_PROTO.items()}
+JOB_STATE_FROM_PROTO = {v: k for k, v in JOB_STATE_PROTO.items()}
 
 
 E = TypeVar("E", bound=StrEnum)

@@ -28,7 +28,8 @@ import grpc
 
 from services.common.auth_keys import Grant, KeyFileError, KeyStore, parse_env
 from services.common.config import ConfigError, Env
-from services.common.errors import PermissionDenied, RagmeshError, Unauthenticated, status_for
+from services.common.errors import PermissionDenied, RagmeshError, Unauthenticated
+from services.common.grpc_errors import status_for
 from services.common.interceptors import StreamBehavior, UnaryBehavior, WrappingInterceptor
 from services.common.quota import QuotaExceeded, QuotaSettings, TenantLimits
 

@@ -1,30 +1,73 @@
-"""Domain exceptions and the one server interceptor that turns them into gRPC statuses.
+"""Domain exceptions every service raises, each carrying its :class:`Status` — defined once.
 
-Servicers and backends raise these exceptions; they never touch status codes. Errors
-from a downstream gRPC call keep their status code and say which call failed. Anything
-else becomes INTERNAL with a generic message and is logged with the trace id, so a
-client never sees a Python traceback.
+Servicers, backends and the orchestrator's core raise these; they never touch a
+transport's status codes. Every table a transport needs (the gRPC code, the HTTP status,
+the exception for a downstream code) is derived from :class:`Status` and the classes here.
+This module imports no transport: :mod:`services.common.grpc_errors` maps to gRPC, the
+HTTP app reads :attr:`Status.http`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
-
-import grpc
-
-from services.common.interceptors import StreamBehavior, UnaryBehavior, UndecodableRequest, WrappingInterceptor
-from services.common.tracing import current_trace_id
+from enum import StrEnum
 
 log = logging.getLogger(__name__)
 
 
-class RagmeshError(Exception):
-    """Base of the errors a caller can act on; ``code`` is the gRPC status sent."""
+class Status(StrEnum):
+    """A call's outcome, named as gRPC names it (``google.rpc.Code``); ``http`` is the
+    HTTP status the Google API design guide (AIP-193) pairs with it."""
 
-    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    OK = "OK"
+    CANCELLED = "CANCELLED"
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    NOT_FOUND = "NOT_FOUND"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    FAILED_PRECONDITION = "FAILED_PRECONDITION"
+    UNIMPLEMENTED = "UNIMPLEMENTED"
+    INTERNAL = "INTERNAL"
+    UNAVAILABLE = "UNAVAILABLE"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def http(self) -> int:
+        """The HTTP status of this outcome."""
+        return _HTTP[self]
+
+    @property
+    def transient(self) -> bool:
+        """Whether the same call may succeed later unchanged (worth a retry with back-off)."""
+        return self in (Status.UNAVAILABLE, Status.RESOURCE_EXHAUSTED)
+
+
+_HTTP = {
+    Status.OK: 200,
+    Status.CANCELLED: 499,
+    Status.INVALID_ARGUMENT: 400,
+    Status.DEADLINE_EXCEEDED: 504,
+    Status.NOT_FOUND: 404,
+    Status.ALREADY_EXISTS: 409,
+    Status.PERMISSION_DENIED: 403,
+    Status.RESOURCE_EXHAUSTED: 429,
+    Status.FAILED_PRECONDITION: 400,
+    Status.UNIMPLEMENTED: 501,
+    Status.INTERNAL: 500,
+    Status.UNAVAILABLE: 503,
+    Status.UNAUTHENTICATED: 401,
+    Status.UNKNOWN: 500,
+}
+
+
+class RagmeshError(Exception):
+    """Base of the errors a caller can act on; ``code`` is the status the caller sees."""
+
+    code: Status = Status.UNKNOWN
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -34,141 +77,99 @@ class RagmeshError(Exception):
 class InvalidArgument(RagmeshError):
     """The request is malformed or out of range; retrying it unchanged will fail again."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = Status.INVALID_ARGUMENT
 
 
 class NotFound(RagmeshError):
     """A named thing (collection, job) does not exist."""
 
-    code = grpc.StatusCode.NOT_FOUND
+    code = Status.NOT_FOUND
 
 
 class AlreadyExists(RagmeshError):
     """A thing to be created exists already."""
 
-    code = grpc.StatusCode.ALREADY_EXISTS
+    code = Status.ALREADY_EXISTS
 
 
 class Overloaded(RagmeshError):
     """A bounded queue is full; the caller should back off and retry."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = Status.RESOURCE_EXHAUSTED
 
 
 class Unavailable(RagmeshError):
     """A dependency cannot be reached or the service is not ready; retry later."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    code = Status.UNAVAILABLE
 
 
 class DeadlineExceeded(RagmeshError):
     """The caller's deadline passed before the work finished."""
 
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    code = Status.DEADLINE_EXCEEDED
 
 
 class FailedPrecondition(RagmeshError):
-    """The system is not in a state that allows the request (e.g. store not writable)."""
+    """The system is not in a state that allows the request, and retrying will not help until
+    an operator changes it (e.g. no broker configured, store not writable)."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = Status.FAILED_PRECONDITION
 
 
 class Unauthenticated(RagmeshError):
     """No valid credentials came with the request."""
 
-    code = grpc.StatusCode.UNAUTHENTICATED
+    code = Status.UNAUTHENTICATED
 
 
 class PermissionDenied(RagmeshError):
     """The caller is known but may not do this."""
 
-    code = grpc.StatusCode.PERMISSION_DENIED
+    code = Status.PERMISSION_DENIED
 
 
-def status_code_for(error: BaseException) -> grpc.StatusCode:
-    """The status code a client sees for ``error`` (no side effects: for metrics too)."""
+class Internal(RagmeshError):
+    """A downstream component failed in a way the caller cannot act on."""
+
+    code = Status.INTERNAL
+
+
+def error_class(code: Status) -> type[RagmeshError]:
+    """The exception class raised for ``code`` (Unavailable for codes without one of their
+    own: a downstream failure of an unknown kind is worth retrying elsewhere)."""
+    return _BY_STATUS.get(code, Unavailable)
+
+
+_BY_STATUS: dict[Status, type[RagmeshError]] = {
+    kind.code: kind for kind in RagmeshError.__subclasses__() if kind.code is not Status.UNKNOWN
+}
+
+
+def status_of(error: BaseException) -> Status:
+    """The status a caller sees for ``error`` (no side effects: for metrics and records too).
+
+    Transports that can also meet their own library's errors (gRPC's ``AioRpcError``)
+    check those first; see :func:`services.common.grpc_errors.status_for`.
+    """
     if isinstance(error, RagmeshError):
         return error.code
-    if isinstance(error, grpc.aio.AioRpcError):
-        return error.code()  # a downstream call failed: its code tells the caller whether to retry
     if isinstance(error, asyncio.CancelledError):
-        return grpc.StatusCode.CANCELLED
+        return Status.CANCELLED
     if isinstance(error, TimeoutError):
-        return grpc.StatusCode.DEADLINE_EXCEEDED
-    return grpc.StatusCode.INTERNAL
+        return Status.DEADLINE_EXCEEDED
+    return Status.INTERNAL
 
 
-def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
-    """The status code and message a client should see for ``error``."""
-    code = status_code_for(error)
+def public_message(error: BaseException, trace_id: str) -> str:
+    """The message a caller sees for ``error``: a domain error's own, else a generic one
+    naming ``trace_id`` (the error and its traceback go to the log, never to the caller)."""
     if isinstance(error, RagmeshError):
-        return code, error.message
-    if isinstance(error, grpc.aio.AioRpcError):
-        return code, f"downstream call failed: {error.details()}"
-    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-        return code, "the operation timed out"
-    if code is grpc.StatusCode.CANCELLED:
-        return code, "the call was cancelled"
-    trace_id = current_trace_id()
+        return error.message
+    status = status_of(error)
+    if status is Status.DEADLINE_EXCEEDED:
+        return "the operation timed out"
+    if status is Status.CANCELLED:
+        return "the call was cancelled"
     log.exception("unhandled error (trace id %s)", trace_id or "-", exc_info=error)
-    return grpc.StatusCode.INTERNAL, f"internal error; quote trace id {trace_id or '-'} when reporting it"
-
-
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> None:
-    code, message = status_for(error)
-    await context.abort(code, message)
-
-
-class ErrorInterceptor(WrappingInterceptor):
-    """Maps exceptions raised by handlers to gRPC statuses (see :func:`status_for`), and
-    requests that do not parse to INVALID_ARGUMENT, for unary and streaming calls alike."""
-
-    tolerant_requests = True
-
-    def around_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
-        return _guard_unary(behavior)
-
-    def around_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
-        return _guard_stream(behavior)
-
-
-def _checked(request: Any) -> Any:
-    """The request, with undecodable messages raised as InvalidArgument (streams: on arrival,
-    so the messages before a bad one are handled as usual)."""
-    if isinstance(request, UndecodableRequest):
-        raise InvalidArgument(request.problem)
-    if hasattr(request, "__aiter__"):
-        return _checked_stream(request)
-    return request
-
-
-async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    async for request in requests:
-        if isinstance(request, UndecodableRequest):
-            raise InvalidArgument(request.problem)
-        yield request
-
-
-def _guard_unary(behavior: UnaryBehavior) -> UnaryBehavior:
-    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        try:
-            return await behavior(_checked(request), context)
-        except (grpc.aio.AbortError, asyncio.CancelledError):
-            raise
-        except Exception as error:  # noqa: BLE001 - this is the one place that maps them
-            await _abort(context, error)
-
-    return guarded
-
-
-def _guard_stream(behavior: StreamBehavior) -> StreamBehavior:
-    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        try:
-            async for response in behavior(_checked(request), context):
-                yield response
-        except (grpc.aio.AbortError, asyncio.CancelledError):
-            raise
-        except Exception as error:  # noqa: BLE001 - this is the one place that maps them
-            await _abort(context, error)
-
-    return guarded
+    return f"internal error; quote trace id {trace_id or '-'} when reporting it"

@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common.channels import server_options
 from services.common.config import ConfigError, ServerSettings
-from services.common.errors import ErrorInterceptor
+from services.common.grpc_errors import ErrorInterceptor
 from services.common.health import HEALTH_SERVICE_NAME, HealthState
 from services.common.logs import configure_logging
 from services.common.metrics import MetricsInterceptor, start_metrics_server

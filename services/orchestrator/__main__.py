@@ -14,12 +14,12 @@ from services.common.errors import RagmeshError
 from services.common.server import ServiceDefinition, StartupError, run
 from services.common.slot import BackendSlot
 from services.orchestrator.config import OrchestratorConfig
-from services.orchestrator.deadline import Deadline
-from services.orchestrator.engine import Orchestrator
+from services.orchestrator.core.deadline import Deadline
+from services.orchestrator.core.facade import Orchestrator
 from services.orchestrator.experiments.config import ExperimentConfigError
-from services.orchestrator.http_server import HttpServer
-from services.orchestrator.openai_app import create_app
-from services.orchestrator.servicer import SERVICE_NAME, OrchestratorServicer
+from services.orchestrator.transport.grpc.servicer import SERVICE_NAME, OrchestratorServicer
+from services.orchestrator.transport.http.openai_app import create_app
+from services.orchestrator.transport.http.server import HttpServer
 
 log = logging.getLogger(__name__)
 #: How long start-up waits for the retriever to list collections for the experiments check.
@@ -30,7 +30,7 @@ async def open_orchestrator(config: OrchestratorConfig) -> Orchestrator:
     """The orchestrator with its cross-encoder loaded (when configured) and workers started."""
     cross_encoder = None
     if config.cross_encoder_path:
-        from services.orchestrator.rerank import CrossEncoder
+        from services.orchestrator.core.query.rerank import CrossEncoder
 
         cross_encoder = await asyncio.to_thread(CrossEncoder, config.cross_encoder_path)
     orchestrator = Orchestrator(config, cross_encoder)

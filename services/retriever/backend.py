@@ -11,10 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
-#: Stored sizes in bytes (Milvus VARCHAR lengths are bytes): chunk and document ids, and
-#: chunk text (the largest VARCHAR Milvus allows). The schema and the request checks share them.
-ID_BYTES = 512
-TEXT_BYTES = 65_535
+from ragmesh.vocabulary import SearchMode
 
 
 class Metric(Enum):
@@ -31,14 +28,6 @@ class IndexKind(Enum):
     FLAT = "flat"
     HNSW = "hnsw"
     IVF_FLAT = "ivf_flat"
-
-
-class Mode(Enum):
-    """How a search ranks chunks."""
-
-    DENSE = "dense"
-    SPARSE = "sparse"
-    HYBRID = "hybrid"
 
 
 @dataclass(frozen=True)
@@ -88,7 +77,7 @@ class Hit:
 class SearchQuery:
     """A validated search: the store runs it as given."""
 
-    mode: Mode
+    mode: SearchMode
     top_k: int
     #: Query vector (DENSE and HYBRID).
     vector: Sequence[float] | None

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from ragmesh.vocabulary import SearchMode
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.common.metrics import LATENCY_BUCKETS
 from services.retriever.backend import (
@@ -29,7 +30,6 @@ from services.retriever.backend import (
     Hit,
     IndexKind,
     Metric,
-    Mode,
     SearchQuery,
     VectorStore,
 )
@@ -66,8 +66,8 @@ class SearchRequest:
     top_k: int
     clauses: Sequence[Clause]
     text: str
-    #: None lets the retriever choose (see :meth:`Retriever.choose_mode`).
-    mode: Mode | None
+    #: AUTO lets the retriever choose (see :meth:`Retriever.choose_mode`).
+    mode: SearchMode
     return_vectors: bool
 
 
@@ -186,20 +186,20 @@ class Retriever:
         await self._refresh_count(name)
         return deleted
 
-    async def search(self, request: SearchRequest, timeout: float | None = None) -> tuple[list[Hit], Mode]:
+    async def search(self, request: SearchRequest, timeout: float | None = None) -> tuple[list[Hit], SearchMode]:
         """Nearest chunks, best first, and the mode used."""
         check_top_k(request.top_k)
         expression = build_expression(request.clauses)
         spec = await self._spec(request.collection)
         mode = self.choose_mode(spec, request)
-        if mode is not Mode.SPARSE:
+        if mode is not SearchMode.SPARSE:
             check_vector(spec, request.vector, mode)
-        if mode is not Mode.DENSE:
+        if mode is not SearchMode.DENSE:
             check_query_text(spec, request.text, mode)
         query = SearchQuery(
             mode=mode,
             top_k=request.top_k,
-            vector=request.vector if mode is not Mode.SPARSE else None,
+            vector=request.vector if mode is not SearchMode.SPARSE else None,
             text=request.text,
             expression=expression,
             return_vectors=request.return_vectors,
@@ -224,15 +224,15 @@ class Retriever:
         return await self._run(scan)
 
     @staticmethod
-    def choose_mode(spec: CollectionSpec, request: SearchRequest) -> Mode:
+    def choose_mode(spec: CollectionSpec, request: SearchRequest) -> SearchMode:
         """The requested mode, or: HYBRID with a vector and text on a full-text collection,
         DENSE with a vector, SPARSE with text only (full text needed)."""
-        if request.mode is not None:
+        if request.mode is not SearchMode.AUTO:
             return request.mode
         has_text = bool(request.text.strip())
         if request.vector:
-            return Mode.HYBRID if has_text and spec.full_text else Mode.DENSE
-        return Mode.SPARSE if has_text else Mode.DENSE
+            return SearchMode.HYBRID if has_text and spec.full_text else SearchMode.DENSE
+        return SearchMode.SPARSE if has_text else SearchMode.DENSE
 
     async def _spec(self, name: str) -> CollectionSpec:
         check_name(name)

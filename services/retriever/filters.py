@@ -29,41 +29,24 @@ import math
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 
+from ragmesh.vocabulary import FilterOp
+from ragmesh.vocabulary.values import Scalar
 from services.common.errors import InvalidArgument
+from services.common.limits import ID_BYTES, MAX_FILTER_CLAUSES, MAX_IN_VALUES
 from services.common.names import IDENTIFIER
-from services.retriever.backend import ID_BYTES
 
 DOCUMENT_ID = "document_id"
 CHUNK_ID = "chunk_id"
 #: Schema columns a clause may name directly; every other field is a metadata key.
 ID_COLUMNS = (DOCUMENT_ID, CHUNK_ID)
-MAX_CLAUSES = 64
-MAX_IN_VALUES = 1000
 MAX_STRING_CHARS = 4096
 MAX_EXPRESSION_CHARS = 1 << 20
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
-Scalar = str | int | float | bool
-
-
-class FilterOp(Enum):
-    """Comparison of a clause (the value is the Milvus operator)."""
-
-    EQ = "=="
-    NE = "!="
-    LT = "<"
-    LE = "<="
-    GT = ">"
-    GE = ">="
-    IN = "in"
-    NOT_IN = "not in"
-
-
-_ORDERING = frozenset({FilterOp.LT, FilterOp.LE, FilterOp.GT, FilterOp.GE})
-_LISTS = frozenset({FilterOp.IN, FilterOp.NOT_IN})
+_ORDERING = frozenset(op for op in FilterOp if op.ordering)
+_LISTS = frozenset(op for op in FilterOp if op.takes_list)
 
 
 @dataclass(frozen=True)
@@ -78,8 +61,8 @@ class Clause:
 
 def build_expression(clauses: Sequence[Clause]) -> str:
     """The clauses ANDed as one Milvus expression ("" for none); InvalidArgument if any is bad."""
-    if len(clauses) > MAX_CLAUSES:
-        raise InvalidArgument(f"{len(clauses)} filters; at most {MAX_CLAUSES} are allowed")
+    if len(clauses) > MAX_FILTER_CLAUSES:
+        raise InvalidArgument(f"{len(clauses)} filters; at most {MAX_FILTER_CLAUSES} are allowed")
     parts = [_clause(f"filters[{i}]", clause) for i, clause in enumerate(clauses)]
     expression = " and ".join(f"({part})" for part in parts)
     if len(expression) > MAX_EXPRESSION_CHARS:

@@ -15,7 +15,8 @@ from typing import Any
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from services.common.errors import FailedPrecondition
-from services.retriever.backend import ID_BYTES, TEXT_BYTES, CollectionSpec, IndexKind, Metric
+from services.common.limits import ID_BYTES, TEXT_BYTES
+from services.retriever.backend import CollectionSpec, IndexKind, Metric
 from services.retriever.config import IndexTuning
 
 VECTOR = "vector"

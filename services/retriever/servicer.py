@@ -6,15 +6,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import struct_pb2
 
 from ragmesh.v1 import common_pb2, retriever_pb2, retriever_pb2_grpc
+from ragmesh.vocabulary import FILTER_OP_FROM_PROTO, SEARCH_MODE_FROM_PROTO, SEARCH_MODE_PROTO
+from ragmesh.vocabulary.values import metadata_dict, scalar_value
 from services.common.errors import InvalidArgument
 from services.common.offload import off_loop_if
 from services.common.slot import BackendSlot
-from services.retriever.backend import ChunkRow, CollectionInfo, Hit, IndexKind, Metric, Mode
+from services.retriever.backend import ChunkRow, CollectionInfo, Hit, IndexKind, Metric
 from services.retriever.engine import Retriever, SearchRequest
-from services.retriever.filters import Clause, FilterOp, Scalar
+from services.retriever.filters import Clause
 
 SERVICE_NAME = retriever_pb2.DESCRIPTOR.services_by_name["RetrieverService"].full_name
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -41,25 +42,6 @@ _INDEXES: dict[retriever_pb2.IndexType.ValueType, IndexKind | None] = {
 }
 _INDEX_TO_PB: dict[IndexKind, retriever_pb2.IndexType.ValueType] = {
     kind: number for number, kind in _INDEXES.items() if kind is not None
-}
-_MODES: dict[common_pb2.SearchMode.ValueType, Mode | None] = {
-    common_pb2.SEARCH_MODE_UNSPECIFIED: None,
-    common_pb2.SEARCH_MODE_DENSE: Mode.DENSE,
-    common_pb2.SEARCH_MODE_SPARSE: Mode.SPARSE,
-    common_pb2.SEARCH_MODE_HYBRID: Mode.HYBRID,
-}
-_MODE_TO_PB: dict[Mode, common_pb2.SearchMode.ValueType] = {
-    mode: number for number, mode in _MODES.items() if mode is not None
-}
-_OPS = {
-    common_pb2.FILTER_OP_EQ: FilterOp.EQ,
-    common_pb2.FILTER_OP_NE: FilterOp.NE,
-    common_pb2.FILTER_OP_LT: FilterOp.LT,
-    common_pb2.FILTER_OP_LE: FilterOp.LE,
-    common_pb2.FILTER_OP_GT: FilterOp.GT,
-    common_pb2.FILTER_OP_GE: FilterOp.GE,
-    common_pb2.FILTER_OP_IN: FilterOp.IN,
-    common_pb2.FILTER_OP_NOT_IN: FilterOp.NOT_IN,
 }
 
 
@@ -121,11 +103,11 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
             top_k=request.top_k,
             clauses=_clauses(request.filters),
             text=request.query_text,
-            mode=_enum(_MODES, request.mode, "mode"),
+            mode=_enum(SEARCH_MODE_FROM_PROTO, request.mode, "mode"),
             return_vectors=request.return_vectors,
         )
         hits, mode = await self.retriever.get().search(search, _time_left(context))
-        return retriever_pb2.SearchResponse(hits=[_chunk(hit) for hit in hits], mode=_MODE_TO_PB[mode])
+        return retriever_pb2.SearchResponse(hits=[_chunk(hit) for hit in hits], mode=SEARCH_MODE_PROTO[mode])
 
     async def ListDocuments(
         self, request: retriever_pb2.ListDocumentsRequest, context: Context
@@ -170,7 +152,7 @@ def _info(info: CollectionInfo) -> retriever_pb2.CollectionInfo:
 
 def _rows(chunks: Sequence[common_pb2.Chunk]) -> list[ChunkRow]:
     return [
-        ChunkRow(chunk.chunk_id, chunk.document_id, chunk.text, _struct_to_dict(chunk.metadata), list(chunk.vector))
+        ChunkRow(chunk.chunk_id, chunk.document_id, chunk.text, metadata_dict(chunk.metadata), list(chunk.vector))
         for chunk in chunks
     ]
 
@@ -188,29 +170,9 @@ def _clauses(filters: Sequence[common_pb2.Filter]) -> list[Clause]:
     return [
         Clause(
             field=f.field,
-            op=_OPS.get(f.op),
-            value=_scalar(f.value) if f.HasField("value") else None,
-            values=tuple(_scalar(value) for value in f.values),
+            op=FILTER_OP_FROM_PROTO.get(f.op),
+            value=scalar_value(f.value) if f.HasField("value") else None,
+            values=tuple(scalar_value(value) for value in f.values),
         )
         for f in filters
     ]
-
-
-def _scalar(value: common_pb2.Scalar) -> Scalar | None:
-    kind = value.WhichOneof("kind")
-    return None if kind is None else getattr(value, kind)
-
-
-def _struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return {key: _value(value) for key, value in struct.fields.items()}
-
-
-def _value(value: struct_pb2.Value) -> Any:
-    kind = value.WhichOneof("kind")
-    if kind == "struct_value":
-        return _struct_to_dict(value.struct_value)
-    if kind == "list_value":
-        return [_value(item) for item in value.list_value.values]
-    if kind in (None, "null_value"):
-        return None
-    return getattr(value, kind)

@@ -25,9 +25,10 @@ from pymilvus import AnnSearchRequest, MilvusClient, MilvusException, RRFRanker
 from pymilvus.client.types import LoadState
 from pymilvus.exceptions import ErrorCode, MilvusUnavailableException
 
+from ragmesh.vocabulary import SearchMode
 from services.common.errors import AlreadyExists, DeadlineExceeded, NotFound, Overloaded, Unavailable
 from services.common.server import StartupError
-from services.retriever.backend import ChunkRow, CollectionSpec, Hit, IndexKind, Mode, SearchQuery
+from services.retriever.backend import ChunkRow, CollectionSpec, Hit, IndexKind, SearchQuery
 from services.retriever.config import IndexTuning, RetrieverConfig
 from services.retriever.schema import (
     OUTPUT_FIELDS,
@@ -185,9 +186,9 @@ class MilvusStore:
         """Run ``query`` in its mode; hits best first with higher-is-better scores."""
         fields = [*OUTPUT_FIELDS, VECTOR] if query.return_vectors else OUTPUT_FIELDS
         with _translate(spec.name):
-            if query.mode is Mode.HYBRID:
+            if query.mode is SearchMode.HYBRID:
                 return self._hybrid(spec, query, fields, timeout)
-            if query.mode is Mode.DENSE:
+            if query.mode is SearchMode.DENSE:
                 data: list[Any] = [list(query.vector or ())]
                 field, params = VECTOR, dense_search_params(spec, self.tuning, query.top_k)
                 score: Callable[[float], float] = functools.partial(dense_score, spec.metric)

@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from ragmesh.vocabulary import SearchMode
 from services.common.errors import InvalidArgument
+from services.common.limits import MAX_SEARCH_TOP_K, METADATA_BYTES, TEXT_BYTES
 from services.common.names import IDENTIFIER
-from services.retriever.backend import TEXT_BYTES, ChunkRow, CollectionSpec, Mode
+from services.retriever.backend import ChunkRow, CollectionSpec
 from services.retriever.filters import check_id
 
-MAX_TOP_K = 1000
 #: Milvus JSON limit (bytes).
-MAX_METADATA_BYTES = 65_536
 
 
 def check_name(name: str) -> None:
@@ -29,12 +29,12 @@ def check_name(name: str) -> None:
 
 
 def check_top_k(top_k: int) -> None:
-    """top_k within 1..MAX_TOP_K."""
-    if not 1 <= top_k <= MAX_TOP_K:
-        raise InvalidArgument(f"top_k must be 1 to {MAX_TOP_K}, got {top_k}")
+    """top_k within 1..MAX_SEARCH_TOP_K."""
+    if not 1 <= top_k <= MAX_SEARCH_TOP_K:
+        raise InvalidArgument(f"top_k must be 1 to {MAX_SEARCH_TOP_K}, got {top_k}")
 
 
-def check_vector(spec: CollectionSpec, vector: Sequence[float], mode: Mode) -> None:
+def check_vector(spec: CollectionSpec, vector: Sequence[float], mode: SearchMode) -> None:
     """A query vector of the collection's dimension with finite values."""
     if not vector:
         raise InvalidArgument(f"{mode.name} search needs a query vector of dimension {spec.dimension}")
@@ -46,7 +46,7 @@ def check_vector(spec: CollectionSpec, vector: Sequence[float], mode: Mode) -> N
         raise InvalidArgument("vector holds NaN or infinite values (or values beyond float32)")
 
 
-def check_query_text(spec: CollectionSpec, text: str, mode: Mode) -> None:
+def check_query_text(spec: CollectionSpec, text: str, mode: SearchMode) -> None:
     """Query text for BM25, on a collection that has full text."""
     if not spec.full_text:
         raise InvalidArgument(
@@ -86,8 +86,8 @@ def _check_metadata(where: str, metadata: dict[str, Any]) -> None:
         size = len(json.dumps(metadata, ensure_ascii=False, allow_nan=False).encode())
     except ValueError:
         raise InvalidArgument(f"{where}.metadata holds NaN or infinity, which JSON cannot store") from None
-    if size > MAX_METADATA_BYTES:
-        raise InvalidArgument(f"{where}.metadata is larger than {MAX_METADATA_BYTES} bytes of JSON")
+    if size > METADATA_BYTES:
+        raise InvalidArgument(f"{where}.metadata is larger than {METADATA_BYTES} bytes of JSON")
 
 
 def unique_by_chunk_id(chunks: Sequence[ChunkRow]) -> list[ChunkRow]:

@@ -22,8 +22,8 @@ from services.common.logs import configure_logging
 from services.common.metrics import start_metrics_server
 from services.common.server import StartupError, config_or_exit, exit_after_clean_stop
 from services.common.tracing import setup_tracing, shutdown_tracing
+from services.orchestrator.adapters.background.celery_app import make_app
 from services.worker import work
-from services.worker.app import make_app
 from services.worker.config import WorkerConfig
 from services.worker.metrics import register_queue_depth
 from services.worker.runtime import WorkerRuntime

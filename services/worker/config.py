@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from services.common.config import MIB, ConfigError, Env, ServerSettings
 from services.common.tls import ClientTls, ServerTls
+from services.orchestrator.adapters.background.celery_app import QUEUES, EngineSettings
 from services.orchestrator.config import IngestSettings, QueryDefaults, _ingest_settings, _query_defaults
-from services.worker.app import QUEUES, EngineSettings
 
 #: Default health (gRPC) and Prometheus ports of the worker.
 DEFAULT_ADDR = "127.0.0.1:50055"

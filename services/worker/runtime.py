@@ -26,13 +26,13 @@ from opentelemetry.context import Context
 from services.common.errors import DeadlineExceeded
 from services.common.server import RunningServer, ServiceDefinition, StartupError
 from services.common.tls import TlsFileError
-from services.orchestrator.cache import AnswerCache, CollectionVersions
-from services.orchestrator.clients import Components
-from services.orchestrator.grpc_ports import grpc_ports
-from services.orchestrator.ingest import Ingestor
-from services.orchestrator.job_store import RecordStore
-from services.orchestrator.pipeline import QueryPipeline
-from services.orchestrator.redis_store import RedisGuard
+from services.orchestrator.adapters.components.channels import Components
+from services.orchestrator.adapters.components.grpc_ports import grpc_ports
+from services.orchestrator.adapters.redis.guard import RedisGuard
+from services.orchestrator.adapters.redis.job_store import RecordStore
+from services.orchestrator.core.ingest.ingestor import Ingestor
+from services.orchestrator.core.query.cache import AnswerCache, CollectionVersions
+from services.orchestrator.core.query.pipeline import QueryPipeline
 from services.parsing import ParserPool, ParseSettings
 from services.worker.config import WorkerConfig
 

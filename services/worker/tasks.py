@@ -22,7 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 
 from services.common.tracing import tracer
-from services.worker.app import BATCH_TASK, INGEST_TASK, TRACEPARENT
+from services.orchestrator.adapters.background.celery_app import BATCH_TASK, INGEST_TASK, TRACEPARENT
 from services.worker.config import RetrySettings
 from services.worker.metrics import RETRIES, RUNNING, TASK_SECONDS, TASKS
 from services.worker.runtime import HandedBack

@@ -17,14 +17,14 @@ import grpc
 
 from ragmesh.v1 import orchestrator_pb2
 from services.common.errors import RagmeshError, status_code_for, status_for
-from services.orchestrator.deadline import Deadline
-from services.orchestrator.documents import document_problem
-from services.orchestrator.domain import Answer
-from services.orchestrator.ingest_state import IngestBatch, IngestState
-from services.orchestrator.job_store import TERMINAL, StoredJob
-from services.orchestrator.messages import answer_message, query_input
-from services.orchestrator.requests import resolve
-from services.orchestrator.translate import chunking_from_proto, document_from_proto, progress_to_proto
+from services.orchestrator.adapters.redis.job_store import TERMINAL, StoredJob
+from services.orchestrator.core.deadline import Deadline
+from services.orchestrator.core.domain import Answer
+from services.orchestrator.core.ingest.documents import document_problem
+from services.orchestrator.core.ingest.state import IngestBatch, IngestState
+from services.orchestrator.core.requests import resolve
+from services.orchestrator.transport.grpc.convert import chunking_from_proto, document_from_proto, progress_to_proto
+from services.orchestrator.transport.grpc.messages import answer_message, query_input
 from services.worker.runtime import Parts
 
 log = logging.getLogger(__name__)

@@ -11,12 +11,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.common.errors import NotFound, Unavailable
+from services.orchestrator.adapters.redis.experiment_records import RedisRecordStore
+from services.orchestrator.adapters.redis.guard import RedisGuard
 from services.orchestrator.experiments import redis_records
 from services.orchestrator.experiments.config import parse_experiments
 from services.orchestrator.experiments.manager import Experiments, QueryOutcome
 from services.orchestrator.experiments.records import QueryRecord
-from services.orchestrator.experiments.redis_records import RedisRecordStore
-from services.orchestrator.redis_store import RedisGuard
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration

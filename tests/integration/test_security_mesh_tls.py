@@ -41,8 +41,8 @@ from ragmesh.v1 import (
     orchestrator_pb2_grpc,
 )
 from services.common.tls import ClientTls, ServerTls
-from services.orchestrator.clients import Components
-from services.orchestrator.http_server import HttpServer
+from services.orchestrator.adapters.components.channels import Components
+from services.orchestrator.transport.http.server import HttpServer
 from tests.support.certs import Authority, Issued
 from tests.support.envoy_mesh import BehindEnvoyTls, Mesh, running_mesh
 

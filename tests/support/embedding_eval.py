@@ -18,7 +18,7 @@ import numpy as np
 
 from services.embedder.backend import EncoderBackend, Vectors
 from services.embedder.tokens import EncoderTokens
-from services.orchestrator.chunking import split
+from services.orchestrator.core.ingest.chunking import split
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 #: (chunk tokens, overlap): the orchestrator's defaults, and a finer setting it accepts.

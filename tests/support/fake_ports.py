@@ -8,18 +8,16 @@ import math
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
-from ragmesh.vocabulary import FinishReason
+from ragmesh.vocabulary import FilterOp, FinishReason, TextDelta
 from services.common.errors import NotFound, RagmeshError
-from services.orchestrator.cache import AnswerCache, CollectionVersions
+from services.orchestrator.adapters.redis.guard import RedisGuard
 from services.orchestrator.config import OrchestratorConfig
-from services.orchestrator.deadline import Deadline
-from services.orchestrator.domain import ChunkRecord, Filter, Hit, Sampling, Turn
-from services.orchestrator.ingest import Ingestor
-from services.orchestrator.pipeline import QueryPipeline
-from services.orchestrator.ports import (
+from services.orchestrator.core.deadline import Deadline
+from services.orchestrator.core.domain import ChunkRecord, Filter, Hit, Sampling, Turn
+from services.orchestrator.core.ingest.ingestor import Ingestor
+from services.orchestrator.core.ports import (
     CollectionFacts,
     EmbedderFacts,
-    GeneratedDelta,
     GenerationDone,
     GeneratorFacts,
     Ports,
@@ -28,7 +26,8 @@ from services.orchestrator.ports import (
     TokenCounts,
     TokenSpans,
 )
-from services.orchestrator.redis_store import RedisGuard
+from services.orchestrator.core.query.cache import AnswerCache, CollectionVersions
+from services.orchestrator.core.query.pipeline import QueryPipeline
 
 VOCABULARY = ("envoy", "port", "milvus", "redis", "cache", "generator", "embedder", "listen", "8080", "balance")
 
@@ -109,7 +108,7 @@ class FakeRetriever:
     async def delete(
         self, collection: str, document_ids: Sequence[str], filters: Sequence[Filter], deadline: Deadline
     ) -> int:
-        keep = {v for f in filters if f.field == "chunk_id" and f.op == "NOT_IN" for v in f.values}
+        keep = {v for f in filters if f.field == "chunk_id" and f.op is FilterOp.NOT_IN for v in f.values}
         stored = self.stored[collection]
         doomed = [k for k, c in stored.items() if c.document_id in document_ids and (not filters or k not in keep)]
         for key in doomed:
@@ -155,7 +154,7 @@ class FakeGenerator:
 
     async def generate(
         self, turns: Sequence[Turn], sampling: Sampling, deadline: Deadline
-    ) -> AsyncGenerator[GeneratedDelta | GenerationDone, None]:
+    ) -> AsyncGenerator[TextDelta | GenerationDone, None]:
         if self.fail_with is not None:
             raise self.fail_with
         self.prompts.append(list(turns))
@@ -166,7 +165,7 @@ class FakeGenerator:
                 if self.release is not None:
                     await self.release.wait()
                 deadline.remaining()
-                yield GeneratedDelta(("" if count == 1 else " ") + word, count)
+                yield TextDelta(("" if count == 1 else " ") + word, count)
             reason = FinishReason.LENGTH if limit < len(words) else FinishReason.EOS
             self.finished += 1
             yield GenerationDone(reason, sum(len(t.content.split()) for t in turns), min(limit, len(words)))

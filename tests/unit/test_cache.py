@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from services.orchestrator.cache import AnswerCache, CollectionVersions, cache_key
-from services.orchestrator.redis_store import RedisGuard
+from services.orchestrator.adapters.redis.guard import RedisGuard
+from services.orchestrator.core.query.cache import AnswerCache, CollectionVersions, cache_key
 from tests.support.redis_server import RedisServer
 
 

@@ -8,7 +8,7 @@ import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from services.embedder.config import EmbedderConfig
-from services.orchestrator.chunking import chunk_id, split
+from services.orchestrator.core.ingest.chunking import chunk_id, split
 
 TEXT = " ".join(
     f"Sentence {i} explains how the {['embedder', 'retriever', 'generator'][i % 3]} handles "

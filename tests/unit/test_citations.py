@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from ragmesh.eval.faithfulness import citation_scores
-from services.orchestrator.citations import StreamingAttributor, attribute, cited_numbers, sentences, with_markers
+from services.orchestrator.core.query.citations import (
+    StreamingAttributor,
+    attribute,
+    cited_numbers,
+    sentences,
+    with_markers,
+)
 
 SOURCES = [
     "The embedder's default model is all-MiniLM-L6-v2, producing vectors of 384 dimensions.",

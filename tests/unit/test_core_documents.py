@@ -8,9 +8,9 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator
 
-from services.orchestrator.deadline import Deadline
-from services.orchestrator.domain import Chunking, ChunkRecord, Document, IngestProgress
-from services.orchestrator.ingest_state import IngestBatch
+from services.orchestrator.core.deadline import Deadline
+from services.orchestrator.core.domain import Chunking, ChunkRecord, Document, IngestProgress
+from services.orchestrator.core.ingest.state import IngestBatch
 from services.parsing import ParsedDocument, ParseLimits, ParserPool, parse
 from tests.support import documents as build
 from tests.support.documents import Heading

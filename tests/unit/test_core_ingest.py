@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from services.common.errors import InvalidArgument, Unavailable
-from services.orchestrator.deadline import Deadline
-from services.orchestrator.domain import Chunking, Document, IngestProgress
-from services.orchestrator.ingest_state import IngestBatch
+from services.orchestrator.core.deadline import Deadline
+from services.orchestrator.core.domain import Chunking, Document, IngestProgress
+from services.orchestrator.core.ingest.state import IngestBatch
 from tests.support.fake_ports import Core
 
 LONG = " ".join(f"word{i}." for i in range(150))  # 150 tokens for the fake embedder

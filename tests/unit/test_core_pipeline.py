@@ -9,12 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ragmesh.vocabulary import CacheLevel, ConversationQuery, FinishReason, RerankMethod, Role
+from ragmesh.vocabulary import CacheLevel, ConversationQuery, FinishReason, RerankMethod, Role, TextDelta
 from services.common.errors import DeadlineExceeded, FailedPrecondition, NotFound, Overloaded, Unavailable
-from services.orchestrator.deadline import Deadline
-from services.orchestrator.domain import (
+from services.orchestrator.core.deadline import Deadline
+from services.orchestrator.core.domain import (
     Answer,
-    DeltaEvent,
     Document,
     Event,
     FinalEvent,
@@ -23,8 +22,8 @@ from services.orchestrator.domain import (
     SourcesEvent,
     Turn,
 )
-from services.orchestrator.ingest_state import IngestBatch
-from services.orchestrator.requests import resolve
+from services.orchestrator.core.ingest.state import IngestBatch
+from services.orchestrator.core.requests import resolve
 from tests.support.fake_ports import Core
 
 DOCS = [
@@ -57,7 +56,7 @@ async def test_sources_come_first_then_deltas_then_one_final() -> None:
     await _ingest(core)
     answer, events = await _ask(core, query="Which port does Envoy listen on?", top_k=2)
     assert isinstance(events[0], SourcesEvent) and isinstance(events[-1], FinalEvent)
-    assert all(isinstance(e, DeltaEvent) for e in events[1:-1]) and len(events) > 2
+    assert all(isinstance(e, TextDelta) for e in events[1:-1]) and len(events) > 2
     assert answer.sources[0].document_id == "envoy" and answer.sources[0].number == 1
     assert answer.finish_reason == FinishReason.EOS and answer.usage.completion_tokens > 0
     assert answer.cache == CacheLevel.NONE and answer.timings.total_ms > 0
@@ -154,7 +153,7 @@ async def test_closing_the_stream_early_closes_the_generation_and_caches_nothing
     stream = core.pipeline.run(spec, Deadline(None))
     assert isinstance(await anext(stream), SourcesEvent)
     core.generator.release.set()
-    assert isinstance(await anext(stream), DeltaEvent)
+    assert isinstance(await anext(stream), TextDelta)
     await stream.aclose()  # the caller went away mid-answer
     assert core.generator.closed == 1 and core.generator.finished == 0
     again, _ = await _ask(core, query="Which port does Envoy listen on?")
@@ -226,11 +225,11 @@ async def test_a_cached_answer_is_replayed_with_its_sources_even_when_its_entry_
 
 def test_answers_fold_events_in_order() -> None:
     answer = Answer()
-    answer.add(DeltaEvent("a", 1))
-    answer.add(DeltaEvent("b", 2))
+    answer.add(TextDelta("a", 1))
+    answer.add(TextDelta("b", 2))
     assert answer.text == "ab"
     with pytest.raises(dataclasses.FrozenInstanceError):
-        DeltaEvent("x", 1).text = "y"  # type: ignore[misc]
+        TextDelta("x", 1).text = "y"  # type: ignore[misc]
 
 
 async def test_an_answer_without_markers_gets_them_from_the_sources_it_overlaps() -> None:
@@ -254,7 +253,7 @@ async def test_a_cache_hit_replays_the_stored_citations_without_computing_them(m
     def not_again(*args: object) -> None:
         raise AssertionError("a cache hit attributed the sentences again")
 
-    monkeypatch.setattr("services.orchestrator.pipeline.attribute", not_again)
+    monkeypatch.setattr("services.orchestrator.core.query.pipeline.attribute", not_again)
     hit, _ = await _ask(core, query="Which port does Envoy listen on?", top_k=2)
     assert hit.cache == CacheLevel.L1
     assert (hit.citations, hit.citations_added, hit.cited_answer) == (

@@ -9,9 +9,9 @@ import pytest
 
 from ragmesh.v1 import embedder_pb2
 from services.common.errors import Overloaded
-from services.orchestrator.clients import Components
-from services.orchestrator.deadline import Deadline
-from services.orchestrator.grpc_ports import TOKENIZE_TEXTS_PER_CALL, GrpcEmbedder, downstream_error
+from services.orchestrator.adapters.components.channels import Components
+from services.orchestrator.adapters.components.grpc_ports import TOKENIZE_TEXTS_PER_CALL, GrpcEmbedder, downstream_error
+from services.orchestrator.core.deadline import Deadline
 
 
 class _Embedder:

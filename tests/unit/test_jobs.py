@@ -18,13 +18,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from ragmesh.v1 import orchestrator_pb2
 from services.common.errors import InvalidArgument, NotFound, Unavailable
 from services.common.tracing import tracer
+from services.orchestrator.adapters.redis.guard import RedisGuard
+from services.orchestrator.adapters.redis.job_store import RecordStore, StoredJob
 from services.orchestrator.config import OrchestratorConfig
-from services.orchestrator.deadline import Deadline
-from services.orchestrator.domain import IngestProgress
-from services.orchestrator.ingest_state import IngestBatch, IngestState
-from services.orchestrator.job_store import RecordStore, StoredJob
-from services.orchestrator.jobs import NO_ENGINE, JobManager
-from services.orchestrator.redis_store import RedisGuard
+from services.orchestrator.core.deadline import Deadline
+from services.orchestrator.core.domain import IngestProgress
+from services.orchestrator.core.ingest.state import IngestBatch, IngestState
+from services.orchestrator.core.jobs import NO_ENGINE, JobManager
 from services.worker import work
 from services.worker.config import WorkerConfig
 from services.worker.runtime import Parts, WorkerRuntime

@@ -13,19 +13,20 @@ import numpy as np
 import openai
 import pytest
 
+from ragmesh.vocabulary import FilterOp
 from services.common.auth import AuthSettings, security_interceptor
 from services.common.auth_keys import Grant, digest, env_entry
 from services.common.errors import Overloaded, Unavailable
 from services.common.quota import QuotaSettings
 from services.common.slot import BackendSlot
 from services.orchestrator.config import OrchestratorConfig
-from services.orchestrator.deadline import Deadline
-from services.orchestrator.domain import Document
-from services.orchestrator.engine import Orchestrator
-from services.orchestrator.http_server import HttpServer
-from services.orchestrator.ingest_state import IngestBatch
-from services.orchestrator.openai_app import create_app
-from services.orchestrator.ports import Ports
+from services.orchestrator.core.deadline import Deadline
+from services.orchestrator.core.domain import Document
+from services.orchestrator.core.facade import Orchestrator
+from services.orchestrator.core.ingest.state import IngestBatch
+from services.orchestrator.core.ports import Ports
+from services.orchestrator.transport.http.openai_app import create_app
+from services.orchestrator.transport.http.server import HttpServer
 from tests.support.fake_ports import FakeEmbedder, FakeGenerator, FakeRetriever, bag_of_words
 
 DOCS = [
@@ -94,7 +95,7 @@ async def test_a_chat_completion_answers_with_its_sources_and_usage(api: Api) ->
     assert completion.usage is not None and completion.usage.completion_tokens == 3
     sources = completion.model_extra["sources"]  # type: ignore[index]
     assert [s["document_id"] for s in sources] == ["envoy"] and sources[0]["number"] == 1
-    assert api.retriever.searches[-1].filters[0].op == "EQ"
+    assert api.retriever.searches[-1].filters[0].op is FilterOp.EQ
 
 
 async def test_a_streamed_completion_sends_sources_first_then_text_then_usage(api: Api) -> None:

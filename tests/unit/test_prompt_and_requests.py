@@ -7,14 +7,14 @@ import dataclasses
 import pytest
 
 from ragmesh.v1 import orchestrator_pb2
-from ragmesh.vocabulary import RerankMethod, Role
+from ragmesh.vocabulary import FilterOp, RerankMethod, Role
 from services.common.errors import InvalidArgument
 from services.orchestrator.config import OrchestratorConfig
-from services.orchestrator.domain import Filter, QueryInput, Sampling, Turn
-from services.orchestrator.messages import query_input
-from services.orchestrator.ports import TokenCounts
-from services.orchestrator.prompt import PER_SOURCE_TOKENS, SAFETY_TOKENS, build_turns, fit
-from services.orchestrator.requests import resolve
+from services.orchestrator.core.domain import Filter, QueryInput, Sampling, Turn
+from services.orchestrator.core.ports import TokenCounts
+from services.orchestrator.core.query.prompt import PER_SOURCE_TOKENS, SAFETY_TOKENS, build_turns, fit
+from services.orchestrator.core.requests import resolve
+from services.orchestrator.transport.grpc.messages import query_input
 
 DEFAULTS = OrchestratorConfig.from_env({}).defaults
 
@@ -89,7 +89,7 @@ def _material(**changes: object) -> dict[str, object]:
     fields: dict[str, object] = {}
     for name, value in changes.items():
         if name == "filter":
-            fields["filters"] = [Filter("lang", "EQ", str(value))]
+            fields["filters"] = [Filter("lang", FilterOp.EQ, str(value))]
         elif name == "max_new_tokens":
             fields["sampling"] = Sampling(max_new_tokens=int(value))  # type: ignore[call-overload]
         else:

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from ragmesh.vocabulary import SearchMode
 from services.common.config import ConfigError
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from services.retriever.backend import ChunkRow, CollectionSpec, Hit, IndexKind, Metric, Mode, SearchQuery
+from services.retriever.backend import ChunkRow, CollectionSpec, Hit, IndexKind, Metric, SearchQuery
 from services.retriever.config import DEFAULT_URI, RetrieverConfig
 from services.retriever.engine import Retriever, SearchRequest
 from services.retriever.filters import Clause, FilterOp
@@ -95,27 +96,27 @@ def _chunk(chunk_id: str, text: str = "t", vector: Sequence[float] = (1.0, 0.0, 
 @pytest.mark.parametrize(
     ("changes", "mode"),
     [
-        ({}, Mode.DENSE),
-        ({"text": "words"}, Mode.HYBRID),
-        ({"text": "words", "vector": []}, Mode.SPARSE),
-        ({"text": "words", "mode": Mode.DENSE}, Mode.DENSE),
-        ({"text": "words", "mode": Mode.SPARSE}, Mode.SPARSE),
+        ({}, SearchMode.DENSE),
+        ({"text": "words"}, SearchMode.HYBRID),
+        ({"text": "words", "vector": []}, SearchMode.SPARSE),
+        ({"text": "words", "mode": SearchMode.DENSE}, SearchMode.DENSE),
+        ({"text": "words", "mode": SearchMode.SPARSE}, SearchMode.SPARSE),
     ],
 )
 async def test_the_mode_follows_what_the_request_holds(
-    engine: tuple[Retriever, FakeStore], changes: dict[str, Any], mode: Mode
+    engine: tuple[Retriever, FakeStore], changes: dict[str, Any], mode: SearchMode
 ) -> None:
     retriever, store = engine
     _, used = await retriever.search(_search(**changes))
     assert used is mode
     assert store.queries[-1].mode is mode
-    assert (store.queries[-1].vector is None) == (mode is Mode.SPARSE)
+    assert (store.queries[-1].vector is None) == (mode is SearchMode.SPARSE)
 
 
 async def test_without_full_text_an_unspecified_mode_stays_dense(engine: tuple[Retriever, FakeStore]) -> None:
     retriever, _ = engine
     _, used = await retriever.search(_search("plain", text="words"))
-    assert used is Mode.DENSE
+    assert used is SearchMode.DENSE
 
 
 @pytest.mark.parametrize(
@@ -125,11 +126,11 @@ async def test_without_full_text_an_unspecified_mode_stays_dense(engine: tuple[R
         ("docs", {"top_k": 1001}, "top_k must be 1 to 1000"),
         ("docs", {"vector": [1.0, 0.0]}, "dimension 2; collection 'docs' has dimension 3"),
         ("docs", {"vector": [1.0, math.nan, 0.0]}, "NaN"),
-        ("docs", {"vector": [], "mode": Mode.DENSE}, "DENSE search needs a query vector"),
-        ("docs", {"mode": Mode.SPARSE}, "SPARSE search needs query_text"),
-        ("docs", {"mode": Mode.HYBRID, "text": "   "}, "HYBRID search needs query_text"),
-        ("plain", {"mode": Mode.HYBRID, "text": "x"}, "no full-text index"),
-        ("plain", {"mode": Mode.SPARSE, "text": "x"}, "use SEARCH_MODE_DENSE"),
+        ("docs", {"vector": [], "mode": SearchMode.DENSE}, "DENSE search needs a query vector"),
+        ("docs", {"mode": SearchMode.SPARSE}, "SPARSE search needs query_text"),
+        ("docs", {"mode": SearchMode.HYBRID, "text": "   "}, "HYBRID search needs query_text"),
+        ("plain", {"mode": SearchMode.HYBRID, "text": "x"}, "no full-text index"),
+        ("plain", {"mode": SearchMode.SPARSE, "text": "x"}, "use SEARCH_MODE_DENSE"),
         ("docs", {"clauses": [Clause("a b", FilterOp.EQ, 1)]}, "field 'a b' is not allowed"),
         ("bad-name", {}, "collection name 'bad-name' is invalid"),
     ],

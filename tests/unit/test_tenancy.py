@@ -14,11 +14,11 @@ import pytest
 from services.common.auth import Principal, bind_principal
 from services.common.errors import NotFound, PermissionDenied
 from services.orchestrator.config import OrchestratorConfig
-from services.orchestrator.deadline import Deadline
-from services.orchestrator.domain import Document, QueryInput
-from services.orchestrator.engine import Orchestrator, owner_tag
-from services.orchestrator.ingest_state import IngestBatch
-from services.orchestrator.ports import Ports
+from services.orchestrator.core.deadline import Deadline
+from services.orchestrator.core.domain import Document, QueryInput
+from services.orchestrator.core.facade import Orchestrator, owner_tag
+from services.orchestrator.core.ingest.state import IngestBatch
+from services.orchestrator.core.ports import Ports
 from tests.support.fake_ports import FakeEmbedder, FakeGenerator, FakeRetriever
 
 T = TypeVar("T")

@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from ragmesh.v1 import orchestrator_pb2
-from services.common.errors import ErrorInterceptor
+from services.common.grpc_errors import ErrorInterceptor
 from tests.support.inprocess import generic_definition, start_in_process
 
 SERVICE = "ragmesh.v1.OrchestratorService"

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.common.errors import NotFound
+from services.orchestrator.adapters.redis.experiment_records import RedisRecordStore
+from services.orchestrator.adapters.redis.guard import RedisGuard
 from services.orchestrator.experiments.analysis import ExperimentReport, build_report, check_metric, metric_values
 from services.orchestrator.experiments.assignment import Assignment, assign
 from services.orchestrator.experiments.chart import render_chart
@@ -22,8 +24,6 @@ from services.orchestrator.experiments.config import ExperimentSettings
 from services.orchestrator.experiments.metrics import ExperimentMetrics
 from services.orchestrator.experiments.model import Experiment, ExperimentsConfig
 from services.orchestrator.experiments.records import MemoryRecordStore, QueryRecord, RecordStore
-from services.orchestrator.experiments.redis_records import RedisRecordStore
-from services.orchestrator.redis_store import RedisGuard
 
 log = logging.getLogger(__name__)
 #: Record writes in flight at most; beyond it a record is dropped (and counted), not queued.

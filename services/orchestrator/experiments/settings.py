@@ -12,13 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
+from services.common.limits import MAX_CANDIDATES, MAX_TOP_K
 from services.common.names import IDENTIFIER
 
 RERANK_METHODS = ("none", "mmr", "cross_encoder")
 SEARCH_MODES = ("dense", "sparse", "hybrid")
 #: Same bounds as the orchestrator's request checks and env defaults.
-MAX_TOP_K = 50
-MAX_CANDIDATES = 200
 PROMPT_FIELDS = frozenset({"sources", "question"})
 MAX_TEMPLATE_CHARS = 4000
 

@@ -1,0 +1,312 @@
+"""Ingestion: documents in, chunks embedded and stored, progress out.
+
+Documents are checked one by one (bad ones are reported, never fatal), chunked by the
+embedder's tokens, embedded in batches (several calls in flight so embedder replicas work
+in parallel), and stored under stable chunk ids: a re-ingested document's chunks are
+overwritten in place, then the chunks it no longer has are deleted — in that order, so a
+failed re-ingest leaves the old version searchable instead of nothing. Every stored group
+bumps the collection's version, which is part of every answer-cache key. Domain types
+only; the embedder and retriever are reached through their ports.
+
+Raw files are parsed in the parser pool (worker processes, off the event loop) and chunked
+by their structure (:mod:`services.orchestrator.core.ingest.structured`). Each document's content hash
+is stored with its chunks; a document whose stored hash matches is skipped (``unchanged``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+from services.common.errors import InvalidArgument
+from services.common.limits import MAX_IN_VALUES
+from services.common.tracing import tracer
+from services.orchestrator.config import IngestSettings
+from services.orchestrator.core.deadline import Deadline
+from services.orchestrator.core.domain import Chunking, ChunkRecord, Document, IngestProgress
+from services.orchestrator.core.ingest.chunking import chunk_id
+from services.orchestrator.core.ingest.documents import document_problem, label
+from services.orchestrator.core.ingest.state import (
+    IngestBatch,
+    IngestState,
+    by_size,
+    groups,
+    none_of,
+)
+from services.orchestrator.core.ingest.stored import stale_documents, stored_hashes
+from services.orchestrator.core.ingest.structured import (
+    Parser,
+    content_hash,
+    document_metadata,
+    structured_pieces,
+    text_pieces,
+)
+from services.orchestrator.core.ports import EmbedderPort, RetrieverPort, TokenSpans
+from services.orchestrator.core.query.cache import CollectionVersions
+from services.orchestrator.core.requests import check_collection
+from services.parsing import DocumentRejected, ParsedDocument
+
+INGESTED = Counter("ragmesh_orchestrator_ingested_total", "Documents and chunks ingested", ["kind"])
+#: Wall time of each ingestion stage (parse, chunk = tokenize and cut, embed, store), summed.
+STAGE_SECONDS = Counter("ragmesh_orchestrator_ingest_stage_seconds", "Wall time per ingestion stage", ["stage"])
+PARSING = Gauge("ragmesh_orchestrator_parsing_documents", "Raw files being parsed right now")
+#: Documents stored together (one delete + one upsert + one version bump).
+GROUP_DOCUMENTS = 32
+#: Characters per Tokenize call (the embedder bounds a request's size).
+TOKENIZE_CHARS = 1_000_000
+#: Embed calls in flight at once for one ingestion.
+EMBED_CONCURRENCY = 4
+
+
+class Ingestor:
+    """Indexes documents into collections through the embedder and retriever."""
+
+    def __init__(
+        self,
+        embedder: EmbedderPort,
+        retriever: RetrieverPort,
+        versions: CollectionVersions,
+        settings: IngestSettings,
+        parser: Parser | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.retriever = retriever
+        self.versions = versions
+        self.settings = settings
+        #: Parses raw file content (None: documents with content are rejected).
+        self.parser = parser
+
+    async def run(
+        self, batches: AsyncIterator[IngestBatch], deadline: Deadline, state: IngestState | None = None
+    ) -> AsyncIterator[IngestProgress]:
+        """Index every batch, yielding progress after each stored group and a final message."""
+        state = state or IngestState()
+        collection: str | None = None
+        chunking = (0, 0)
+        sync_prefix = ""
+        messages = 0
+        async for batch in batches:
+            messages += 1
+            self._check_size(batch, messages)
+            if collection is None:  # the first message names the collection and chunking
+                collection = check_collection(batch.collection)
+                chunking = await self._chunking(batch.chunking, deadline)
+                sync_prefix = batch.sync_source_prefix
+                await self._ensure_collection(collection, deadline)
+            state.received.update(document.id for document in batch.documents)
+            offset = state.documents_total
+            state.documents_total += len(batch.documents)
+            for group in groups(self._accept(batch.documents, state, offset), GROUP_DOCUMENTS):
+                await self._index_group(collection, group, chunking, state, deadline)
+                yield state.progress()
+            if state.pending_errors:
+                yield state.progress()
+        if collection is not None and sync_prefix:
+            await self._sync(collection, sync_prefix, state, deadline)
+        if collection is not None:
+            state.version = self.versions.number(collection)
+        yield state.progress(done=True)
+
+    async def _sync(self, collection: str, prefix: str, state: IngestState, deadline: Deadline) -> None:
+        """Delete the documents under ``prefix`` that this ingestion did not name."""
+        gone = await stale_documents(self.retriever, collection, prefix, state.received, deadline)
+        for first in range(0, len(gone), MAX_IN_VALUES):
+            await self.retriever.delete(collection, gone[first : first + MAX_IN_VALUES], (), deadline)
+        if gone:
+            state.documents_deleted += len(gone)
+            state.version = await self.versions.bump(collection)
+
+    def _check_size(self, batch: IngestBatch, number: int) -> None:
+        """A message over the per-message limit ends the call; earlier messages stay indexed."""
+        limit = self.settings.max_documents_per_message
+        if len(batch.documents) > limit:
+            raise InvalidArgument(
+                f"Ingest message {number} holds {len(batch.documents)} documents; the limit is {limit} "
+                "per message: split the batch (earlier messages were indexed)"
+            )
+
+    def _accept(self, documents: Iterable[Document], state: IngestState, offset: int) -> Iterable[Document]:
+        """The indexable documents; the others are recorded as failed with their reason."""
+        for position, document in enumerate(documents, start=offset):
+            problem = document_problem(document, state.seen, self.settings.max_document_chars)
+            if problem is not None:
+                state.fail(label(document, position), problem)
+                continue
+            state.seen.add(document.id)
+            yield document
+
+    async def _chunking(self, options: Chunking, deadline: Deadline) -> tuple[int, int]:
+        """(chunk tokens, overlap) for this ingestion, checked against the embedder's limit."""
+        info = await self.embedder.facts(deadline)
+        limit = info.max_tokens - info.special_tokens
+        if options.chunk_tokens == 0:
+            size = min(self.settings.chunk_tokens, limit)
+            return size, min(options.overlap_tokens or self.settings.overlap_tokens, size // 2)
+        if not 16 <= options.chunk_tokens <= limit:
+            raise InvalidArgument(
+                f"chunk_tokens must be between 16 and {limit} (the embedder's limit), got {options.chunk_tokens}"
+            )
+        if options.overlap_tokens >= options.chunk_tokens:
+            raise InvalidArgument(
+                f"overlap_tokens ({options.overlap_tokens}) must be less than chunk_tokens ({options.chunk_tokens})"
+            )
+        return options.chunk_tokens, options.overlap_tokens
+
+    async def _ensure_collection(self, collection: str, deadline: Deadline) -> None:
+        info = await self.embedder.facts(deadline)
+        await self.retriever.ensure_collection(collection, info.dimension, info.metric, deadline)
+
+    async def _index_group(
+        self,
+        collection: str,
+        documents: list[Document],
+        chunking: tuple[int, int],
+        state: IngestState,
+        deadline: Deadline,
+    ) -> None:
+        with tracer().start_as_current_span("ingest.group") as span:
+            documents = await self._changed(collection, documents, chunking, state, deadline)
+            with _stage("parse"):
+                parsed = await self._parse(documents, state)
+            documents = [d for d in documents if d.id in parsed]
+            if not documents:
+                return
+            with _stage("chunk"):
+                chunks = await self._chunks(documents, parsed, chunking, deadline)
+            state.chunks_total += len(chunks)
+            with _stage("embed"):
+                records = await self._embed(chunks, deadline)
+            with _stage("store"):
+                await self.retriever.upsert(collection, records, deadline)
+                # A re-ingested document may now have fewer chunks: drop the ones not rewritten.
+                await self.retriever.delete(
+                    collection,
+                    [document.id for document in documents],
+                    none_of("chunk_id", [chunk.chunk_id for chunk in chunks]),
+                    deadline,
+                )
+            state.version = await self.versions.bump(collection)
+            state.documents_done += len(documents)
+            state.chunks_done += len(chunks)
+            INGESTED.labels("documents").inc(len(documents))
+            INGESTED.labels("chunks").inc(len(chunks))
+            span.set_attribute("ragmesh.documents", len(documents))
+            span.set_attribute("ragmesh.chunks", len(chunks))
+
+    async def _changed(
+        self,
+        collection: str,
+        documents: list[Document],
+        chunking: tuple[int, int],
+        state: IngestState,
+        deadline: Deadline,
+    ) -> list[Document]:
+        """The documents whose stored hash differs (the others count as done, unchanged)."""
+        stored = await stored_hashes(self.retriever, collection, [d.id for d in documents], deadline)
+        changed = []
+        for document in documents:
+            if stored.get(document.id) == content_hash(document, chunking):
+                state.documents_unchanged += 1
+                state.documents_done += 1
+            else:
+                changed.append(document)
+        INGESTED.labels("unchanged").inc(len(documents) - len(changed))
+        return changed
+
+    async def _parse(self, documents: list[Document], state: IngestState) -> dict[str, ParsedDocument | None]:
+        """Each indexable document's parse (None for text); rejected files are recorded as failed."""
+
+        async def parse(document: Document) -> ParsedDocument | None:
+            if self.parser is None:
+                raise DocumentRejected("this server does not parse raw content; send the text")
+            with PARSING.track_inprogress():
+                parsed = await self.parser.parse(
+                    document.content, document.media_type or None, document.file_name or None
+                )
+            state.pages_done += parsed.pages or 0
+            return parsed
+
+        raw = [d for d in documents if d.content]
+        results = await asyncio.gather(*(parse(d) for d in raw), return_exceptions=True)
+        parsed: dict[str, ParsedDocument | None] = {d.id: None for d in documents if not d.content}
+        for document, result in zip(raw, results, strict=True):
+            if isinstance(result, DocumentRejected):
+                state.fail(document.id, f"{document.file_name or document.id}: {result.reason}")
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                parsed[document.id] = result
+        return parsed
+
+    async def _chunks(
+        self,
+        documents: list[Document],
+        parsed: dict[str, ParsedDocument | None],
+        chunking: tuple[int, int],
+        deadline: Deadline,
+    ) -> list[_Draft]:
+        texts: list[str] = []
+        for document in documents:
+            result = parsed[document.id]
+            texts.extend([s.text for s in result.segments] if result is not None else [document.text])
+        spans: list[TokenSpans] = []
+        for part in by_size(texts, TOKENIZE_CHARS):  # large documents: keep each call bounded
+            spans.extend(await self.embedder.tokenize(part, deadline))
+        chunks: list[_Draft] = []
+        cursor = 0  # this document's first spans
+        for document in documents:
+            result = parsed[document.id]
+            if result is None:
+                pieces = text_pieces(document.text, spans[cursor], chunking)
+                cursor += 1
+            else:
+                count = len(result.segments)
+                pieces = structured_pieces(result, spans[cursor : cursor + count], chunking)
+                cursor += count
+            metadata = document_metadata(document, content_hash(document, chunking))
+            for index, piece in enumerate(pieces):
+                chunks.append(
+                    _Draft(chunk_id(document.id, index), document, piece.text, {**metadata, **piece.metadata})
+                )
+        return chunks
+
+    async def _embed(self, chunks: list[_Draft], deadline: Deadline) -> list[ChunkRecord]:
+        """Each chunk with its vector, a few Embed calls in flight at once."""
+        limit = asyncio.Semaphore(EMBED_CONCURRENCY)
+        size = self.settings.embed_batch
+
+        async def embed(batch: list[_Draft]) -> list[ChunkRecord]:
+            async with limit:
+                vectors = await self.embedder.embed([c.text for c in batch], False, deadline)
+            return [
+                ChunkRecord(c.chunk_id, c.document.id, c.text, c.metadata, vector)
+                for c, vector in zip(batch, vectors, strict=True)
+            ]
+
+        batches = await asyncio.gather(*(embed(chunks[i : i + size]) for i in range(0, len(chunks), size)))
+        return [record for batch in batches for record in batch]
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """A chunk cut from its document, not yet embedded."""
+
+    chunk_id: str
+    document: Document
+    text: str
+    metadata: dict[str, Any]
+
+
+@contextlib.contextmanager
+def _stage(name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        STAGE_SECONDS.labels(name).inc(time.perf_counter() - started)
