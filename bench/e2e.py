@@ -25,10 +25,7 @@ from ragmesh.client import RagmeshClient, files
 from ragmesh.mesh.launcher import Mesh, MeshPlan
 from ragmesh.mesh.processes import ROOT, ServiceProcess, free_port
 from ragmesh.vocabulary import TextDelta
-from services.orchestrator.config import OrchestratorConfig
-from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.domain import QueryInput, Sampling
-from services.orchestrator.core.requests import resolve
 from tests.support.redis_server import RedisServer
 
 CORPUS = ROOT / "corpus" / "docs"
@@ -48,16 +45,11 @@ def p50_ms(values: list[float]) -> float:
 
 async def in_process_round(pipeline: InProcessPipeline, asked: list[str], tokens: int) -> tuple[list[float], list[str]]:
     """Latency and answer of each question through the in-process pipeline."""
-    defaults = OrchestratorConfig.from_env({}).defaults
     latencies, answers = [], []
     for question in asked:
         request = QueryInput(question, COLLECTION, sampling=Sampling(max_new_tokens=tokens), bypass_cache=True)
         started = time.perf_counter()
-        text = [
-            e.text
-            async for e in pipeline.pipeline.run(resolve(request, defaults), Deadline(None))
-            if isinstance(e, TextDelta)
-        ]
+        text = [e.text async for e in pipeline.stream(request) if isinstance(e, TextDelta)]
         latencies.append(time.perf_counter() - started)
         answers.append("".join(text))
     return latencies, answers

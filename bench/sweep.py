@@ -17,7 +17,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from bench.e2e import questions
@@ -29,10 +29,8 @@ from ragmesh.client import AsyncRagmeshClient, RagmeshClient, files
 from ragmesh.mesh.launcher import Mesh, MeshPlan
 from ragmesh.mesh.processes import ROOT, free_port
 from ragmesh.vocabulary import TextDelta
-from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.domain import QueryInput, Sampling
-from services.orchestrator.core.requests import resolve
 
 COLLECTION = "sweep_docs"
 CORPUS = ROOT / "corpus" / "docs"
@@ -47,14 +45,10 @@ def generated_corpus(count: int) -> list[dict[str, str]]:
     ]
 
 
-def _local_streamer(pipeline: InProcessPipeline, tokens: int):  # type: ignore[no-untyped-def]
-    defaults = OrchestratorConfig.from_env({}).defaults
-
+def _local_streamer(pipeline: InProcessPipeline, tokens: int) -> Callable[[str], AsyncIterator[str]]:
     async def stream(question: str) -> AsyncIterator[str]:
-        spec = resolve(
-            QueryInput(question, COLLECTION, sampling=Sampling(max_new_tokens=tokens), bypass_cache=True), defaults
-        )
-        async for event in pipeline.pipeline.run(spec, Deadline(None)):
+        request = QueryInput(question, COLLECTION, sampling=Sampling(max_new_tokens=tokens), bypass_cache=True)
+        async for event in pipeline.stream(request):
             if isinstance(event, TextDelta):
                 yield event.text
 

@@ -21,7 +21,7 @@ import yaml
 
 from ragmesh.mesh.envoy import COMPONENTS, EnvoyOptions, TlsOptions, Upstream, UpstreamTlsOptions, dump, render
 from ragmesh.mesh.envoy_tls import sds_resources
-from services.common.names import DEFAULT_HTTP_PORT, DEFAULT_PORTS
+from ragmesh.vocabulary.names import DEFAULT_HTTP_PORT, DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_CONFIG = ROOT / "k8s" / "base" / "envoy" / "envoy.yaml"

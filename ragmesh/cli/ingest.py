@@ -14,6 +14,8 @@ from ragmesh.client import Document, IngestProgress, RagmeshClient, files
 from ragmesh.client.base import IngestTally, errors_as_ragmesh
 from ragmesh.client.types import document_message
 from ragmesh.v1 import orchestrator_pb2
+from ragmesh.vocabulary.experiments.model import ExperimentConfigError, ingest_targets
+from ragmesh.vocabulary.experiments.parsing import load_experiments
 
 _JOB_STATES = {0: "unspecified", 1: "pending", 2: "running", 3: "succeeded", 4: "failed"}
 _PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -93,8 +95,6 @@ def _experiment_targets(
     name: str, path: Path | None, collection: str, chunk_tokens: int, overlap_tokens: int
 ) -> list[tuple[str, int, int]]:
     """(collection, chunk tokens, overlap) of every collection the experiment's variants read."""
-    from services.orchestrator.experiments.config import ExperimentConfigError, ingest_targets, load_experiments
-
     if path is None:
         fail("--experiment needs --experiments-file (or $RAGMESH_ORCHESTRATOR_EXPERIMENTS_FILE)", 2)
     try:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import click
 
 from ragmesh.cli.common import fail
-from services.common.auth_keys import KeyFileError, checked_grant, digest, env_entry, new_key, toml_entry
+from ragmesh.vocabulary.keys import KeyFileError, checked_grant, digest, env_entry, new_key, toml_entry
 
 F = TypeVar("F", bound=Callable[..., Any])
 _FILE = click.Path(exists=True, dir_okay=False)

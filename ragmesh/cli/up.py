@@ -17,7 +17,7 @@ from ragmesh.mesh.launcher import COMPONENT_ORDER, Mesh, MeshError, MeshPlan
 from ragmesh.mesh.mesh_tls import MeshTls
 from ragmesh.mesh.processes import ROOT, free_port
 from ragmesh.mesh.supervisor import Supervisor
-from services.common.auth_keys import Grant, digest, new_key, toml_entry
+from ragmesh.vocabulary.keys import Grant, digest, new_key, toml_entry
 
 SAMPLE_CORPUS = ROOT / "corpus" / "docs"
 DEMO_COLLECTION = "ragmesh_docs"

@@ -1,7 +1,7 @@
 """Citation and faithfulness scores of one answer, with and without attribution.
 
 "Raw" scores read the answer as the model wrote it; "attributed" scores read it after
-``services.orchestrator.core.query.citations`` added ``[n]`` markers to sentences that carried none
+``ragmesh.vocabulary.citations`` added ``[n]`` markers to sentences that carried none
 (what the orchestrator will send once it runs attribution itself).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.orchestrator.core.query import citations
+from ragmesh.vocabulary import citations
 
 SCORE_NAMES = ("cites", "cites_attributed", "faithfulness", "faithfulness_attributed", "grounded")
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from services.common.names import COMPONENT_HEADER, SERVICE_NAMES
+from ragmesh.vocabulary.names import COMPONENT_HEADER, SERVICE_NAMES
 
 if TYPE_CHECKING:
     from ragmesh.mesh.envoy import EnvoyOptions, Upstream

@@ -19,11 +19,11 @@ from ragmesh.mesh.envoy_process import EnvoyProcess
 from ragmesh.mesh.envoy_tls import TlsOptions, write_sds
 from ragmesh.mesh.mesh_tls import MeshTls
 from ragmesh.mesh.processes import ROOT, STOP_TIMEOUT_SECONDS, ServiceProcess, free_port, stop_processes
-from services.common.names import DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORTS, DEFAULT_PORTS
+from ragmesh.vocabulary.names import DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
 COMPONENT_ORDER = ("retriever", "embedder", "generator", "orchestrator")
 #: Ports of the first worker (health, metrics); workers sit behind no Envoy cluster.
-WORKER_PORTS = (50055, 9105)
+WORKER_PORTS = (DEFAULT_PORTS["worker"], DEFAULT_METRICS_PORTS["worker"])
 
 
 @dataclass(frozen=True)

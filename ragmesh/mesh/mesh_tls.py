@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragmesh.mesh.envoy_tls import TlsOptions, UpstreamTlsOptions
-from services.common.tls import ClientTls
+from ragmesh.vocabulary.tls import ClientTls
 
 FILES = ("ca.pem", "envoy.pem", "envoy-key.pem", "service.pem", "service-key.pem")
 #: What Envoy checks in the replicas' certificates (SNI and DNS SAN) on loopback.

@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common.tls import ClientTls
+from ragmesh.vocabulary.tls import ClientTls
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (services/ and gen/ live here)
 #: How long a SIGTERM'd service may drain before it is killed (its own grace period is shorter).

@@ -4,11 +4,12 @@
   headers), reads ``authorization: Bearer <key>`` or ``x-api-key: <key>`` and returns the
   caller's :class:`Principal`, or raises Unauthenticated (HTTP 401). The message tells a
   missing key from a wrong one and never repeats the key.
-- :func:`authorize` raises PermissionDenied unless the principal may read (or write) a
-  collection; :func:`scope_key` is the part of a cache key that keeps tenants apart.
+- what a principal may do is :mod:`services.common.principal`'s (no transport there, so the
+  orchestrator's core can check it).
 - :class:`AuthInterceptor` runs both the authentication and the tenant's limits
   (:mod:`services.common.quota`) on every gRPC call except health and reflection, and
-  puts the principal in a context variable (:func:`current_principal`).
+  puts the principal in a context variable
+  (:func:`services.common.principal.current_principal`).
 
 With no key configured auth is off: every call is :data:`ANONYMOUS`, which may do anything.
 """
@@ -16,7 +17,6 @@ With no key configured auth is off: every call is :data:`ANONYMOUS`, which may d
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import signal
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -26,11 +26,12 @@ from typing import Any, NoReturn
 
 import grpc
 
-from services.common.auth_keys import Grant, KeyFileError, KeyStore, parse_env
+from ragmesh.vocabulary.keys import Grant, KeyFileError, KeyStore, parse_env
 from services.common.config import ConfigError, Env
-from services.common.errors import PermissionDenied, RagmeshError, Unauthenticated
+from services.common.errors import RagmeshError, Unauthenticated
 from services.common.grpc_errors import status_for
 from services.common.interceptors import StreamBehavior, UnaryBehavior, WrappingInterceptor
+from services.common.principal import _PRINCIPAL, ANONYMOUS, Principal
 from services.common.quota import QuotaExceeded, QuotaSettings, TenantLimits
 
 log = logging.getLogger(__name__)
@@ -41,59 +42,6 @@ EXEMPT_SERVICES = frozenset(
 )
 MISSING = "missing API key: send 'authorization: Bearer <key>' or 'x-api-key: <key>'"
 INVALID = "invalid API key"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a tenant and the collections its key grants."""
-
-    tenant: str
-    #: Collection names or prefixes ending in ``*``; ``("*",)`` is every collection.
-    collections: tuple[str, ...]
-    write: bool
-    #: Non-secret id of the key (its hash's first 8 hex digits), for logs; "" when auth is off.
-    key_id: str = ""
-
-    def may(self, collection: str, write: bool = False) -> bool:
-        """Whether this principal may read (or, with ``write``, change) ``collection``."""
-        if write and not self.write:
-            return False
-        return any(collection.startswith(p[:-1]) if p.endswith("*") else collection == p for p in self.collections)
-
-    def visible(self, collections: Iterable[str]) -> list[str]:
-        """The names among ``collections`` this principal may read (for listings)."""
-        return [c for c in collections if self.may(c)]
-
-
-#: The caller when auth is off: one tenant-less principal that may do anything.
-ANONYMOUS = Principal(tenant="", collections=("*",), write=True)
-_PRINCIPAL: contextvars.ContextVar[Principal] = contextvars.ContextVar("ragmesh_principal", default=ANONYMOUS)
-
-
-def current_principal() -> Principal:
-    """The principal of the call being handled (ANONYMOUS outside one, or with auth off)."""
-    return _PRINCIPAL.get()
-
-
-def bind_principal(principal: Principal) -> None:
-    """Make ``principal`` the caller of the request being handled (transports other than
-    gRPC, e.g. the HTTP API, call this after :meth:`Authenticator.authenticate`)."""
-    _PRINCIPAL.set(principal)
-
-
-def authorize(principal: Principal, collection: str, write: bool = False) -> None:
-    """PermissionDenied unless ``principal`` may read (or write) ``collection``."""
-    if principal.may(collection, write):
-        return
-    if write and not principal.write and principal.may(collection):
-        raise PermissionDenied(f"tenant {principal.tenant} has read-only access to collection {collection!r}")
-    raise PermissionDenied(f"tenant {principal.tenant} may not use collection {collection!r}")
-
-
-def scope_key(principal: Principal) -> str:
-    """The tenant part of cache keys and job ids ("" with auth off), so that one tenant
-    is never served another tenant's cached answer even for the same question."""
-    return principal.tenant
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Any
 
 import grpc
 
+from ragmesh.vocabulary.tls import ClientTls
 from services.common.config import MIB
-from services.common.tls import ClientTls
 from services.common.tracing import client_interceptors
 
 #: The retry policy: calls that fail with UNAVAILABLE before any response arrived.

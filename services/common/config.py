@@ -10,14 +10,8 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
-
-from services.common.names import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
-
-if TYPE_CHECKING:
-    from services.common.tls import ServerTls
+from typing import TypeVar
 
 MIB = 1024 * 1024
 _Number = TypeVar("_Number", int, float)
@@ -130,37 +124,3 @@ def _bounded(variable: str, number: _Number, minimum: _Number | None, maximum: _
     if maximum is not None and number > maximum:
         raise ConfigError(variable, f"must be at most {maximum}, got {number}")
     return number
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """What every service's serve loop needs: where to listen and how to stop."""
-
-    service: str
-    address: str
-    metrics_port: int
-    metrics_host: str
-    grace_seconds: float
-    drain_seconds: float
-    max_message_bytes: int
-    log_level: str
-    #: TLS (mTLS with a client CA) on the gRPC port: ``_TLS_CERT``, ``_TLS_KEY``, ``_TLS_CLIENT_CA``.
-    tls: ServerTls | None = None
-
-    @classmethod
-    def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> ServerSettings:
-        """Read ``RAGMESH_<SERVICE>_ADDR``, ``_METRICS_PORT``, ``_GRACE_SECONDS``, ``_TLS_*`` and friends."""
-        from services.common.tls import ServerTls  # tls.py reads its variables with Env
-
-        env = Env(service, environ)
-        return cls(
-            service=service,
-            address=env.address("addr", f"127.0.0.1:{DEFAULT_PORTS[service]}"),
-            metrics_port=env.integer("metrics_port", DEFAULT_METRICS_PORTS[service], 0, 65535),
-            metrics_host=env.text("metrics_host", "127.0.0.1"),
-            grace_seconds=env.number("grace_seconds", 30.0, 0.0, 3600.0),
-            drain_seconds=env.number("drain_seconds", 0.5, 0.0, 300.0),
-            max_message_bytes=env.integer("max_message_mb", 64, 1, 1024) * MIB,
-            log_level=env.choice("log_level", "info", ("debug", "info", "warning", "error")),
-            tls=ServerTls.from_env(env),
-        )

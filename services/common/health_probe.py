@@ -18,7 +18,7 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common.tls import ClientTls, TlsFileError
+from ragmesh.vocabulary.tls import ClientTls, TlsFileError
 
 
 def check(address: str, service: str, tls: ClientTls, timeout: float) -> str:

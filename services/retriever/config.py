@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from services.common.config import ConfigError, Env, ServerSettings
+from services.common.config import ConfigError, Env
+from services.common.server_config import ServerSettings
 from services.retriever.backend import IndexKind
 
 DEFAULT_URI = "./var/milvus/ragmesh.db"

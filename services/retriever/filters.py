@@ -31,10 +31,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ragmesh.vocabulary import FilterOp
+from ragmesh.vocabulary.limits import ID_BYTES, MAX_FILTER_CLAUSES, MAX_IN_VALUES
+from ragmesh.vocabulary.names import IDENTIFIER
 from ragmesh.vocabulary.values import Scalar
 from services.common.errors import InvalidArgument
-from services.common.limits import ID_BYTES, MAX_FILTER_CLAUSES, MAX_IN_VALUES
-from services.common.names import IDENTIFIER
 
 DOCUMENT_ID = "document_id"
 CHUNK_ID = "chunk_id"

@@ -14,8 +14,8 @@ from typing import Any
 
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
+from ragmesh.vocabulary.limits import ID_BYTES, TEXT_BYTES
 from services.common.errors import FailedPrecondition
-from services.common.limits import ID_BYTES, TEXT_BYTES
 from services.retriever.backend import CollectionSpec, IndexKind, Metric
 from services.retriever.config import IndexTuning
 

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from ragmesh.vocabulary import SearchMode
+from ragmesh.vocabulary.limits import MAX_SEARCH_TOP_K, METADATA_BYTES, TEXT_BYTES
+from ragmesh.vocabulary.names import IDENTIFIER
 from services.common.errors import InvalidArgument
-from services.common.limits import MAX_SEARCH_TOP_K, METADATA_BYTES, TEXT_BYTES
-from services.common.names import IDENTIFIER
 from services.retriever.backend import ChunkRow, CollectionSpec
 from services.retriever.filters import check_id
 

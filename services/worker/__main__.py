@@ -23,15 +23,12 @@ from services.common.metrics import start_metrics_server
 from services.common.server import StartupError, config_or_exit, exit_after_clean_stop
 from services.common.tracing import setup_tracing, shutdown_tracing
 from services.orchestrator.adapters.background.celery_app import make_app
-from services.worker import work
 from services.worker.config import WorkerConfig
 from services.worker.metrics import register_queue_depth
 from services.worker.runtime import WorkerRuntime
 from services.worker.tasks import register_tasks
 
 log = logging.getLogger("services.worker")
-BODIES = {"ingest": work.ingest_job, "batch": work.query_batch}
-GIVE_UP = {"ingest": work.fail_job, "batch": work.fail_batch}
 
 
 def run_worker(config: WorkerConfig) -> None:
@@ -48,14 +45,16 @@ def run_worker(config: WorkerConfig) -> None:
     runner = f"{socket.gethostname()}:{os.getpid()}"
 
     def execute(kind: str, record_id: str, context: Context) -> str:
-        assert runtime.parts is not None
-        coroutine = BODIES[kind](runtime.parts, record_id, runner)
-        return runtime.call(coroutine, config.task_time_limit_seconds, context, task=True)
+        jobs = runtime.jobs()
+        body = jobs.ingest_job if kind == "ingest" else jobs.query_batch
+        state = runtime.call(body(record_id, runner), config.task_time_limit_seconds, context, task=True)
+        return "SKIPPED" if state is None else state.name
 
     def give_up(kind: str, record_id: str, reason: str) -> None:
-        assert runtime.parts is not None
+        jobs = runtime.jobs()
+        fail = jobs.fail_job if kind == "ingest" else jobs.fail_batch
         try:
-            runtime.call(GIVE_UP[kind](runtime.parts, record_id, reason), 30.0)
+            runtime.call(fail(record_id, reason), 30.0)
         except Exception:
             log.exception("could not record the failure of %s %s", kind, record_id)
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.common.config import MIB, ConfigError, Env, ServerSettings
-from services.common.tls import ClientTls, ServerTls
+from ragmesh.vocabulary.names import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
+from services.common.config import MIB, ConfigError, Env
+from services.common.server_config import ServerSettings
+from services.common.tls import ServerTls
 from services.orchestrator.adapters.background.celery_app import QUEUES, EngineSettings
-from services.orchestrator.config import IngestSettings, QueryDefaults, _ingest_settings, _query_defaults
-
-#: Default health (gRPC) and Prometheus ports of the worker.
-DEFAULT_ADDR = "127.0.0.1:50055"
-DEFAULT_METRICS_PORT = 9105
+from services.orchestrator.config import CoreConfig
 
 
 @dataclass(frozen=True)
@@ -26,37 +24,28 @@ class RetrySettings:
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """Where the broker and the components are, and the bounds of one task."""
+    """The worker process (health server, broker delivery, retries, task bounds) and the core
+    it runs jobs with (read by the orchestrator's own parser, with this prefix)."""
 
     server: ServerSettings
     engine: EngineSettings
-    embedder_addr: str
-    retriever_addr: str
-    generator_addr: str
-    components_behind_envoy: bool
-    ingest: IngestSettings
-    defaults: QueryDefaults
+    core: CoreConfig
     retry: RetrySettings
     #: A task running longer is cancelled (and failed); bounds a stuck downstream.
     task_time_limit_seconds: float
-    #: Queries of one batch answered at once.
-    batch_concurrency: int
     #: How often readiness (broker, embedder, retriever) is checked for health.
     health_interval_seconds: float
     #: Queues this worker consumes ("ragmesh.ingest,ragmesh.query" by default).
     queues: tuple[str, ...]
-    #: TLS (mTLS) to the components (Envoy's internal listener): ``COMPONENTS_TLS_CA`` / ``_CERT`` / ``_KEY``.
-    components_tls: ClientTls | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerConfig:
         """Build the config from the environment; ConfigError names a bad variable."""
         env = Env("worker", environ)
-        broker = env.text("redis_url", "")
-        if not broker.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(
-                env.name("redis_url"), f"the worker needs a Redis broker (redis://host:port/db), got {broker!r}"
-            )
+        core = CoreConfig.from_env(env)
+        broker = core.redis.url
+        if not broker:
+            raise ConfigError(env.name("redis_url"), "the worker needs a Redis broker (redis://host:port/db)")
         queues = tuple(q.strip() for q in env.text("queues", ",".join(QUEUES)).split(",") if q.strip())
         unknown = set(queues) - set(QUEUES)
         if unknown or not queues:
@@ -70,21 +59,14 @@ class WorkerConfig:
                 socket_timeout_seconds=env.number("redis_timeout_seconds", 5.0, 0.1, 60.0),
                 soft_shutdown_seconds=env.number("soft_shutdown_seconds", 25.0, 0.0, 3600.0),
             ),
-            embedder_addr=env.address("embedder_addr", "127.0.0.1:50052"),
-            retriever_addr=env.address("retriever_addr", "127.0.0.1:50053"),
-            generator_addr=env.address("generator_addr", "127.0.0.1:50054"),
-            components_behind_envoy=env.flag("components_behind_envoy", False),
-            ingest=_ingest_settings(env),
-            defaults=_query_defaults(env),
+            core=core,
             retry=RetrySettings(
                 max_retries=env.integer("max_retries", 5, 0, 100),
                 backoff_max_seconds=env.number("retry_backoff_max_seconds", 60.0, 1.0, 3600.0),
             ),
             task_time_limit_seconds=env.number("task_time_limit_seconds", 3600.0, 1.0, 86_400.0),
-            batch_concurrency=env.integer("batch_concurrency", 8, 1, 256),
             health_interval_seconds=env.number("health_interval_seconds", 5.0, 0.1, 300.0),
             queues=queues,
-            components_tls=ClientTls.from_env(env),
         )
 
 
@@ -92,8 +74,8 @@ def _server_settings(env: Env) -> ServerSettings:
     """The health server's settings (the worker serves only grpc.health.v1)."""
     return ServerSettings(
         service="worker",
-        address=env.address("addr", DEFAULT_ADDR),
-        metrics_port=env.integer("metrics_port", DEFAULT_METRICS_PORT, 0, 65535),
+        address=env.address("addr", f"127.0.0.1:{DEFAULT_PORTS['worker']}"),
+        metrics_port=env.integer("metrics_port", DEFAULT_METRICS_PORTS["worker"], 0, 65535),
         metrics_host=env.text("metrics_host", "127.0.0.1"),
         grace_seconds=env.number("grace_seconds", 30.0, 0.0, 3600.0),
         drain_seconds=env.number("drain_seconds", 0.5, 0.0, 300.0),

@@ -1,12 +1,10 @@
-"""The worker's asyncio side: one event loop in a thread of its own that owns the gRPC
-channels, the Redis records, the ingestion and query code, and the health server.
+"""The worker's asyncio side: one event loop in a thread of its own that owns the core (built
+by the orchestrator's composition root, :func:`services.orchestrator.wiring.build_core`, as
+the orchestrator builds it) and the health server.
 
 Celery's solo pool runs each task in the worker's main thread; the task hands its
 coroutine to this loop and waits, bounded by the task's time limit. Keeping one loop for
 the process's life keeps the channels (and their connections) across tasks.
-
-This module is the one place that builds the orchestrator's core for the worker
-(``Components.connect``, ``Ingestor``, ``QueryPipeline``).
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from opentelemetry import context as otel_context
@@ -25,15 +22,9 @@ from opentelemetry.context import Context
 
 from services.common.errors import DeadlineExceeded
 from services.common.server import RunningServer, ServiceDefinition, StartupError
-from services.common.tls import TlsFileError
-from services.orchestrator.adapters.components.channels import Components
-from services.orchestrator.adapters.components.grpc_ports import grpc_ports
-from services.orchestrator.adapters.redis.guard import RedisGuard
-from services.orchestrator.adapters.redis.job_store import RecordStore
-from services.orchestrator.core.ingest.ingestor import Ingestor
-from services.orchestrator.core.query.cache import AnswerCache, CollectionVersions
-from services.orchestrator.core.query.pipeline import QueryPipeline
-from services.parsing import ParserPool, ParseSettings
+from services.orchestrator.core.facade import Orchestrator
+from services.orchestrator.core.jobs.runner import JobRunner
+from services.orchestrator.wiring import WiringError, open_core
 from services.worker.config import WorkerConfig
 
 log = logging.getLogger(__name__)
@@ -46,49 +37,6 @@ class HandedBack(Exception):
     """The running task was stopped by a shutdown and must go back to the queue."""
 
 
-@dataclass
-class Parts:
-    """What the task bodies use."""
-
-    config: WorkerConfig
-    redis: RedisGuard
-    records: RecordStore
-    components: Components
-    versions: CollectionVersions
-    ingestor: Ingestor
-    pipeline: QueryPipeline
-
-
-def build_parts(config: WorkerConfig) -> Parts:
-    """The orchestrator's core, wired to the components and Redis (call on the loop)."""
-    redis = RedisGuard(config.engine.broker_url, config.engine.socket_timeout_seconds, 0.0)
-    try:
-        components = Components.connect(
-            config.embedder_addr,
-            config.retriever_addr,
-            config.generator_addr,
-            config.components_behind_envoy,
-            config.components_tls,
-        )
-    except TlsFileError as error:
-        raise StartupError(f"TLS to the components: {error}") from None
-    ports = grpc_ports(components)
-    parse = ParseSettings()
-    parsers = ParserPool(parse.workers, parse.limits)
-    versions = CollectionVersions(redis)
-    cache = AnswerCache(redis, 1024, 60.0, 86_400.0)
-    return Parts(
-        config=config,
-        redis=redis,
-        records=RecordStore(redis),
-        components=components,
-        versions=versions,
-        # Jobs may carry raw files: the worker parses them as the orchestrator does.
-        ingestor=Ingestor(ports.embedder, ports.retriever, versions, config.ingest, parsers),
-        pipeline=QueryPipeline(ports, cache, versions, None),
-    )
-
-
 class WorkerRuntime:
     """The background loop, the parts on it, and the health server."""
 
@@ -96,7 +44,7 @@ class WorkerRuntime:
         self.config = config
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="ragmesh-worker-loop", daemon=True)
-        self.parts: Parts | None = None
+        self.core: Orchestrator | None = None
         self.health: RunningServer | None = None
         self.broker_ready = threading.Event()
         self._current: concurrent.futures.Future[Any] | None = None
@@ -108,8 +56,11 @@ class WorkerRuntime:
         self.call(self._open(), timeout=60.0)
 
     async def _open(self) -> None:
-        self.parts = build_parts(self.config)
-        self.parts.versions.start()
+        try:
+            self.core = await open_core(self.config.core)
+        except WiringError as error:
+            raise StartupError(str(error)) from None
+        self.core.start()
         definition = ServiceDefinition("worker", [], lambda server: None, self._until_ready)
         self.health = RunningServer(definition, self.config.server)
         self._serving = asyncio.ensure_future(self._serve_health(self.health))
@@ -126,6 +77,11 @@ class WorkerRuntime:
     async def _until_ready(self) -> None:
         while not await self.ready():  # noqa: ASYNC110 - readiness is polled: Redis and health checks
             await asyncio.sleep(self.config.health_interval_seconds)
+
+    def jobs(self) -> JobRunner:
+        """What runs the tasks' bodies (the core's job runner)."""
+        assert self.core is not None, "the runtime is not started"
+        return self.core.job_runner()
 
     def call(
         self, coroutine: Coroutine[Any, Any, T], timeout: float, context: Context | None = None, task: bool = False
@@ -176,13 +132,13 @@ class WorkerRuntime:
 
     async def ready(self) -> bool:
         """Whether the broker answers and the embedder and retriever are SERVING."""
-        assert self.parts is not None
+        assert self.core is not None
         try:
-            pong = await self.parts.redis.call_or_raise("ping", lambda r: r.ping())
+            pong = await self.core.job_runner().store.ping()
         except Exception:  # noqa: BLE001 - any failure means not ready
             return False
-        statuses = await asyncio.gather(*(self.parts.components.health_of(c) for c in ("embedder", "retriever")))
-        return bool(pong) and self.broker_ready.is_set() and all(status == "SERVING" for status, _ in statuses)
+        needed = [h for h in await self.core.health() if h.component in ("embedder", "retriever")]
+        return pong and self.broker_ready.is_set() and all(h.status == "SERVING" for h in needed)
 
     async def watch_readiness(self, was: bool) -> None:
         """Keep health in step with readiness until cancelled."""
@@ -197,24 +153,20 @@ class WorkerRuntime:
 
     def stop(self) -> None:
         """Stop health, close channels and Redis, stop the loop."""
-        if self.parts is not None:
+        if self.core is not None:
             self.call(self._close(), timeout=self.config.server.grace_seconds + 5.0)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5.0)
 
     async def _close(self) -> None:
-        assert self.parts is not None
+        assert self.core is not None
         self._serving.cancel()
         steps: list[tuple[str, Coroutine[Any, Any, Any]]] = [
             ("readiness", asyncio.gather(self._serving, return_exceptions=True)),  # type: ignore[list-item]
         ]
         if self.health is not None:
             steps.append(("health server", self.health.stop(grace=1.0)))
-        steps += [
-            ("versions", self.parts.versions.close()),
-            ("channels", self.parts.components.close()),
-            ("redis", self.parts.redis.close()),
-        ]
+        steps.append(("core", self.core.close()))
         for name, step in steps:
             started = time.monotonic()
             try:

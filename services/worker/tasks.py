@@ -1,7 +1,7 @@
 """The Celery tasks: ingestion jobs and query batches.
 
-A task body is given by the caller of :func:`register_tasks` (the worker runs the real
-bodies of work.py on its event loop; unit tests give fakes), so the engine's rules live
+A task body is given by the caller of :func:`register_tasks` (the worker runs the core's
+job runner on its event loop; unit tests give fakes), so the engine's rules live
 here alone: transient errors retried with exponential back-off up to ``max_retries``,
 anything the engine gives up on recorded as FAILED with its reason, the submitter's trace
 continued from the ``traceparent`` header, and durations and outcomes counted.
@@ -23,10 +23,10 @@ from opentelemetry.trace import SpanKind
 
 from services.common.tracing import tracer
 from services.orchestrator.adapters.background.celery_app import BATCH_TASK, INGEST_TASK, TRACEPARENT
+from services.orchestrator.core.jobs.runner import Transient
 from services.worker.config import RetrySettings
 from services.worker.metrics import RETRIES, RUNNING, TASK_SECONDS, TASKS
 from services.worker.runtime import HandedBack
-from services.worker.work import Transient
 
 log = logging.getLogger(__name__)
 #: ``execute(kind, record id, trace context) -> final state name``; kind is "ingest" or "batch".

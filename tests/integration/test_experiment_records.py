@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from ragmesh.vocabulary.experiments.parsing import parse_experiments
 from services.common.errors import NotFound, Unavailable
+from services.orchestrator.adapters.redis import experiment_records as redis_records
 from services.orchestrator.adapters.redis.experiment_records import RedisRecordStore
 from services.orchestrator.adapters.redis.guard import RedisGuard
-from services.orchestrator.experiments import redis_records
-from services.orchestrator.experiments.config import parse_experiments
 from services.orchestrator.experiments.manager import Experiments, QueryOutcome
 from services.orchestrator.experiments.records import QueryRecord
 from tests.support.redis_server import RedisServer

@@ -19,7 +19,7 @@ from opentelemetry import trace
 from ragmesh.client import AsyncRagmeshClient, DoneEvent, RagmeshClient, SourcesEvent, TokenEvent
 from ragmesh.mesh.traces import SpanRecord, read_spans
 from ragmesh.v1 import embedder_pb2, embedder_pb2_grpc
-from services.common.names import SERVICE_NAMES
+from ragmesh.vocabulary.names import SERVICE_NAMES
 from tests.support.mesh_cli import UpProcess, run_cli
 from tests.support.metrics import scrape, value
 

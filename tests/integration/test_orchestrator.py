@@ -10,7 +10,7 @@ import pytest
 
 from ragmesh.client import DoneEvent, RagmeshClient, RagmeshError, SourcesEvent, TokenEvent, files, where
 from ragmesh.mesh.processes import ROOT, ServiceProcess, health_status
-from services.orchestrator.core.query.rerank import CrossEncoder
+from services.orchestrator.adapters.models.cross_encoder import CrossEncoder
 from tests.support.metrics import scrape, value, wait_for_metrics
 from tests.support.stack import client_of, start_orchestrator, unique_collection
 

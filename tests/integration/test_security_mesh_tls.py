@@ -40,7 +40,8 @@ from ragmesh.v1 import (
     orchestrator_pb2,
     orchestrator_pb2_grpc,
 )
-from services.common.tls import ClientTls, ServerTls
+from ragmesh.vocabulary.tls import ClientTls
+from services.common.tls import ServerTls
 from services.orchestrator.adapters.components.channels import Components
 from services.orchestrator.transport.http.server import HttpServer
 from tests.support.certs import Authority, Issued

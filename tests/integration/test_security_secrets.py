@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ragmesh.client import RagmeshClient, RagmeshError
 from ragmesh.mesh.processes import ServiceProcess
 from ragmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
-from services.common.auth_keys import Grant, digest, new_key, toml_entry
+from ragmesh.vocabulary.keys import Grant, digest, new_key, toml_entry
 from tests.support.stack import start_orchestrator, unique_collection
 
 pytestmark = pytest.mark.integration

@@ -8,10 +8,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from services.common.config import DEFAULT_PORTS
+from ragmesh.vocabulary.names import COMPONENTS, DEFAULT_PORTS
 from tests.k8s.conftest import K8S, OVERLAYS, PLAIN_OVERLAYS, Doc, env_of, of_kind
 
-SERVICES = tuple(DEFAULT_PORTS)  # orchestrator, embedder, retriever, generator
+SERVICES = COMPONENTS
 AUTOSCALED = ("orchestrator", "embedder", "generator")
 K8S_VERSION = kubernetes_validate.latest_version()
 

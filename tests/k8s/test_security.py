@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from services.common.auth_keys import KEY_PREFIX, parse_file
-from services.common.names import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
+from ragmesh.vocabulary.keys import KEY_PREFIX, parse_file
+from ragmesh.vocabulary.names import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 from tests.k8s.conftest import OVERLAYS, Doc, env_of, of_kind
 from tests.k8s.test_envoy_configmap import envoy_config
 

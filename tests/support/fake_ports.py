@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 
 from ragmesh.vocabulary import FilterOp, FinishReason, TextDelta
 from services.common.errors import NotFound, RagmeshError
-from services.orchestrator.adapters.redis.guard import RedisGuard
-from services.orchestrator.config import OrchestratorConfig
+from services.orchestrator.config import CoreConfig
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.domain import ChunkRecord, Filter, Hit, Sampling, Turn
-from services.orchestrator.core.ingest.ingestor import Ingestor
+from services.orchestrator.core.facade import Orchestrator
 from services.orchestrator.core.ports import (
     CollectionFacts,
     EmbedderFacts,
+    Embeddings,
     GenerationDone,
     GeneratorFacts,
     Ports,
@@ -26,8 +26,8 @@ from services.orchestrator.core.ports import (
     TokenCounts,
     TokenSpans,
 )
-from services.orchestrator.core.query.cache import AnswerCache, CollectionVersions
-from services.orchestrator.core.query.pipeline import QueryPipeline
+from services.orchestrator.core.settings import CacheSettings
+from services.orchestrator.wiring import build_core
 
 VOCABULARY = ("envoy", "port", "milvus", "redis", "cache", "generator", "embedder", "listen", "8080", "balance")
 
@@ -57,12 +57,12 @@ class FakeEmbedder:
     fail_with: RagmeshError | None = None
     calls: list[list[str]] = field(default_factory=list)
 
-    async def embed(self, texts: Sequence[str], query: bool, deadline: Deadline) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str], query: bool, deadline: Deadline) -> Embeddings:
         deadline.remaining()
         if self.fail_with is not None:
             raise self.fail_with
         self.calls.append(list(texts))
-        return [bag_of_words(t) for t in texts]
+        return Embeddings([bag_of_words(t) for t in texts], [len(_tokens(t).starts) for t in texts])
 
     async def tokenize(self, texts: Sequence[str], deadline: Deadline) -> list[TokenSpans]:
         return [_tokens(t) for t in texts]
@@ -181,18 +181,20 @@ class FakeGenerator:
 
 @dataclass
 class Core:
-    """A pipeline and an ingestor over fake ports, with L1 caching on and no Redis."""
+    """The core over fake ports, built by the composition root (L1 caching on, no Redis)."""
 
     embedder: FakeEmbedder = field(default_factory=FakeEmbedder)
     retriever: FakeRetriever = field(default_factory=FakeRetriever)
     generator: FakeGenerator = field(default_factory=FakeGenerator)
 
     def __post_init__(self) -> None:
-        config = OrchestratorConfig.from_env({})
-        guard = RedisGuard("", 0.1, 0.0)
-        self.versions = CollectionVersions(guard)
-        self.cache = AnswerCache(guard, 64, 60.0, 60.0)
-        ports = Ports(self.embedder, self.retriever, self.generator)
-        self.pipeline = QueryPipeline(ports, self.cache, self.versions, None)
-        self.ingestor = Ingestor(self.embedder, self.retriever, self.versions, config.ingest)
-        self.defaults = config.defaults
+        config = CoreConfig(cache=CacheSettings(l1_entries=64, l1_ttl_seconds=60.0, l2_ttl_seconds=60.0))
+        self.facade = build_core(config, ports=Ports(self.embedder, self.retriever, self.generator))
+        parts = self.facade.parts
+        self.versions, self.cache = parts.versions, parts.cache
+        self.pipeline, self.ingestor, self.defaults = parts.pipeline, parts.ingestor, parts.defaults
+
+
+def fake_core() -> Orchestrator:
+    """A facade over fresh fake ports (no Redis, no broker)."""
+    return build_core(CoreConfig(), ports=Ports(FakeEmbedder(), FakeRetriever(), FakeGenerator()))

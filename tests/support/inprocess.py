@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 
-from services.common.config import ServerSettings
 from services.common.server import RunningServer, ServiceDefinition
+from services.common.server_config import ServerSettings
 from services.common.tls import ServerTls
 
 

@@ -9,19 +9,11 @@ from pathlib import Path
 import pytest
 
 from ragmesh.cli.up import session_key_file
-from services.common.auth import (
-    ANONYMOUS,
-    INVALID,
-    MISSING,
-    Authenticator,
-    AuthSettings,
-    Principal,
-    authorize,
-    scope_key,
-)
-from services.common.auth_keys import Grant, KeyFileError, KeyStore, digest, env_entry, new_key, parse_env, toml_entry
+from ragmesh.vocabulary.keys import Grant, KeyFileError, KeyStore, digest, env_entry, new_key, parse_env, toml_entry
+from services.common.auth import INVALID, MISSING, Authenticator, AuthSettings
 from services.common.config import ConfigError
 from services.common.errors import PermissionDenied, Unauthenticated
+from services.common.principal import ANONYMOUS, Principal, authorize, scope_key
 from services.common.quota import QuotaExceeded, QuotaSettings, TenantLimits
 
 

@@ -17,8 +17,9 @@ import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from services.common.auth import MISSING, Authenticator, AuthInterceptor, authorize, current_principal
-from services.common.auth_keys import Grant, KeyStore, digest, new_key
+from ragmesh.vocabulary.keys import Grant, KeyStore, digest, new_key
+from services.common.auth import MISSING, Authenticator, AuthInterceptor
+from services.common.principal import authorize, current_principal
 from services.common.quota import QuotaSettings, TenantLimits
 from services.common.server import RunningServer
 from tests.support.inprocess import generic_definition, start_in_process

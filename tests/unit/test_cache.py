@@ -6,14 +6,17 @@ import asyncio
 
 import pytest
 
+from ragmesh.vocabulary import CacheLevel
+from services.orchestrator.adapters.redis.answers import RedisAnswers
 from services.orchestrator.adapters.redis.guard import RedisGuard
-from services.orchestrator.core.query.cache import AnswerCache, CollectionVersions, cache_key
+from services.orchestrator.adapters.redis.versions import RedisCollectionVersions
+from services.orchestrator.core.query.cache import AnswerCache, cache_key
 from tests.support.redis_server import RedisServer
 
 
-def _replica(url: str, timeout: float = 0.2, backoff: float = 0.0) -> tuple[AnswerCache, CollectionVersions]:
+def _replica(url: str, timeout: float = 0.2, backoff: float = 0.0) -> tuple[AnswerCache, RedisCollectionVersions]:
     redis = RedisGuard(url, timeout, backoff)
-    return AnswerCache(redis, 100, 60, 600), CollectionVersions(redis)
+    return AnswerCache(RedisAnswers(redis), 100, 60, 600), RedisCollectionVersions(redis)
 
 
 async def test_l1_hit_then_l2_hit_from_another_replica(redis_server: RedisServer) -> None:
@@ -21,9 +24,9 @@ async def test_l1_hit_then_l2_hit_from_another_replica(redis_server: RedisServer
     second, _ = _replica(redis_server.url)
     assert await first.get("k") is None
     await first.put("k", b"answer")
-    assert await first.get("k") == (1, b"answer")
-    assert await second.get("k") == (2, b"answer")  # shared through Redis
-    assert await second.get("k") == (1, b"answer")  # the L2 hit filled L1
+    assert await first.get("k") == (CacheLevel.L1, b"answer")
+    assert await second.get("k") == (CacheLevel.L2, b"answer")  # shared through Redis
+    assert await second.get("k") == (CacheLevel.L1, b"answer")  # the L2 hit filled L1
     assert (first.counts.l1_hits, first.counts.misses) == (1, 1)
     assert (second.counts.l1_hits, second.counts.l2_hits) == (1, 1)
     assert second.counts.hit_rate == 1.0
@@ -33,13 +36,13 @@ async def test_redis_down_is_a_miss_not_an_error(redis_server: RedisServer) -> N
     cache, versions = _replica(redis_server.url, backoff=30.0)
     await cache.put("k", b"v")
     redis_server.stop()
-    assert await cache.get("k") == (1, b"v")  # L1 still serves
+    assert await cache.get("k") == (CacheLevel.L1, b"v")  # L1 still serves
     assert await cache.get("other") is None
-    assert cache.redis.errors == 1
+    assert cache.shared.errors == 1
     assert await cache.get("third") is None
-    assert cache.redis.errors == 1  # backing off: no second timeout paid
+    assert cache.shared.errors == 1  # backing off: no second timeout paid
     await cache.put("k2", b"v2")
-    assert await cache.get("k2") == (1, b"v2")
+    assert await cache.get("k2") == (CacheLevel.L1, b"v2")
     assert await versions.get("docs") == "0"
 
 
@@ -55,7 +58,7 @@ async def test_versions_are_shared_and_bumps_change_keys(redis_server: RedisServ
 
 
 async def test_versions_without_redis_are_local() -> None:
-    versions = CollectionVersions(RedisGuard("", 0.1, 0.0))
+    versions = RedisCollectionVersions(RedisGuard("", 0.1, 0.0))
     first = await versions.get("docs")
     assert await versions.bump("docs") == 1
     assert await versions.get("docs") != first
@@ -84,7 +87,7 @@ async def test_replicas_agree_on_keys_after_one_of_them_ingests(redis_server: Re
 
 @pytest.mark.parametrize("size", [0, 1])
 async def test_l1_can_be_turned_off_or_tiny(size: int) -> None:
-    cache = AnswerCache(RedisGuard("", 0.1, 0.0), size, 60, 600)
+    cache = AnswerCache(RedisAnswers(RedisGuard("", 0.1, 0.0)), size, 60, 600)
     await cache.put("a", b"1")
     await cache.put("b", b"2")
     assert await cache.get("a") is None

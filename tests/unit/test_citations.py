@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ragmesh.eval.faithfulness import citation_scores
-from services.orchestrator.core.query.citations import (
+from ragmesh.vocabulary.citations import (
     StreamingAttributor,
     attribute,
     cited_numbers,

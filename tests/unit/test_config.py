@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from ragmesh.mesh.processes import ROOT, service_env
-from services.common.config import ConfigError, Env, ServerSettings
+from services.common.config import ConfigError, Env
+from services.common.server_config import ServerSettings
 from services.embedder.config import EmbedderConfig
 
 

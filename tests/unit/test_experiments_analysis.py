@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from ragmesh.vocabulary import CacheLevel
 from services.common.errors import InvalidArgument
 from services.orchestrator.experiments.analysis import (
     build_report,
@@ -76,7 +77,7 @@ def test_identical_distributions_are_not_told_apart_in_most_seeded_runs() -> Non
 def test_metrics_pick_their_records() -> None:
     records = [
         QueryRecord("exp", "a", "t1", 0.0, 10.0, ttft_ms=4.0, completion_tokens=7, feedback=Feedback(4.0)),
-        QueryRecord("exp", "a", "t2", 0.0, 1.0, cache_level="l1"),
+        QueryRecord("exp", "a", "t2", 0.0, 1.0, cache_level=CacheLevel.L1),
         QueryRecord("exp", "a", "t3", 0.0, 50.0, error_code="UNAVAILABLE"),
         QueryRecord("exp", "b", "t4", 0.0, 20.0, completion_tokens=9),
         QueryRecord("exp", "gone", "t5", 0.0, 20.0),  # a variant since removed from the file

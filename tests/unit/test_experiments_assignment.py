@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from scipy import stats
 
+from ragmesh.vocabulary.experiments.model import Experiment
+from ragmesh.vocabulary.experiments.parsing import parse_experiments
 from services.common.errors import InvalidArgument
 from services.orchestrator.experiments.assignment import assign, assign_variant, bucket
-from services.orchestrator.experiments.config import parse_experiments
-from services.orchestrator.experiments.model import Experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG: dict[str, Any] = {
@@ -38,7 +38,7 @@ CONFIG: dict[str, Any] = {
 CHILD = """
 import json, sys
 from services.orchestrator.experiments.assignment import assign
-from services.orchestrator.experiments.config import parse_experiments
+from ragmesh.vocabulary.experiments.parsing import parse_experiments
 config = parse_experiments(json.loads(sys.argv[1]))
 print("\\n".join(assign(config, "docs", f"caller-{i}").variant for i in range(1000)))
 """

@@ -10,15 +10,11 @@ from typing import Any
 
 import pytest
 
-from services.common.config import ConfigError
-from services.orchestrator.experiments.config import (
-    ExperimentConfigError,
-    ExperimentSettings,
-    ingest_targets,
-    load_experiments,
-    parse_experiments,
-)
-from services.orchestrator.experiments.settings import render_prompt
+from ragmesh.vocabulary.experiments.model import ExperimentConfigError, ingest_targets
+from ragmesh.vocabulary.experiments.parsing import load_experiments, parse_experiments
+from ragmesh.vocabulary.experiments.settings import render_prompt
+from services.common.config import ConfigError, Env
+from services.orchestrator.experiments.config import ExperimentSettings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "corpus" / "experiments.example.toml"
 
@@ -184,9 +180,10 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     broken.write_text("[[experiments]\nname = 1\n")
     with pytest.raises(ExperimentConfigError, match=r"broken\.toml.*not valid TOML"):
         load_experiments(broken)
+    missing = {"RAGMESH_ORCHESTRATOR_EXPERIMENTS_FILE": str(tmp_path / "nope.toml")}
     with pytest.raises(ConfigError, match="RAGMESH_ORCHESTRATOR_EXPERIMENTS_FILE: no such file"):
-        ExperimentSettings.from_env({"RAGMESH_ORCHESTRATOR_EXPERIMENTS_FILE": str(tmp_path / "nope.toml")})
+        ExperimentSettings.from_env(Env("orchestrator", missing))
     with pytest.raises(ConfigError, match="RAGMESH_ORCHESTRATOR_EXPERIMENT_MAX_RECORDS"):
-        ExperimentSettings.from_env({"RAGMESH_ORCHESTRATOR_EXPERIMENT_MAX_RECORDS": "3"})
-    settings = ExperimentSettings.from_env({"RAGMESH_ORCHESTRATOR_EXPERIMENTS_FILE": str(EXAMPLE)})
+        ExperimentSettings.from_env(Env("orchestrator", {"RAGMESH_ORCHESTRATOR_EXPERIMENT_MAX_RECORDS": "3"}))
+    settings = ExperimentSettings.from_env(Env("orchestrator", {"RAGMESH_ORCHESTRATOR_EXPERIMENTS_FILE": str(EXAMPLE)}))
     assert settings.load().get("chunking") is not None and ExperimentSettings().load().experiments == ()

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from prometheus_client import REGISTRY
 
+from ragmesh.vocabulary.experiments.parsing import parse_experiments
 from services.common.errors import InvalidArgument, NotFound
-from services.orchestrator.experiments.config import parse_experiments
 from services.orchestrator.experiments.manager import Experiments, QueryOutcome
 from services.orchestrator.experiments.records import MemoryRecordStore, QueryRecord
 

@@ -9,8 +9,9 @@ import pytest
 
 from ragmesh.v1 import embedder_pb2
 from services.common.errors import Overloaded
+from services.common.grpc_errors import downstream_error
 from services.orchestrator.adapters.components.channels import Components
-from services.orchestrator.adapters.components.grpc_ports import TOKENIZE_TEXTS_PER_CALL, GrpcEmbedder, downstream_error
+from services.orchestrator.adapters.components.embedder import TOKENIZE_TEXTS_PER_CALL, GrpcEmbedder
 from services.orchestrator.core.deadline import Deadline
 
 

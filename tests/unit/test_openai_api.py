@@ -14,12 +14,12 @@ import openai
 import pytest
 
 from ragmesh.vocabulary import FilterOp
+from ragmesh.vocabulary.keys import Grant, digest, env_entry
 from services.common.auth import AuthSettings, security_interceptor
-from services.common.auth_keys import Grant, digest, env_entry
 from services.common.errors import Overloaded, Unavailable
 from services.common.quota import QuotaSettings
 from services.common.slot import BackendSlot
-from services.orchestrator.config import OrchestratorConfig
+from services.orchestrator.config import CoreConfig
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.domain import Document
 from services.orchestrator.core.facade import Orchestrator
@@ -27,6 +27,7 @@ from services.orchestrator.core.ingest.state import IngestBatch
 from services.orchestrator.core.ports import Ports
 from services.orchestrator.transport.http.openai_app import create_app
 from services.orchestrator.transport.http.server import HttpServer
+from services.orchestrator.wiring import build_core
 from tests.support.fake_ports import FakeEmbedder, FakeGenerator, FakeRetriever, bag_of_words
 
 DOCS = [
@@ -41,7 +42,7 @@ class Api:
     def __init__(self) -> None:
         self.embedder, self.retriever, self.generator = FakeEmbedder(), FakeRetriever(), FakeGenerator()
         ports = Ports(self.embedder, self.retriever, self.generator)
-        self.engine = Orchestrator(OrchestratorConfig.from_env({}), ports=ports)
+        self.engine = build_core(CoreConfig(), ports=ports)
         slot: BackendSlot[Orchestrator] = BackendSlot("orchestrator")
         slot.set(self.engine)
         self.server = HttpServer(create_app(slot), "127.0.0.1:0")

@@ -16,7 +16,7 @@ from services.orchestrator.core.query.prompt import PER_SOURCE_TOKENS, SAFETY_TO
 from services.orchestrator.core.requests import resolve
 from services.orchestrator.transport.grpc.messages import query_input
 
-DEFAULTS = OrchestratorConfig.from_env({}).defaults
+DEFAULTS = OrchestratorConfig.from_env({}).core.defaults
 
 
 def test_turns_number_the_sources_and_ask_for_citations() -> None:

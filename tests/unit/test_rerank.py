@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.orchestrator.core.query.rerank import Candidate, CrossEncoder, mmr
+from services.orchestrator.adapters.models.cross_encoder import CrossEncoder
+from services.orchestrator.core.query.rerank import Candidate, mmr
 
 
 def _candidate(name: str, vector: list[float], score: float = 0.0) -> Candidate:

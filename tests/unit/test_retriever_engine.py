@@ -85,7 +85,7 @@ async def engine() -> AsyncIterator[tuple[Retriever, FakeStore]]:
 
 
 def _search(collection: str = "docs", **changes: Any) -> SearchRequest:
-    request = SearchRequest(collection, [1.0, 0.0, 0.0], 5, [], "", None, False)
+    request = SearchRequest(collection, [1.0, 0.0, 0.0], 5, [], "", SearchMode.AUTO, False)
     return replace(request, **changes)
 
 

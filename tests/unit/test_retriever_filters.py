@@ -10,10 +10,9 @@ import pytest
 from milvus_lite.search.filter import parse_expr
 from milvus_lite.search.filter import tokens as lite_tokens
 
+from ragmesh.vocabulary.limits import MAX_FILTER_CLAUSES, MAX_IN_VALUES
 from services.common.errors import InvalidArgument
 from services.retriever.filters import (
-    MAX_CLAUSES,
-    MAX_IN_VALUES,
     Clause,
     FilterOp,
     Scalar,
@@ -222,9 +221,9 @@ def test_errors_name_the_offending_clause() -> None:
 
 
 def test_too_many_clauses_are_refused() -> None:
-    build_expression([Clause("a", EQ, i) for i in range(MAX_CLAUSES)])
-    with pytest.raises(InvalidArgument, match=f"at most {MAX_CLAUSES}"):
-        build_expression([Clause("a", EQ, i) for i in range(MAX_CLAUSES + 1)])
+    build_expression([Clause("a", EQ, i) for i in range(MAX_FILTER_CLAUSES)])
+    with pytest.raises(InvalidArgument, match=f"at most {MAX_FILTER_CLAUSES}"):
+        build_expression([Clause("a", EQ, i) for i in range(MAX_FILTER_CLAUSES + 1)])
 
 
 def test_the_largest_in_list_is_accepted_and_parses() -> None:

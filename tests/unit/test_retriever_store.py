@@ -12,15 +12,16 @@ import grpc
 import pytest
 from pymilvus import MilvusException
 
+from ragmesh.vocabulary import SearchMode
 from services.common.errors import DeadlineExceeded, FailedPrecondition, NotFound, Overloaded, Unavailable
 from services.common.server import StartupError
-from services.retriever.backend import ChunkRow, CollectionSpec, IndexKind, Metric, Mode, SearchQuery
+from services.retriever.backend import ChunkRow, CollectionSpec, IndexKind, Metric, SearchQuery
 from services.retriever.config import RetrieverConfig
 from services.retriever.schema import bm25_score, dense_score, spec_from_description
 from services.retriever.store import MilvusStore, claim_local_path, path_is_locked
 
 SPEC = CollectionSpec("docs", 2, Metric.COSINE, IndexKind.HNSW, full_text=True)
-QUERY = SearchQuery(Mode.DENSE, 3, [1.0, 0.0], "", "", return_vectors=False)
+QUERY = SearchQuery(SearchMode.DENSE, 3, [1.0, 0.0], "", "", return_vectors=False)
 
 
 class FailingClient:

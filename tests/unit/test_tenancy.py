@@ -11,14 +11,15 @@ from typing import TypeVar
 
 import pytest
 
-from services.common.auth import Principal, bind_principal
 from services.common.errors import NotFound, PermissionDenied
-from services.orchestrator.config import OrchestratorConfig
+from services.common.principal import Principal, bind_principal
+from services.orchestrator.config import CoreConfig
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.domain import Document, QueryInput
 from services.orchestrator.core.facade import Orchestrator, owner_tag
 from services.orchestrator.core.ingest.state import IngestBatch
 from services.orchestrator.core.ports import Ports
+from services.orchestrator.wiring import build_core
 from tests.support.fake_ports import FakeEmbedder, FakeGenerator, FakeRetriever
 
 T = TypeVar("T")
@@ -46,7 +47,7 @@ async def _awaited(call: Callable[[], Awaitable[T]]) -> T:
 
 def _engine() -> Orchestrator:
     ports = Ports(FakeEmbedder(), FakeRetriever(), FakeGenerator())
-    return Orchestrator(OrchestratorConfig.from_env({}), ports=ports)
+    return build_core(CoreConfig(), ports=ports)
 
 
 async def _ingest(engine: Orchestrator, collection: str) -> None:

@@ -12,9 +12,11 @@ import pytest
 
 from ragmesh.mesh.launcher import Mesh, MeshPlan
 from ragmesh.mesh.mesh_tls import FILES, MeshTls
-from services.common.config import ConfigError, Env, ServerSettings
+from ragmesh.vocabulary.tls import ClientTls, TlsFileError
+from services.common.config import ConfigError, Env
 from services.common.server import RunningServer, StartupError
-from services.common.tls import ClientTls, ReloadingCertificates, ServerTls, TlsFileError
+from services.common.server_config import ServerSettings
+from services.common.tls import ReloadingCertificates, ServerTls, client_tls_from_env
 from tests.support.certs import Authority, Issued
 from tests.support.inprocess import generic_definition, local_settings
 
@@ -40,14 +42,14 @@ def test_server_tls_is_off_by_default_and_cert_and_key_go_together() -> None:
 
 def test_client_tls_needs_the_ca_and_a_whole_certificate() -> None:
     env = Env("orchestrator", {})
-    assert ClientTls.from_env(env) is None
-    ca_only = ClientTls.from_env(Env("worker", {"RAGMESH_WORKER_COMPONENTS_TLS_CA": "ca.pem"}))
+    assert client_tls_from_env(env) is None
+    ca_only = client_tls_from_env(Env("worker", {"RAGMESH_WORKER_COMPONENTS_TLS_CA": "ca.pem"}))
     assert ca_only == ClientTls("ca.pem", source="RAGMESH_WORKER_COMPONENTS_TLS_")
     with pytest.raises(ConfigError, match="RAGMESH_ORCHESTRATOR_COMPONENTS_TLS_CA"):
-        ClientTls.from_env(Env("orchestrator", {"RAGMESH_ORCHESTRATOR_COMPONENTS_TLS_CERT": "c.pem"}))
+        client_tls_from_env(Env("orchestrator", {"RAGMESH_ORCHESTRATOR_COMPONENTS_TLS_CERT": "c.pem"}))
     half = {"RAGMESH_ORCHESTRATOR_COMPONENTS_TLS_CA": "ca.pem", "RAGMESH_ORCHESTRATOR_COMPONENTS_TLS_CERT": "c.pem"}
     with pytest.raises(ConfigError, match="RAGMESH_ORCHESTRATOR_COMPONENTS_TLS_KEY"):
-        ClientTls.from_env(Env("orchestrator", half))
+        client_tls_from_env(Env("orchestrator", half))
     named = ClientTls("ca.pem", server_name="envoy.ragmesh.svc")
     assert named.options() == [("grpc.ssl_target_name_override", "envoy.ragmesh.svc")]
 

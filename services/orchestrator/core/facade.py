@@ -1,39 +1,47 @@
-"""The orchestrator's core facade: queries (with status metrics), ingestion, jobs,
-collections, stats and health — everything a transport calls, in domain types only."""
+"""The orchestrator's core facade: queries (with status metrics), ingestion, collections,
+experiments, background jobs, stats and health — everything a transport (and the worker)
+calls, in domain types only. It is built by :func:`services.orchestrator.wiring.build_core`.
+
+Every call is made for the principal bound to the request (:func:`current_principal`):
+the facade authorizes it and scopes what it reads, whatever transport the call came by.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import hashlib
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from prometheus_client import Counter
 
-from ragmesh.v1 import orchestrator_pb2
-from services.common.auth import Principal, authorize, current_principal, scope_key
-from services.common.errors import InvalidArgument, NotFound, status_of
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, status_of
+from services.common.principal import Principal, authorize, bind_principal, current_principal, scope_key
 from services.common.tracing import current_trace_id
-from services.orchestrator.adapters.components.channels import CallCounts, Components
-from services.orchestrator.adapters.components.grpc_ports import grpc_ports
-from services.orchestrator.adapters.redis.guard import RedisGuard
-from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.core.deadline import Deadline
-from services.orchestrator.core.domain import CollectionSummary, ComponentHealth, Event, IngestProgress, QueryInput
+from services.orchestrator.core.domain import (
+    Answer,
+    CollectionSummary,
+    ComponentHealth,
+    Event,
+    IngestProgress,
+    QueryInput,
+)
 from services.orchestrator.core.ingest.ingestor import Ingestor
 from services.orchestrator.core.ingest.state import IngestBatch
-from services.orchestrator.core.jobs import JobManager
-from services.orchestrator.core.ports import Ports
-from services.orchestrator.core.query.cache import AnswerCache, CacheCounts, CollectionVersions
+from services.orchestrator.core.jobs.manager import NO_ENGINE, JobManager
+from services.orchestrator.core.jobs.records import BatchRecord, BatchRequest, BatchResult, IngestJobRequest, JobRecord
+from services.orchestrator.core.jobs.runner import JobRunner
+from services.orchestrator.core.ports import Embeddings, Ports
+from services.orchestrator.core.query.cache import AnswerCache, CacheCounts
 from services.orchestrator.core.query.pipeline import QueryPipeline
-from services.orchestrator.core.query.rerank import CrossEncoder
 from services.orchestrator.core.requests import QuerySpec, check_collection, resolve
+from services.orchestrator.core.settings import BatchSettings, IngestSettings, QueryDefaults
+from services.orchestrator.core.stores import CallCounts, CollectionVersions, JobStore, Monitor, SharedAnswers
 from services.orchestrator.experiments.analysis import ExperimentReport
 from services.orchestrator.experiments.manager import Experiments
 from services.orchestrator.experiments.runs import apply_variant, recorded
-from services.parsing import ParserPool
 
 QUERIES = Counter("ragmesh_queries_total", "Queries answered, by status", ["status"])
 MAX_DELETE_IDS = 10_000
@@ -51,74 +59,75 @@ class Stats:
     queries: int
 
 
-class Orchestrator:
-    """Wires the pipeline, ingestion, jobs and cache to the components' ports."""
+@dataclass
+class CoreParts:
+    """Everything the facade runs on, built by the composition root."""
 
-    def __init__(
-        self,
-        config: OrchestratorConfig,
-        cross_encoder: CrossEncoder | None = None,
-        ports: Ports | None = None,
-        components: Components | None = None,
-    ) -> None:
-        self.config = config
-        self.cross_encoder = cross_encoder
-        settings = config.cache
-        self.redis = RedisGuard(settings.redis_url, settings.redis_timeout_seconds, settings.redis_backoff_seconds)
-        if ports is None:
-            components = components or Components.connect(
-                config.embedder_addr,
-                config.retriever_addr,
-                config.generator_addr,
-                config.components_behind_envoy,
-                config.components_tls,
-            )
-            ports = grpc_ports(components)
-        self.components = components
-        self.ports = ports
-        self.cache = AnswerCache(self.redis, settings.l1_entries, settings.l1_ttl_seconds, settings.l2_ttl_seconds)
-        self.versions = CollectionVersions(self.redis)
-        self.pipeline = QueryPipeline(ports, self.cache, self.versions, cross_encoder)
-        #: Raw files are parsed here, in worker processes with time and memory limits.
-        self.parsers = ParserPool(config.parse.workers, config.parse.limits)
-        self.ingestor = Ingestor(ports.embedder, ports.retriever, self.versions, config.ingest, self.parsers)
-        # Jobs and batches run on the worker component; this replica only stores and sends them.
-        self.jobs = JobManager(settings.redis_url, config.ingest, settings.broker_timeout_seconds)
+    ports: Ports
+    cache: AnswerCache
+    shared_answers: SharedAnswers
+    versions: CollectionVersions
+    pipeline: QueryPipeline
+    ingestor: Ingestor
+    jobs: JobManager
+    experiments: Experiments
+    defaults: QueryDefaults
+    ingest: IngestSettings
+    batch: BatchSettings
+    monitor: Monitor | None = None
+    job_store: JobStore | None = None
+    #: Started by :meth:`Orchestrator.start_parsers` (forks the parser processes).
+    start_parsers: Callable[[], Awaitable[None]] | None = None
+    #: Closed in this order by :meth:`Orchestrator.close`.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+class Orchestrator:
+    """The facade over the pipeline, ingestion, jobs, cache and experiments."""
+
+    def __init__(self, parts: CoreParts) -> None:
+        self.parts = parts
+        self.experiments = parts.experiments
         self.queries = 0
-        self.experiments = Experiments.create(config.experiments, self.redis)
+        self.runner = (
+            JobRunner(parts.job_store, parts.ingestor, self._answer_for, parts.ingest.max_document_chars,
+                      parts.batch.concurrency)
+            if parts.job_store is not None
+            else None
+        )  # fmt: skip
+
+    # Lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the version publisher (the parser processes start on first use, or with
         :meth:`start_parsers`)."""
-        self.versions.start()
+        self.parts.versions.start()
 
     async def start_parsers(self) -> None:
         """Fork the parser pool's worker processes now rather than on the first file."""
-        await self.parsers.start()
+        if self.parts.start_parsers is not None:
+            await self.parts.start_parsers()
 
     async def close(self) -> None:
-        """Store pending experiment records, close the task engine's pool, the parsers,
-        channels and Redis."""
-        await self.jobs.close()
-        await self.parsers.close()
+        """Store pending experiment records and close what the core was built with."""
+        await self.parts.jobs.close()
         await self.experiments.flush()
-        await self.versions.close()
-        if self.components is not None:
-            await self.components.close()
-        if self.cross_encoder is not None:
-            self.cross_encoder.close()
-        await self.redis.close()
+        await self.parts.versions.close()
+        for close in self.parts.closers:
+            await close()
+
+    # Queries -----------------------------------------------------------------------------
 
     def resolve(self, request: QueryInput) -> QuerySpec:
         """The request with its experiment variant's settings applied, checked and completed
-        with this server's defaults."""
+        with this server's defaults, for the caller's tenant."""
         principal = current_principal()
-        collection = request.collection or self.config.defaults.collection
+        collection = request.collection or self.parts.defaults.collection
         assignment = self.experiments.assign(collection, request.caller_id, current_trace_id(), request.variant)
         if assignment is None:
-            spec = resolve(request, self.config.defaults)
+            spec = resolve(request, self.parts.defaults)
         else:
-            spec = resolve(apply_variant(request, assignment), self.config.defaults)
+            spec = resolve(apply_variant(request, assignment), self.parts.defaults)
             template = assignment.settings.prompt_template
             spec = dataclasses.replace(
                 spec, experiment=assignment.experiment, prompt_template=template, assignment=assignment
@@ -133,7 +142,7 @@ class Orchestrator:
         status = "OK"
         assignment = spec.assignment
         try:
-            events = self.pipeline.run(spec, deadline)
+            events = self.parts.pipeline.run(spec, deadline)
             if assignment is not None:
                 events = recorded(events, self.experiments, assignment)
             async with contextlib.aclosing(events):
@@ -146,9 +155,28 @@ class Orchestrator:
             self.queries += 1
             QUERIES.labels(status).inc()
 
+    async def answer(self, request: QueryInput, deadline: Deadline) -> Answer:
+        """A whole answer: :meth:`resolve`, then :meth:`query`'s events folded."""
+        answer = Answer()
+        async with contextlib.aclosing(self.query(self.resolve(request), deadline)) as events:
+            async for event in events:
+                answer.add(event)
+        return answer
+
+    async def _answer_for(self, request: QueryInput, principal: Principal) -> Answer:
+        """A batch's query, answered as its submitter's live query would be."""
+        bind_principal(principal)
+        return await self.answer(request, Deadline(None))
+
+    async def embed(self, texts: Sequence[str], as_query: bool, deadline: Deadline) -> Embeddings:
+        """Vectors and token counts of ``texts`` (the embedder's model, query or document side)."""
+        return await self.parts.ports.embedder.embed(texts, as_query, deadline)
+
+    # Documents and collections -----------------------------------------------------------
+
     def ingest(self, batches: AsyncIterator[IngestBatch], deadline: Deadline) -> AsyncIterator[IngestProgress]:
         """Index streamed batches (into a collection the caller may write), yielding progress."""
-        return self.ingestor.run(_writable(batches, current_principal()), deadline)
+        return self.parts.ingestor.run(_writable(batches, current_principal()), deadline)
 
     async def delete_documents(
         self, collection: str, document_ids: Sequence[str], deadline: Deadline
@@ -161,23 +189,24 @@ class Orchestrator:
             raise InvalidArgument(f"document_ids must hold 1 to {MAX_DELETE_IDS} ids, got {len(document_ids)}")
         if any(not d.strip() for d in document_ids):
             raise InvalidArgument("document_ids contains an empty id")
-        deleted = await self.ports.retriever.delete(collection, document_ids, (), deadline)
-        return deleted, await self.versions.bump(collection)
+        deleted = await self.parts.ports.retriever.delete(collection, document_ids, (), deadline)
+        return deleted, await self.parts.versions.bump(collection)
 
     async def collections(self, deadline: Deadline) -> list[CollectionSummary]:
-        """Every collection with its size and version."""
+        """The caller's collections with their sizes and versions."""
         summaries = []
         principal = current_principal()
-        for info in await self.ports.retriever.collections(deadline):
+        versions = self.parts.versions
+        for info in await self.parts.ports.retriever.collections(deadline):
             if not principal.may(info.name):
                 continue  # another tenant's collection is not even listed
-            await self.versions.get(info.name)
+            await versions.get(info.name)
             summaries.append(
-                CollectionSummary(
-                    info.name, info.count, self.versions.number(info.name), info.dimension, info.full_text
-                )
+                CollectionSummary(info.name, info.count, versions.number(info.name), info.dimension, info.full_text)
             )
         return summaries
+
+    # Experiments -------------------------------------------------------------------------
 
     async def experiment_report(
         self, name: str, metric: str, *, chart: bool, **options: bool
@@ -188,54 +217,66 @@ class Orchestrator:
             authorize(principal, collection)
         return await self.experiments.report(name, metric, chart=chart, **options)
 
-    async def submit_job(self, request: orchestrator_pb2.SubmitIngestJobRequest) -> str:
+    async def feedback(self, trace_id: str, rating: float, relevance: Mapping[str, int]) -> tuple[str, str]:
+        """Record a rating (and per-source relevance) of an answer; its (experiment, variant)."""
+        return await self.experiments.record_feedback(trace_id, rating, relevance)
+
+    # Background work ---------------------------------------------------------------------
+
+    async def submit_job(self, request: IngestJobRequest) -> str:
         """An ingestion job into a collection the caller may write; its id is the tenant's."""
         principal = current_principal()
         authorize(principal, request.collection, write=True)
-        return await self.jobs.submit(request, owner_tag(principal))
+        return await self.parts.jobs.submit(request, owner_tag(principal))
 
-    async def job(self, job_id: str) -> orchestrator_pb2.IngestJob:
+    async def job(self, job_id: str) -> JobRecord:
         """A job of the caller's tenant (another tenant's id is NotFound, as if it did not exist)."""
         _check_owner(job_id, "ingestion job")
-        return await self.jobs.get(job_id)
+        return await self.parts.jobs.get(job_id)
 
-    def watch_job(self, job_id: str) -> AsyncIterator[orchestrator_pb2.IngestJob]:
+    def watch_job(self, job_id: str) -> AsyncIterator[JobRecord]:
         """A job's state on every change, for the caller's tenant only."""
         _check_owner(job_id, "ingestion job")
-        return self.jobs.watch(job_id)
+        return self.parts.jobs.watch(job_id)
 
-    async def submit_batch(self, request: orchestrator_pb2.SubmitQueryBatchRequest) -> str:
-        """A batch of queries on collections the caller may read; its id is the tenant's."""
+    async def submit_batch(self, queries: Sequence[QueryInput]) -> str:
+        """A batch of queries on collections the caller may read, answered later for this
+        caller (tenant scope, collections, experiment assignment); its id is the tenant's."""
         principal = current_principal()
-        for query in request.queries:
-            authorize(principal, query.collection or self.config.defaults.collection)
-        return await self.jobs.submit_batch(request, owner_tag(principal))
+        for query in queries:
+            authorize(principal, query.collection or self.parts.defaults.collection)
+        return await self.parts.jobs.submit_batch(BatchRequest(tuple(queries), principal), owner_tag(principal))
 
-    async def batch(self, batch_id: str, include_results: bool) -> orchestrator_pb2.QueryBatch:
-        """A batch of the caller's tenant."""
+    async def batch(self, batch_id: str, include_results: bool) -> tuple[BatchRecord, list[BatchResult]]:
+        """A batch of the caller's tenant, with its results when asked."""
         _check_owner(batch_id, "query batch")
-        return await self.jobs.get_batch(batch_id, include_results)
+        return await self.parts.jobs.get_batch(batch_id, include_results)
+
+    def job_runner(self) -> JobRunner:
+        """What the worker runs jobs and batches with (a job store must be configured)."""
+        if self.runner is None:
+            raise FailedPrecondition(NO_ENGINE)
+        return self.runner
+
+    # Operations --------------------------------------------------------------------------
 
     def stats(self) -> Stats:
         """Cache counters and per-component call counts of this replica."""
+        cache, shared, monitor = self.parts.cache, self.parts.shared_answers, self.parts.monitor
         return Stats(
-            cache=self.cache.counts,
-            l2_errors=self.redis.errors,
-            l1_entries=len(self.cache.l1) if self.cache.l1 is not None else 0,
-            l2_enabled=self.redis.configured,
-            components=dict(self.components.counts) if self.components is not None else {},
+            cache=cache.counts,
+            l2_errors=shared.errors,
+            l1_entries=len(cache.l1) if cache.l1 is not None else 0,
+            l2_enabled=shared.enabled,
+            components=dict(monitor.call_counts()) if monitor is not None else {},
             queries=self.queries,
         )
 
     async def health(self) -> list[ComponentHealth]:
         """The orchestrator (serving, since it answers) and each component's health."""
         health = [ComponentHealth("orchestrator", "SERVING")]
-        if self.components is None:
-            return health
-        names = list(self.components.addresses)
-        results = await asyncio.gather(*(self.components.health_of(name) for name in names))
-        for name, (status, detail) in zip(names, results, strict=True):
-            health.append(ComponentHealth(name, status, self.components.addresses[name], detail))
+        if self.parts.monitor is not None:
+            health += await self.parts.monitor.health()
         return health
 
 

@@ -1,8 +1,8 @@
 """What the orchestrator's core needs from the embedder, the retriever and the generator.
 
-Small protocols over domain types; :mod:`services.orchestrator.adapters.components.grpc_ports` implements them
-with gRPC stubs (deadlines, error mapping, model facts), the in-process benchmark with the
-engines themselves, and the unit tests with fakes.
+Small protocols over domain types; :mod:`services.orchestrator.adapters.components`
+implements them with gRPC stubs (deadlines, error mapping, model facts), the in-process
+benchmark with the engines themselves, and the unit tests with fakes.
 """
 
 from __future__ import annotations
@@ -25,6 +25,14 @@ class EmbedderFacts:
     special_tokens: int
     #: "COSINE" or "IP".
     metric: str
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """One vector per text, and each text's content tokens as the embedder counted them."""
+
+    vectors: list[list[float]]
+    token_counts: list[int]
 
 
 @dataclass(frozen=True)
@@ -98,8 +106,9 @@ class GenerationDone:
 class EmbedderPort(Protocol):
     """Embeds and tokenizes texts."""
 
-    async def embed(self, texts: Sequence[str], query: bool, deadline: Deadline) -> list[list[float]]:
-        """One vector per text (query or document prefixing); long texts are truncated for queries."""
+    async def embed(self, texts: Sequence[str], query: bool, deadline: Deadline) -> Embeddings:
+        """One vector per text (query or document prefixing) with its token count; long texts
+        are truncated for queries."""
         ...
 
     async def tokenize(self, texts: Sequence[str], deadline: Deadline) -> list[TokenSpans]:

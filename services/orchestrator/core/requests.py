@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ragmesh.vocabulary import ConversationQuery, RerankMethod, Role, SearchMode
+from ragmesh.vocabulary.limits import MAX_CANDIDATES, MAX_QUERY_FILTERS, MAX_TOP_K
+from ragmesh.vocabulary.names import IDENTIFIER
 from services.common.errors import InvalidArgument
-from services.common.limits import MAX_CANDIDATES, MAX_QUERY_FILTERS, MAX_TOP_K
-from services.common.names import IDENTIFIER
-from services.orchestrator.config import QueryDefaults
 from services.orchestrator.core.domain import Filter, QueryInput, Sampling, Turn
+from services.orchestrator.core.settings import QueryDefaults
 from services.orchestrator.experiments.assignment import Assignment
 
 MAX_QUERY_CHARS = 4000
@@ -116,7 +116,7 @@ def resolve(request: QueryInput, defaults: QueryDefaults) -> QuerySpec:
     top_k = request.top_k or defaults.top_k
     if not 1 <= top_k <= MAX_TOP_K:
         raise InvalidArgument(f"top_k must be between 1 and {MAX_TOP_K}, got {request.top_k}")
-    rerank = request.rerank or RerankMethod(defaults.rerank)
+    rerank = request.rerank or defaults.rerank
     candidates = request.candidates or max(defaults.candidates, top_k)
     if not top_k <= candidates <= MAX_CANDIDATES:
         raise InvalidArgument(f"candidates must be between top_k ({top_k}) and {MAX_CANDIDATES}, got {candidates}")
@@ -140,7 +140,7 @@ def resolve(request: QueryInput, defaults: QueryDefaults) -> QuerySpec:
         caller_id=request.caller_id,
         variant=request.variant or "default",
         history=check_history(request.history),
-        conversation_query=request.conversation_query or ConversationQuery(defaults.conversation_query),
+        conversation_query=request.conversation_query or defaults.conversation_query,
     )
 
 

@@ -16,9 +16,9 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 
+from ragmesh.vocabulary.experiments.model import Experiment, ExperimentsConfig, Variant
+from ragmesh.vocabulary.experiments.settings import VariantSettings
 from services.common.errors import InvalidArgument
-from services.orchestrator.experiments.model import Experiment, ExperimentsConfig, Variant
-from services.orchestrator.experiments.settings import VariantSettings
 
 _SCALE = float(2**64)
 

@@ -1,26 +1,14 @@
-"""Experiments configuration: the env settings (file, record bounds) and the entry points
-to the declared experiments (see :mod:`.model` for which experiment applies to a query and
-:mod:`.parsing` for the file format's checks).
-"""
+"""Experiments settings from the environment (the file, record bounds). The file's format,
+model and checks are :mod:`ragmesh.vocabulary.experiments`' (the CLI reads it too)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ragmesh.vocabulary.experiments.model import ExperimentsConfig
+from ragmesh.vocabulary.experiments.parsing import load_experiments
 from services.common.config import ConfigError, Env
-from services.orchestrator.experiments.model import (
-    FILE_VARIABLE,
-    Experiment,
-    ExperimentConfigError,
-    ExperimentsConfig,
-    IngestTarget,
-    Variant,
-    ingest_targets,
-)
-from services.orchestrator.experiments.parsing import load_experiments, parse_experiments
-from services.orchestrator.experiments.settings import VariantSettings
 
 
 @dataclass(frozen=True)
@@ -37,9 +25,9 @@ class ExperimentSettings:
     key_prefix: str = "ragmesh:experiments"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ExperimentSettings:
-        """``RAGMESH_ORCHESTRATOR_EXPERIMENTS_FILE`` and friends; ConfigError names a bad one."""
-        env = Env("orchestrator", environ)
+    def from_env(cls, env: Env) -> ExperimentSettings:
+        """``<prefix>EXPERIMENTS_FILE`` and friends (``RAGMESH_ORCHESTRATOR_EXPERIMENTS_FILE``
+        for the orchestrator); ConfigError names a bad one."""
         path = env.text("experiments_file", "")
         if path and not Path(path).is_file():
             raise ConfigError(env.name("experiments_file"), f"no such file: {path}")
@@ -53,18 +41,3 @@ class ExperimentSettings:
     def load(self) -> ExperimentsConfig:
         """The declared experiments (none when no file is set)."""
         return load_experiments(self.file) if self.file else ExperimentsConfig()
-
-
-__all__ = [
-    "FILE_VARIABLE",
-    "Experiment",
-    "ExperimentConfigError",
-    "ExperimentSettings",
-    "ExperimentsConfig",
-    "IngestTarget",
-    "Variant",
-    "VariantSettings",
-    "ingest_targets",
-    "load_experiments",
-    "parse_experiments",
-]

@@ -14,16 +14,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ragmesh.vocabulary import CacheLevel
+from ragmesh.vocabulary.experiments.model import Experiment, ExperimentsConfig
 from services.common.errors import NotFound
-from services.orchestrator.adapters.redis.experiment_records import RedisRecordStore
-from services.orchestrator.adapters.redis.guard import RedisGuard
 from services.orchestrator.experiments.analysis import ExperimentReport, build_report, check_metric, metric_values
 from services.orchestrator.experiments.assignment import Assignment, assign
 from services.orchestrator.experiments.chart import render_chart
-from services.orchestrator.experiments.config import ExperimentSettings
 from services.orchestrator.experiments.metrics import ExperimentMetrics
-from services.orchestrator.experiments.model import Experiment, ExperimentsConfig
-from services.orchestrator.experiments.records import MemoryRecordStore, QueryRecord, RecordStore
+from services.orchestrator.experiments.records import QueryRecord, RecordStore
 
 log = logging.getLogger(__name__)
 #: Record writes in flight at most; beyond it a record is dropped (and counted), not queued.
@@ -39,8 +37,7 @@ class QueryOutcome:
     ttft_ms: float | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    #: "none", "l1" or "l2".
-    cache_level: str = "none"
+    cache_level: CacheLevel = CacheLevel.NONE
     #: gRPC status code name, "" for OK.
     error_code: str = ""
 
@@ -54,17 +51,6 @@ class Experiments:
         self.metrics = ExperimentMetrics(config)
         self.dropped = 0
         self._pending: set[asyncio.Task[None]] = set()
-
-    @classmethod
-    def create(cls, settings: ExperimentSettings, guard: RedisGuard) -> Experiments:
-        """Load the file and pick the store: Redis when ``guard`` is configured, else in process."""
-        config = settings.load()
-        store: RecordStore
-        if guard.configured:
-            store = RedisRecordStore(guard, settings.max_records, settings.feedback_ttl_seconds, settings.key_prefix)
-        else:
-            store = MemoryRecordStore(settings.max_records, settings.feedback_ttl_seconds)
-        return cls(config, store)
 
     def assign(self, collection: str, caller_id: str, trace_id: str, requested: str = "") -> Assignment | None:
         """See :func:`assignment.assign` (InvalidArgument for an unknown forced variant)."""

@@ -13,8 +13,9 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
+from ragmesh.vocabulary import CacheLevel
+from ragmesh.vocabulary.experiments.model import ExperimentsConfig
 from services.common.metrics import LATENCY_BUCKETS
-from services.orchestrator.experiments.model import ExperimentsConfig
 from services.orchestrator.experiments.records import QueryRecord
 
 LABELS = ["experiment", "variant"]
@@ -38,7 +39,6 @@ RATINGS = Histogram(
 UNKNOWN = Counter("ragmesh_experiment_unknown_label_total", "Observations refused: experiment/variant not configured")
 OUTCOMES = ("ok", "error")
 TOKEN_TYPES = ("prompt", "completion")
-CACHE_LEVELS = ("l1", "l2")
 
 
 @dataclass
@@ -95,6 +95,6 @@ def _series(experiment: str, variant: str) -> _Series:
         latency=LATENCY.labels(experiment, variant),
         first_token=FIRST_TOKEN.labels(experiment, variant),
         tokens={t: TOKENS.labels(experiment, variant, t) for t in TOKEN_TYPES},
-        cache_hits={level: CACHE_HITS.labels(experiment, variant, level) for level in CACHE_LEVELS},
+        cache_hits={level: CACHE_HITS.labels(experiment, variant, level) for level in (CacheLevel.L1, CacheLevel.L2)},
         ratings=RATINGS.labels(experiment, variant),
     )

@@ -20,9 +20,9 @@ from typing import Protocol
 
 from cachetools import TTLCache
 
+from ragmesh.vocabulary import CacheLevel
 from services.common.errors import InvalidArgument, NotFound
 
-CACHE_LEVELS = ("none", "l1", "l2")
 MIN_RATING = 1.0
 MAX_RATING = 5.0
 MAX_GRADE = 3
@@ -58,7 +58,7 @@ class QueryRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     #: "none" (the pipeline ran), "l1" or "l2".
-    cache_level: str = "none"
+    cache_level: CacheLevel = CacheLevel.NONE
     #: The gRPC status code name, or "" when the query succeeded.
     error_code: str = ""
     #: The caller forced this variant (such queries are not randomised: analyse with care).
@@ -68,7 +68,7 @@ class QueryRecord:
     @property
     def cache_hit(self) -> bool:
         """Served from either cache level."""
-        return self.cache_level != "none"
+        return self.cache_level is not CacheLevel.NONE
 
     @property
     def ok(self) -> bool:
@@ -89,15 +89,16 @@ class QueryRecord:
         data = json.loads(text)
         known = {f.name for f in fields(cls)} - {"feedback"}
         try:
-            return cls(**{k: v for k, v in data.items() if k in known})
+            record = cls(**{k: v for k, v in data.items() if k in known})
+            return replace(record, cache_level=CacheLevel(record.cache_level))
         except (TypeError, AttributeError) as error:
             raise ValueError(f"not an experiment record: {error}") from None
 
 
 def check_record(record: QueryRecord) -> None:
     """Raise ValueError on a record the pipeline should never produce (a programming error)."""
-    if record.cache_level not in CACHE_LEVELS:
-        raise ValueError(f"cache_level must be one of {CACHE_LEVELS}, got {record.cache_level!r}")
+    if record.cache_level not in tuple(CacheLevel):
+        raise ValueError(f"cache_level must be one of {', '.join(CacheLevel)}, got {record.cache_level!r}")
     if not math.isfinite(record.latency_ms) or record.latency_ms < 0:
         raise ValueError(f"latency_ms must be a finite non-negative number, got {record.latency_ms}")
 

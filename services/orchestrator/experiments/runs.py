@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from ragmesh.vocabulary import RerankMethod, SearchMode, TextDelta
+from ragmesh.vocabulary import CacheLevel, RerankMethod, SearchMode, TextDelta
 from services.common.errors import status_of
 from services.common.tracing import current_trace_id
 from services.orchestrator.core.domain import Event, FinalEvent, QueryInput, SourcesEvent
@@ -37,13 +37,13 @@ class _Outcome:
     def __init__(self) -> None:
         self.started = time.perf_counter()
         self.ttft_ms: float | None = None
-        self.cache = "none"
+        self.cache = CacheLevel.NONE
         self.prompt_tokens = self.completion_tokens = 0
         self.trace_id = current_trace_id()
 
     def see(self, event: Event) -> None:
         if isinstance(event, SourcesEvent):
-            self.cache, self.trace_id = event.cache.value, event.trace_id or self.trace_id
+            self.cache, self.trace_id = event.cache, event.trace_id or self.trace_id
         elif isinstance(event, TextDelta) and self.ttft_ms is None:
             self.ttft_ms = (time.perf_counter() - self.started) * 1000
         elif isinstance(event, FinalEvent):

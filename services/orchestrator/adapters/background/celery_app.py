@@ -14,9 +14,13 @@ from dataclasses import dataclass
 
 from celery import Celery
 
-#: Task names (the orchestrator sends by name: it never imports the task bodies).
-INGEST_TASK = "ragmesh.ingest_job"
-BATCH_TASK = "ragmesh.query_batch"
+from services.orchestrator.core.stores import TaskKind
+
+#: Task names by the core's task kinds (the orchestrator sends by name: it never imports
+#: the task bodies).
+TASK_NAMES = {TaskKind.INGEST_JOB: "ragmesh.ingest_job", TaskKind.QUERY_BATCH: "ragmesh.query_batch"}
+INGEST_TASK = TASK_NAMES[TaskKind.INGEST_JOB]
+BATCH_TASK = TASK_NAMES[TaskKind.QUERY_BATCH]
 #: Queues (each a Redis list of the same name: its LLEN is the queue depth).
 INGEST_QUEUE = "ragmesh.ingest"
 QUERY_QUEUE = "ragmesh.query"

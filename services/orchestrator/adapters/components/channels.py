@@ -15,22 +15,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import Counter
 
 from ragmesh.v1 import embedder_pb2_grpc, generator_pb2_grpc, retriever_pb2_grpc
+from ragmesh.vocabulary.names import COMPONENT_HEADER, SERVICE_NAMES
+from ragmesh.vocabulary.tls import ClientTls
 from services.common.channels import open_channel
 from services.common.interceptors import CallDone, call_interceptors, with_metadata
-from services.common.names import COMPONENT_HEADER, SERVICE_NAMES
-from services.common.tls import ClientTls
+from services.orchestrator.core.domain import ComponentHealth
+from services.orchestrator.core.stores import CallCounts
 
 DOWNSTREAM_CALLS = Counter(
     "ragmesh_orchestrator_downstream_calls_total", "Calls to components, by status code", ["component", "code"]
 )
-
-
-@dataclass
-class CallCounts:
-    """Calls made to one component and how many failed."""
-
-    requests: int = 0
-    errors: int = 0
 
 
 class _ComponentCalls:
@@ -57,7 +51,7 @@ class Components:
     embedder: embedder_pb2_grpc.EmbedderServiceAsyncStub
     retriever: retriever_pb2_grpc.RetrieverServiceAsyncStub
     generator: generator_pb2_grpc.GeneratorServiceAsyncStub
-    health: dict[str, health_pb2_grpc.HealthStub]
+    health_stubs: dict[str, health_pb2_grpc.HealthStub]
     addresses: dict[str, str]
     counts: dict[str, CallCounts] = field(default_factory=dict)
     channels: list[grpc.aio.Channel] = field(default_factory=list)
@@ -84,7 +78,7 @@ class Components:
             embedder=embedder_pb2_grpc.EmbedderServiceStub(channels["embedder"]),
             retriever=retriever_pb2_grpc.RetrieverServiceStub(channels["retriever"]),
             generator=generator_pb2_grpc.GeneratorServiceStub(channels["generator"]),
-            health={name: health_pb2_grpc.HealthStub(channel) for name, channel in channels.items()},
+            health_stubs={name: health_pb2_grpc.HealthStub(channel) for name, channel in channels.items()},
             addresses=addresses,
             counts=counts,
             channels=list(channels.values()),
@@ -94,10 +88,23 @@ class Components:
         """Close every channel."""
         await asyncio.gather(*(channel.close(None) for channel in self.channels))
 
+    def call_counts(self) -> dict[str, CallCounts]:
+        """Calls per component since the channels opened."""
+        return dict(self.counts)
+
+    async def health(self) -> list[ComponentHealth]:
+        """Each component's grpc.health.v1 status, checked side by side."""
+        names = list(self.addresses)
+        results = await asyncio.gather(*(self.health_of(name) for name in names))
+        return [
+            ComponentHealth(name, status, self.addresses[name], detail)
+            for name, (status, detail) in zip(names, results, strict=True)
+        ]
+
     async def health_of(self, component: str, timeout: float = 2.0) -> tuple[str, str]:
         """(status name, detail) of one component's grpc.health.v1 Check."""
         try:
-            reply = await self.health[component].Check(
+            reply = await self.health_stubs[component].Check(
                 health_pb2.HealthCheckRequest(service=SERVICE_NAMES[component]), timeout=timeout
             )
         except grpc.aio.AioRpcError as error:

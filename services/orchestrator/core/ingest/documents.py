@@ -7,8 +7,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from services.common.limits import ID_BYTES, METADATA_BYTES
-from services.common.names import IDENTIFIER
+from ragmesh.vocabulary.limits import ID_BYTES, METADATA_BYTES
+from ragmesh.vocabulary.names import IDENTIFIER
 from services.orchestrator.core.domain import Document
 
 MAX_ID_CHARS = 256

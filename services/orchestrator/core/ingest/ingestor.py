@@ -24,10 +24,9 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from ragmesh.vocabulary.limits import MAX_IN_VALUES
 from services.common.errors import InvalidArgument
-from services.common.limits import MAX_IN_VALUES
 from services.common.tracing import tracer
-from services.orchestrator.config import IngestSettings
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.domain import Chunking, ChunkRecord, Document, IngestProgress
 from services.orchestrator.core.ingest.chunking import chunk_id
@@ -48,8 +47,9 @@ from services.orchestrator.core.ingest.structured import (
     text_pieces,
 )
 from services.orchestrator.core.ports import EmbedderPort, RetrieverPort, TokenSpans
-from services.orchestrator.core.query.cache import CollectionVersions
 from services.orchestrator.core.requests import check_collection
+from services.orchestrator.core.settings import IngestSettings
+from services.orchestrator.core.stores import CollectionVersions
 from services.parsing import DocumentRejected, ParsedDocument
 
 INGESTED = Counter("ragmesh_orchestrator_ingested_total", "Documents and chunks ingested", ["kind"])
@@ -283,7 +283,7 @@ class Ingestor:
 
         async def embed(batch: list[_Draft]) -> list[ChunkRecord]:
             async with limit:
-                vectors = await self.embedder.embed([c.text for c in batch], False, deadline)
+                vectors = (await self.embedder.embed([c.text for c in batch], False, deadline)).vectors
             return [
                 ChunkRecord(c.chunk_id, c.document.id, c.text, c.metadata, vector)
                 for c, vector in zip(batch, vectors, strict=True)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ragmesh.vocabulary import FilterOp
-from services.common.limits import MAX_IN_VALUES
+from ragmesh.vocabulary.limits import MAX_IN_VALUES
 from services.orchestrator.core.domain import Chunking, Document, DocumentError, Filter, IngestProgress
 
 

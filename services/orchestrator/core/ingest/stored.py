@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from services.common.limits import MAX_IN_VALUES
+from ragmesh.vocabulary.limits import MAX_IN_VALUES
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.ports import RetrieverPort, StoredDocument
 

@@ -1,1 +1,2 @@
-"""services/orchestrator/core/query."""
+"""Answering a query: the pipeline (cache, retrieval query, embed, search, rerank, prompt,
+generate, citations), and its parts."""

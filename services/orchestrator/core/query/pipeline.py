@@ -16,6 +16,7 @@ from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 
 from ragmesh.vocabulary import CacheLevel, FinishReason, RerankMethod, TextDelta
+from ragmesh.vocabulary.citations import attribute, cited_numbers, with_markers
 from services.common.errors import FailedPrecondition
 from services.common.metrics import LATENCY_BUCKETS
 from services.common.tracing import current_trace_id, tracer
@@ -23,12 +24,12 @@ from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.domain import Citation, Event, FinalEvent, Source, SourcesEvent, StageTimings, Usage
 from services.orchestrator.core.ports import Ports, SearchQuery
 from services.orchestrator.core.query.answer_codec import CachedAnswer, StaleEntry, decode_answer, encode_answer
-from services.orchestrator.core.query.cache import AnswerCache, CollectionVersions, cache_key
-from services.orchestrator.core.query.citations import attribute, cited_numbers, with_markers
+from services.orchestrator.core.query.cache import AnswerCache, cache_key
 from services.orchestrator.core.query.conversation import retrieval_query
 from services.orchestrator.core.query.prompt import NO_SOURCES_ANSWER, FittedPrompt, fit, texts_to_count
-from services.orchestrator.core.query.rerank import Candidate, CrossEncoder, mmr
+from services.orchestrator.core.query.rerank import Candidate, Reranker, mmr
 from services.orchestrator.core.requests import QuerySpec
+from services.orchestrator.core.stores import CollectionVersions
 
 STAGE_SECONDS = Histogram(
     "ragmesh_orchestrator_stage_seconds", "Time per pipeline stage", ["stage"], buckets=LATENCY_BUCKETS
@@ -79,7 +80,7 @@ class QueryPipeline:
     optional cross-encoder."""
 
     def __init__(
-        self, ports: Ports, cache: AnswerCache, versions: CollectionVersions, cross_encoder: CrossEncoder | None
+        self, ports: Ports, cache: AnswerCache, versions: CollectionVersions, cross_encoder: Reranker | None
     ) -> None:
         self.ports = ports
         self.cache = cache
@@ -108,7 +109,7 @@ class QueryPipeline:
             async for event in events:
                 yield event
 
-    async def _lookup(self, run: _Run) -> tuple[str, tuple[int, CachedAnswer] | None]:
+    async def _lookup(self, run: _Run) -> tuple[str, tuple[CacheLevel, CachedAnswer] | None]:
         """The cache key of the query and the cached answer, if any (an unreadable entry is a miss)."""
         spec = run.spec
         started = time.perf_counter()
@@ -119,7 +120,7 @@ class QueryPipeline:
             if found is not None:
                 with contextlib.suppress(StaleEntry, ValueError, KeyError, TypeError):
                     hit = found[0], decode_answer(found[1])
-            span.set_attribute("ragmesh.cache.level", hit[0] if hit else 0)
+            span.set_attribute("ragmesh.cache.level", hit[0].value if hit else CacheLevel.NONE.value)
         run.stage("cache", time.perf_counter() - started)
         return key, hit
 
@@ -130,7 +131,7 @@ class QueryPipeline:
         )
         started = time.perf_counter()
         with tracer().start_as_current_span("embed"):
-            vector = (await self.ports.embedder.embed([run.retrieval_query], True, run.deadline))[0]
+            vector = (await self.ports.embedder.embed([run.retrieval_query], True, run.deadline)).vectors[0]
         run.stage("embed", time.perf_counter() - started)
         started = time.perf_counter()
         with tracer().start_as_current_span("search") as span:
@@ -247,13 +248,12 @@ class QueryPipeline:
                         yield run.final(Usage(event.prompt_tokens, event.completion_tokens), event.finish_reason)
 
 
-def _replay(run: _Run, level: int, cached: CachedAnswer) -> list[Event]:
+def _replay(run: _Run, level: CacheLevel, cached: CachedAnswer) -> list[Event]:
     """A cached answer, streamed like a fresh one."""
-    cache_level = CacheLevel.L1 if level == 1 else CacheLevel.L2
     run.answer.append(cached.text)
     run.sources = cached.sources
     return [
-        SourcesEvent(cached.sources, cache_level, run.spec.variant, current_trace_id()),
+        SourcesEvent(cached.sources, level, run.spec.variant, current_trace_id()),
         TextDelta(cached.text, 0),
         run.final(Usage(), cached.finish_reason, (cached.citations, cached.citations_added, cached.cited_answer)),
     ]

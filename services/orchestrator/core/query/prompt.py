@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ragmesh.vocabulary import Role
+from ragmesh.vocabulary.experiments.settings import render_prompt
 from services.orchestrator.core.domain import Turn
 from services.orchestrator.core.ports import TokenCounts
-from services.orchestrator.experiments.settings import render_prompt
 
 SYSTEM_PROMPT = (
     "You are a careful assistant. Answer the question using only the numbered sources. "

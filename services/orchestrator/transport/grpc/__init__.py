@@ -1,1 +1,2 @@
-"""services/orchestrator/transport/grpc."""
+"""The gRPC transport: OrchestratorService's servicer and the protobuf <-> domain conversion
+of its messages."""

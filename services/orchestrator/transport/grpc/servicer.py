@@ -10,10 +10,10 @@ import grpc
 from ragmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.common.slot import BackendSlot
 from services.orchestrator.core.deadline import Deadline
-from services.orchestrator.core.domain import Answer
 from services.orchestrator.core.facade import Orchestrator
 from services.orchestrator.core.ingest.state import IngestBatch
 from services.orchestrator.transport.grpc.convert import chunking_from_proto, document_from_proto, progress_to_proto
+from services.orchestrator.transport.grpc.jobs import batch_message, batch_queries, job_message, job_request
 from services.orchestrator.transport.grpc.messages import (
     answer_message,
     collections_message,
@@ -39,12 +39,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         self.slot = orchestrator
 
     async def Query(self, request: orchestrator_pb2.QueryRequest, context: Context) -> orchestrator_pb2.QueryResponse:
-        engine = self.slot.get()
-        spec = engine.resolve(query_input(request))
-        answer = Answer()
-        async for event in engine.query(spec, _deadline(context)):
-            answer.add(event)
-        return answer_message(answer)
+        return answer_message(await self.slot.get().answer(query_input(request), _deadline(context)))
 
     async def QueryStream(
         self, request: orchestrator_pb2.QueryRequest, context: Context
@@ -75,30 +70,30 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     async def SubmitIngestJob(
         self, request: orchestrator_pb2.SubmitIngestJobRequest, context: Context
     ) -> orchestrator_pb2.SubmitIngestJobResponse:
-        job_id = await self.slot.get().submit_job(request)
+        job_id = await self.slot.get().submit_job(job_request(request))
         return orchestrator_pb2.SubmitIngestJobResponse(job_id=job_id)
 
     async def GetIngestJob(
         self, request: orchestrator_pb2.GetIngestJobRequest, context: Context
     ) -> orchestrator_pb2.IngestJob:
-        return await self.slot.get().job(request.job_id)
+        return job_message(await self.slot.get().job(request.job_id))
 
     async def WatchIngestJob(
         self, request: orchestrator_pb2.GetIngestJobRequest, context: Context
     ) -> AsyncIterator[orchestrator_pb2.IngestJob]:
         async for job in self.slot.get().watch_job(request.job_id):
-            yield job
+            yield job_message(job)
 
     async def SubmitQueryBatch(
         self, request: orchestrator_pb2.SubmitQueryBatchRequest, context: Context
     ) -> orchestrator_pb2.SubmitQueryBatchResponse:
-        batch_id = await self.slot.get().submit_batch(request)
+        batch_id = await self.slot.get().submit_batch(batch_queries(request))
         return orchestrator_pb2.SubmitQueryBatchResponse(batch_id=batch_id)
 
     async def GetQueryBatch(
         self, request: orchestrator_pb2.GetQueryBatchRequest, context: Context
     ) -> orchestrator_pb2.QueryBatch:
-        return await self.slot.get().batch(request.batch_id, request.include_results)
+        return batch_message(*await self.slot.get().batch(request.batch_id, request.include_results))
 
     async def DeleteDocuments(
         self, request: orchestrator_pb2.DeleteDocumentsRequest, context: Context
@@ -116,9 +111,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     async def Feedback(
         self, request: orchestrator_pb2.FeedbackRequest, context: Context
     ) -> orchestrator_pb2.FeedbackResponse:
-        experiment, variant = await self.slot.get().experiments.record_feedback(
-            request.trace_id, request.rating, dict(request.relevance)
-        )
+        experiment, variant = await self.slot.get().feedback(request.trace_id, request.rating, dict(request.relevance))
         return orchestrator_pb2.FeedbackResponse(experiment=experiment, experiment_variant=variant)
 
     async def GetExperimentReport(

@@ -23,13 +23,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ragmesh.vocabulary import TextDelta
-from services.common.auth import AuthInterceptor, bind_principal
+from services.common.auth import AuthInterceptor
 from services.common.errors import InvalidArgument, RagmeshError
 from services.common.metrics import LATENCY_BUCKETS
+from services.common.principal import bind_principal
 from services.common.slot import BackendSlot
 from services.common.tracing import tracer
 from services.orchestrator.core.deadline import Deadline
-from services.orchestrator.core.domain import Answer, FinalEvent, SourcesEvent
+from services.orchestrator.core.domain import FinalEvent, SourcesEvent
 from services.orchestrator.core.facade import Orchestrator
 from services.orchestrator.transport.http.openai_schema import (
     chunk_json,
@@ -85,10 +86,10 @@ async def _models(request: Request, engine: Orchestrator) -> Response:
 async def _embeddings(request: Request, engine: Orchestrator) -> Response:
     texts, as_base64, as_query = parse_embeddings(await _json_body(request))
     deadline = _deadline(request)
-    vectors = await engine.ports.embedder.embed(texts, as_query, deadline)
-    tokens = sum(len(spans.starts) for spans in await engine.ports.embedder.tokenize(texts, deadline))
+    embedded = await engine.embed(texts, as_query, deadline)
+    tokens = sum(embedded.token_counts)  # counted by the embedder as it embedded: no second call
     data = []
-    for index, vector in enumerate(vectors):
+    for index, vector in enumerate(embedded.vectors):
         value: Any = base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode() if as_base64 else vector
         data.append({"object": "embedding", "index": index, "embedding": value})
     usage = {"prompt_tokens": tokens, "total_tokens": tokens}
@@ -97,15 +98,12 @@ async def _embeddings(request: Request, engine: Orchestrator) -> Response:
 
 async def _chat(request: Request, engine: Orchestrator) -> Response:
     chat = parse_chat(await _json_body(request), request.state.tenant)
-    spec = engine.resolve(chat.query)
     deadline = _deadline(request)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", now()
     if not chat.stream:
-        answer = Answer()
-        async with contextlib.aclosing(engine.query(spec, deadline)) as events:
-            async for event in events:
-                answer.add(event)
+        answer = await engine.answer(chat.query, deadline)
         return JSONResponse(completion_json(answer, completion_id, created))
+    spec = engine.resolve(chat.query)
     security: AuthInterceptor | None = request.state.security
     holding = security.limits.stream(request.state.tenant) if security is not None else contextlib.nullcontext()
     holding.__enter__()  # the tenant's concurrent-stream quota: QuotaExceeded (429) when full

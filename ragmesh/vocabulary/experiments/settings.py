@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from services.common.limits import MAX_CANDIDATES, MAX_TOP_K
-from services.common.names import IDENTIFIER
+from ragmesh.vocabulary.limits import MAX_CANDIDATES, MAX_TOP_K
+from ragmesh.vocabulary.names import IDENTIFIER
 
 RERANK_METHODS = ("none", "mmr", "cross_encoder")
 SEARCH_MODES = ("dense", "sparse", "hybrid")

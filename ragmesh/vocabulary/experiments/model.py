@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from services.common.config import ConfigError
-from services.orchestrator.experiments.settings import VariantSettings
+from ragmesh.vocabulary.experiments.settings import VariantSettings
 
 FILE_VARIABLE = "RAGMESH_ORCHESTRATOR_EXPERIMENTS_FILE"
 
 
-class ExperimentConfigError(ConfigError):
-    """The experiments file is wrong; the message names experiment, variant and field."""
+class ExperimentConfigError(ValueError):
+    """The experiments file is wrong; the message names the variable, the file, experiment,
+    variant and field."""
 
     def __init__(
         self, source: str, problem: str, *, experiment: str = "", variant: str = "", field_name: str = ""
@@ -28,7 +28,8 @@ class ExperimentConfigError(ConfigError):
         where = [f"experiment {experiment!r}"] if experiment else []
         where += [f"variant {variant!r}"] if variant else []
         where += [f"field {field_name!r}"] if field_name else []
-        super().__init__(f"{FILE_VARIABLE} ({source})", ": ".join([*where, problem]) if where else problem)
+        self.variable = f"{FILE_VARIABLE} ({source})"
+        super().__init__(f"{self.variable}: " + (": ".join([*where, problem]) if where else problem))
         self.experiment = experiment
         self.variant = variant
         self.field_name = field_name

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.common.names import IDENTIFIER
+from ragmesh.vocabulary.names import IDENTIFIER
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from services.common.names import IDENTIFIER
-from services.orchestrator.experiments.model import Experiment, ExperimentConfigError, ExperimentsConfig, Variant
-from services.orchestrator.experiments.settings import SETTING_CHECKS, VariantSettings, template_problem
+from ragmesh.vocabulary.experiments.model import Experiment, ExperimentConfigError, ExperimentsConfig, Variant
+from ragmesh.vocabulary.experiments.settings import SETTING_CHECKS, VariantSettings, template_problem
+from ragmesh.vocabulary.names import IDENTIFIER
 
 MAX_EXPERIMENTS = 32
 #: Variants become Prometheus labels: the bound keeps the series count small.

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import re
 
-#: Default gRPC port of each component (the first replica of ``ragmesh up`` uses these too).
+#: The components that serve a ``ragmesh.v1`` service.
+COMPONENTS = ("orchestrator", "embedder", "retriever", "generator")
+#: Default gRPC port of each process (the worker's serves only grpc.health.v1); the first
+#: replica of ``ragmesh up`` uses these too.
 DEFAULT_PORTS: dict[str, int] = {
     "orchestrator": 50051,
     "embedder": 50052,
     "retriever": 50053,
     "generator": 50054,
+    "worker": 50055,
 }
 #: Default port of the orchestrator's OpenAI-compatible HTTP API.
 DEFAULT_HTTP_PORT = 50050
@@ -21,9 +25,10 @@ DEFAULT_METRICS_PORTS: dict[str, int] = {
     "embedder": 9102,
     "retriever": 9103,
     "generator": 9104,
+    "worker": 9105,
 }
 #: The gRPC service each component serves (health checks and Envoy routes use these).
-SERVICE_NAMES: dict[str, str] = {c: f"ragmesh.v1.{c.capitalize()}Service" for c in DEFAULT_PORTS}
+SERVICE_NAMES: dict[str, str] = {c: f"ragmesh.v1.{c.capitalize()}Service" for c in COMPONENTS}
 #: Metadata naming the component a call is for: Envoy routes on it, so that health checks
 #: (one service, ``grpc.health.v1``) reach the right cluster.
 COMPONENT_HEADER = "x-ragmesh-component"

@@ -1,0 +1,1 @@
+"""Models the orchestrator runs in its own process (the cross-encoder reranker)."""
