@@ -43,6 +43,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check ragmesh services scripts tests bench
 	$(PY) -m ruff format --check ragmesh services scripts tests bench
 	$(PY) -m mypy --num-workers 2
+	$(VENV)/bin/lint-imports --no-cache
 
 ## proto: regenerate gen/ from protos/ (messages, services, .pyi stubs, descriptor set).
 proto: $(STAMP)

@@ -30,16 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import grpc
 import torch
 
+from bench.generator_stream import NEW_TOKENS, PROMPT, service_rate
 from ragmesh.mesh.processes import ServiceProcess
-from ragmesh.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 from services.generator.config import GeneratorConfig
 from services.generator.loading import model_directory
 
-NEW_TOKENS = 128
-PROMPT = "Write a short story about a robot who learns to paint."
 TARGET_SINGLE = 0.9
 TARGET_BATCH = 0.85
 
@@ -76,32 +73,6 @@ def cb_rate(model: Any, prompt: list[int], batch: int) -> float:
     results = model.generate_batch(inputs=[prompt] * batch, generation_config=config)
     elapsed = time.perf_counter() - start
     return sum(len(r.generated_tokens) for r in results.values()) / elapsed
-
-
-async def _stream(stub: Any) -> tuple[int, float]:  # shared with bench.generator_llamacpp
-    """(completion tokens, client-side seconds to the first delta) of one stream."""
-    request = generator_pb2.GenerateRequest(
-        messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=PROMPT)],
-        sampling=common_pb2.SamplingParams(max_new_tokens=NEW_TOKENS, temperature=0.0),
-    )
-    start = time.perf_counter()
-    first = 0.0
-    async for response in stub.Generate(request):
-        if response.WhichOneof("event") == "delta" and not first:
-            first = time.perf_counter() - start
-        elif response.WhichOneof("event") == "final":
-            return response.final.usage.completion_tokens, first
-    raise RuntimeError("stream ended without a final message")
-
-
-async def service_rate(address: str, streams: int) -> tuple[float, list[float]]:
-    """Total tokens per second of ``streams`` concurrent streams, and their TTFTs."""
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub: Any = generator_pb2_grpc.GeneratorServiceStub(channel)  # typed sync; awaitable on aio
-        start = time.perf_counter()
-        results = await asyncio.gather(*(_stream(stub) for _ in range(streams)))
-        elapsed = time.perf_counter() - start
-    return sum(tokens for tokens, _ in results) / elapsed, [ttft for _, ttft in results]
 
 
 def measure(rounds: int, compare_cb: bool) -> dict[str, Any]:

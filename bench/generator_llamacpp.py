@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.generator import NEW_TOKENS, PROMPT, service_rate
+from bench.generator_stream import NEW_TOKENS, PROMPT, service_rate
 from ragmesh.mesh.processes import ServiceProcess
 from services.generator.config import default_model_path
 from services.generator.llamacpp import default_threads

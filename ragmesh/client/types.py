@@ -10,20 +10,14 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Struct
 
 from ragmesh.v1 import common_pb2, orchestrator_pb2
-from ragmesh.vocabulary import (
+from ragmesh.vocabulary import CacheLevel, ConversationQuery, FinishReason, RerankMethod, Role, SearchMode, choice
+from ragmesh.vocabulary.protobuf import (
     CACHE_LEVEL_FROM_PROTO,
     CONVERSATION_QUERY_PROTO,
     FINISH_REASON_FROM_PROTO,
     RERANK_PROTO,
     ROLE_PROTO,
     SEARCH_MODE_PROTO,
-    CacheLevel,
-    ConversationQuery,
-    FinishReason,
-    RerankMethod,
-    Role,
-    SearchMode,
-    choice,
 )
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ragmesh.mesh.envoy_routes import HTTP_API_CLUSTER, SERVICE_NAMES
+from ragmesh.mesh.envoy_routes import HTTP_API_CLUSTER
 from ragmesh.mesh.envoy_tls import upstream_transport_socket
+from ragmesh.vocabulary.names import SERVICE_NAMES
 
 if TYPE_CHECKING:
-    from ragmesh.mesh.envoy import EnvoyOptions, Upstream
+    from ragmesh.mesh.envoy_model import EnvoyOptions, Upstream
 
 Config = dict[str, Any]
 _HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"

@@ -26,11 +26,10 @@ from typing import TYPE_CHECKING, Any
 from ragmesh.vocabulary.names import COMPONENT_HEADER, SERVICE_NAMES
 
 if TYPE_CHECKING:
-    from ragmesh.mesh.envoy import EnvoyOptions, Upstream
+    from ragmesh.mesh.envoy_model import EnvoyOptions, Upstream
 
 Route = dict[str, Any]
 
-COMPONENTS = ("orchestrator", "embedder", "retriever", "generator")
 #: Methods that stream (either way): a retry would have to buffer and replay the request
 #: body, and once a response started nothing can be retried anyway.
 STREAMING_METHODS: dict[str, tuple[str, ...]] = {

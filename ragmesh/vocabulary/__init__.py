@@ -1,7 +1,9 @@
 """One vocabulary for the concepts that server, clients and transports share: rerank
 methods, search modes, cache levels, finish reasons, chat roles, filter operators, job
 states and the text delta of a stream — each defined once, string enums whose values are
-what users type (CLI flags, JSON fields), with the protobuf mapping written once here.
+what users type (CLI flags, JSON fields). Their protobuf mapping is written once too, in
+:mod:`ragmesh.vocabulary.protobuf`; this module imports no protobuf, so the orchestrator's
+core can use it.
 
 Every layer imports these (the client and CLI, the orchestrator's transports, core and
 adapters, the components); none spells a concept of its own."""
@@ -11,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
-
-from ragmesh.v1 import common_pb2, orchestrator_pb2
 
 
 class RerankMethod(StrEnum):
@@ -120,58 +120,15 @@ class JobState(StrEnum):
         return self in (JobState.SUCCEEDED, JobState.FAILED)
 
 
+Scalar = str | int | float | bool
+
+
 @dataclass(frozen=True)
 class TextDelta:
     """A piece of streamed answer text, and the tokens generated so far (0 when unknown)."""
 
     text: str
     tokens: int = 0
-
-
-RERANK_PROTO = {
-    RerankMethod.NONE: orchestrator_pb2.RERANK_METHOD_NONE,
-    RerankMethod.MMR: orchestrator_pb2.RERANK_METHOD_MMR,
-    RerankMethod.CROSS_ENCODER: orchestrator_pb2.RERANK_METHOD_CROSS_ENCODER,
-}
-SEARCH_MODE_PROTO = {
-    SearchMode.AUTO: common_pb2.SEARCH_MODE_UNSPECIFIED,
-    SearchMode.DENSE: common_pb2.SEARCH_MODE_DENSE,
-    SearchMode.SPARSE: common_pb2.SEARCH_MODE_SPARSE,
-    SearchMode.HYBRID: common_pb2.SEARCH_MODE_HYBRID,
-}
-CACHE_LEVEL_PROTO = {
-    CacheLevel.NONE: orchestrator_pb2.CACHE_LEVEL_NONE,
-    CacheLevel.L1: orchestrator_pb2.CACHE_LEVEL_L1,
-    CacheLevel.L2: orchestrator_pb2.CACHE_LEVEL_L2,
-}
-FINISH_REASON_PROTO = {
-    FinishReason.UNSPECIFIED: common_pb2.FINISH_REASON_UNSPECIFIED,
-    FinishReason.LENGTH: common_pb2.FINISH_REASON_LENGTH,
-    FinishReason.STOP: common_pb2.FINISH_REASON_STOP,
-    FinishReason.EOS: common_pb2.FINISH_REASON_EOS,
-    FinishReason.CANCELLED: common_pb2.FINISH_REASON_CANCELLED,
-    FinishReason.DEADLINE: common_pb2.FINISH_REASON_CANCELLED,
-}
-ROLE_PROTO = {
-    Role.SYSTEM: common_pb2.ROLE_SYSTEM,
-    Role.USER: common_pb2.ROLE_USER,
-    Role.ASSISTANT: common_pb2.ROLE_ASSISTANT,
-}
-CONVERSATION_QUERY_PROTO = {
-    ConversationQuery.LAST: orchestrator_pb2.CONVERSATION_QUERY_LAST,
-    ConversationQuery.CONCAT: orchestrator_pb2.CONVERSATION_QUERY_CONCAT,
-    ConversationQuery.REWRITE: orchestrator_pb2.CONVERSATION_QUERY_REWRITE,
-}
-FILTER_OP_PROTO = {op: common_pb2.FilterOp.Value(f"FILTER_OP_{op.name}") for op in FilterOp}
-JOB_STATE_PROTO = {state: orchestrator_pb2.JobState.Value(f"JOB_STATE_{state.name}") for state in JobState}
-RERANK_FROM_PROTO = {v: k for k, v in RERANK_PROTO.items()}
-SEARCH_MODE_FROM_PROTO = {v: k for k, v in SEARCH_MODE_PROTO.items()}
-CACHE_LEVEL_FROM_PROTO = {v: k for k, v in CACHE_LEVEL_PROTO.items()}
-FINISH_REASON_FROM_PROTO = {v: k for k, v in FINISH_REASON_PROTO.items() if k is not FinishReason.DEADLINE}
-ROLE_FROM_PROTO = {v: k for k, v in ROLE_PROTO.items()}
-CONVERSATION_QUERY_FROM_PROTO = {v: k for k, v in CONVERSATION_QUERY_PROTO.items()}
-FILTER_OP_FROM_PROTO = {v: k for k, v in FILTER_OP_PROTO.items()}
-JOB_STATE_FROM_PROTO = {v: k for k, v in JOB_STATE_PROTO.items()}
 
 
 E = TypeVar("E", bound=StrEnum)

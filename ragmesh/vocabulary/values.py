@@ -10,8 +10,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Struct, Value
 
 from ragmesh.v1 import common_pb2
-
-Scalar = str | int | float | bool
+from ragmesh.vocabulary import Scalar
 
 
 def scalar_proto(value: Scalar) -> common_pb2.Scalar:

@@ -17,7 +17,7 @@ import grpc
 
 from ragmesh.vocabulary.tls import ClientTls
 from services.common.config import MIB
-from services.common.tracing import client_interceptors
+from services.common.grpc_tracing import client_interceptors
 
 #: The retry policy: calls that fail with UNAVAILABLE before any response arrived.
 RETRY_POLICY: dict[str, Any] = {

@@ -26,11 +26,13 @@ from ragmesh.vocabulary.tls import TlsFileError
 from services.common.channels import server_options
 from services.common.config import ConfigError
 from services.common.grpc_errors import ErrorInterceptor
+from services.common.grpc_metrics import MetricsInterceptor
+from services.common.grpc_tracing import TracingServerInterceptor
 from services.common.health import HEALTH_SERVICE_NAME, HealthState
 from services.common.logs import configure_logging
-from services.common.metrics import MetricsInterceptor, start_metrics_server
+from services.common.metrics import start_metrics_server
 from services.common.server_config import ServerSettings
-from services.common.tracing import TracingServerInterceptor, setup_tracing, shutdown_tracing
+from services.common.tracing import setup_tracing, shutdown_tracing
 
 log = logging.getLogger(__name__)
 

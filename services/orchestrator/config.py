@@ -21,8 +21,8 @@ from services.common.config import ConfigError, Env, check_model_directory
 from services.common.quota import QuotaSettings
 from services.common.server_config import ServerSettings
 from services.common.tls import client_tls_from_env
+from services.orchestrator.core.experiments.config import ExperimentSettings
 from services.orchestrator.core.settings import BatchSettings, CacheSettings, IngestSettings, QueryDefaults
-from services.orchestrator.experiments.config import ExperimentSettings
 from services.parsing import ParseSettings
 
 

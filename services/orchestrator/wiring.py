@@ -23,16 +23,16 @@ from services.orchestrator.adapters.redis.guard import RedisGuard
 from services.orchestrator.adapters.redis.job_store import RedisJobStore
 from services.orchestrator.adapters.redis.versions import RedisCollectionVersions
 from services.orchestrator.config import CoreConfig
+from services.orchestrator.core.experiments.manager import Experiments
+from services.orchestrator.core.experiments.records import MemoryRecordStore, RecordStore
 from services.orchestrator.core.facade import CoreParts, Orchestrator
 from services.orchestrator.core.ingest.ingestor import Ingestor
 from services.orchestrator.core.jobs.manager import JobManager
+from services.orchestrator.core.jobs.ports import JobStore, TaskQueue
 from services.orchestrator.core.ports import Ports
 from services.orchestrator.core.query.cache import AnswerCache
 from services.orchestrator.core.query.pipeline import QueryPipeline
 from services.orchestrator.core.query.rerank import Reranker
-from services.orchestrator.core.stores import JobStore, TaskQueue
-from services.orchestrator.experiments.manager import Experiments
-from services.orchestrator.experiments.records import MemoryRecordStore, RecordStore
 from services.parsing import ParserPool
 
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import grpc
 
 from ragmesh.v1 import common_pb2, retriever_pb2, retriever_pb2_grpc
-from ragmesh.vocabulary import FILTER_OP_FROM_PROTO, SEARCH_MODE_FROM_PROTO, SEARCH_MODE_PROTO
+from ragmesh.vocabulary.protobuf import FILTER_OP_FROM_PROTO, SEARCH_MODE_FROM_PROTO, SEARCH_MODE_PROTO
 from ragmesh.vocabulary.values import metadata_dict, scalar_value
 from services.common.errors import InvalidArgument
 from services.common.offload import off_loop_if

@@ -14,6 +14,7 @@ import grpc
 from google.protobuf.message import Message
 
 from ragmesh.v1 import common_pb2, embedder_pb2, generator_pb2, orchestrator_pb2, retriever_pb2
+from ragmesh.vocabulary.limits import MAX_QUERY_FILTERS
 from tests.support.raw_grpc import Request, length_delimited, nested_struct
 
 BAD = grpc.StatusCode.INVALID_ARGUMENT
@@ -206,12 +207,12 @@ ORCHESTRATOR_ROWS = [
         "number",
     ),
     Row(
-        "17 filters",
+        f"{MAX_QUERY_FILTERS + 1} filters",
         ORC,
         Q,
-        _query(filters=[clause("lang", EQ, scalar(string_value="en"))] * 17),
+        _query(filters=[clause("lang", EQ, scalar(string_value="en"))] * (MAX_QUERY_FILTERS + 1)),
         BAD,
-        "the limit is 16",
+        f"the limit is {MAX_QUERY_FILTERS}",
     ),
     Row("collection name injection", ORC, Q, _query(collection='x" or 1==1'), BAD, "collection name"),
     Row("unknown collection", ORC, Q, _query(collection="no_such_collection_zz"), NOT_FOUND, "no_such_collection_zz"),
@@ -253,7 +254,7 @@ ORCHESTRATOR_ROWS = [
         ORC,
         "GetIngestJob",
         orchestrator_pb2.GetIngestJobRequest(job_id="0" * 32),
-        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.FAILED_PRECONDITION,
         "background jobs need a broker",
     ),
     Row(

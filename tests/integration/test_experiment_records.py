@@ -15,8 +15,8 @@ from services.common.errors import NotFound, Unavailable
 from services.orchestrator.adapters.redis import experiment_records as redis_records
 from services.orchestrator.adapters.redis.experiment_records import RedisRecordStore
 from services.orchestrator.adapters.redis.guard import RedisGuard
-from services.orchestrator.experiments.manager import Experiments, QueryOutcome
-from services.orchestrator.experiments.records import QueryRecord
+from services.orchestrator.core.experiments.manager import Experiments, QueryOutcome
+from services.orchestrator.core.experiments.records import QueryRecord
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration

@@ -220,8 +220,8 @@ def test_cross_encoder_reranking_orders_sources_by_its_scores(
         (lambda c: c.query("q", "no_such_collection_here"), "NOT_FOUND"),
         (lambda c: c.query("q", "docs", rerank="cross_encoder"), "FAILED_PRECONDITION"),
         (lambda c: c.query("q", "docs", top_k=99), "INVALID_ARGUMENT"),
-        (lambda c: c.job("no-such-job"), "UNAVAILABLE"),  # no Redis here: no task engine
-        (lambda c: c.submit_batch([{"query": "q"}]), "UNAVAILABLE"),
+        (lambda c: c.job("no-such-job"), "FAILED_PRECONDITION"),  # no Redis here: no task engine
+        (lambda c: c.submit_batch([{"query": "q"}]), "FAILED_PRECONDITION"),
         (lambda c: c.delete_documents([], "docs"), "INVALID_ARGUMENT"),
         (lambda c: c.ingest([{"id": "x", "text": "y"}], "bad name!"), "INVALID_ARGUMENT"),
     ],

@@ -7,6 +7,7 @@ import copy
 from dataclasses import dataclass, field
 
 from services.common.errors import Unavailable
+from services.orchestrator.core.jobs.ports import TaskKind
 from services.orchestrator.core.jobs.records import (
     BatchRecord,
     BatchResult,
@@ -16,7 +17,6 @@ from services.orchestrator.core.jobs.records import (
     decode_result,
     encode,
 )
-from services.orchestrator.core.stores import TaskKind
 
 
 @dataclass

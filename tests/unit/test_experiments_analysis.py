@@ -11,7 +11,7 @@ from scipy import stats
 
 from ragmesh.vocabulary import CacheLevel
 from services.common.errors import InvalidArgument
-from services.orchestrator.experiments.analysis import (
+from services.orchestrator.core.experiments.analysis import (
     build_report,
     cohens_d,
     hedges_g,
@@ -20,7 +20,7 @@ from services.orchestrator.experiments.analysis import (
     summarize,
     t_test_power,
 )
-from services.orchestrator.experiments.records import Feedback, QueryRecord
+from services.orchestrator.core.experiments.records import Feedback, QueryRecord
 
 
 def _records(variant: str, latencies: np.ndarray, **fields: object) -> list[QueryRecord]:

@@ -18,7 +18,7 @@ from scipy import stats
 from ragmesh.vocabulary.experiments.model import Experiment
 from ragmesh.vocabulary.experiments.parsing import parse_experiments
 from services.common.errors import InvalidArgument
-from services.orchestrator.experiments.assignment import assign, assign_variant, bucket
+from services.orchestrator.core.experiments.assignment import assign, assign_variant, bucket
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG: dict[str, Any] = {
@@ -37,7 +37,7 @@ CONFIG: dict[str, Any] = {
 # Run in a fresh interpreter: prints the variant of caller-0 ... caller-999, one per line.
 CHILD = """
 import json, sys
-from services.orchestrator.experiments.assignment import assign
+from services.orchestrator.core.experiments.assignment import assign
 from ragmesh.vocabulary.experiments.parsing import parse_experiments
 config = parse_experiments(json.loads(sys.argv[1]))
 print("\\n".join(assign(config, "docs", f"caller-{i}").variant for i in range(1000)))

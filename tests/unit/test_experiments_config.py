@@ -14,7 +14,7 @@ from ragmesh.vocabulary.experiments.model import ExperimentConfigError, ingest_t
 from ragmesh.vocabulary.experiments.parsing import load_experiments, parse_experiments
 from ragmesh.vocabulary.experiments.settings import render_prompt
 from services.common.config import ConfigError, Env
-from services.orchestrator.experiments.config import ExperimentSettings
+from services.orchestrator.core.experiments.config import ExperimentSettings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "corpus" / "experiments.example.toml"
 

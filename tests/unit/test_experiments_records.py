@@ -12,8 +12,8 @@ from prometheus_client import REGISTRY
 
 from ragmesh.vocabulary.experiments.parsing import parse_experiments
 from services.common.errors import InvalidArgument, NotFound
-from services.orchestrator.experiments.manager import Experiments, QueryOutcome
-from services.orchestrator.experiments.records import MemoryRecordStore, QueryRecord
+from services.orchestrator.core.experiments.manager import Experiments, QueryOutcome
+from services.orchestrator.core.experiments.records import MemoryRecordStore, QueryRecord
 
 CONFIG = {
     "experiments": [

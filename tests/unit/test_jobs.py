@@ -24,15 +24,15 @@ from services.common.tracing import tracer
 from services.orchestrator.config import CoreConfig
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.domain import Document, IngestProgress, QueryInput
+from services.orchestrator.core.experiments.config import ExperimentSettings
 from services.orchestrator.core.facade import Orchestrator
 from services.orchestrator.core.ingest.state import IngestBatch, IngestState
 from services.orchestrator.core.jobs.manager import NO_ENGINE, JobManager
+from services.orchestrator.core.jobs.ports import TaskKind
 from services.orchestrator.core.jobs.records import IngestJobRequest, JobRecord, encode
 from services.orchestrator.core.jobs.runner import JobRunner
 from services.orchestrator.core.ports import Ports
 from services.orchestrator.core.settings import IngestSettings
-from services.orchestrator.core.stores import TaskKind
-from services.orchestrator.experiments.config import ExperimentSettings
 from services.orchestrator.wiring import build_core
 from services.worker.config import RetrySettings
 from services.worker.tasks import register_tasks

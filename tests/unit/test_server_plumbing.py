@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from services.common import errors
 from services.common.channels import open_channel
+from services.common.grpc_metrics import RPC_IN_FLIGHT, RPC_REQUESTS
 from services.common.interceptors import call_interceptors
-from services.common.metrics import RPC_IN_FLIGHT, RPC_REQUESTS
 from services.common.server import RunningServer, StartupError
 from tests.support.inprocess import generic_definition, local_settings, start_in_process
 

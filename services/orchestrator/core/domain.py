@@ -17,10 +17,10 @@ from ragmesh.vocabulary import (
     FinishReason,
     RerankMethod,
     Role,
+    Scalar,
     SearchMode,
     TextDelta,
 )
-from ragmesh.vocabulary.values import Scalar
 
 Metadata = Mapping[str, Any]
 

@@ -28,9 +28,13 @@ from services.orchestrator.core.domain import (
     IngestProgress,
     QueryInput,
 )
+from services.orchestrator.core.experiments.analysis import ExperimentReport
+from services.orchestrator.core.experiments.manager import Experiments
+from services.orchestrator.core.experiments.runs import apply_variant, recorded
 from services.orchestrator.core.ingest.ingestor import Ingestor
 from services.orchestrator.core.ingest.state import IngestBatch
 from services.orchestrator.core.jobs.manager import NO_ENGINE, JobManager
+from services.orchestrator.core.jobs.ports import JobStore
 from services.orchestrator.core.jobs.records import BatchRecord, BatchRequest, BatchResult, IngestJobRequest, JobRecord
 from services.orchestrator.core.jobs.runner import JobRunner
 from services.orchestrator.core.ports import Embeddings, Ports
@@ -38,10 +42,7 @@ from services.orchestrator.core.query.cache import AnswerCache, CacheCounts
 from services.orchestrator.core.query.pipeline import QueryPipeline
 from services.orchestrator.core.requests import QuerySpec, check_collection, resolve
 from services.orchestrator.core.settings import BatchSettings, IngestSettings, QueryDefaults
-from services.orchestrator.core.stores import CallCounts, CollectionVersions, JobStore, Monitor, SharedAnswers
-from services.orchestrator.experiments.analysis import ExperimentReport
-from services.orchestrator.experiments.manager import Experiments
-from services.orchestrator.experiments.runs import apply_variant, recorded
+from services.orchestrator.core.stores import CallCounts, CollectionVersions, Monitor, SharedAnswers
 
 QUERIES = Counter("ragmesh_queries_total", "Queries answered, by status", ["status"])
 MAX_DELETE_IDS = 10_000

@@ -19,8 +19,8 @@ from ragmesh.vocabulary.limits import MAX_CANDIDATES, MAX_QUERY_FILTERS, MAX_TOP
 from ragmesh.vocabulary.names import IDENTIFIER
 from services.common.errors import InvalidArgument
 from services.orchestrator.core.domain import Filter, QueryInput, Sampling, Turn
+from services.orchestrator.core.experiments.assignment import Assignment
 from services.orchestrator.core.settings import QueryDefaults
-from services.orchestrator.experiments.assignment import Assignment
 
 MAX_QUERY_CHARS = 4000
 MAX_HISTORY_TURNS = 64

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from celery import Celery
 
-from services.orchestrator.core.stores import TaskKind
+from services.orchestrator.core.jobs.ports import TaskKind
 
 #: Task names by the core's task kinds (the orchestrator sends by name: it never imports
 #: the task bodies).

@@ -11,7 +11,7 @@ from opentelemetry import propagate
 
 from services.common.errors import Unavailable
 from services.orchestrator.adapters.background.celery_app import TASK_NAMES, TRACEPARENT, EngineSettings, make_app
-from services.orchestrator.core.stores import TaskKind
+from services.orchestrator.core.jobs.ports import TaskKind
 
 
 class CeleryTaskQueue:

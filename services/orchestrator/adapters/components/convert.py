@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ragmesh.v1 import common_pb2
-from ragmesh.vocabulary import FILTER_OP_PROTO, ROLE_PROTO
+from ragmesh.vocabulary.protobuf import FILTER_OP_PROTO, ROLE_PROTO
 from ragmesh.vocabulary.values import scalar_proto
 from services.orchestrator.core.domain import Filter, Sampling, Turn
 

@@ -8,7 +8,8 @@ from collections.abc import AsyncGenerator, Sequence
 import grpc
 
 from ragmesh.v1 import generator_pb2
-from ragmesh.vocabulary import FINISH_REASON_FROM_PROTO, FinishReason, TextDelta
+from ragmesh.vocabulary import FinishReason, TextDelta
+from ragmesh.vocabulary.protobuf import FINISH_REASON_FROM_PROTO
 from services.common.grpc_errors import downstream_error
 from services.orchestrator.adapters.components.calls import DEFAULT_TIMEOUT, Facts, call
 from services.orchestrator.adapters.components.channels import Components

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ragmesh.v1 import common_pb2, retriever_pb2
-from ragmesh.vocabulary import SEARCH_MODE_PROTO
 from ragmesh.vocabulary.limits import MAX_IN_VALUES
+from ragmesh.vocabulary.protobuf import SEARCH_MODE_PROTO
 from ragmesh.vocabulary.values import metadata_dict, metadata_struct
 from services.orchestrator.adapters.components.calls import DEFAULT_TIMEOUT, WRITE_TIMEOUT, call
 from services.orchestrator.adapters.components.channels import Components

@@ -27,7 +27,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 
 from services.orchestrator.adapters.redis.guard import RedisGuard, as_bytes
-from services.orchestrator.experiments.records import (
+from services.orchestrator.core.experiments.records import (
     Feedback,
     QueryRecord,
     check_feedback,

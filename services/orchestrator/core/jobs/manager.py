@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.orchestrator.core.domain import IngestProgress
+from services.orchestrator.core.jobs.ports import JobStore, TaskKind, TaskQueue
 from services.orchestrator.core.jobs.records import (
     BatchRecord,
     BatchRequest,
@@ -27,7 +28,6 @@ from services.orchestrator.core.jobs.records import (
 )
 from services.orchestrator.core.requests import check_collection, check_job_id
 from services.orchestrator.core.settings import IngestSettings
-from services.orchestrator.core.stores import JobStore, TaskKind, TaskQueue
 
 T = TypeVar("T")
 WATCH_POLL_SECONDS = 0.3

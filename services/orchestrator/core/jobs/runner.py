@@ -24,6 +24,7 @@ from services.orchestrator.core.domain import Answer, IngestProgress, QueryInput
 from services.orchestrator.core.ingest.documents import document_problem
 from services.orchestrator.core.ingest.ingestor import Ingestor
 from services.orchestrator.core.ingest.state import IngestBatch, IngestState
+from services.orchestrator.core.jobs.ports import JobStore
 from services.orchestrator.core.jobs.records import (
     BatchRecord,
     BatchResult,
@@ -31,7 +32,6 @@ from services.orchestrator.core.jobs.records import (
     decode_batch_request,
     decode_job_request,
 )
-from services.orchestrator.core.stores import JobStore
 
 log = logging.getLogger(__name__)
 #: A batch's record (its counters) is written after this many answers, and at the end.

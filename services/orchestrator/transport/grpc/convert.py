@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ragmesh.v1 import common_pb2, orchestrator_pb2
-from ragmesh.vocabulary import FILTER_OP_FROM_PROTO, ROLE_FROM_PROTO, FilterOp
-from ragmesh.vocabulary.values import Scalar, metadata_dict, scalar_value
+from ragmesh.vocabulary import FilterOp, Scalar
+from ragmesh.vocabulary.protobuf import FILTER_OP_FROM_PROTO, ROLE_FROM_PROTO
+from ragmesh.vocabulary.values import metadata_dict, scalar_value
 from services.common.errors import InvalidArgument
 from services.orchestrator.core.domain import Chunking, Document, Filter, IngestProgress, Sampling, Turn
 

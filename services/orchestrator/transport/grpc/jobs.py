@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ragmesh.v1 import orchestrator_pb2
-from ragmesh.vocabulary import JOB_STATE_PROTO
+from ragmesh.vocabulary.protobuf import JOB_STATE_PROTO
 from services.orchestrator.core.domain import QueryInput
 from services.orchestrator.core.jobs.records import BatchRecord, BatchResult, IngestJobRequest, JobRecord
 from services.orchestrator.transport.grpc.convert import chunking_from_proto, document_from_proto, progress_to_proto

@@ -7,13 +7,13 @@ from dataclasses import asdict
 from typing import Any
 
 from ragmesh.v1 import common_pb2, orchestrator_pb2
-from ragmesh.vocabulary import (
+from ragmesh.vocabulary import TextDelta
+from ragmesh.vocabulary.protobuf import (
     CACHE_LEVEL_PROTO,
     CONVERSATION_QUERY_FROM_PROTO,
     FINISH_REASON_PROTO,
     RERANK_FROM_PROTO,
     SEARCH_MODE_FROM_PROTO,
-    TextDelta,
 )
 from ragmesh.vocabulary.values import metadata_struct
 from services.common.errors import InvalidArgument
@@ -29,8 +29,8 @@ from services.orchestrator.core.domain import (
     StageTimings,
     Usage,
 )
+from services.orchestrator.core.experiments.analysis import ExperimentReport
 from services.orchestrator.core.facade import Stats
-from services.orchestrator.experiments.analysis import ExperimentReport
 from services.orchestrator.transport.grpc.convert import (
     filter_from_proto,
     sampling_from_proto,

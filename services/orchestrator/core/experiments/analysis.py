@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.common.errors import InvalidArgument
-from services.orchestrator.experiments.records import QueryRecord
+from services.orchestrator.core.experiments.records import QueryRecord
 
 #: The largest sample size per variant worth reporting; a smaller effect reports None.
 MAX_SAMPLE_SIZE = 10_000_000

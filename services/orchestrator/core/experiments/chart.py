@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 
-from services.orchestrator.experiments.analysis import ExperimentReport
+from services.orchestrator.core.experiments.analysis import ExperimentReport
 
 WIDTH_INCHES = 2.0
 HEIGHT_INCHES = 4.5

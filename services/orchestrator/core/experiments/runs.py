@@ -13,8 +13,8 @@ from ragmesh.vocabulary import CacheLevel, RerankMethod, SearchMode, TextDelta
 from services.common.errors import status_of
 from services.common.tracing import current_trace_id
 from services.orchestrator.core.domain import Event, FinalEvent, QueryInput, SourcesEvent
-from services.orchestrator.experiments.assignment import Assignment
-from services.orchestrator.experiments.manager import Experiments, QueryOutcome
+from services.orchestrator.core.experiments.assignment import Assignment
+from services.orchestrator.core.experiments.manager import Experiments, QueryOutcome
 
 
 def apply_variant(request: QueryInput, assignment: Assignment) -> QueryInput:

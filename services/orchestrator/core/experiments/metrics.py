@@ -16,7 +16,7 @@ from prometheus_client import Counter, Histogram
 from ragmesh.vocabulary import CacheLevel
 from ragmesh.vocabulary.experiments.model import ExperimentsConfig
 from services.common.metrics import LATENCY_BUCKETS
-from services.orchestrator.experiments.records import QueryRecord
+from services.orchestrator.core.experiments.records import QueryRecord
 
 LABELS = ["experiment", "variant"]
 QUERIES = Counter(

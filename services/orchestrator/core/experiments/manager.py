@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from ragmesh.vocabulary import CacheLevel
 from ragmesh.vocabulary.experiments.model import Experiment, ExperimentsConfig
 from services.common.errors import NotFound
-from services.orchestrator.experiments.analysis import ExperimentReport, build_report, check_metric, metric_values
-from services.orchestrator.experiments.assignment import Assignment, assign
-from services.orchestrator.experiments.chart import render_chart
-from services.orchestrator.experiments.metrics import ExperimentMetrics
-from services.orchestrator.experiments.records import QueryRecord, RecordStore
+from services.orchestrator.core.experiments.analysis import ExperimentReport, build_report, check_metric, metric_values
+from services.orchestrator.core.experiments.assignment import Assignment, assign
+from services.orchestrator.core.experiments.chart import render_chart
+from services.orchestrator.core.experiments.metrics import ExperimentMetrics
+from services.orchestrator.core.experiments.records import QueryRecord, RecordStore
 
 log = logging.getLogger(__name__)
 #: Record writes in flight at most; beyond it a record is dropped (and counted), not queued.
