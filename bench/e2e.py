@@ -22,7 +22,8 @@ from pathlib import Path
 from bench.chat_api import chat_vs_grpc
 from bench.inprocess import InProcessPipeline
 from ragmesh.client import RagmeshClient, files
-from ragmesh.mesh.launcher import Mesh, MeshPlan
+from ragmesh.mesh.launcher import Mesh
+from ragmesh.mesh.plan import MeshPlan
 from ragmesh.mesh.processes import ROOT, ServiceProcess, free_port
 from ragmesh.vocabulary import TextDelta
 from services.orchestrator.core.domain import QueryInput, Sampling

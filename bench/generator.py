@@ -34,8 +34,8 @@ import torch
 
 from bench.generator_stream import NEW_TOKENS, PROMPT, service_rate
 from ragmesh.mesh.processes import ServiceProcess
+from services.generator.backends.loading import model_directory
 from services.generator.config import GeneratorConfig
-from services.generator.loading import model_directory
 
 TARGET_SINGLE = 0.9
 TARGET_BATCH = 0.85

@@ -21,8 +21,8 @@ from typing import Any
 
 from bench.generator_stream import NEW_TOKENS, PROMPT, service_rate
 from ragmesh.mesh.processes import ServiceProcess
+from services.generator.backends.llamacpp import default_threads
 from services.generator.config import default_model_path
-from services.generator.llamacpp import default_threads
 
 TARGET_SINGLE = 0.9
 STREAMS = 4

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 
-from ragmesh.vocabulary import FinishReason, TextDelta
+from ragmesh.vocabulary import TextDelta
 from services.embedder.engine import Embedder, Kind
-from services.generator.backend import ChatTurn
+from services.generator.decoding.lm import ChatTurn
 from services.generator.engine import Generator
-from services.generator.sequence import Delta
 from services.generator.validation import SamplingRequest
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.domain import ChunkRecord, Filter, Hit, Sampling, Turn
@@ -111,10 +110,10 @@ class LocalGenerator:
         )  # fmt: skip
         chat = [ChatTurn(t.role.value, t.content) for t in turns]
         async for event in self.engine.generate(chat, request, deadline.remaining()):
-            if isinstance(event, Delta):
-                yield TextDelta(event.text, event.tokens)
+            if isinstance(event, TextDelta):
+                yield event
             else:
-                yield GenerationDone(FinishReason(event.reason.value), event.prompt_tokens, event.completion_tokens)
+                yield GenerationDone(event.reason, event.prompt_tokens, event.completion_tokens)
 
     async def count_tokens(self, texts: Sequence[str], turns: Sequence[Turn], deadline: Deadline) -> TokenCounts:
         counts, prompt = await self.engine.count_tokens(list(texts), [ChatTurn(t.role.value, t.content) for t in turns])

@@ -38,8 +38,8 @@ from ragmesh.mesh.processes import (
     tied_to_this_process,
     wait_until,
 )
+from services.generator.backends.llamacpp import default_threads
 from services.generator.config import default_model_path
-from services.generator.llamacpp import default_threads
 
 RAGMESH, LLAMA_SERVER = "ragmesh generator (llamacpp backend)", "llama-cpp-python server"
 SYSTEMS = {RAGMESH: "gRPC stream on loopback, 1 stream", LLAMA_SERVER: "OpenAI HTTP on loopback, not streamed"}

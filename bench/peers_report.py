@@ -1,6 +1,6 @@
 """The peers benchmark's figures: per-round samples folded into one row per system (the
 median round by ratio to the in-process baseline measured with it), the Markdown report
-and peers.json. Pure logic, unit-tested in tests/unit/test_bench_peers_report.py."""
+and peers.json. Pure logic, unit-tested in tests/unit/bench/test_peers_report.py."""
 
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ from ragmesh.client import AsyncRagmeshClient, Document
 from ragmesh.eval import runner
 from ragmesh.eval.datasets import EvalSet
 from ragmesh.eval.metrics import evaluate
-from ragmesh.mesh.launcher import Mesh, MeshPlan
+from ragmesh.mesh.launcher import Mesh
+from ragmesh.mesh.plan import MeshPlan
 from ragmesh.mesh.processes import ROOT, free_port
 
 SQUAD_NAME = "squaddev_v1.1.json"

@@ -26,7 +26,8 @@ from bench.machine import machine_facts
 from bench.sweep_load import LevelResult, median_ratio, mesh_streamer, run_level
 from bench.sweep_report import write_report
 from ragmesh.client import AsyncRagmeshClient, RagmeshClient, files
-from ragmesh.mesh.launcher import Mesh, MeshPlan
+from ragmesh.mesh.launcher import Mesh
+from ragmesh.mesh.plan import MeshPlan
 from ragmesh.mesh.processes import ROOT, free_port
 from ragmesh.vocabulary import TextDelta
 from services.orchestrator.core.deadline import Deadline

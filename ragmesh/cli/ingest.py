@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -10,17 +10,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ragmesh.cli.common import EXIT_FAILED, client_from, fail, handles_errors, print_json
-from ragmesh.client import Document, IngestProgress, RagmeshClient, files
-from ragmesh.client.base import IngestTally, errors_as_ragmesh
-from ragmesh.client.types import document_message
-from ragmesh.v1 import orchestrator_pb2
+from ragmesh.client import IngestProgress, RagmeshClient, files
 from ragmesh.vocabulary.experiments.model import ExperimentConfigError, ingest_targets
 from ragmesh.vocabulary.experiments.parsing import load_experiments
 
 _JOB_STATES = {0: "unspecified", 1: "pending", 2: "running", 3: "succeeded", 4: "failed"}
 _PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 #: Bytes of documents per Ingest message (the server accepts 64 MiB by default).
-MESSAGE_BYTES = 16 * 1024 * 1024
 _COLLECTION = click.option("-c", "--collection", default="default", show_default=True, help="Target collection.")
 
 
@@ -132,8 +128,6 @@ def ingest_files(
         fail("no documents found to ingest")
     # The sources of a folder's files start with the folder as given (see files.load).
     prefix = f"{str(paths[0]).rstrip('/')}/" if sync else ""
-    chunking = orchestrator_pb2.ChunkingOptions(chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)
-    requests = _requests(loaded.documents, collection, chunking, batch, prefix)
     with Progress(
         TextColumn("[bold]indexing"),
         BarColumn(),
@@ -148,45 +142,17 @@ def ingest_files(
             done = progress.documents_done + progress.documents_failed
             bar.update(task, completed=done, chunks=progress.chunks_done, pages=progress.pages_done)
 
-        tally = IngestTally(show)
-        with errors_as_ragmesh():
-            for message in client.stub.Ingest(requests, **client.settings.call_options()):
-                tally.add(message)
-        final = tally.result()
+        final = client.ingest(
+            loaded.documents,
+            collection,
+            show,
+            batch_size=batch,
+            chunk_tokens=chunk_tokens,
+            overlap_tokens=overlap_tokens,
+            sync_prefix=prefix,
+        )
     _summary(console, final, collection, len(loaded.problems))
     return not final.errors and not loaded.problems
-
-
-def _requests(
-    documents: Sequence[Document],
-    collection: str,
-    chunking: orchestrator_pb2.ChunkingOptions,
-    batch: int,
-    sync_prefix: str,
-) -> Iterator[orchestrator_pb2.IngestRequest]:
-    """The Ingest stream: batches of at most ``batch`` documents and about MESSAGE_BYTES
-    (a large file alone), the collection, chunking and sync prefix in the first message."""
-    pending: list[orchestrator_pb2.Document] = []
-    size = 0
-    first = True
-
-    def request() -> orchestrator_pb2.IngestRequest:
-        nonlocal first
-        message = orchestrator_pb2.IngestRequest(collection=collection, documents=pending, chunking=chunking)
-        if first:
-            message.sync_source_prefix = sync_prefix
-        first = False
-        return message
-
-    for document in documents:
-        message = document_message(document)
-        if pending and (len(pending) >= batch or size + message.ByteSize() > MESSAGE_BYTES):
-            yield request()
-            pending, size = [], 0
-        pending.append(message)
-        size += message.ByteSize()
-    if pending or first:
-        yield request()
 
 
 def _summary(console: Console, final: IngestProgress, collection: str, skipped_files: int) -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
 
 from ragmesh.cli.common import client_from, handles_errors, print_json
 from ragmesh.client import DoneEvent, RagmeshClient, SourcesEvent, TokenEvent, filters
 from ragmesh.client.types import Answer, Source
-from ragmesh.vocabulary import RerankMethod
+from ragmesh.vocabulary import CacheLevel, RerankMethod
 
 
 @click.command()
@@ -57,26 +59,36 @@ def ask(
 
 
 def stream_answer(client: RagmeshClient, question: str, collection: str, top_k: int = 0, **options: Any) -> None:
-    """Print the answer's tokens as they arrive, then its numbered sources."""
+    """Print the answer's tokens as they arrive, then its numbered sources. When the model
+    cited nothing, the orchestrator's cited version replaces the streamed text on a terminal
+    (piped, only the final text is written): the answer is shown once."""
     first: SourcesEvent | None = None
-    for event in client.query_stream(question, collection, top_k, **options):
-        if isinstance(event, SourcesEvent):
-            first = event
-        elif isinstance(event, TokenEvent):
-            sys.stdout.write(event.text)
-            sys.stdout.flush()
-        elif isinstance(event, DoneEvent) and first is not None:
-            click.echo()
-            if event.cited_answer:  # the model cited nothing: the orchestrator's attribution
-                click.echo(click.style(f"with citations: {event.cited_answer}", dim=True))
-            _print_sources(first.sources)
-            click.echo(click.style(f"({first.cache} cache, trace {first.trace_id})", dim=True))
+    console = Console(highlight=False)
+    text = ""
+    with Live(Text(), console=console, auto_refresh=False) as live:
+        for event in client.query_stream(question, collection, top_k, **options):
+            if isinstance(event, SourcesEvent):
+                first = event
+            elif isinstance(event, TokenEvent):
+                text += event.text
+                live.update(Text(text), refresh=True)
+            elif isinstance(event, DoneEvent):
+                live.update(Text(event.cited_answer or text), refresh=True)
+    if first is not None:
+        _print_sources(first.sources)
+        click.echo(click.style(_served(first.cache, first.trace_id), dim=True))
 
 
 def _print_answer(answer: Answer) -> None:
     click.echo(answer.cited_text or answer.text)
     _print_sources(answer.sources)
-    click.echo(click.style(f"({answer.cache} cache, trace {answer.trace_id})", dim=True))
+    click.echo(click.style(_served(answer.cache, answer.trace_id), dim=True))
+
+
+def _served(cache: str, trace_id: str) -> str:
+    """``(not cached, trace …)`` or ``(from the L1 cache, trace …)``."""
+    where = "not cached" if cache in ("", CacheLevel.NONE) else f"from the {str(cache).upper()} cache"
+    return f"({where}, trace {trace_id})"
 
 
 def _print_sources(sources: list[Source]) -> None:

@@ -6,6 +6,7 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -13,8 +14,9 @@ from ragmesh.cli.common import EXIT_FAILED, client_from, fail
 from ragmesh.cli.ingest import ingest_files
 from ragmesh.cli.query import stream_answer
 from ragmesh.mesh.envoy_tls import TlsOptions
-from ragmesh.mesh.launcher import COMPONENT_ORDER, Mesh, MeshError, MeshPlan
+from ragmesh.mesh.launcher import Mesh, MeshError
 from ragmesh.mesh.mesh_tls import MeshTls
+from ragmesh.mesh.plan import COMPONENT_ORDER, MeshPlan
 from ragmesh.mesh.processes import ROOT, free_port
 from ragmesh.mesh.supervisor import Supervisor
 from ragmesh.vocabulary.keys import Grant, digest, new_key, toml_entry
@@ -104,62 +106,22 @@ EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--demo", is_flag=True, help=f"Index the sample corpus and stream an answer to {DEMO_QUESTION!r}.")
 @click.option("--exit-after-demo", is_flag=True, help="With --demo: stop the mesh after the answer.")
 @click.pass_context
-def up(
-    context: click.Context,
-    *,
-    embedders: int,
-    generators: int,
-    orchestrators: int,
-    workers: int | None,
-    retrievers: int,
-    retriever_uri: str,
-    redis_url: str,
-    port: int,
-    admin_port: int,
-    traces_file: Path | None,
-    otlp_endpoint: str,
-    log_dir: Path,
-    random_ports: bool,
-    internal_port: int | None,
-    tls_cert: Path | None,
-    tls_key: Path | None,
-    tls_ca: Path | None,
-    mesh_tls_dir: Path | None,
-    api_key_file: Path | None,
-    generate_api_key: bool,
-    demo: bool,
-    exit_after_demo: bool,
-) -> None:
+def up(context: click.Context, **options: Any) -> None:
     """Start every component as its own process on loopback, with Envoy in front.
 
     Waits until every replica reports SERVING, prints where everything is, and runs
     until Ctrl-C or SIGTERM, then stops everything gracefully.
     """
-    counts = dict(zip(COMPONENT_ORDER, (retrievers, embedders, generators, orchestrators), strict=True))
-    log_dir = log_dir.resolve()
     root = context.find_root().obj
-    if generate_api_key:
+    log_dir: Path = options["log_dir"].resolve()
+    api_key_file: Path | None = options["api_key_file"]
+    if options["generate_api_key"]:
         if api_key_file is not None:
             fail("--api-key-file and --generate-api-key exclude each other")
         api_key_file, root["api_key"] = session_key_file(log_dir)
         click.echo(f"API key of this session (shown once; send as 'authorization: Bearer <key>'): {root['api_key']}")
-    plan = MeshPlan(
-        replicas=counts,
-        envoy_port=port,
-        envoy_admin_port=admin_port,
-        envoy_internal_port=internal_port or (free_port() if random_ports else 8081),
-        tls=tls_options(tls_cert, tls_key, tls_ca, log_dir),
-        mesh_tls=mesh_tls_options(mesh_tls_dir, log_dir),
-        api_key_file=api_key_file.resolve() if api_key_file else None,
-        default_ports=not random_ports,
-        retriever_uri=retriever_uri,
-        redis_url=redis_url,
-        traces_file=str(traces_file.resolve()) if traces_file and str(traces_file) not in ("", ".") else "",
-        otlp_endpoint=otlp_endpoint,
-        log_dir=log_dir.resolve(),
-        workers=workers,
-    )
-    root["address"] = f"127.0.0.1:{port}"
+    plan = _plan(options, log_dir, api_key_file)
+    root["address"] = f"127.0.0.1:{plan.envoy_port}"
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         mesh = Mesh(plan)
@@ -168,9 +130,9 @@ def up(
         fail(str(error))
     try:
         click.echo("\n".join(["ragmesh is up:", *(f"  {line}" for line in mesh.describe())]))
-        if demo:
+        if options["demo"]:
             _demo(context)
-            if exit_after_demo:
+            if options["exit_after_demo"]:
                 return
         click.echo("Ctrl-C stops the mesh.")
         _watch(mesh)
@@ -179,6 +141,29 @@ def up(
     finally:
         mesh.stop()
         click.echo("ragmesh stopped", err=True)
+
+
+def _plan(options: dict[str, Any], log_dir: Path, api_key_file: Path | None) -> MeshPlan:
+    """The mesh the options ask for."""
+    counts = [options[name] for name in ("retrievers", "embedders", "generators", "orchestrators")]
+    traces_file: Path | None = options["traces_file"]
+    random_ports: bool = options["random_ports"]
+    return MeshPlan(
+        replicas=dict(zip(COMPONENT_ORDER, counts, strict=True)),
+        envoy_port=options["port"],
+        envoy_admin_port=options["admin_port"],
+        envoy_internal_port=options["internal_port"] or (free_port() if random_ports else 8081),
+        tls=tls_options(options["tls_cert"], options["tls_key"], options["tls_ca"], log_dir),
+        mesh_tls=mesh_tls_options(options["mesh_tls_dir"], log_dir),
+        api_key_file=api_key_file.resolve() if api_key_file else None,
+        default_ports=not random_ports,
+        retriever_uri=options["retriever_uri"],
+        redis_url=options["redis_url"],
+        traces_file=str(traces_file.resolve()) if traces_file and str(traces_file) not in ("", ".") else "",
+        otlp_endpoint=options["otlp_endpoint"],
+        log_dir=log_dir,
+        workers=options["workers"],
+    )
 
 
 def tls_options(cert: Path | None, key: Path | None, ca: Path | None, log_dir: Path) -> TlsOptions | None:

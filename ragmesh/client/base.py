@@ -13,6 +13,7 @@ from opentelemetry import propagate
 
 from ragmesh.client import types
 from ragmesh.v1 import orchestrator_pb2
+from ragmesh.vocabulary.limits import MAX_DOCUMENTS_PER_MESSAGE
 
 MIB = 1024 * 1024
 R = TypeVar("R")
@@ -101,6 +102,11 @@ class ClientSettings:
         return types.query_request(query, collection, top_k, self.caller_id, parsed)
 
 
+#: About this many bytes per Ingest message (a larger file goes alone): far under the
+#: services' 64 MiB message limit, small enough to show progress on large files.
+MESSAGE_BYTES = 16 * 1024 * 1024
+
+
 def ingest_requests(
     documents: Iterable[types.Document | dict[str, Any]],
     collection: str,
@@ -108,18 +114,35 @@ def ingest_requests(
     batch_size: int,
     chunk_tokens: int,
     overlap_tokens: int,
+    sync_prefix: str = "",
 ) -> Iterator[orchestrator_pb2.IngestRequest]:
-    """The Ingest stream: documents in batches, collection and chunking in the first message."""
+    """The Ingest stream, cut by the one rule every caller uses: at most ``batch_size``
+    documents (and the server's MAX_DOCUMENTS_PER_MESSAGE) and about MESSAGE_BYTES a message;
+    the collection, chunking and sync prefix in the first message."""
+    if not 1 <= batch_size <= MAX_DOCUMENTS_PER_MESSAGE:
+        raise ValueError(f"batch_size must be 1 to {MAX_DOCUMENTS_PER_MESSAGE}, got {batch_size}")
     chunking = orchestrator_pb2.ChunkingOptions(chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)
-    batch: list[orchestrator_pb2.Document] = []
-    sent = False
+    pending: list[orchestrator_pb2.Document] = []
+    size = 0
+    first = True
+
+    def request() -> orchestrator_pb2.IngestRequest:
+        nonlocal first
+        message = orchestrator_pb2.IngestRequest(collection=collection, documents=pending, chunking=chunking)
+        if first:
+            message.sync_source_prefix = sync_prefix
+        first = False
+        return message
+
     for document in documents:
-        batch.append(types.document_message(document))
-        if len(batch) >= batch_size:
-            yield orchestrator_pb2.IngestRequest(collection=collection, documents=batch, chunking=chunking)
-            batch, sent = [], True
-    if batch or not sent:
-        yield orchestrator_pb2.IngestRequest(collection=collection, documents=batch, chunking=chunking)
+        message = types.document_message(document)
+        if pending and (len(pending) >= batch_size or size + message.ByteSize() > MESSAGE_BYTES):
+            yield request()
+            pending, size = [], 0
+        pending.append(message)
+        size += message.ByteSize()
+    if pending or first:
+        yield request()
 
 
 def submit_job_request(

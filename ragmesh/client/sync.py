@@ -68,14 +68,18 @@ class RagmeshClient:
         batch_size: int = 64,
         chunk_tokens: int = 0,
         overlap_tokens: int = 0,
+        sync_prefix: str = "",
     ) -> types.IngestProgress:
-        """Index documents (streamed in batches); returns the final progress, with every error."""
+        """Index documents (streamed in batches); returns the final progress, with every error.
+        With ``sync_prefix``, documents whose ``source`` starts with it and that this call
+        did not send are deleted (a folder mirrored)."""
         requests = ingest_requests(
             documents,
             collection or "default",
             batch_size=batch_size,
             chunk_tokens=chunk_tokens,
             overlap_tokens=overlap_tokens,
+            sync_prefix=sync_prefix,
         )
         tally = IngestTally(on_progress)
         with errors_as_ragmesh():

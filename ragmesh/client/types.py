@@ -10,7 +10,16 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Struct
 
 from ragmesh.v1 import common_pb2, orchestrator_pb2
-from ragmesh.vocabulary import CacheLevel, ConversationQuery, FinishReason, RerankMethod, Role, SearchMode, choice
+from ragmesh.vocabulary import (
+    CacheLevel,
+    ConversationQuery,
+    FinishReason,
+    RerankMethod,
+    Role,
+    SearchMode,
+    TextDelta,
+    choice,
+)
 from ragmesh.vocabulary.protobuf import (
     CACHE_LEVEL_FROM_PROTO,
     CONVERSATION_QUERY_PROTO,
@@ -21,12 +30,12 @@ from ragmesh.vocabulary.protobuf import (
 )
 
 
-def _cache_name(value: orchestrator_pb2.CacheLevel.ValueType) -> str:
-    return CACHE_LEVEL_FROM_PROTO.get(value, CacheLevel.NONE).value
+def _cache_name(value: orchestrator_pb2.CacheLevel.ValueType) -> CacheLevel:
+    return CACHE_LEVEL_FROM_PROTO.get(value, CacheLevel.NONE)
 
 
-def _finish_name(value: common_pb2.FinishReason.ValueType) -> str:
-    return FINISH_REASON_FROM_PROTO.get(value, FinishReason.UNSPECIFIED).value
+def _finish_name(value: common_pb2.FinishReason.ValueType) -> FinishReason:
+    return FINISH_REASON_FROM_PROTO.get(value, FinishReason.UNSPECIFIED)
 
 
 @dataclass(frozen=True)
@@ -57,10 +66,10 @@ class Answer:
     sources: list[Source]
     usage: Usage
     timings_ms: dict[str, float]
-    cache: str
+    cache: CacheLevel
     trace_id: str
     variant: str
-    finish_reason: str
+    finish_reason: FinishReason
     #: Oldest history turns left out of the prompt (the context window was full).
     history_turns_dropped: int = 0
     #: What the retriever was asked (the follow-up with its conversation).
@@ -76,15 +85,12 @@ class SourcesEvent:
     """First event of a streamed answer: what it will cite."""
 
     sources: list[Source]
-    cache: str
+    cache: CacheLevel
     trace_id: str
 
 
-@dataclass(frozen=True)
-class TokenEvent:
-    """A piece of the answer's text."""
-
-    text: str
+#: A piece of the answer's text (the vocabulary's text delta, as every layer streams it).
+TokenEvent = TextDelta
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,7 @@ class DoneEvent:
 
     usage: Usage
     timings_ms: dict[str, float]
-    finish_reason: str
+    finish_reason: FinishReason
     history_turns_dropped: int = 0
     retrieval_query: str = ""
     #: The streamed text with the [n] markers the orchestrator added ("" when the model cited).
@@ -185,7 +191,7 @@ def stream_event(message: orchestrator_pb2.QueryStreamResponse) -> StreamEvent:
             message.sources.trace_id,
         )
     if kind == "delta":
-        return TokenEvent(message.delta.text)
+        return TextDelta(message.delta.text, message.delta.tokens)
     final = message.final
     return DoneEvent(
         Usage(final.usage.prompt_tokens, final.usage.completion_tokens),

@@ -129,15 +129,10 @@ class PermissionDenied(RagmeshError):
     code = Status.PERMISSION_DENIED
 
 
-class Internal(RagmeshError):
-    """A downstream component failed in a way the caller cannot act on."""
-
-    code = Status.INTERNAL
-
-
 def error_class(code: Status) -> type[RagmeshError]:
     """The exception class raised for ``code`` (Unavailable for codes without one of their
-    own: a downstream failure of an unknown kind is worth retrying elsewhere)."""
+    own, INTERNAL and UNKNOWN among them: a component that failed that way — a replica that
+    died mid-stream resets it — is worth retrying elsewhere)."""
     return _BY_STATUS.get(code, Unavailable)
 
 

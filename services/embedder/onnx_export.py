@@ -128,7 +128,7 @@ def _export_fp32(model_path: Path, pooling: str, normalize: bool, output: Path) 
     dynamic = {0: "batch", 1: "tokens"}
     with torch.inference_mode(), warnings.catch_warnings():
         # The tracer warns about Python branches in transformers' mask code; the export is
-        # checked against torch numerically (tests/unit/test_embedder_onnx.py).
+        # checked against torch numerically (tests/unit/embedder/test_onnx.py).
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message="Exporting aten::index operator")
         # dynamo=False is the TorchScript exporter: deprecated, but it needs no onnxscript

@@ -1,2 +1,3 @@
-"""The generator service: a transformers causal LM behind gRPC, streaming tokens from a
-continuously batched decode loop."""
+"""The generator service: a causal LM behind gRPC (transformers, llama.cpp or an
+OpenAI-compatible server), streaming tokens; local models decode in a continuously batched
+loop (:mod:`.decoding`)."""

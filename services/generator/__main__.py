@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from ragmesh.v1 import generator_pb2_grpc
 from services.common.server import ServiceDefinition, config_or_exit, run
 from services.common.slot import slotted_service
-from services.generator.backends import load_generator, open_engine
+from services.generator.backends.choice import load_generator, open_engine
 from services.generator.config import GeneratorConfig
 from services.generator.contract import GenerationEngine
 from services.generator.servicer import SERVICE_NAME, GeneratorServicer
@@ -47,7 +47,7 @@ def build(config: GeneratorConfig) -> ServiceDefinition:
 def prepare_model() -> None:
     """``--prepare-model``: convert the configured GGUF into the model cache and exit
     (image builds bake the converted model in; later starts only read it)."""
-    from services.generator.loading import model_directory
+    from services.generator.backends.loading import model_directory
 
     print(model_directory(config_or_exit(GeneratorConfig.from_env)))
 

@@ -2,9 +2,9 @@
 
 :class:`~services.generator.engine.Generator` implements it over a local model (the
 transformers and llama.cpp backends, below the step-level scheduler);
-:class:`~services.generator.remote.RemoteGenerator` implements it over an
+:class:`~services.generator.backends.remote.RemoteGenerator` implements it over an
 OpenAI-compatible server. Both validate requests with the same checks, stream the same
-:class:`~services.generator.sequence.Delta` / :class:`~services.generator.sequence.Finished`
+:class:`~ragmesh.vocabulary.TextDelta` / :class:`~services.generator.decoding.sequence.Finished`
 events, refuse work beyond ``max_batch_size + max_waiting`` with Overloaded, and report
 the same metrics.
 """
@@ -15,8 +15,9 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from services.generator.backend import ChatTurn
-from services.generator.sequence import Delta, Finished
+from ragmesh.vocabulary import TextDelta
+from services.generator.decoding.lm import ChatTurn
+from services.generator.decoding.sequence import Finished
 from services.generator.validation import SamplingRequest
 
 
@@ -44,7 +45,7 @@ class GenerationEngine(Protocol):
 
     def generate(
         self, turns: list[ChatTurn], request: SamplingRequest, time_remaining: float | None = None
-    ) -> AsyncGenerator[Delta | Finished, None]:
+    ) -> AsyncGenerator[TextDelta | Finished, None]:
         """Deltas, then one Finished; closing the generator cancels the generation."""
         ...
 

@@ -1,8 +1,8 @@
 """The generator's domain logic: validation, prompt rendering, and streams of events.
 
 The servicer turns protobuf into calls on :class:`Generator`; decoding itself happens in
-the :class:`~services.generator.scheduler.Scheduler`'s thread on a
-:class:`~services.generator.backend.CausalLMBackend`.
+the :class:`~services.generator.decoding.scheduler.Scheduler`'s thread on a
+:class:`~services.generator.decoding.lm.CausalLMBackend`.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
+from ragmesh.vocabulary import FinishReason, TextDelta
 from services.common.errors import DeadlineExceeded, InvalidArgument
 from services.common.offload import INLINE_CHARS, off_loop_if
 from services.generator import metrics
-from services.generator.backend import CausalLMBackend, ChatTurn
 from services.generator.config import GenerationLimits
 from services.generator.contract import GeneratorInfo
-from services.generator.scheduler import Scheduler
-from services.generator.sequence import Delta, Event, Failed, Finished, FinishReason, Sequence
+from services.generator.decoding.lm import CausalLMBackend, ChatTurn
+from services.generator.decoding.scheduler import Scheduler
+from services.generator.decoding.sequence import Event, Failed, Finished, Sequence
 from services.generator.validation import SamplingRequest, check_sampling, check_turns, fit_prompt
 
 #: Prompts longer than this (characters) are tokenized off the event loop.
@@ -77,7 +78,7 @@ class Generator:
 
     async def generate(
         self, turns: list[ChatTurn], request: SamplingRequest, time_remaining: float | None = None
-    ) -> AsyncGenerator[Delta | Finished, None]:
+    ) -> AsyncGenerator[TextDelta | Finished, None]:
         """Stream deltas, then one Finished; the sequence leaves the batch if the caller
         stops iterating. DEADLINE_EXCEEDED when ``time_remaining`` runs out first."""
         sequence = await self._sequence(turns, request, time_remaining)
@@ -107,7 +108,7 @@ class Generator:
         parts: list[str] = []
         async with contextlib.aclosing(self.generate(turns, request, time_remaining)) as events:
             async for event in events:
-                if isinstance(event, Delta):
+                if isinstance(event, TextDelta):
                     parts.append(event.text)
                 else:
                     return "".join(parts), event

@@ -9,22 +9,17 @@ from typing import Any
 import grpc
 
 from ragmesh.v1 import common_pb2, generator_pb2, generator_pb2_grpc
+from ragmesh.vocabulary import TextDelta
+from ragmesh.vocabulary.protobuf import FINISH_REASON_PROTO
 from services.common.slot import BackendSlot
-from services.generator.backend import ChatTurn
 from services.generator.contract import GenerationEngine
-from services.generator.sequence import Delta, Finished, FinishReason
+from services.generator.decoding.lm import ChatTurn
+from services.generator.decoding.sequence import Finished
 from services.generator.validation import SamplingRequest
 
 SERVICE_NAME = generator_pb2.DESCRIPTOR.services_by_name["GeneratorService"].full_name
 Context = grpc.aio.ServicerContext[Any, Any]
 _ROLES = {common_pb2.ROLE_SYSTEM: "system", common_pb2.ROLE_USER: "user", common_pb2.ROLE_ASSISTANT: "assistant"}
-_REASONS = {
-    FinishReason.LENGTH: common_pb2.FINISH_REASON_LENGTH,
-    FinishReason.STOP: common_pb2.FINISH_REASON_STOP,
-    FinishReason.EOS: common_pb2.FINISH_REASON_EOS,
-    FinishReason.CANCELLED: common_pb2.FINISH_REASON_CANCELLED,
-    FinishReason.DEADLINE: common_pb2.FINISH_REASON_CANCELLED,
-}
 
 
 class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
@@ -41,7 +36,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         # generator is closed at once and its sequence leaves the batch.
         async with contextlib.aclosing(events):
             async for event in events:
-                if isinstance(event, Delta):
+                if isinstance(event, TextDelta):
                     yield generator_pb2.GenerateResponse(
                         delta=common_pb2.TextDelta(text=event.text, tokens=event.tokens)
                     )
@@ -97,7 +92,7 @@ def sampling(request: generator_pb2.GenerateRequest) -> SamplingRequest:
 def final(event: Finished) -> generator_pb2.GenerateFinal:
     """The final message of a generation."""
     return generator_pb2.GenerateFinal(
-        finish_reason=_REASONS[event.reason],
+        finish_reason=FINISH_REASON_PROTO[event.reason],
         usage=common_pb2.Usage(prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens),
         time_to_first_token_seconds=event.time_to_first_token,
         truncated_prompt_tokens=event.truncated_prompt_tokens,

@@ -12,8 +12,8 @@ import secrets
 from dataclasses import dataclass
 
 from services.common.errors import InvalidArgument
-from services.generator.backend import ChatTurn, Sampling
 from services.generator.config import GenerationLimits
+from services.generator.decoding.lm import ChatTurn, Sampling
 
 ROLES = ("system", "user", "assistant")
 MAX_STOPS = 8

@@ -9,12 +9,9 @@ threads so the gRPC event loop stays responsive.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import functools
 import importlib.util
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -30,6 +27,7 @@ from services.common.errors import AlreadyExists, DeadlineExceeded, NotFound, Ov
 from services.common.server import StartupError
 from services.retriever.backend import ChunkRow, CollectionSpec, Hit, IndexKind, SearchQuery
 from services.retriever.config import IndexTuning, RetrieverConfig
+from services.retriever.local_path import claim_local_path, locked_message, path_is_locked
 from services.retriever.schema import (
     OUTPUT_FIELDS,
     SPARSE,
@@ -74,7 +72,7 @@ class MilvusStore:
             client = MilvusClient(uri=uri, token=config.token)
         except MilvusException as error:
             if local_path is not None and path_is_locked(local_path):
-                raise StartupError(_locked_message(local_path)) from None
+                raise StartupError(locked_message(local_path)) from None
             raise StartupError(f"cannot open the Milvus store at {uri}: {error.message}") from None
         all_indexes = frozenset(IndexKind)
         faiss = local_path is None or importlib.util.find_spec("faiss") is not None
@@ -220,47 +218,6 @@ class MilvusStore:
             spec.name, legs, RRFRanker(self.rrf_k), limit=query.top_k, output_fields=fields, timeout=timeout
         )
         return [_hit(hit, float) for hit in results[0]]
-
-
-def claim_local_path(uri: str) -> Path:
-    """The absolute milvus-lite path (parents created); StartupError when another process holds it."""
-    path = Path(uri).expanduser().resolve()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StartupError(f"cannot create {path.parent} for the milvus-lite data: {error}") from None
-    # milvus-lite would log the lock failure and pymilvus report only "Open local milvus
-    # failed"; checking first gives the operator the reason.
-    if path_is_locked(path):
-        raise StartupError(_locked_message(path))
-    return path
-
-
-def path_is_locked(path: Path) -> bool:
-    """Whether another process holds milvus-lite's advisory lock on ``path``."""
-    lock = path / "LOCK"
-    if not lock.exists():
-        return False
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as error:
-        if error.errno in (errno.EAGAIN, errno.EACCES):
-            return True
-        raise
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
-def _locked_message(path: Path) -> str:
-    return (
-        f"the milvus-lite data at {path} is in use by another process (one process owns a milvus-lite path); "
-        "stop it, set RAGMESH_RETRIEVER_URI to another path, or use a Milvus server (http://host:19530) "
-        "to run several retrievers"
-    )
 
 
 @contextlib.contextmanager

@@ -31,8 +31,7 @@ from services.worker.tasks import register_tasks
 log = logging.getLogger("services.worker")
 
 
-def run_worker(config: WorkerConfig) -> None:
-    """Start the runtime, register the tasks and consume until shutdown."""
+def _warn_about_limits(config: WorkerConfig) -> None:
     if config.task_time_limit_seconds > config.engine.visibility_timeout_seconds:
         log.warning(
             "RAGMESH_WORKER_TASK_TIME_LIMIT_SECONDS (%.0f) exceeds RAGMESH_WORKER_VISIBILITY_TIMEOUT_SECONDS (%.0f): "
@@ -40,6 +39,24 @@ def run_worker(config: WorkerConfig) -> None:
             config.task_time_limit_seconds,
             config.engine.visibility_timeout_seconds,
         )
+
+
+def _celery_argv(config: WorkerConfig) -> list[str]:
+    return [
+        "worker",
+        "--pool=solo",  # see docs/worker.md: asyncio bodies, one task per process
+        "--concurrency=1",
+        f"--queues={','.join(config.queues)}",
+        f"--hostname=worker-{os.getpid()}@%h",
+        f"--loglevel={config.server.log_level.upper()}",
+        "--without-mingle",
+        "--without-gossip",
+    ]
+
+
+def run_worker(config: WorkerConfig) -> None:
+    """Start the runtime, register the tasks and consume until shutdown."""
+    _warn_about_limits(config)
     runtime = WorkerRuntime(config)
     runtime.start()
     runner = f"{socket.gethostname()}:{os.getpid()}"
@@ -72,18 +89,7 @@ def run_worker(config: WorkerConfig) -> None:
         timer.start()
 
     try:
-        app.worker_main(
-            [
-                "worker",
-                "--pool=solo",  # see docs/worker.md: asyncio bodies, one task per process
-                "--concurrency=1",
-                f"--queues={','.join(config.queues)}",
-                f"--hostname=worker-{os.getpid()}@%h",
-                f"--loglevel={config.server.log_level.upper()}",
-                "--without-mingle",
-                "--without-gossip",
-            ]
-        )
+        app.worker_main(_celery_argv(config))
     finally:
         runtime.stop()
 

@@ -38,7 +38,13 @@ KINDS = {INGEST_TASK: "ingest", BATCH_TASK: "batch"}
 
 def register_tasks(app: Celery, execute: Execute, give_up: GiveUp, retry: RetrySettings) -> dict[str, Task]:
     """Define the two tasks on ``app``; returns them by name."""
+    options = _task_options(_task_class(give_up), retry)
+    ingest = app.task(name=INGEST_TASK, **options)(_body("ingest", execute))
+    batch = app.task(name=BATCH_TASK, **options)(_body("batch", execute))
+    return {INGEST_TASK: ingest, BATCH_TASK: batch}
 
+
+def _task_class(give_up: GiveUp) -> type[Task]:
     class RagmeshTask(Task):
         """Records the engine's last word on a task that will not run again."""
 
@@ -49,8 +55,14 @@ def register_tasks(app: Celery, execute: Execute, give_up: GiveUp, retry: RetryS
         def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
             RETRIES.labels(KINDS[self.name]).inc()
 
-    options: dict[str, Any] = {
-        "base": RagmeshTask,
+    return RagmeshTask
+
+
+def _task_options(base: type[Task], retry: RetrySettings) -> dict[str, Any]:
+    """Late acknowledgement, requeue when the worker is lost, transient errors retried with
+    exponential back-off and jitter up to ``max_retries``."""
+    return {
+        "base": base,
         "bind": True,
         "acks_late": True,
         "reject_on_worker_lost": True,
@@ -61,34 +73,32 @@ def register_tasks(app: Celery, execute: Execute, give_up: GiveUp, retry: RetryS
         "max_retries": retry.max_retries,
     }
 
-    def body(kind: str) -> Callable[..., str]:
-        def run(task: Task, record_id: str) -> str:
-            # A worker sees custom headers as request fields; an eager call, under ``headers``.
-            sent = task.request.get(TRACEPARENT) or (task.request.headers or {}).get(TRACEPARENT)
-            carrier = {TRACEPARENT: sent or ""}
-            parent = propagate.extract(carrier) if carrier[TRACEPARENT] else Context()
-            started = time.monotonic()
-            RUNNING.inc()
-            state = "failed"
-            try:
-                with tracer().start_as_current_span(f"worker.{kind}", context=parent, kind=SpanKind.CONSUMER) as span:
-                    span.set_attribute("ragmesh.record_id", record_id)
-                    span.set_attribute("ragmesh.delivery", task.request.retries + 1)
-                    state = execute(kind, record_id, otel_context.get_current()).lower()
-                    return state
-            except Transient:
-                state = "retried"
-                raise
-            except HandedBack as error:
-                state = "handed_back"  # requeued: another worker (or this one, restarted) resumes it
-                raise Reject(str(error), requeue=True) from error
-            finally:
-                RUNNING.dec()
-                TASK_SECONDS.labels(kind).observe(time.monotonic() - started)
-                TASKS.labels(kind, state).inc()
 
-        return run
+def _body(kind: str, execute: Execute) -> Callable[..., str]:
+    """A task body: continue the submitter's trace, run ``execute``, count the outcome."""
 
-    ingest = app.task(name=INGEST_TASK, **options)(body("ingest"))
-    batch = app.task(name=BATCH_TASK, **options)(body("batch"))
-    return {INGEST_TASK: ingest, BATCH_TASK: batch}
+    def run(task: Task, record_id: str) -> str:
+        # A worker sees custom headers as request fields; an eager call, under ``headers``.
+        sent = task.request.get(TRACEPARENT) or (task.request.headers or {}).get(TRACEPARENT)
+        parent = propagate.extract({TRACEPARENT: sent}) if sent else Context()
+        started = time.monotonic()
+        RUNNING.inc()
+        state = "failed"
+        try:
+            with tracer().start_as_current_span(f"worker.{kind}", context=parent, kind=SpanKind.CONSUMER) as span:
+                span.set_attribute("ragmesh.record_id", record_id)
+                span.set_attribute("ragmesh.delivery", task.request.retries + 1)
+                state = execute(kind, record_id, otel_context.get_current()).lower()
+                return state
+        except Transient:
+            state = "retried"
+            raise
+        except HandedBack as error:
+            state = "handed_back"  # requeued: another worker (or this one, restarted) resumes it
+            raise Reject(str(error), requeue=True) from error
+        finally:
+            RUNNING.dec()
+            TASK_SECONDS.labels(kind).observe(time.monotonic() - started)
+            TASKS.labels(kind, state).inc()
+
+    return run

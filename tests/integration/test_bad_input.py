@@ -25,6 +25,8 @@ from tests.integration.bad_input_rows import (
 from tests.support.raw_grpc import CHANNEL_OPTIONS, Request, all_serving, call
 from tests.support.stack import unique_collection
 
+pytestmark = pytest.mark.integration
+
 SERVICES = {
     "orchestrator": "ragmesh.v1.OrchestratorService",
     "embedder": "ragmesh.v1.EmbedderService",

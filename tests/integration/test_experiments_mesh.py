@@ -14,6 +14,8 @@ from ragmesh.mesh.processes import ServiceProcess
 from tests.support.mesh_cli import run_cli
 from tests.support.stack import client_of, start_orchestrator
 
+pytestmark = pytest.mark.integration
+
 EXPERIMENT = """
 [[experiments]]
 name = "depth"

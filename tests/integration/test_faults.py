@@ -17,6 +17,8 @@ from tests.support.metrics import until_metrics
 from tests.support.redis_server import RedisServer
 from tests.support.stack import start_orchestrator, unique_collection
 
+pytestmark = pytest.mark.integration
+
 ADMITTED = int(GENERATOR_TEST_LIMITS["RAGMESH_GENERATOR_MAX_BATCH_SIZE"]) + int(
     GENERATOR_TEST_LIMITS["RAGMESH_GENERATOR_MAX_WAITING"]
 )

@@ -23,6 +23,8 @@ from ragmesh.v1 import common_pb2, orchestrator_pb2, retriever_pb2
 from tests.support.raw_grpc import CHANNEL_OPTIONS, all_serving, call
 from tests.support.stack import unique_collection
 
+pytestmark = pytest.mark.integration
+
 #: A caller's error, each precise: bad input, an unknown name, or an option this server lacks
 #: (cross-encoder reranking without a model is FAILED_PRECONDITION, with the variable to set).
 ACCEPTABLE = {

@@ -196,7 +196,7 @@ _TOKENIZER: list[Any] = []
 def _gguf_tokenizer() -> Any:
     """The GGUF's own tokenizer, read vocabulary-only in this process (no weights)."""
     if not _TOKENIZER:
-        from services.generator.llamacpp import GGUFTokenizer
+        from services.generator.backends.llamacpp import GGUFTokenizer
 
         _TOKENIZER.append(GGUFTokenizer(Path(gguf())))
     return _TOKENIZER[0]

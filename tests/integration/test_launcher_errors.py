@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ragmesh.mesh.launcher import Mesh, MeshError, MeshPlan
+from ragmesh.mesh.launcher import Mesh, MeshError
+from ragmesh.mesh.plan import MeshPlan
 from ragmesh.mesh.processes import free_port
 
 pytestmark = pytest.mark.integration

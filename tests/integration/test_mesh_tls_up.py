@@ -22,8 +22,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ragmesh.client import RagmeshClient
 from ragmesh.mesh.envoy_routes import HTTP_API_CLUSTER
-from ragmesh.mesh.launcher import Mesh, MeshPlan
+from ragmesh.mesh.launcher import Mesh
 from ragmesh.mesh.mesh_tls import MeshTls
+from ragmesh.mesh.plan import MeshPlan
 from ragmesh.mesh.processes import free_port
 from tests.support.certs import Authority
 from tests.support.redis_server import RedisServer

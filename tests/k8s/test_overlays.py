@@ -69,6 +69,7 @@ def test_tracing_adds_a_collector_and_otel_env_to_every_service(rendered: dict[s
 
 
 def test_everything_lands_in_one_namespace(rendered: dict[str, list[Doc]]) -> None:
+    assert OVERLAYS and all(rendered[overlay] for overlay in OVERLAYS)  # something to check in each
     for overlay in OVERLAYS:
         for doc in rendered[overlay]:
             if doc["kind"] != "Namespace":

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter
 
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, status_of
+from services.common.errors import FailedPrecondition, InvalidArgument, status_of
 from services.common.principal import Principal, authorize, bind_principal, current_principal, scope_key
 from services.common.tracing import current_trace_id
+from services.orchestrator.core.access import check_owner, owner_tag, writable
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.domain import (
     Answer,
@@ -177,7 +177,7 @@ class Orchestrator:
 
     def ingest(self, batches: AsyncIterator[IngestBatch], deadline: Deadline) -> AsyncIterator[IngestProgress]:
         """Index streamed batches (into a collection the caller may write), yielding progress."""
-        return self.parts.ingestor.run(_writable(batches, current_principal()), deadline)
+        return self.parts.ingestor.run(writable(batches, current_principal()), deadline)
 
     async def delete_documents(
         self, collection: str, document_ids: Sequence[str], deadline: Deadline
@@ -232,12 +232,12 @@ class Orchestrator:
 
     async def job(self, job_id: str) -> JobRecord:
         """A job of the caller's tenant (another tenant's id is NotFound, as if it did not exist)."""
-        _check_owner(job_id, "ingestion job")
+        check_owner(job_id, "ingestion job")
         return await self.parts.jobs.get(job_id)
 
     def watch_job(self, job_id: str) -> AsyncIterator[JobRecord]:
         """A job's state on every change, for the caller's tenant only."""
-        _check_owner(job_id, "ingestion job")
+        check_owner(job_id, "ingestion job")
         return self.parts.jobs.watch(job_id)
 
     async def submit_batch(self, queries: Sequence[QueryInput]) -> str:
@@ -250,7 +250,7 @@ class Orchestrator:
 
     async def batch(self, batch_id: str, include_results: bool) -> tuple[BatchRecord, list[BatchResult]]:
         """A batch of the caller's tenant, with its results when asked."""
-        _check_owner(batch_id, "query batch")
+        check_owner(batch_id, "query batch")
         return await self.parts.jobs.get_batch(batch_id, include_results)
 
     def job_runner(self) -> JobRunner:
@@ -279,27 +279,3 @@ class Orchestrator:
         if self.parts.monitor is not None:
             health += await self.parts.monitor.health()
         return health
-
-
-async def _writable(batches: AsyncIterator[IngestBatch], principal: Principal) -> AsyncIterator[IngestBatch]:
-    """The batches, once the first one's collection (the one ingestion writes) is the caller's."""
-    first = True
-    async for batch in batches:
-        if first:
-            authorize(principal, batch.collection, write=True)
-            first = False
-        yield batch
-
-
-def owner_tag(principal: Principal) -> str:
-    """The tenant's tag in job and batch ids ("" with auth off): not the tenant's name."""
-    if not principal.tenant:
-        return ""
-    return hashlib.sha256(principal.tenant.encode()).hexdigest()[:12]
-
-
-def _check_owner(record_id: str, kind: str) -> None:
-    """NotFound unless the caller's tenant submitted ``record_id`` (with auth on)."""
-    tag = owner_tag(current_principal())
-    if record_id and tag and not record_id.startswith(tag + "-"):
-        raise NotFound(f"no {kind} with id {record_id[:80]!r}")

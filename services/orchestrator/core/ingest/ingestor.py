@@ -15,53 +15,37 @@ is stored with its chunks; a document whose stored hash matches is skipped (``un
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator, Iterable
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 
 from ragmesh.vocabulary.limits import MAX_IN_VALUES
 from services.common.errors import InvalidArgument
 from services.common.tracing import tracer
 from services.orchestrator.core.deadline import Deadline
-from services.orchestrator.core.domain import Chunking, ChunkRecord, Document, IngestProgress
-from services.orchestrator.core.ingest.chunking import chunk_id
+from services.orchestrator.core.domain import Chunking, Document, IngestProgress
 from services.orchestrator.core.ingest.documents import document_problem, label
 from services.orchestrator.core.ingest.state import (
     IngestBatch,
     IngestState,
-    by_size,
     groups,
     none_of,
 )
+from services.orchestrator.core.ingest.steps import cut_chunks, embed_drafts, parse_documents, stage
 from services.orchestrator.core.ingest.stored import stale_documents, stored_hashes
 from services.orchestrator.core.ingest.structured import (
     Parser,
     content_hash,
-    document_metadata,
-    structured_pieces,
-    text_pieces,
 )
-from services.orchestrator.core.ports import EmbedderPort, RetrieverPort, TokenSpans
+from services.orchestrator.core.ports import EmbedderPort, RetrieverPort
 from services.orchestrator.core.requests import check_collection
 from services.orchestrator.core.settings import IngestSettings
 from services.orchestrator.core.stores import CollectionVersions
-from services.parsing import DocumentRejected, ParsedDocument
 
 INGESTED = Counter("ragmesh_orchestrator_ingested_total", "Documents and chunks ingested", ["kind"])
 #: Wall time of each ingestion stage (parse, chunk = tokenize and cut, embed, store), summed.
-STAGE_SECONDS = Counter("ragmesh_orchestrator_ingest_stage_seconds", "Wall time per ingestion stage", ["stage"])
-PARSING = Gauge("ragmesh_orchestrator_parsing_documents", "Raw files being parsed right now")
 #: Documents stored together (one delete + one upsert + one version bump).
 GROUP_DOCUMENTS = 32
-#: Characters per Tokenize call (the embedder bounds a request's size).
-TOKENIZE_CHARS = 1_000_000
-#: Embed calls in flight at once for one ingestion.
-EMBED_CONCURRENCY = 4
 
 
 class Ingestor:
@@ -172,17 +156,17 @@ class Ingestor:
     ) -> None:
         with tracer().start_as_current_span("ingest.group") as span:
             documents = await self._changed(collection, documents, chunking, state, deadline)
-            with _stage("parse"):
-                parsed = await self._parse(documents, state)
+            with stage("parse"):
+                parsed = await parse_documents(self.parser, documents, state)
             documents = [d for d in documents if d.id in parsed]
             if not documents:
                 return
-            with _stage("chunk"):
-                chunks = await self._chunks(documents, parsed, chunking, deadline)
+            with stage("chunk"):
+                chunks = await cut_chunks(self.embedder, documents, parsed, chunking, deadline)
             state.chunks_total += len(chunks)
-            with _stage("embed"):
-                records = await self._embed(chunks, deadline)
-            with _stage("store"):
+            with stage("embed"):
+                records = await embed_drafts(self.embedder, chunks, self.settings.embed_batch, deadline)
+            with stage("store"):
                 await self.retriever.upsert(collection, records, deadline)
                 # A re-ingested document may now have fewer chunks: drop the ones not rewritten.
                 await self.retriever.delete(
@@ -218,95 +202,3 @@ class Ingestor:
                 changed.append(document)
         INGESTED.labels("unchanged").inc(len(documents) - len(changed))
         return changed
-
-    async def _parse(self, documents: list[Document], state: IngestState) -> dict[str, ParsedDocument | None]:
-        """Each indexable document's parse (None for text); rejected files are recorded as failed."""
-
-        async def parse(document: Document) -> ParsedDocument | None:
-            if self.parser is None:
-                raise DocumentRejected("this server does not parse raw content; send the text")
-            with PARSING.track_inprogress():
-                parsed = await self.parser.parse(
-                    document.content, document.media_type or None, document.file_name or None
-                )
-            state.pages_done += parsed.pages or 0
-            return parsed
-
-        raw = [d for d in documents if d.content]
-        results = await asyncio.gather(*(parse(d) for d in raw), return_exceptions=True)
-        parsed: dict[str, ParsedDocument | None] = {d.id: None for d in documents if not d.content}
-        for document, result in zip(raw, results, strict=True):
-            if isinstance(result, DocumentRejected):
-                state.fail(document.id, f"{document.file_name or document.id}: {result.reason}")
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                parsed[document.id] = result
-        return parsed
-
-    async def _chunks(
-        self,
-        documents: list[Document],
-        parsed: dict[str, ParsedDocument | None],
-        chunking: tuple[int, int],
-        deadline: Deadline,
-    ) -> list[_Draft]:
-        texts: list[str] = []
-        for document in documents:
-            result = parsed[document.id]
-            texts.extend([s.text for s in result.segments] if result is not None else [document.text])
-        spans: list[TokenSpans] = []
-        for part in by_size(texts, TOKENIZE_CHARS):  # large documents: keep each call bounded
-            spans.extend(await self.embedder.tokenize(part, deadline))
-        chunks: list[_Draft] = []
-        cursor = 0  # this document's first spans
-        for document in documents:
-            result = parsed[document.id]
-            if result is None:
-                pieces = text_pieces(document.text, spans[cursor], chunking)
-                cursor += 1
-            else:
-                count = len(result.segments)
-                pieces = structured_pieces(result, spans[cursor : cursor + count], chunking)
-                cursor += count
-            metadata = document_metadata(document, content_hash(document, chunking))
-            for index, piece in enumerate(pieces):
-                chunks.append(
-                    _Draft(chunk_id(document.id, index), document, piece.text, {**metadata, **piece.metadata})
-                )
-        return chunks
-
-    async def _embed(self, chunks: list[_Draft], deadline: Deadline) -> list[ChunkRecord]:
-        """Each chunk with its vector, a few Embed calls in flight at once."""
-        limit = asyncio.Semaphore(EMBED_CONCURRENCY)
-        size = self.settings.embed_batch
-
-        async def embed(batch: list[_Draft]) -> list[ChunkRecord]:
-            async with limit:
-                vectors = (await self.embedder.embed([c.text for c in batch], False, deadline)).vectors
-            return [
-                ChunkRecord(c.chunk_id, c.document.id, c.text, c.metadata, vector)
-                for c, vector in zip(batch, vectors, strict=True)
-            ]
-
-        batches = await asyncio.gather(*(embed(chunks[i : i + size]) for i in range(0, len(chunks), size)))
-        return [record for batch in batches for record in batch]
-
-
-@dataclass(frozen=True)
-class _Draft:
-    """A chunk cut from its document, not yet embedded."""
-
-    chunk_id: str
-    document: Document
-    text: str
-    metadata: dict[str, Any]
-
-
-@contextlib.contextmanager
-def _stage(name: str) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        STAGE_SECONDS.labels(name).inc(time.perf_counter() - started)

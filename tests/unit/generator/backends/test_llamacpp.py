@@ -1,0 +1,73 @@
+"""The llama.cpp backend's batch on the real default GGUF, in this process (no weights are
+large: the 135M model loads in about a second): rows that share decode steps, join late
+and leave early decode exactly what they decode alone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.generator.decoding.lm import ChatTurn, Sampling
+from tests.support.generator_backends import gguf
+
+pytest.importorskip("llama_cpp", reason="the llamacpp extra is not installed")
+GREEDY = Sampling()
+
+
+@pytest.fixture(scope="module")
+def lm() -> Iterator[Any]:
+    from services.generator.backends.llamacpp import load_llamacpp_lm
+
+    backend = load_llamacpp_lm(
+        Path(gguf()), model_name="smol", context_length=512, slots=3, threads=1, chat_template=None
+    )
+    yield backend
+    backend.close()
+
+
+def _prompt(lm: Any, question: str) -> list[int]:
+    return list(lm.render_chat([ChatTurn("user", question)]))
+
+
+def _alone(lm: Any, prompt: list[int], steps: int) -> list[int]:
+    tokens = lm.join([prompt], [GREEDY])
+    for _ in range(steps):
+        tokens += lm.step()
+    lm.leave([0])
+    return tokens
+
+
+def test_rows_decode_the_same_together_as_alone(lm: Any) -> None:
+    a, b, c = (_prompt(lm, q) for q in ("Name a colour.", "What is two plus two?", "Say hello in French."))
+    solo = [_alone(lm, p, 6) for p in (a, b, c)]
+    assert lm.batch_size == 0
+    rows: list[list[int]] = [list(t) for t in zip(*[lm.join([a, b], [GREEDY, GREEDY])], strict=True)]
+    for _ in range(3):
+        for row, token in zip(rows, lm.step(), strict=True):
+            row.append(token)
+    rows.append(lm.join([c], [GREEDY]))  # joins late, beside rows already 4 tokens in
+    for _ in range(3):
+        for row, token in zip(rows, lm.step(), strict=True):
+            row.append(token)
+    lm.leave([0])  # a leaves; b and c move up and keep their caches
+    for _ in range(3):
+        for row, token in zip(rows[1:], lm.step(), strict=True):
+            row.append(token)
+    lm.leave([0, 1])
+    assert rows[0] == solo[0][:7]
+    assert rows[1][:7] == solo[1]
+    assert rows[2] == solo[2]
+    assert lm.batch_size == 0
+    assert len(lm._free_ids) == 3  # every sequence slot is free again
+
+
+def test_the_chat_template_and_tokenizer_come_from_the_gguf(lm: Any) -> None:
+    prompt = _prompt(lm, "Hi")
+    text = lm.tokenizer.model.detokenize(prompt, special=True).decode()
+    assert text.startswith("<|im_start|>system") and text.endswith("<|im_start|>assistant\n")
+    assert lm.count_tokens(["Hello world", ""]) == [2, 0]
+    assert lm.decode(lm.tokenizer.model.tokenize("Café 😀".encode(), add_bos=False, special=False)) == "Café 😀"
+    assert lm.info.eos_token_ids and lm.info.context_length == 512
