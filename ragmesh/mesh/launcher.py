@@ -40,6 +40,21 @@ class Replica:
         self.process = ServiceProcess(self.component, self.env, log_dir, self.process.probe_tls)
 
 
+#: Orchestrator settings of the process, not of the core: the worker does not inherit them.
+_PROCESS_SETTINGS = ("ADDR", "METRICS_", "HTTP_ADDR", "AUTH_", "API_KEYS", "TENANT_", "TLS_", "GRACE_", "DRAIN_")
+
+
+def core_settings_for_worker(orchestrator_env: dict[str, str]) -> dict[str, str]:
+    """The orchestrators' core settings (``RAGMESH_ORCHESTRATOR_CACHE_L1_ENTRIES`` ...) as
+    the worker's (``RAGMESH_WORKER_CACHE_L1_ENTRIES`` ...)."""
+    prefix = "RAGMESH_ORCHESTRATOR_"
+    return {
+        "RAGMESH_WORKER_" + name.removeprefix(prefix): value
+        for name, value in orchestrator_env.items()
+        if name.startswith(prefix) and not name.removeprefix(prefix).startswith(_PROCESS_SETTINGS)
+    }
+
+
 class Mesh:
     """A started mesh; ``stop()`` ends every process it started."""
 
@@ -116,6 +131,9 @@ class Mesh:
             first = index == 0 and self.plan.default_ports
             port, metrics = WORKER_PORTS if first else (free_port(), free_port())
             env = self._env("worker", port, metrics)
+            # The worker runs the orchestrator's core: it gets the orchestrators' core settings
+            # under its own prefix (its own extra settings, applied after, still win).
+            env = {**core_settings_for_worker(self.plan.env.get("orchestrator", {})), **env}
             for target in ("embedder", "retriever", "generator"):
                 env[f"RAGMESH_WORKER_{target.upper()}_ADDR"] = self.internal_address
             env["RAGMESH_WORKER_COMPONENTS_BEHIND_ENVOY"] = "true"

@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -155,6 +156,40 @@ def test_sigterm_hands_the_task_back_within_the_grace_period(
     assert _count(retriever_service, collection) == 96
 
 
+def _redis_down_and_back(client: RagmeshClient, redis_server: RedisServer, queries: list[Any], collection: str) -> None:
+    """Redis stops: submitting is UNAVAILABLE, queries still work; it comes back (empty, same
+    port): the worker reconnects by itself and answers a new batch."""
+    redis_server.stop()
+    with pytest.raises(RagmeshError) as error:
+        client.submit_batch(queries[:1])
+    assert error.value.code == "UNAVAILABLE" and "background jobs are unavailable" in str(error.value)
+    answer = client.query("What is subject 3 about?", collection, retrieval_only=True)
+    assert answer.sources  # queries do not need the engine
+
+    redis_server.start()  # same port, empty: the worker reconnects by itself
+    second = client.submit_batch(queries)
+    deadline = time.monotonic() + 120
+    while client.batch(second).state != SUCCEEDED and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert client.batch(second).done == 5
+
+
+def _batch_through_the_cli(address: str, collection: str, tmp_path: Path) -> None:
+    """Submit a JSONL file of queries with the CLI, wait for it, write the results."""
+    lines = tmp_path / "queries.jsonl"
+    lines.write_text('"What is subject 1 about?"\n{"query": "subject 2?", "top_k": 2}\n')
+    at = ("--address", address)
+    submitted = run_cli(*at, "batch", "submit", str(lines), "-c", collection, "--retrieval-only")
+    assert submitted.returncode == 0, submitted.stderr
+    cli_batch = submitted.stdout.strip()
+    status = run_cli(*at, "batch", "status", cli_batch, "--wait", timeout=120)
+    assert status.returncode == 0 and status.stdout.startswith("SUCCEEDED  2/2 queries"), status
+    out = tmp_path / "answers.jsonl"
+    assert run_cli(*at, "batch", "results", cli_batch, "--out", str(out)).returncode == 0
+    answers = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [len(a["response"]["sources"]) for a in answers] == [4, 2]  # the default top_k, then 2
+
+
 def test_a_batch_of_200_queries_then_redis_down_and_back(
     log_dir: Path, tmp_path: Path, redis_server: RedisServer, retriever_service: ServiceProcess
 ) -> None:
@@ -184,37 +219,13 @@ def test_a_batch_of_200_queries_then_redis_down_and_back(
             assert [r.index for r in done.results] == list(range(200))
             assert all(len(r.response.sources) == 3 for r in done.results[:199])
             assert done.results[199].error_code == "INVALID_ARGUMENT" and "collection" in done.results[199].error
-            # The same through the CLI: submit a JSONL file, wait, write the results.
-            lines = tmp_path / "queries.jsonl"
-            lines.write_text('"What is subject 1 about?"\n{"query": "subject 2?", "top_k": 2}\n')
-            address = ("--address", orchestrator.address)
-            submitted = run_cli(*address, "batch", "submit", str(lines), "-c", collection, "--retrieval-only")
-            assert submitted.returncode == 0, submitted.stderr
-            cli_batch = submitted.stdout.strip()
-            status = run_cli(*address, "batch", "status", cli_batch, "--wait", timeout=120)
-            assert status.returncode == 0 and status.stdout.startswith("SUCCEEDED  2/2 queries"), status
-            out = tmp_path / "answers.jsonl"
-            assert run_cli(*address, "batch", "results", cli_batch, "--out", str(out)).returncode == 0
-            answers = [json.loads(line) for line in out.read_text().splitlines()]
-            assert [len(a["response"]["sources"]) for a in answers] == [4, 2]  # the default top_k, then 2
+            _batch_through_the_cli(orchestrator.address, collection, tmp_path)
 
             samples = scrape(worker.metrics_port)
             assert value(samples, "ragmesh_worker_tasks_total", task="batch", state="succeeded") == 2
             assert value(samples, "ragmesh_worker_queue_depth", queue="ragmesh.query") == 0
 
-            redis_server.stop()
-            with pytest.raises(RagmeshError) as error:
-                client.submit_batch(queries[:1])
-            assert error.value.code == "UNAVAILABLE" and "background jobs are unavailable" in str(error.value)
-            answer = client.query("What is subject 3 about?", collection, retrieval_only=True)
-            assert answer.sources  # queries do not need the engine
-
-            redis_server.start()  # same port, empty: the worker reconnects by itself
-            second = client.submit_batch(queries[:5])
-            deadline = time.monotonic() + 120
-            while client.batch(second).state != SUCCEEDED and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert client.batch(second).done == 5
+            _redis_down_and_back(client, redis_server, queries[:5], collection)
     finally:
         worker.terminate()
         orchestrator.terminate()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import yaml
 
+from ragmesh.mesh.launcher import core_settings_for_worker
+from ragmesh.vocabulary.names import COMPONENTS
 from tests.k8s.conftest import K8S, OVERLAYS, Doc, env_of, of_kind
 
-SERVICES = ("orchestrator", "embedder", "retriever", "generator")
+SERVICES = COMPONENTS
 
 
 def retriever(docs: list[Doc]) -> Doc:
@@ -101,3 +103,16 @@ def test_workers_scale_on_queue_length_where_redis_is_configured(rendered: dict[
     assert queues == {"ragmesh.ingest", "ragmesh.query"}
     values = yaml.safe_load((K8S / "monitoring" / "prometheus-adapter-values.yaml").read_text())
     assert {rule["name"]["as"] for rule in values["rules"]["external"]} == {"ragmesh_worker_queue_depth"}
+
+
+def test_the_worker_runs_the_core_with_the_orchestrators_core_settings(rendered: dict[str, list[Doc]]) -> None:
+    for overlay in OVERLAYS:
+        deployments = of_kind(rendered[overlay], "Deployment")
+        orchestrator = env_of(deployments["orchestrator"]["spec"]["template"]["spec"]["containers"][0])
+        worker = env_of(deployments["worker"]["spec"]["template"]["spec"]["containers"][0])
+        expected = core_settings_for_worker({name: name for name in orchestrator})
+        assert expected, overlay  # the orchestrator has core settings to share
+        for orchestrator_name, worker_name in ((v, k) for k, v in expected.items()):
+            entry = {k: v for k, v in orchestrator[orchestrator_name].items() if k != "name"}
+            assert worker_name in worker, (overlay, worker_name)
+            assert {k: v for k, v in worker[worker_name].items() if k != "name"} == entry, (overlay, worker_name)

@@ -65,6 +65,39 @@ class BehindEnvoyTls:
     internal: envoy.TlsOptions
 
 
+def _upstreams(started: Mapping[str, list[FakeReplica]], http_port: int | None) -> list[envoy.Upstream]:
+    return [
+        envoy.Upstream(
+            c, tuple(("127.0.0.1", r.port) for r in group), http_port=http_port if c == "orchestrator" else None
+        )
+        for c, group in started.items()
+    ]
+
+
+def _options(
+    port: int,
+    admin_port: int,
+    internal_port: int,
+    *,
+    otlp_endpoint: str | None,
+    tls: envoy.TlsOptions | None,
+    public_components: tuple[str, ...],
+    behind: BehindEnvoyTls | None,
+) -> envoy.EnvoyOptions:
+    return envoy.EnvoyOptions(
+        listen_port=port,
+        admin_port=admin_port,
+        descriptor_set=str(DESCRIPTOR_SET),
+        otlp_endpoint=otlp_endpoint,
+        health_check_interval_s=0.5,
+        internal_port=internal_port,
+        public_components=public_components,
+        tls=tls,
+        internal_tls=behind.internal if behind else None,
+        upstream_tls=behind.upstreams if behind else None,
+    )
+
+
 @contextlib.asynccontextmanager
 async def running_mesh(
     work_dir: Path,
@@ -90,26 +123,11 @@ async def running_mesh(
                 for index in range(count)
             ]
         port, admin_port, internal_port = free_port(), free_port(), free_port()
-        upstreams = [
-            envoy.Upstream(
-                c,
-                tuple(("127.0.0.1", r.port) for r in group),
-                http_port=http_port if c == "orchestrator" else None,
-            )
-            for c, group in started.items()
-        ]
-        options = envoy.EnvoyOptions(
-            listen_port=port,
-            admin_port=admin_port,
-            descriptor_set=str(DESCRIPTOR_SET),
-            otlp_endpoint=otlp_endpoint,
-            health_check_interval_s=0.5,
-            internal_port=internal_port,
-            public_components=public_components,
-            tls=tls,
-            internal_tls=behind.internal if behind else None,
-            upstream_tls=behind.upstreams if behind else None,
-        )
+        upstreams = _upstreams(started, http_port)
+        options = _options(
+            port, admin_port, internal_port, otlp_endpoint=otlp_endpoint, tls=tls, public_components=public_components,
+            behind=behind,
+        )  # fmt: skip
         write_sds(options.tls, options.internal_tls, options.upstream_tls)
         config = envoy.write(work_dir / "envoy.yaml", upstreams, options)
         process = EnvoyProcess(config, work_dir / "envoy.log", admin_port)

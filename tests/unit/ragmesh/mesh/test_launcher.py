@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ragmesh.mesh.addresses import host_port as _host_port
-from ragmesh.mesh.launcher import Mesh, MeshError
+from ragmesh.mesh.launcher import Mesh, MeshError, core_settings_for_worker
 from ragmesh.mesh.plan import MeshPlan
 from ragmesh.mesh.processes import ROOT, free_port, service_env
 
@@ -112,3 +112,20 @@ def test_workers_default_to_one_with_redis_and_need_a_broker() -> None:
         Mesh(MeshPlan(workers=2))
     env = Mesh(MeshPlan(redis_url="redis://127.0.0.1:6379/0"))._env("worker", 50055, 9105)
     assert env["RAGMESH_WORKER_ADDR"] == "127.0.0.1:50055" and env["RAGMESH_WORKER_METRICS_PORT"] == "9105"
+
+
+def test_the_worker_inherits_the_orchestrators_core_settings_not_their_process_ones() -> None:
+    orchestrator = {
+        "RAGMESH_ORCHESTRATOR_CACHE_L1_ENTRIES": "10",
+        "RAGMESH_ORCHESTRATOR_PARSE_MAX_PAGES": "50",
+        "RAGMESH_ORCHESTRATOR_EXPERIMENTS_FILE": "/etc/ragmesh/experiments.toml",
+        "RAGMESH_ORCHESTRATOR_HTTP_ADDR": "127.0.0.1:1",
+        "RAGMESH_ORCHESTRATOR_AUTH_KEYS_FILE": "/keys.toml",
+        "RAGMESH_ORCHESTRATOR_METRICS_PORT": "1",
+        "OTEL_SERVICE_NAME": "x",
+    }
+    assert core_settings_for_worker(orchestrator) == {
+        "RAGMESH_WORKER_CACHE_L1_ENTRIES": "10",
+        "RAGMESH_WORKER_PARSE_MAX_PAGES": "50",
+        "RAGMESH_WORKER_EXPERIMENTS_FILE": "/etc/ragmesh/experiments.toml",
+    }
