@@ -87,12 +87,25 @@ class LocalRetriever:
         ]
 
     async def list_documents(
-        self, collection: str, document_ids: Sequence[str], page_size: int, page_token: str, deadline: Deadline
+        self,
+        collection: str,
+        document_ids: Sequence[str],
+        page_size: int,
+        page_token: str,
+        deadline: Deadline,
+        *,
+        filters: Sequence[Filter] = (),
     ) -> tuple[list[StoredDocument], str]:
         documents, token = await self.engine.list_documents(
-            collection, document_ids, page_size, page_token, deadline.remaining()
+            collection, document_ids, page_size, page_token, deadline.remaining(), clauses=_clauses(filters)
         )
         return [StoredDocument(d.document_id, d.content_hash, d.source, d.chunks) for d in documents], token
+
+    async def get_chunks(
+        self, collection: str, document_id: str, filters: Sequence[Filter], deadline: Deadline
+    ) -> list[Hit]:
+        rows = await self.engine.get_chunks(collection, document_id, _clauses(filters), deadline.remaining())
+        return [Hit(r.chunk_id, r.document_id, r.text, r.metadata, 0.0) for r in rows]
 
 
 class LocalGenerator:

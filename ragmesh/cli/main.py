@@ -8,6 +8,7 @@ import click
 
 from ragmesh.cli.admin import collections, delete, health, stats
 from ragmesh.cli.batch import batch
+from ragmesh.cli.documents import documents
 from ragmesh.cli.eval import eval_group
 from ragmesh.cli.experiments import experiments, feedback
 from ragmesh.cli.ingest import ingest, job
@@ -47,6 +48,7 @@ COMMANDS = (
     batch,
     ask,
     collections,
+    documents,
     health,
     stats,
     delete,

@@ -98,6 +98,16 @@ class AsyncRagmeshClient:
         """Collections with their sizes and versions."""
         return await self._run(base.collections_call())
 
+    async def documents(
+        self, collection: str = "", *, page_size: int = 0, page_token: str = "", name_contains: str = ""
+    ) -> orchestrator_pb2.OrchestratorServiceListDocumentsResponse:
+        """One page of a collection's documents (sorted by id; ``next_page_token`` continues)."""
+        return await self._run(base.documents_call(collection, page_size, page_token, name_contains))
+
+    async def document(self, document_id: str, collection: str = "") -> orchestrator_pb2.GetDocumentResponse:
+        """A document's chunks in order."""
+        return await self._run(base.document_call(document_id, collection))
+
     async def health(self) -> orchestrator_pb2.CheckHealthResponse:
         """Every component's health as the orchestrator sees it."""
         return await self._run(base.health_call())

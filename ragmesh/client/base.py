@@ -227,6 +227,22 @@ def collections_call() -> Call[list[orchestrator_pb2.CollectionSummary]]:
     )
 
 
+def documents_call(
+    collection: str, page_size: int, page_token: str, name_contains: str
+) -> Call[orchestrator_pb2.OrchestratorServiceListDocumentsResponse]:
+    """ListDocuments: one page of a collection's documents."""
+    request = orchestrator_pb2.OrchestratorServiceListDocumentsRequest(
+        collection=collection or "default", page_size=page_size, page_token=page_token, name_contains=name_contains
+    )
+    return Call("ListDocuments", request, _identity)
+
+
+def document_call(document_id: str, collection: str) -> Call[orchestrator_pb2.GetDocumentResponse]:
+    """GetDocument: a document's chunks in order."""
+    request = orchestrator_pb2.GetDocumentRequest(collection=collection or "default", document_id=document_id)
+    return Call("GetDocument", request, _identity)
+
+
 def health_call() -> Call[orchestrator_pb2.CheckHealthResponse]:
     """CheckHealth: every component's health as the orchestrator sees it."""
     return Call("CheckHealth", orchestrator_pb2.CheckHealthRequest(), _identity)

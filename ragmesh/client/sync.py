@@ -95,6 +95,16 @@ class RagmeshClient:
         """Collections with their sizes and versions."""
         return self._run(base.collections_call())
 
+    def documents(
+        self, collection: str = "", *, page_size: int = 0, page_token: str = "", name_contains: str = ""
+    ) -> orchestrator_pb2.OrchestratorServiceListDocumentsResponse:
+        """One page of a collection's documents (sorted by id; ``next_page_token`` continues)."""
+        return self._run(base.documents_call(collection, page_size, page_token, name_contains))
+
+    def document(self, document_id: str, collection: str = "") -> orchestrator_pb2.GetDocumentResponse:
+        """A document's chunks in order."""
+        return self._run(base.document_call(document_id, collection))
+
     def health(self) -> orchestrator_pb2.CheckHealthResponse:
         """Every component's health as the orchestrator sees it."""
         return self._run(base.health_call())

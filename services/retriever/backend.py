@@ -131,6 +131,10 @@ class VectorStore(Protocol):
         """(document id, metadata) of every chunk matching ``expression`` ("" for all)."""
         ...
 
+    def chunks(self, name: str, expression: str, timeout: float | None) -> list[ChunkRow]:
+        """Every chunk matching ``expression`` (no vectors), ordered by chunk id."""
+        ...
+
     def close(self) -> None:
         """Release the store (and a milvus-lite path's lock)."""
         ...

@@ -210,18 +210,39 @@ class Retriever:
         return hits, mode
 
     async def list_documents(
-        self, name: str, document_ids: Sequence[str], page_size: int, page_token: str, timeout: float | None = None
+        self,
+        name: str,
+        document_ids: Sequence[str],
+        page_size: int,
+        page_token: str,
+        timeout: float | None = None,
+        *,
+        clauses: Sequence[Clause] = (),
     ) -> tuple[list[DocumentSummary], str]:
-        """One page of the collection's documents (all, or those of ``document_ids``) sorted
-        by id, and the next page's token ("" on the last page)."""
+        """One page of the collection's documents (all, or those of ``document_ids``; only those
+        with a chunk matching ``clauses``) sorted by id, and the next page's token ("" last)."""
         size = check_page_size(page_size)
-        expression = document_ids_expression(document_ids) if document_ids else ""
+        parts = [document_ids_expression(document_ids)] if document_ids else []
+        if clauses:
+            parts.append(build_expression(clauses))
+        expression = " and ".join(f"({part})" for part in parts)
         await self._spec(name)
 
         def scan() -> tuple[list[DocumentSummary], str]:
             return summarize(self.store.scan(name, expression, timeout), size, page_token)
 
         return await self._run(scan)
+
+    async def get_chunks(
+        self, name: str, document_id: str, clauses: Sequence[Clause] = (), timeout: float | None = None
+    ) -> list[ChunkRow]:
+        """The chunks of one document (those matching ``clauses``) in order, without vectors."""
+        parts = [document_ids_expression([document_id])]
+        if clauses:
+            parts.append(build_expression(clauses))
+        expression = " and ".join(f"({part})" for part in parts)
+        await self._spec(name)
+        return await self._run(self.store.chunks, name, expression, timeout)
 
     @staticmethod
     def choose_mode(spec: CollectionSpec, request: SearchRequest) -> SearchMode:

@@ -9,7 +9,7 @@ import grpc
 
 from ragmesh.v1 import common_pb2, retriever_pb2, retriever_pb2_grpc
 from ragmesh.vocabulary.protobuf import FILTER_OP_FROM_PROTO, SEARCH_MODE_FROM_PROTO, SEARCH_MODE_PROTO
-from ragmesh.vocabulary.values import metadata_dict, scalar_value
+from ragmesh.vocabulary.values import metadata_dict, metadata_struct, scalar_value
 from services.common.errors import InvalidArgument
 from services.common.offload import off_loop_if
 from services.common.slot import BackendSlot
@@ -113,7 +113,12 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
         self, request: retriever_pb2.ListDocumentsRequest, context: Context
     ) -> retriever_pb2.ListDocumentsResponse:
         documents, token = await self.retriever.get().list_documents(
-            request.collection, list(request.document_ids), request.page_size, request.page_token, _time_left(context)
+            request.collection,
+            list(request.document_ids),
+            request.page_size,
+            request.page_token,
+            _time_left(context),
+            clauses=_clauses(request.filters),
         )
         return retriever_pb2.ListDocumentsResponse(
             documents=[
@@ -123,6 +128,21 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
                 for d in documents
             ],
             next_page_token=token,
+        )
+
+    async def GetChunks(
+        self, request: retriever_pb2.GetChunksRequest, context: Context
+    ) -> retriever_pb2.GetChunksResponse:
+        rows = await self.retriever.get().get_chunks(
+            request.collection, request.document_id, _clauses(request.filters), _time_left(context)
+        )
+        return retriever_pb2.GetChunksResponse(
+            chunks=[
+                common_pb2.Chunk(
+                    chunk_id=r.chunk_id, document_id=r.document_id, text=r.text, metadata=metadata_struct(r.metadata)
+                )
+                for r in rows
+            ]
         )
 
 

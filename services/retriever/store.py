@@ -180,6 +180,18 @@ class MilvusStore:
             finally:
                 rows.close()
 
+    def chunks(self, name: str, expression: str, timeout: float | None) -> list[ChunkRow]:
+        """Every chunk matching ``expression`` (no vectors), ordered by chunk id."""
+        with _translate(name):
+            rows = self.client.query(
+                name, filter=expression, output_fields=["chunk_id", *OUTPUT_FIELDS], timeout=timeout
+            )
+        found = [
+            ChunkRow(str(r["chunk_id"]), str(r["document_id"]), str(r["text"]), r.get("metadata") or {}, [])
+            for r in rows
+        ]
+        return sorted(found, key=lambda row: row.chunk_id)
+
     def search(self, spec: CollectionSpec, query: SearchQuery, timeout: float | None) -> list[Hit]:
         """Run ``query`` in its mode; hits best first with higher-is-better scores."""
         fields = [*OUTPUT_FIELDS, VECTOR] if query.return_vectors else OUTPUT_FIELDS

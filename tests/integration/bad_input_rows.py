@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ragmesh.v1 import orchestrator_pb2
 from tests.integration.bad_input_components import EMBEDDER_ROWS, GENERATOR_ROWS, RETRIEVER_ROWS
+from tests.integration.bad_input_ingest import INGEST_ROWS
 from tests.integration.bad_input_orchestrator import ORCHESTRATOR_ROWS
 from tests.integration.bad_input_shapes import (
     DIMENSION,
@@ -25,7 +26,7 @@ from tests.integration.bad_input_shapes import (
 
 __all__ = ["DIMENSION", "ORCH_COLLECTION", "RETRIEVER_COLLECTION", "ROWS", "Row"]
 
-ROWS = ORCHESTRATOR_ROWS + EMBEDDER_ROWS + RETRIEVER_ROWS + GENERATOR_ROWS
+ROWS = ORCHESTRATOR_ROWS + INGEST_ROWS + EMBEDDER_ROWS + RETRIEVER_ROWS + GENERATOR_ROWS
 
 #: Requests the public contract documents as valid that a component behind the orchestrator
 #: refuses with a smaller limit: each must succeed (the orchestrator splits or fits them).

@@ -234,3 +234,26 @@ def test_bad_requests_get_precise_codes_and_the_service_stays_serving(
     assert caught.value.code == code
     assert caught.value.details
     assert health_status(orchestrator.address, "ragmesh.v1.OrchestratorService") == "SERVING"
+
+
+def test_a_collections_documents_are_listed_and_read_in_order(
+    orchestrator: ServiceProcess, docs_collection: str
+) -> None:
+    with client_of(orchestrator) as client:
+        first = client.documents(docs_collection, page_size=3)
+        rest = client.documents(docs_collection, page_size=10, page_token=first.next_page_token)
+        named = client.documents(docs_collection, name_contains="EMBED")
+        document = client.document("embedder.md", docs_collection)
+        with pytest.raises(RagmeshError) as missing:
+            client.document("no-such-document", docs_collection)
+    listed = [d.document_id for d in [*first.documents, *rest.documents]]
+    assert len(first.documents) == 3 and first.next_page_token and rest.next_page_token == ""
+    assert listed == sorted(listed) and len(listed) == 8
+    assert [d.document_id for d in named.documents] == ["embedder.md"]
+    assert (
+        document.source
+        and document.chunks
+        and [c.chunk_id for c in document.chunks] == sorted(c.chunk_id for c in document.chunks)
+    )
+    assert "MiniLM" in " ".join(c.text for c in document.chunks)
+    assert missing.value.code == "NOT_FOUND" and "no-such-document" in missing.value.details

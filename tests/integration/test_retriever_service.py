@@ -100,6 +100,28 @@ def test_delete_by_document_id_removes_all_its_chunks_and_nothing_else(stub: Stu
     assert stub.DescribeCollection(retriever_pb2.DescribeCollectionRequest(name=name)).collection.count == 5
 
 
+def test_a_documents_chunks_come_back_in_order_and_listings_take_filters(stub: Stub) -> None:
+    name = unique_name("chunks")
+    create(stub, name, 8)
+    chunks = [
+        chunk(f"d{i % 2}-{i:05d}", f"d{i % 2}", f"text {i}", _axis(i), lang="en" if i < 4 else "fr") for i in range(8)
+    ]
+    stub.Upsert(retriever_pb2.UpsertRequest(collection=name, chunks=list(reversed(chunks))))
+    got = stub.GetChunks(retriever_pb2.GetChunksRequest(collection=name, document_id="d1")).chunks
+    assert [c.chunk_id for c in got] == ["d1-00001", "d1-00003", "d1-00005", "d1-00007"]
+    assert got[0].text == "text 1" and not got[0].vector
+    french = [common_pb2.Filter(field="lang", op=common_pb2.FILTER_OP_EQ, value=common_pb2.Scalar(string_value="fr"))]
+    only = stub.GetChunks(retriever_pb2.GetChunksRequest(collection=name, document_id="d1", filters=french)).chunks
+    assert [c.chunk_id for c in only] == ["d1-00005", "d1-00007"]
+    english = [common_pb2.Filter(field="lang", op=common_pb2.FILTER_OP_EQ, value=common_pb2.Scalar(string_value="en"))]
+    listed = stub.ListDocuments(retriever_pb2.ListDocumentsRequest(collection=name, filters=english)).documents
+    assert [(d.document_id, d.chunks) for d in listed] == [("d0", 2), ("d1", 2)]  # chunks matching, per document
+    assert (
+        _code(lambda: stub.GetChunks(retriever_pb2.GetChunksRequest(collection=name)))
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
+
+
 def test_collections_are_listed_described_and_dropped(stub: Stub) -> None:
     name = unique_name("lifecycle")
     info = create(stub, name, 16, metric=retriever_pb2.METRIC_IP, disable_full_text=True)

@@ -89,6 +89,7 @@ class FakeRetriever:
         scored = [
             (sum(a * b for a, b in zip(query.vector, c.vector, strict=True)), c)
             for c in self.stored[query.collection].values()
+            if matches(c, query.filters)
         ]
         scored.sort(key=lambda pair: pair[0], reverse=True)
         return [
@@ -108,9 +109,8 @@ class FakeRetriever:
     async def delete(
         self, collection: str, document_ids: Sequence[str], filters: Sequence[Filter], deadline: Deadline
     ) -> int:
-        keep = {v for f in filters if f.field == "chunk_id" and f.op is FilterOp.NOT_IN for v in f.values}
         stored = self.stored[collection]
-        doomed = [k for k, c in stored.items() if c.document_id in document_ids and (not filters or k not in keep)]
+        doomed = [k for k, c in stored.items() if c.document_id in document_ids and matches(c, filters)]
         for key in doomed:
             del stored[key]
         return len(doomed)
@@ -119,13 +119,22 @@ class FakeRetriever:
         return [CollectionFacts(n, len(c), 11, True) for n, c in sorted(self.stored.items())]
 
     async def list_documents(
-        self, collection: str, document_ids: Sequence[str], page_size: int, page_token: str, deadline: Deadline
+        self,
+        collection: str,
+        document_ids: Sequence[str],
+        page_size: int,
+        page_token: str,
+        deadline: Deadline,
+        *,
+        filters: Sequence[Filter] = (),
     ) -> tuple[list[StoredDocument], str]:
         if collection not in self.stored:
             raise NotFound(f"collection {collection!r} does not exist")
         documents: dict[str, StoredDocument] = {}
         for chunk in self.stored[collection].values():
             if (document_ids and chunk.document_id not in document_ids) or chunk.document_id <= page_token:
+                continue
+            if not matches(chunk, filters):
                 continue
             known = documents.get(chunk.document_id)
             documents[chunk.document_id] = StoredDocument(
@@ -137,6 +146,41 @@ class FakeRetriever:
         ordered = sorted(documents.values(), key=lambda d: d.document_id)
         size = page_size or 1000
         return ordered[:size], ordered[size - 1].document_id if len(ordered) > size else ""
+
+    async def get_chunks(
+        self, collection: str, document_id: str, filters: Sequence[Filter], deadline: Deadline
+    ) -> list[Hit]:
+        if collection not in self.stored:
+            raise NotFound(f"collection {collection!r} does not exist")
+        chunks = sorted(self.stored[collection].values(), key=lambda c: c.chunk_id)
+        return [
+            Hit(c.chunk_id, c.document_id, c.text, c.metadata, 0.0)
+            for c in chunks
+            if c.document_id == document_id and matches(c, filters)
+        ]
+
+
+def matches(chunk: ChunkRecord, filters: Sequence[Filter]) -> bool:
+    """Whether ``chunk`` matches every clause, as the retriever evaluates them (the id columns
+    or a metadata key; a missing key matches no clause)."""
+    for clause in filters:
+        found = getattr(chunk, clause.field) if clause.field in ("chunk_id", "document_id") else None
+        found = chunk.metadata.get(clause.field) if found is None else found
+        if found is None or not _compare(found, clause):
+            return False
+    return True
+
+
+def _compare(found: object, clause: Filter) -> bool:
+    if clause.op is FilterOp.IN:
+        return found in clause.values
+    if clause.op is FilterOp.NOT_IN:
+        return found not in clause.values
+    if clause.op is FilterOp.EQ:
+        return found == clause.value
+    if clause.op is FilterOp.NE:
+        return found != clause.value
+    raise NotImplementedError(f"the fake retriever does not compare with {clause.op.name}")
 
 
 @dataclass

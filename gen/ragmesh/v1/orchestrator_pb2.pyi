@@ -1792,3 +1792,189 @@ class QueryBatch(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QueryBatch: _TypeAlias = QueryBatch  # noqa: Y015
+
+@_typing.final
+class OrchestratorServiceListDocumentsRequest(_message.Message):
+    """Request of ListDocuments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    NAME_CONTAINS_FIELD_NUMBER: _builtins.int
+    collection: _builtins.str
+    """Collection name."""
+    page_size: _builtins.int
+    """Documents per page, 1 to 1,000 (0 means 100)."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first."""
+    name_contains: _builtins.str
+    """Only documents whose id or source contains this text (case-insensitive); empty lists all."""
+    def __init__(
+        self,
+        *,
+        collection: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        name_contains: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "name_contains", b"name_contains", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrchestratorServiceListDocumentsRequest: _TypeAlias = OrchestratorServiceListDocumentsRequest  # noqa: Y015
+
+@_typing.final
+class StoredDocument(_message.Message):
+    """A stored document, as its chunks describe it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CHUNKS_FIELD_NUMBER: _builtins.int
+    CONTENT_HASH_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    """Document id."""
+    source: _builtins.str
+    """Where it came from (the file name or URL; may be empty)."""
+    chunks: _builtins.int
+    """Number of chunks stored."""
+    content_hash: _builtins.str
+    """The content hash ingestion stored (unchanged content is skipped on re-ingestion)."""
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+        source: _builtins.str = ...,
+        chunks: _builtins.int = ...,
+        content_hash: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks", b"chunks", "content_hash", b"content_hash", "document_id", b"document_id", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StoredDocument: _TypeAlias = StoredDocument  # noqa: Y015
+
+@_typing.final
+class OrchestratorServiceListDocumentsResponse(_message.Message):
+    """Response of ListDocuments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___StoredDocument]:
+        """Documents sorted by id."""
+
+    def __init__(
+        self,
+        *,
+        documents: _abc.Iterable[Global___StoredDocument] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrchestratorServiceListDocumentsResponse: _TypeAlias = OrchestratorServiceListDocumentsResponse  # noqa: Y015
+
+@_typing.final
+class GetDocumentRequest(_message.Message):
+    """Request of GetDocument."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    collection: _builtins.str
+    """Collection name."""
+    document_id: _builtins.str
+    """Document id."""
+    def __init__(
+        self,
+        *,
+        collection: _builtins.str = ...,
+        document_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "document_id", b"document_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDocumentRequest: _TypeAlias = GetDocumentRequest  # noqa: Y015
+
+@_typing.final
+class DocumentChunk(_message.Message):
+    """One chunk of a document."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNK_ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    chunk_id: _builtins.str
+    """Chunk id (stable: a re-ingested document's chunks keep their ids)."""
+    text: _builtins.str
+    """The chunk's text."""
+    @_builtins.property
+    def metadata(self) -> _struct_pb2.Struct:
+        """Its metadata (source, page, section, ...)."""
+
+    def __init__(
+        self,
+        *,
+        chunk_id: _builtins.str = ...,
+        text: _builtins.str = ...,
+        metadata: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "metadata", b"metadata", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentChunk: _TypeAlias = DocumentChunk  # noqa: Y015
+
+@_typing.final
+class GetDocumentResponse(_message.Message):
+    """Response of GetDocument."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CHUNKS_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    """Document id."""
+    source: _builtins.str
+    """Where it came from (the file name or URL; may be empty)."""
+    @_builtins.property
+    def chunks(self) -> _containers.RepeatedCompositeFieldContainer[Global___DocumentChunk]:
+        """The chunks in order."""
+
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+        source: _builtins.str = ...,
+        chunks: _abc.Iterable[Global___DocumentChunk] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks", b"chunks", "document_id", b"document_id", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDocumentResponse: _TypeAlias = GetDocumentResponse  # noqa: Y015

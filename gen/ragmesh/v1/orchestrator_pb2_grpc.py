@@ -70,6 +70,16 @@ class OrchestratorServiceStub:
                 request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.DeleteDocumentsRequest.SerializeToString,
                 response_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.DeleteDocumentsResponse.FromString,
                 _registered_method=True)
+        self.ListDocuments = channel.unary_unary(
+                '/ragmesh.v1.OrchestratorService/ListDocuments',
+                request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorServiceListDocumentsRequest.SerializeToString,
+                response_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorServiceListDocumentsResponse.FromString,
+                _registered_method=True)
+        self.GetDocument = channel.unary_unary(
+                '/ragmesh.v1.OrchestratorService/GetDocument',
+                request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.GetDocumentRequest.SerializeToString,
+                response_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.GetDocumentResponse.FromString,
+                _registered_method=True)
         self.ListCollections = channel.unary_unary(
                 '/ragmesh.v1.OrchestratorService/ListCollections',
                 request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorCollectionsRequest.SerializeToString,
@@ -155,6 +165,20 @@ class OrchestratorServiceServicer:
 
     def DeleteDocuments(self, request, context):
         """Deletes documents (all their chunks) from a collection.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDocuments(self, request, context):
+        """Lists the documents of a collection the caller may read, by id, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDocument(self, request, context):
+        """One document of a collection: its chunks in order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -246,6 +270,16 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.DeleteDocuments,
                     request_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.DeleteDocumentsRequest.FromString,
                     response_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.DeleteDocumentsResponse.SerializeToString,
+            ),
+            'ListDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDocuments,
+                    request_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorServiceListDocumentsRequest.FromString,
+                    response_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorServiceListDocumentsResponse.SerializeToString,
+            ),
+            'GetDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDocument,
+                    request_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.GetDocumentRequest.FromString,
+                    response_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.GetDocumentResponse.SerializeToString,
             ),
             'ListCollections': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCollections,
@@ -473,6 +507,60 @@ class OrchestratorService:
             '/ragmesh.v1.OrchestratorService/DeleteDocuments',
             ragmesh_dot_v1_dot_orchestrator__pb2.DeleteDocumentsRequest.SerializeToString,
             ragmesh_dot_v1_dot_orchestrator__pb2.DeleteDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragmesh.v1.OrchestratorService/ListDocuments',
+            ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorServiceListDocumentsRequest.SerializeToString,
+            ragmesh_dot_v1_dot_orchestrator__pb2.OrchestratorServiceListDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragmesh.v1.OrchestratorService/GetDocument',
+            ragmesh_dot_v1_dot_orchestrator__pb2.GetDocumentRequest.SerializeToString,
+            ragmesh_dot_v1_dot_orchestrator__pb2.GetDocumentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,10 @@ class OrchestratorServiceStub:
     """Streams an ingestion job's state until it finishes."""
     DeleteDocuments: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.DeleteDocumentsRequest, _orchestrator_pb2.DeleteDocumentsResponse]
     """Deletes documents (all their chunks) from a collection."""
+    ListDocuments: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.OrchestratorServiceListDocumentsRequest, _orchestrator_pb2.OrchestratorServiceListDocumentsResponse]
+    """Lists the documents of a collection the caller may read, by id, a page at a time."""
+    GetDocument: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetDocumentRequest, _orchestrator_pb2.GetDocumentResponse]
+    """One document of a collection: its chunks in order."""
     ListCollections: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.OrchestratorCollectionsRequest, _orchestrator_pb2.OrchestratorCollectionsResponse]
     """Lists collections with their sizes and versions."""
     Feedback: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.FeedbackRequest, _orchestrator_pb2.FeedbackResponse]
@@ -83,6 +87,10 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     """Streams an ingestion job's state until it finishes."""
     DeleteDocuments: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.DeleteDocumentsRequest, _orchestrator_pb2.DeleteDocumentsResponse]  # type: ignore[assignment]
     """Deletes documents (all their chunks) from a collection."""
+    ListDocuments: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.OrchestratorServiceListDocumentsRequest, _orchestrator_pb2.OrchestratorServiceListDocumentsResponse]  # type: ignore[assignment]
+    """Lists the documents of a collection the caller may read, by id, a page at a time."""
+    GetDocument: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetDocumentRequest, _orchestrator_pb2.GetDocumentResponse]  # type: ignore[assignment]
+    """One document of a collection: its chunks in order."""
     ListCollections: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.OrchestratorCollectionsRequest, _orchestrator_pb2.OrchestratorCollectionsResponse]  # type: ignore[assignment]
     """Lists collections with their sizes and versions."""
     Feedback: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.FeedbackRequest, _orchestrator_pb2.FeedbackResponse]  # type: ignore[assignment]
@@ -156,6 +164,22 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.DeleteDocumentsResponse, _abc.Awaitable[_orchestrator_pb2.DeleteDocumentsResponse]]:
         """Deletes documents (all their chunks) from a collection."""
+
+    @_abc_1.abstractmethod
+    def ListDocuments(
+        self,
+        request: _orchestrator_pb2.OrchestratorServiceListDocumentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.OrchestratorServiceListDocumentsResponse, _abc.Awaitable[_orchestrator_pb2.OrchestratorServiceListDocumentsResponse]]:
+        """Lists the documents of a collection the caller may read, by id, a page at a time."""
+
+    @_abc_1.abstractmethod
+    def GetDocument(
+        self,
+        request: _orchestrator_pb2.GetDocumentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.GetDocumentResponse, _abc.Awaitable[_orchestrator_pb2.GetDocumentResponse]]:
+        """One document of a collection: its chunks in order."""
 
     @_abc_1.abstractmethod
     def ListCollections(

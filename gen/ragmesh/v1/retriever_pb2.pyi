@@ -508,6 +508,7 @@ class ListDocumentsRequest(_message.Message):
     DOCUMENT_IDS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTERS_FIELD_NUMBER: _builtins.int
     collection: _builtins.str
     """Collection name."""
     page_size: _builtins.int
@@ -518,6 +519,10 @@ class ListDocumentsRequest(_message.Message):
     def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only these documents (at most 1,000); empty lists every document."""
 
+    @_builtins.property
+    def filters(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Filter]:
+        """Only documents with a chunk matching every clause (as in Search)."""
+
     def __init__(
         self,
         *,
@@ -525,10 +530,11 @@ class ListDocumentsRequest(_message.Message):
         document_ids: _abc.Iterable[_builtins.str] | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        filters: _abc.Iterable[_common_pb2.Filter] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "document_ids", b"document_ids", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "document_ids", b"document_ids", "filters", b"filters", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -595,3 +601,59 @@ class ListDocumentsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListDocumentsResponse: _TypeAlias = ListDocumentsResponse  # noqa: Y015
+
+@_typing.final
+class GetChunksRequest(_message.Message):
+    """Request of GetChunks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    FILTERS_FIELD_NUMBER: _builtins.int
+    collection: _builtins.str
+    """Collection name."""
+    document_id: _builtins.str
+    """The document whose chunks to return."""
+    @_builtins.property
+    def filters(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Filter]:
+        """Only chunks matching every clause (as in Search)."""
+
+    def __init__(
+        self,
+        *,
+        collection: _builtins.str = ...,
+        document_id: _builtins.str = ...,
+        filters: _abc.Iterable[_common_pb2.Filter] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "document_id", b"document_id", "filters", b"filters"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetChunksRequest: _TypeAlias = GetChunksRequest  # noqa: Y015
+
+@_typing.final
+class GetChunksResponse(_message.Message):
+    """Response of GetChunks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def chunks(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Chunk]:
+        """The document's chunks ordered by chunk id (the order ingestion cut them in); vectors unset."""
+
+    def __init__(
+        self,
+        *,
+        chunks: _abc.Iterable[_common_pb2.Chunk] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks", b"chunks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetChunksResponse: _TypeAlias = GetChunksResponse  # noqa: Y015

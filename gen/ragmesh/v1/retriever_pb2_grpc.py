@@ -75,6 +75,11 @@ class RetrieverServiceStub:
                 request_serializer=ragmesh_dot_v1_dot_retriever__pb2.ListDocumentsRequest.SerializeToString,
                 response_deserializer=ragmesh_dot_v1_dot_retriever__pb2.ListDocumentsResponse.FromString,
                 _registered_method=True)
+        self.GetChunks = channel.unary_unary(
+                '/ragmesh.v1.RetrieverService/GetChunks',
+                request_serializer=ragmesh_dot_v1_dot_retriever__pb2.GetChunksRequest.SerializeToString,
+                response_deserializer=ragmesh_dot_v1_dot_retriever__pb2.GetChunksResponse.FromString,
+                _registered_method=True)
 
 
 class RetrieverServiceServicer:
@@ -137,6 +142,13 @@ class RetrieverServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetChunks(self, request, context):
+        """Returns the chunks of one document in order (no vectors).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RetrieverServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +191,11 @@ def add_RetrieverServiceServicer_to_server(servicer, server):
                     servicer.ListDocuments,
                     request_deserializer=ragmesh_dot_v1_dot_retriever__pb2.ListDocumentsRequest.FromString,
                     response_serializer=ragmesh_dot_v1_dot_retriever__pb2.ListDocumentsResponse.SerializeToString,
+            ),
+            'GetChunks': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetChunks,
+                    request_deserializer=ragmesh_dot_v1_dot_retriever__pb2.GetChunksRequest.FromString,
+                    response_serializer=ragmesh_dot_v1_dot_retriever__pb2.GetChunksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +415,33 @@ class RetrieverService:
             '/ragmesh.v1.RetrieverService/ListDocuments',
             ragmesh_dot_v1_dot_retriever__pb2.ListDocumentsRequest.SerializeToString,
             ragmesh_dot_v1_dot_retriever__pb2.ListDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetChunks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragmesh.v1.RetrieverService/GetChunks',
+            ragmesh_dot_v1_dot_retriever__pb2.GetChunksRequest.SerializeToString,
+            ragmesh_dot_v1_dot_retriever__pb2.GetChunksResponse.FromString,
             options,
             channel_credentials,
             insecure,

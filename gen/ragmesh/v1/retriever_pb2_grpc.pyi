@@ -49,6 +49,8 @@ class RetrieverServiceStub:
     """Finds the chunks nearest to a query."""
     ListDocuments: _grpc.UnaryUnaryMultiCallable[_retriever_pb2.ListDocumentsRequest, _retriever_pb2.ListDocumentsResponse]
     """Lists the documents of a collection (all, or the given ids) with their stored content hash."""
+    GetChunks: _grpc.UnaryUnaryMultiCallable[_retriever_pb2.GetChunksRequest, _retriever_pb2.GetChunksResponse]
+    """Returns the chunks of one document in order (no vectors)."""
 
 @_typing.type_check_only
 class RetrieverServiceAsyncStub(RetrieverServiceStub):
@@ -71,6 +73,8 @@ class RetrieverServiceAsyncStub(RetrieverServiceStub):
     """Finds the chunks nearest to a query."""
     ListDocuments: _aio.UnaryUnaryMultiCallable[_retriever_pb2.ListDocumentsRequest, _retriever_pb2.ListDocumentsResponse]  # type: ignore[assignment]
     """Lists the documents of a collection (all, or the given ids) with their stored content hash."""
+    GetChunks: _aio.UnaryUnaryMultiCallable[_retriever_pb2.GetChunksRequest, _retriever_pb2.GetChunksResponse]  # type: ignore[assignment]
+    """Returns the chunks of one document in order (no vectors)."""
 
 class RetrieverServiceServicer(metaclass=_abc_1.ABCMeta):
     """Stores and searches chunks."""
@@ -138,5 +142,13 @@ class RetrieverServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_retriever_pb2.ListDocumentsResponse, _abc.Awaitable[_retriever_pb2.ListDocumentsResponse]]:
         """Lists the documents of a collection (all, or the given ids) with their stored content hash."""
+
+    @_abc_1.abstractmethod
+    def GetChunks(
+        self,
+        request: _retriever_pb2.GetChunksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_retriever_pb2.GetChunksResponse, _abc.Awaitable[_retriever_pb2.GetChunksResponse]]:
+        """Returns the chunks of one document in order (no vectors)."""
 
 def add_RetrieverServiceServicer_to_server(servicer: RetrieverServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

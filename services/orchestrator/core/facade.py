@@ -18,8 +18,10 @@ from prometheus_client import Counter
 from services.common.errors import FailedPrecondition, InvalidArgument, status_of
 from services.common.principal import Principal, authorize, bind_principal, current_principal, scope_key
 from services.common.tracing import current_trace_id
+from services.orchestrator.core import documents
 from services.orchestrator.core.access import check_owner, owner_tag, writable
 from services.orchestrator.core.deadline import Deadline
+from services.orchestrator.core.documents import DocumentChunks
 from services.orchestrator.core.domain import (
     Answer,
     CollectionSummary,
@@ -37,7 +39,7 @@ from services.orchestrator.core.jobs.manager import NO_ENGINE, JobManager
 from services.orchestrator.core.jobs.ports import JobStore
 from services.orchestrator.core.jobs.records import BatchRecord, BatchRequest, BatchResult, IngestJobRequest, JobRecord
 from services.orchestrator.core.jobs.runner import JobRunner
-from services.orchestrator.core.ports import Embeddings, Ports
+from services.orchestrator.core.ports import Embeddings, Ports, StoredDocument
 from services.orchestrator.core.query.cache import AnswerCache, CacheCounts
 from services.orchestrator.core.query.pipeline import QueryPipeline
 from services.orchestrator.core.requests import QuerySpec, check_collection, resolve
@@ -206,6 +208,20 @@ class Orchestrator:
                 CollectionSummary(info.name, info.count, versions.number(info.name), info.dimension, info.full_text)
             )
         return summaries
+
+    async def list_documents(
+        self, collection: str, page: tuple[int, str], name_contains: str, deadline: Deadline
+    ) -> tuple[list[StoredDocument], str]:
+        """A page of the documents of a collection the caller may read (see
+        :func:`documents.list_documents`)."""
+        authorize(current_principal(), collection)
+        retriever = self.parts.ports.retriever
+        return await documents.list_documents(retriever, collection, page, name_contains, filters=(), deadline=deadline)
+
+    async def get_document(self, collection: str, document_id: str, deadline: Deadline) -> DocumentChunks:
+        """A document's chunks in order, from a collection the caller may read."""
+        authorize(current_principal(), collection)
+        return await documents.get_document(self.parts.ports.retriever, collection, document_id, (), deadline)
 
     # Experiments -------------------------------------------------------------------------
 

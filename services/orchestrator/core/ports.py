@@ -146,10 +146,25 @@ class RetrieverPort(Protocol):
         ...
 
     async def list_documents(
-        self, collection: str, document_ids: Sequence[str], page_size: int, page_token: str, deadline: Deadline
+        self,
+        collection: str,
+        document_ids: Sequence[str],
+        page_size: int,
+        page_token: str,
+        deadline: Deadline,
+        *,
+        filters: Sequence[Filter] = (),
     ) -> tuple[list[StoredDocument], str]:
-        """One page of the stored documents (all, or those ids) sorted by id, and the next
-        page's token ("" on the last); NotFound for an unknown collection."""
+        """One page of the stored documents (all, or those ids; only those with a chunk
+        matching ``filters``) sorted by id, and the next page's token ("" on the last);
+        NotFound for an unknown collection."""
+        ...
+
+    async def get_chunks(
+        self, collection: str, document_id: str, filters: Sequence[Filter], deadline: Deadline
+    ) -> list[Hit]:
+        """The chunks of one document (those matching ``filters``) in order, score 0 and no
+        vectors; NotFound for an unknown collection."""
         ...
 
 

@@ -27,6 +27,7 @@ class FakeStore:
         self.rows: dict[str, dict[str, ChunkRow]] = {}
         self.queries: list[SearchQuery] = []
         self.deletes: list[str] = []
+        self.expressions: list[str] = []
         self.describes = 0
 
     def create(self, spec: CollectionSpec) -> None:
@@ -61,6 +62,10 @@ class FakeStore:
     def scan(self, name: str, expression: str, timeout: float | None) -> Iterator[tuple[str, dict[str, Any]]]:
         for row in self.rows.get(name, {}).values():
             yield row.document_id, dict(row.metadata)
+
+    def chunks(self, name: str, expression: str, timeout: float | None) -> list[ChunkRow]:
+        self.expressions.append(expression)
+        return sorted(self.rows.get(name, {}).values(), key=lambda row: row.chunk_id)
 
     def search(self, spec: CollectionSpec, query: SearchQuery, timeout: float | None) -> list[Hit]:
         if spec.name not in self.specs:

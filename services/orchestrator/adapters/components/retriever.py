@@ -99,12 +99,33 @@ class GrpcRetriever:
         return [CollectionFacts(c.name, c.count, c.dimension, c.full_text) for c in reply.collections]
 
     async def list_documents(
-        self, collection: str, document_ids: Sequence[str], page_size: int, page_token: str, deadline: Deadline
+        self,
+        collection: str,
+        document_ids: Sequence[str],
+        page_size: int,
+        page_token: str,
+        deadline: Deadline,
+        *,
+        filters: Sequence[Filter] = (),
     ) -> tuple[list[StoredDocument], str]:
         request = retriever_pb2.ListDocumentsRequest(
-            collection=collection, document_ids=list(document_ids), page_size=page_size, page_token=page_token
+            collection=collection,
+            document_ids=list(document_ids),
+            page_size=page_size,
+            page_token=page_token,
+            filters=[filter_to_proto(f) for f in filters],
         )
         timeout = deadline.remaining(WRITE_TIMEOUT)
         reply = await call("retriever", lambda: self.stub.ListDocuments(request, timeout=timeout), _missing(collection))
         documents = [StoredDocument(d.document_id, d.content_hash, d.source, d.chunks) for d in reply.documents]
         return documents, reply.next_page_token
+
+    async def get_chunks(
+        self, collection: str, document_id: str, filters: Sequence[Filter], deadline: Deadline
+    ) -> list[Hit]:
+        request = retriever_pb2.GetChunksRequest(
+            collection=collection, document_id=document_id, filters=[filter_to_proto(f) for f in filters]
+        )
+        timeout = deadline.remaining(DEFAULT_TIMEOUT)
+        reply = await call("retriever", lambda: self.stub.GetChunks(request, timeout=timeout), _missing(collection))
+        return [Hit(c.chunk_id, c.document_id, c.text, metadata_dict(c.metadata), 0.0) for c in reply.chunks]

@@ -13,6 +13,7 @@ from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.facade import Orchestrator
 from services.orchestrator.core.ingest.state import IngestBatch
 from services.orchestrator.transport.grpc.convert import chunking_from_proto, document_from_proto, progress_to_proto
+from services.orchestrator.transport.grpc.documents import document_message, documents_message
 from services.orchestrator.transport.grpc.jobs import batch_message, batch_queries, job_message, job_request
 from services.orchestrator.transport.grpc.messages import (
     answer_message,
@@ -102,6 +103,22 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
             request.collection, list(request.document_ids), _deadline(context)
         )
         return orchestrator_pb2.DeleteDocumentsResponse(chunks_deleted=deleted, collection_version=version)
+
+    async def ListDocuments(
+        self, request: orchestrator_pb2.OrchestratorServiceListDocumentsRequest, context: Context
+    ) -> orchestrator_pb2.OrchestratorServiceListDocumentsResponse:
+        page = (request.page_size, request.page_token)
+        found, token = await self.slot.get().list_documents(
+            request.collection, page, request.name_contains, _deadline(context)
+        )
+        return documents_message(found, token)
+
+    async def GetDocument(
+        self, request: orchestrator_pb2.GetDocumentRequest, context: Context
+    ) -> orchestrator_pb2.GetDocumentResponse:
+        return document_message(
+            await self.slot.get().get_document(request.collection, request.document_id, _deadline(context))
+        )
 
     async def ListCollections(
         self, request: orchestrator_pb2.OrchestratorCollectionsRequest, context: Context
