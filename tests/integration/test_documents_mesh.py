@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from ragmesh.cli.ingest import ingest_files
@@ -140,6 +141,21 @@ def test_unchanged_files_are_skipped(parsing_orchestrator: ServiceProcess, index
     assert (final.documents_unchanged, final.documents_done, final.chunks_done) == (4, 4, 0)
 
 
+@contextlib.contextmanager
+def _parsers_frozen(service: ServiceProcess) -> Iterator[None]:
+    """Stop the service's parser processes (its children) until the block ends: a parse in
+    progress stays in progress, whatever the machine's speed."""
+    children = psutil.Process(service.process.pid).children(recursive=True)
+    assert children, "the orchestrator has no parser processes"
+    for child in children:
+        child.suspend()
+    try:
+        yield
+    finally:
+        for child in children:
+            child.resume()
+
+
 def test_a_query_is_answered_while_a_large_pdf_is_parsed(
     parsing_orchestrator: ServiceProcess, indexed: tuple[str, Path, str]
 ) -> None:
@@ -151,8 +167,9 @@ def test_a_query_is_answered_while_a_large_pdf_is_parsed(
             client.ingest, [{"id": "appendix.pdf", "content": large, "file_name": "appendix.pdf"}], collection
         )
         wait_for_metrics(port, {"ragmesh_orchestrator_parsing_documents": 1.0}, polls=300, interval=0.05)
-        answer = client.query("Where do shuttles dock?", collection, top_k=1, retrieval_only=True)
-        still_parsing = value(scrape(port), "ragmesh_orchestrator_parsing_documents")
+        with _parsers_frozen(parsing_orchestrator):  # the parse cannot finish meanwhile
+            answer = client.query("Where do shuttles dock?", collection, top_k=1, retrieval_only=True)
+            still_parsing = value(scrape(port), "ragmesh_orchestrator_parsing_documents")
         final = ingestion.result(timeout=120)
     assert answer.sources[0].document_id == "handbook.pdf"
     assert still_parsing == 1.0  # the answer came while the parse was still running
