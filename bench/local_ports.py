@@ -121,7 +121,7 @@ class LocalGenerator:
             sampling.max_new_tokens, sampling.temperature, sampling.top_p, sampling.top_k, sampling.seed,
             sampling.stop, sampling.repetition_penalty,
         )  # fmt: skip
-        chat = [ChatTurn(t.role.value, t.content) for t in turns]
+        chat = [ChatTurn(t.role, t.content) for t in turns]
         async for event in self.engine.generate(chat, request, deadline.remaining()):
             if isinstance(event, TextDelta):
                 yield event
@@ -129,7 +129,7 @@ class LocalGenerator:
                 yield GenerationDone(event.reason, event.prompt_tokens, event.completion_tokens)
 
     async def count_tokens(self, texts: Sequence[str], turns: Sequence[Turn], deadline: Deadline) -> TokenCounts:
-        counts, prompt = await self.engine.count_tokens(list(texts), [ChatTurn(t.role.value, t.content) for t in turns])
+        counts, prompt = await self.engine.count_tokens(list(texts), [ChatTurn(t.role, t.content) for t in turns])
         return TokenCounts(counts, prompt)
 
     async def facts(self, deadline: Deadline) -> GeneratorFacts:

@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from ragmesh.vocabulary import FinishReason, TextDelta
+from ragmesh.vocabulary import FinishReason, Role, TextDelta
 from services.common.errors import DeadlineExceeded, InvalidArgument
 from services.common.offload import INLINE_CHARS, off_loop_if
 from services.generator import metrics
@@ -50,7 +50,7 @@ class Generator:
     async def start(self) -> None:
         """Start the decode thread and warm the model up with one token."""
         self.scheduler.start(asyncio.get_running_loop())
-        await self.generate_text([ChatTurn("user", "Hello")], SamplingRequest(max_new_tokens=1))
+        await self.generate_text([ChatTurn(Role.USER, "Hello")], SamplingRequest(max_new_tokens=1))
 
     async def close(self) -> None:
         """Stop the decode thread, then free the model if the backend holds native memory."""

@@ -10,7 +10,7 @@ import grpc
 
 from ragmesh.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 from ragmesh.vocabulary import TextDelta
-from ragmesh.vocabulary.protobuf import FINISH_REASON_PROTO
+from ragmesh.vocabulary.protobuf import FINISH_REASON_PROTO, ROLE_FROM_PROTO
 from services.common.slot import BackendSlot
 from services.generator.contract import GenerationEngine
 from services.generator.decoding.lm import ChatTurn
@@ -19,7 +19,6 @@ from services.generator.validation import SamplingRequest
 
 SERVICE_NAME = generator_pb2.DESCRIPTOR.services_by_name["GeneratorService"].full_name
 Context = grpc.aio.ServicerContext[Any, Any]
-_ROLES = {common_pb2.ROLE_SYSTEM: "system", common_pb2.ROLE_USER: "user", common_pb2.ROLE_ASSISTANT: "assistant"}
 
 
 class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
@@ -71,8 +70,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
 
 
 def turns(messages: Iterable[common_pb2.ChatMessage]) -> list[ChatTurn]:
-    """Chat messages as domain turns; an unknown role becomes "" (rejected by validation)."""
-    return [ChatTurn(_ROLES.get(message.role, ""), message.content) for message in messages]
+    """Chat messages as domain turns; an unknown role becomes None (rejected by validation)."""
+    return [ChatTurn(ROLE_FROM_PROTO.get(message.role), message.content) for message in messages]
 
 
 def sampling(request: generator_pb2.GenerateRequest) -> SamplingRequest:

@@ -11,11 +11,11 @@ import math
 import secrets
 from dataclasses import dataclass
 
+from ragmesh.vocabulary import Role
 from services.common.errors import InvalidArgument
 from services.generator.config import GenerationLimits
 from services.generator.decoding.lm import ChatTurn, Sampling
 
-ROLES = ("system", "user", "assistant")
 MAX_STOPS = 8
 MAX_STOP_CHARS = 64
 MAX_TOP_K = 1000
@@ -41,7 +41,7 @@ def check_turns(turns: list[ChatTurn], limits: GenerationLimits) -> None:
     if len(turns) > limits.max_messages:
         raise InvalidArgument(f"messages has {len(turns)} entries; the limit is {limits.max_messages}")
     for index, turn in enumerate(turns):
-        if turn.role not in ROLES:
+        if not isinstance(turn.role, Role):
             raise InvalidArgument(f"messages[{index}].role is not set; use ROLE_SYSTEM, ROLE_USER or ROLE_ASSISTANT")
         if not turn.content.strip():
             raise InvalidArgument(f"messages[{index}].content is empty; every message needs content")

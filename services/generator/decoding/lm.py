@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ragmesh.vocabulary import Role
+
 
 @dataclass(frozen=True)
 class ChatTurn:
-    """One message of a conversation: role ("system", "user", "assistant") and content."""
+    """One message of a conversation: its role (None when the caller sent none) and content."""
 
-    role: str
+    role: Role | None
     content: str
 
 

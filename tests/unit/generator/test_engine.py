@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ragmesh.vocabulary import FinishReason, TextDelta
+from ragmesh.vocabulary import FinishReason, Role, TextDelta
 from services.common.errors import DeadlineExceeded, InvalidArgument, Overloaded
 from services.generator.config import GenerationLimits
 from services.generator.decoding.lm import ChatTurn
@@ -18,7 +18,7 @@ from services.generator.engine import Generator
 from services.generator.validation import SamplingRequest
 from tests.support.tiny_lm import load_tiny_backend
 
-CHAT = [ChatTurn("system", "Be brief."), ChatTurn("user", "Tell me about the quick brown fox.")]
+CHAT = [ChatTurn(Role.SYSTEM, "Be brief."), ChatTurn(Role.USER, "Tell me about the quick brown fox.")]
 
 
 def _limits(**overrides: float | bool) -> GenerationLimits:
@@ -98,14 +98,14 @@ async def test_default_and_limits_of_max_new_tokens(generator: Generator) -> Non
 
 
 async def test_a_prompt_over_the_context_window_is_rejected(generator: Generator) -> None:
-    long_chat = [ChatTurn("user", "fox " * 300)]
+    long_chat = [ChatTurn(Role.USER, "fox " * 300)]
     with pytest.raises(InvalidArgument, match="context window of 256 tokens"):
         await generator.generate_text(long_chat, SamplingRequest(max_new_tokens=10))
 
 
 async def test_configured_truncation_is_reported(tiny_model_dir: Path) -> None:
     async with _running(tiny_model_dir, truncate_prompt=True) as truncating:
-        _, end = await truncating.generate_text([ChatTurn("user", "fox " * 300)], SamplingRequest(max_new_tokens=10))
+        _, end = await truncating.generate_text([ChatTurn(Role.USER, "fox " * 300)], SamplingRequest(max_new_tokens=10))
     assert end.truncated_prompt_tokens > 0
     assert end.prompt_tokens == 256 - 10
 

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ragmesh.vocabulary import Role
 from services.common.config import ConfigError
 from services.common.errors import InvalidArgument, Overloaded, Unavailable
 from services.generator.backends.openai_client import OpenAIClient
@@ -132,7 +133,7 @@ async def test_admission_refuses_beyond_active_plus_waiting() -> None:
 def test_the_approximation_counts_bytes_and_messages() -> None:
     counter = ApproximateCounter()
     assert counter.count_tokens(["abcd", "abcde", "", "é"]) == [1, 2, 0, 1]
-    assert counter.prompt_tokens([ChatTurn("user", "abcdefgh")]) == 2 + 4
+    assert counter.prompt_tokens([ChatTurn(Role.USER, "abcdefgh")]) == 2 + 4
     assert not counter.exact
 
 

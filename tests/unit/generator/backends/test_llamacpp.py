@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ragmesh.vocabulary import Role
 from services.generator.decoding.lm import ChatTurn, Sampling
 from tests.support.generator_backends import gguf
 
@@ -29,7 +30,7 @@ def lm() -> Iterator[Any]:
 
 
 def _prompt(lm: Any, question: str) -> list[int]:
-    return list(lm.render_chat([ChatTurn("user", question)]))
+    return list(lm.render_chat([ChatTurn(Role.USER, question)]))
 
 
 def _alone(lm: Any, prompt: list[int], steps: int) -> list[int]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ragmesh.vocabulary import Role
 from services.generator.backends.transformers import TransformersLM
 from services.generator.decoding.lm import ChatTurn, Sampling
 from tests.support.tiny_lm import load_tiny_backend
@@ -20,7 +21,7 @@ def backend(tiny_model_dir: Path) -> TransformersLM:
 
 
 def _prompt(backend: TransformersLM, text: str) -> list[int]:
-    return backend.render_chat([ChatTurn("user", text)])
+    return backend.render_chat([ChatTurn(Role.USER, text)])
 
 
 def _solo_generate(backend: TransformersLM, prompt: list[int], tokens: int) -> list[int]:
