@@ -12,6 +12,7 @@ from google.protobuf.struct_pb2 import Struct
 from ragmesh.v1 import common_pb2, orchestrator_pb2
 from ragmesh.vocabulary import (
     CacheLevel,
+    ContextMode,
     ConversationQuery,
     FinishReason,
     RerankMethod,
@@ -22,6 +23,7 @@ from ragmesh.vocabulary import (
 )
 from ragmesh.vocabulary.protobuf import (
     CACHE_LEVEL_FROM_PROTO,
+    CONTEXT_MODE_PROTO,
     CONVERSATION_QUERY_PROTO,
     FINISH_REASON_FROM_PROTO,
     RERANK_PROTO,
@@ -262,6 +264,8 @@ class QueryOptions:
     history: Sequence[tuple[str, str]] = ()
     #: How a follow-up's retrieval query is built: "last", "concat" or "rewrite".
     conversation_query: str | None = None
+    #: What of each retrieved chunk the model reads: "chunks" or "sentences".
+    context: str | None = None
 
 
 def query_request(
@@ -281,6 +285,8 @@ def query_request(
     if options.conversation_query:
         how = choice(ConversationQuery, "conversation_query", options.conversation_query)
         wanted.conversation_query = CONVERSATION_QUERY_PROTO[how]
+    if options.context:
+        wanted.context = CONTEXT_MODE_PROTO[choice(ContextMode, "context", options.context)]
     for role, content in options.history:
         turn = request.history.add(content=content)
         turn.role = ROLE_PROTO[choice(Role, "history role", role)]

@@ -68,6 +68,14 @@ class ConversationQuery(StrEnum):
     REWRITE = "rewrite"  # a standalone question rewritten by the generator
 
 
+class ContextMode(StrEnum):
+    """What of each retrieved chunk the model reads: every chunk whole, or its sentences
+    that matter for the question (within a budget)."""
+
+    CHUNKS = "chunks"
+    SENTENCES = "sentences"
+
+
 class FilterOp(StrEnum):
     """A filter clause's comparison; the value is its symbol (and the Milvus operator)."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ragmesh.v1 import common_pb2, orchestrator_pb2
 from ragmesh.vocabulary import (
     CacheLevel,
+    ContextMode,
     ConversationQuery,
     FilterOp,
     FinishReason,
@@ -49,6 +50,7 @@ CONVERSATION_QUERY_PROTO = {
     ConversationQuery.CONCAT: orchestrator_pb2.CONVERSATION_QUERY_CONCAT,
     ConversationQuery.REWRITE: orchestrator_pb2.CONVERSATION_QUERY_REWRITE,
 }
+CONTEXT_MODE_PROTO = {mode: orchestrator_pb2.ContextMode.Value(f"CONTEXT_MODE_{mode.name}") for mode in ContextMode}
 FILTER_OP_PROTO = {op: common_pb2.FilterOp.Value(f"FILTER_OP_{op.name}") for op in FilterOp}
 JOB_STATE_PROTO = {state: orchestrator_pb2.JobState.Value(f"JOB_STATE_{state.name}") for state in JobState}
 RERANK_FROM_PROTO = {v: k for k, v in RERANK_PROTO.items()}
@@ -57,5 +59,6 @@ CACHE_LEVEL_FROM_PROTO = {v: k for k, v in CACHE_LEVEL_PROTO.items()}
 FINISH_REASON_FROM_PROTO = {v: k for k, v in FINISH_REASON_PROTO.items() if k is not FinishReason.DEADLINE}
 ROLE_FROM_PROTO = {v: k for k, v in ROLE_PROTO.items()}
 CONVERSATION_QUERY_FROM_PROTO = {v: k for k, v in CONVERSATION_QUERY_PROTO.items()}
+CONTEXT_MODE_FROM_PROTO = {v: k for k, v in CONTEXT_MODE_PROTO.items()}
 FILTER_OP_FROM_PROTO = {v: k for k, v in FILTER_OP_PROTO.items()}
 JOB_STATE_FROM_PROTO = {v: k for k, v in JOB_STATE_PROTO.items()}

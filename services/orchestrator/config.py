@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ragmesh.vocabulary import ConversationQuery, RerankMethod
+from ragmesh.vocabulary import ContextMode, ConversationQuery, RerankMethod
 from ragmesh.vocabulary.experiments.model import ExperimentConfigError
 from ragmesh.vocabulary.limits import MAX_CANDIDATES, MAX_DOCUMENTS_PER_MESSAGE, MAX_TOP_K
 from ragmesh.vocabulary.names import DEFAULT_HTTP_PORT, DEFAULT_PORTS
@@ -154,6 +154,8 @@ def _query_defaults(env: Env) -> QueryDefaults:
         max_new_tokens=env.integer("max_new_tokens", 256, 1, 8192),
         temperature=env.number("temperature", 0.0, 0.0, 2.0),
         conversation_query=ConversationQuery(env.choice("conversation_query", "concat", tuple(ConversationQuery))),
+        context=ContextMode(env.choice("context", "chunks", tuple(ContextMode))),
+        context_chars=env.integer("context_chars", 1200, 200, 100_000),
     )
 
 

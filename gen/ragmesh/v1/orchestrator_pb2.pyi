@@ -75,6 +75,34 @@ CACHE_LEVEL_L2: CacheLevel.ValueType  # 2
 """Redis, shared by all orchestrator replicas."""
 Global___CacheLevel: _TypeAlias = CacheLevel  # noqa: Y015
 
+class _ContextMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ContextModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ContextMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONTEXT_MODE_UNSPECIFIED: _ContextMode.ValueType  # 0
+    """The server's default (RAGMESH_ORCHESTRATOR_CONTEXT)."""
+    CONTEXT_MODE_CHUNKS: _ContextMode.ValueType  # 1
+    """Every chunk whole."""
+    CONTEXT_MODE_SENTENCES: _ContextMode.ValueType  # 2
+    """Each chunk cut to the sentences that best match the question, within a budget; the
+    sentences keep their source's number.
+    """
+
+class ContextMode(_ContextMode, metaclass=_ContextModeEnumTypeWrapper):
+    """What of each retrieved chunk goes into the prompt."""
+
+CONTEXT_MODE_UNSPECIFIED: ContextMode.ValueType  # 0
+"""The server's default (RAGMESH_ORCHESTRATOR_CONTEXT)."""
+CONTEXT_MODE_CHUNKS: ContextMode.ValueType  # 1
+"""Every chunk whole."""
+CONTEXT_MODE_SENTENCES: ContextMode.ValueType  # 2
+"""Each chunk cut to the sentences that best match the question, within a budget; the
+sentences keep their source's number.
+"""
+Global___ContextMode: _TypeAlias = ContextMode  # noqa: Y015
+
 class _ConversationQuery:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -149,6 +177,7 @@ class QueryOptions(_message.Message):
     BYPASS_CACHE_FIELD_NUMBER: _builtins.int
     RETRIEVAL_ONLY_FIELD_NUMBER: _builtins.int
     CONVERSATION_QUERY_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
     rerank: Global___RerankMethod.ValueType
     """Reranking method."""
     candidates: _builtins.int
@@ -163,6 +192,8 @@ class QueryOptions(_message.Message):
     """Return the sources only, without generating an answer (retrieval evaluation)."""
     conversation_query: Global___ConversationQuery.ValueType
     """How the retrieval query of a follow-up is built from the history (unset: the server's default)."""
+    context: Global___ContextMode.ValueType
+    """What of each retrieved chunk the model reads (unspecified: the server's default)."""
     @_builtins.property
     def sampling(self) -> _common_pb2.SamplingParams:
         """Generation parameters."""
@@ -178,10 +209,11 @@ class QueryOptions(_message.Message):
         bypass_cache: _builtins.bool = ...,
         retrieval_only: _builtins.bool = ...,
         conversation_query: Global___ConversationQuery.ValueType = ...,
+        context: Global___ContextMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_mmr_lambda", b"_mmr_lambda", "mmr_lambda", b"mmr_lambda", "sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_mmr_lambda", b"_mmr_lambda", "bypass_cache", b"bypass_cache", "candidates", b"candidates", "conversation_query", b"conversation_query", "mmr_lambda", b"mmr_lambda", "rerank", b"rerank", "retrieval_only", b"retrieval_only", "sampling", b"sampling", "search_mode", b"search_mode"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_mmr_lambda", b"_mmr_lambda", "bypass_cache", b"bypass_cache", "candidates", b"candidates", "context", b"context", "conversation_query", b"conversation_query", "mmr_lambda", b"mmr_lambda", "rerank", b"rerank", "retrieval_only", b"retrieval_only", "sampling", b"sampling", "search_mode", b"search_mode"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__mmr_lambda: _TypeAlias = _typing.Literal["mmr_lambda"]  # noqa: Y015
     _WhichOneofArgType__mmr_lambda: _TypeAlias = _typing.Literal["_mmr_lambda", b"_mmr_lambda"]  # noqa: Y015

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ragmesh.vocabulary import ContextMode, RerankMethod, SearchMode
 from ragmesh.vocabulary.limits import MAX_CANDIDATES, MAX_TOP_K
 from ragmesh.vocabulary.names import IDENTIFIER
 
-RERANK_METHODS = ("none", "mmr", "cross_encoder")
-SEARCH_MODES = ("dense", "sparse", "hybrid")
+RERANK_METHODS = tuple(method.value for method in RerankMethod)
+#: A variant names a mode; "auto" is what the retriever does when none is named.
+SEARCH_MODES = tuple(mode.value for mode in SearchMode if mode is not SearchMode.AUTO)
 #: Same bounds as the orchestrator's request checks and env defaults.
 PROMPT_FIELDS = frozenset({"sources", "question"})
 MAX_TEMPLATE_CHARS = 4000
@@ -34,6 +36,8 @@ class VariantSettings:
     rerank: str | None = None
     mmr_lambda: float | None = None
     search_mode: str | None = None
+    #: What of each chunk the model reads: "chunks" or "sentences".
+    context: str | None = None
     top_k: int | None = None
     candidates: int | None = None
     #: The user-turn template text (a named template is resolved when the file is loaded);
@@ -48,8 +52,8 @@ class VariantSettings:
 
     def query_overrides(self) -> dict[str, Any]:
         """The set query fields (collection, top_k, candidates, rerank, mmr_lambda,
-        search_mode), named as in the orchestrator's query spec."""
-        names = ("collection", "top_k", "candidates", "rerank", "mmr_lambda", "search_mode")
+        search_mode, context), named as in the orchestrator's query spec."""
+        names = ("collection", "top_k", "candidates", "rerank", "mmr_lambda", "search_mode", "context")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def sampling_overrides(self) -> dict[str, Any]:
@@ -139,6 +143,7 @@ SETTING_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "rerank": _choice(RERANK_METHODS),
     "mmr_lambda": _number(0.0, 1.0),
     "search_mode": _choice(SEARCH_MODES),
+    "context": _choice(tuple(mode.value for mode in ContextMode)),
     "top_k": _integer(1, MAX_TOP_K),
     "candidates": _integer(1, MAX_CANDIDATES),
     "prompt_template": _template,

@@ -12,6 +12,7 @@ from typing import Any
 
 from ragmesh.vocabulary import (
     CacheLevel,
+    ContextMode,
     ConversationQuery,
     FilterOp,
     FinishReason,
@@ -72,6 +73,7 @@ class QueryInput:
     sampling: Sampling = field(default_factory=Sampling)
     search_mode: SearchMode = SearchMode.AUTO
     conversation_query: ConversationQuery | None = None
+    context: ContextMode | None = None
     bypass_cache: bool = False
     retrieval_only: bool = False
     caller_id: str = ""

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ragmesh.vocabulary import ConversationQuery, RerankMethod, Role, SearchMode
+from ragmesh.vocabulary import ContextMode, ConversationQuery, RerankMethod, Role, SearchMode
 from ragmesh.vocabulary.limits import MAX_CANDIDATES, MAX_QUERY_FILTERS, MAX_TOP_K
 from ragmesh.vocabulary.names import IDENTIFIER
 from services.common.errors import InvalidArgument
@@ -47,6 +47,9 @@ class QuerySpec:
     variant: str
     history: tuple[Turn, ...] = ()
     conversation_query: ConversationQuery = ConversationQuery.CONCAT
+    #: What of each chunk the model reads, and the characters ``sentences`` keeps.
+    context: ContextMode = ContextMode.CHUNKS
+    context_chars: int = 1200
     #: Tenant scope the answer belongs to (caches never mix scopes).
     scope: str = ""
     #: The experiment the query runs under ("" for none) and its variant's prompt template.
@@ -72,6 +75,7 @@ class QuerySpec:
             "variant": self.variant,
             "history": [[t.role.value, _normalised(t.content)] for t in self.history],
             "conversation_query": self.conversation_query.value if self.history else None,
+            "context": [self.context.value, self.context_chars if self.context is ContextMode.SENTENCES else 0],
             "scope": self.scope,
             "experiment": self.experiment,
             "prompt_template": self.prompt_template,
@@ -141,6 +145,8 @@ def resolve(request: QueryInput, defaults: QueryDefaults) -> QuerySpec:
         variant=request.variant or "default",
         history=check_history(request.history),
         conversation_query=request.conversation_query or defaults.conversation_query,
+        context=request.context or defaults.context,
+        context_chars=defaults.context_chars,
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ragmesh.vocabulary import ConversationQuery, RerankMethod
+from ragmesh.vocabulary import ContextMode, ConversationQuery, RerankMethod
 from ragmesh.vocabulary.limits import MAX_DOCUMENTS_PER_MESSAGE
 
 
@@ -32,6 +32,9 @@ class QueryDefaults:
     temperature: float = 0.0
     #: How a follow-up's retrieval query is built from the conversation.
     conversation_query: ConversationQuery = ConversationQuery.CONCAT
+    #: What of each retrieved chunk the model reads, and the characters ``sentences`` keeps.
+    context: ContextMode = ContextMode.CHUNKS
+    context_chars: int = 1200
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from ragmesh.vocabulary import CacheLevel, RerankMethod, SearchMode, TextDelta
+from ragmesh.vocabulary import CacheLevel, ContextMode, RerankMethod, SearchMode, TextDelta
 from services.common.errors import status_of
 from services.common.tracing import current_trace_id
 from services.orchestrator.core.domain import Event, FinalEvent, QueryInput, SourcesEvent
@@ -25,6 +25,8 @@ def apply_variant(request: QueryInput, assignment: Assignment) -> QueryInput:
         overrides["rerank"] = RerankMethod(overrides["rerank"])
     if "search_mode" in overrides:
         overrides["search_mode"] = SearchMode(overrides["search_mode"])
+    if "context" in overrides:
+        overrides["context"] = ContextMode(overrides["context"])
     sampling = settings.sampling_overrides()
     if sampling:
         overrides["sampling"] = dataclasses.replace(request.sampling, **sampling)

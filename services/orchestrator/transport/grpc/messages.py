@@ -3,13 +3,16 @@ results into responses. Nothing here decides anything; it only translates."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from ragmesh.v1 import common_pb2, orchestrator_pb2
 from ragmesh.vocabulary import TextDelta
 from ragmesh.vocabulary.protobuf import (
     CACHE_LEVEL_PROTO,
+    CONTEXT_MODE_FROM_PROTO,
     CONVERSATION_QUERY_FROM_PROTO,
     FINISH_REASON_PROTO,
     RERANK_FROM_PROTO,
@@ -37,37 +40,40 @@ from services.orchestrator.transport.grpc.convert import (
     turns_from_proto,
 )
 
+E = TypeVar("E", bound=StrEnum)
+
+
+def _chosen(table: Mapping[Any, E], number: int, field: str) -> E | None:
+    """The vocabulary member of an enum field (None when unset); InvalidArgument naming the
+    field and the choices for a number the contract lacks."""
+    if not number:
+        return None
+    found = table.get(number)
+    if found is None:
+        choices = ", ".join(member.name for member in table.values())
+        raise InvalidArgument(f"unknown {field} {number}; use {choices}")
+    return found
+
 
 def query_input(request: orchestrator_pb2.QueryRequest) -> QueryInput:
     """The domain input of a QueryRequest; InvalidArgument for enum values the contract lacks."""
     options = request.options
-    rerank = None
-    if options.rerank:
-        rerank = RERANK_FROM_PROTO.get(options.rerank)
-        if rerank is None:
-            raise InvalidArgument(f"unknown rerank method {options.rerank}; use NONE, MMR or CROSS_ENCODER")
     search_mode = SEARCH_MODE_FROM_PROTO.get(options.search_mode)
     if search_mode is None:
         raise InvalidArgument(f"unknown search_mode {options.search_mode}; use DENSE, SPARSE or HYBRID")
-    conversation_query = None
-    if options.conversation_query:
-        conversation_query = CONVERSATION_QUERY_FROM_PROTO.get(options.conversation_query)
-        if conversation_query is None:
-            raise InvalidArgument(
-                f"unknown conversation_query {options.conversation_query}; use LAST, CONCAT or REWRITE"
-            )
     return QueryInput(
         query=request.query,
         collection=request.collection,
         top_k=request.top_k,
         filters=[filter_from_proto(f, i) for i, f in enumerate(request.filters)],
         history=turns_from_proto(request.history, "history"),
-        rerank=rerank,
+        rerank=_chosen(RERANK_FROM_PROTO, options.rerank, "rerank method"),
         candidates=options.candidates,
         mmr_lambda=options.mmr_lambda if options.HasField("mmr_lambda") else None,
         sampling=sampling_from_proto(options.sampling),
         search_mode=search_mode,
-        conversation_query=conversation_query,
+        conversation_query=_chosen(CONVERSATION_QUERY_FROM_PROTO, options.conversation_query, "conversation_query"),
+        context=_chosen(CONTEXT_MODE_FROM_PROTO, options.context, "context"),
         bypass_cache=options.bypass_cache,
         retrieval_only=options.retrieval_only,
         caller_id=request.context.caller_id,

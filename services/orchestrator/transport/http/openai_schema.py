@@ -10,7 +10,16 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ragmesh.vocabulary import ConversationQuery, FilterOp, FinishReason, RerankMethod, Role, SearchMode, choice
+from ragmesh.vocabulary import (
+    ContextMode,
+    ConversationQuery,
+    FilterOp,
+    FinishReason,
+    RerankMethod,
+    Role,
+    SearchMode,
+    choice,
+)
 from services.common import errors
 from services.common.tracing import current_trace_id
 from services.orchestrator.core.domain import Answer, Filter, QueryInput, Sampling, Source, Turn, Usage
@@ -183,6 +192,7 @@ def parse_chat(body: Any, caller_id: str = "") -> ChatRequest:
         sampling=_sampling(body),
         search_mode=_enum_field(body, "search_mode", SearchMode) or SearchMode.AUTO,
         conversation_query=_enum_field(body, "conversation_query", ConversationQuery),
+        context=_enum_field(body, "context", ContextMode),
         bypass_cache=_get(body, "bypass_cache", bool, False),
         caller_id=_get(body, "user", str, "") or caller_id,
     )
