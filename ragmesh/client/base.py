@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 from opentelemetry import propagate
 
-from ragmesh.client import types
+from ragmesh.client import query_options, types
 from ragmesh.v1 import orchestrator_pb2
 from ragmesh.vocabulary.limits import MAX_DOCUMENTS_PER_MESSAGE
 
@@ -96,10 +96,10 @@ class ClientSettings:
         (rerank, candidates, mmr_lambda, search_mode, max_new_tokens, temperature, seed,
         filters, bypass_cache, retrieval_only, variant)."""
         try:
-            parsed = types.QueryOptions(**options)
+            parsed = query_options.QueryOptions(**options)
         except TypeError as error:
             raise TypeError(f"unknown query option: {error}") from None
-        return types.query_request(query, collection, top_k, self.caller_id, parsed)
+        return query_options.query_request(query, collection, top_k, self.caller_id, parsed)
 
 
 #: About this many bytes per Ingest message (a larger file goes alone): far under the

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,23 +12,12 @@ from google.protobuf.struct_pb2 import Struct
 from ragmesh.v1 import common_pb2, orchestrator_pb2
 from ragmesh.vocabulary import (
     CacheLevel,
-    ContextMode,
-    ConversationQuery,
     FinishReason,
-    RerankMethod,
-    Role,
-    SearchMode,
     TextDelta,
-    choice,
 )
 from ragmesh.vocabulary.protobuf import (
     CACHE_LEVEL_FROM_PROTO,
-    CONTEXT_MODE_PROTO,
-    CONVERSATION_QUERY_PROTO,
     FINISH_REASON_FROM_PROTO,
-    RERANK_PROTO,
-    ROLE_PROTO,
-    SEARCH_MODE_PROTO,
 )
 
 
@@ -243,63 +232,3 @@ def document_message(document: Document | Mapping[str, Any]) -> orchestrator_pb2
         media_type=document.media_type,
         file_name=document.file_name,
     )
-
-
-@dataclass(frozen=True)
-class QueryOptions:
-    """Pipeline options of a query; None leaves the server's default."""
-
-    rerank: str | None = None
-    candidates: int | None = None
-    mmr_lambda: float | None = None
-    search_mode: str | None = None
-    max_new_tokens: int | None = None
-    temperature: float | None = None
-    seed: int | None = None
-    filters: Sequence[common_pb2.Filter] = ()
-    bypass_cache: bool = False
-    retrieval_only: bool = False
-    variant: str = ""
-    #: Earlier turns, oldest first: (role, content) pairs with role "user" or "assistant".
-    history: Sequence[tuple[str, str]] = ()
-    #: How a follow-up's retrieval query is built: "last", "concat" or "rewrite".
-    conversation_query: str | None = None
-    #: What of each retrieved chunk the model reads: "chunks" or "sentences".
-    context: str | None = None
-
-
-def query_request(
-    query: str, collection: str, top_k: int, caller_id: str, options: QueryOptions
-) -> orchestrator_pb2.QueryRequest:
-    """A QueryRequest from the client's arguments."""
-    request = orchestrator_pb2.QueryRequest(
-        query=query, collection=collection, top_k=top_k, filters=list(options.filters)
-    )
-    request.context.caller_id = caller_id
-    request.context.experiment_variant = options.variant
-    wanted = request.options
-    if options.rerank:
-        wanted.rerank = RERANK_PROTO[choice(RerankMethod, "rerank", options.rerank)]
-    if options.search_mode:
-        wanted.search_mode = SEARCH_MODE_PROTO[choice(SearchMode, "search_mode", options.search_mode)]
-    if options.conversation_query:
-        how = choice(ConversationQuery, "conversation_query", options.conversation_query)
-        wanted.conversation_query = CONVERSATION_QUERY_PROTO[how]
-    if options.context:
-        wanted.context = CONTEXT_MODE_PROTO[choice(ContextMode, "context", options.context)]
-    for role, content in options.history:
-        turn = request.history.add(content=content)
-        turn.role = ROLE_PROTO[choice(Role, "history role", role)]
-    if options.candidates is not None:
-        wanted.candidates = options.candidates
-    if options.mmr_lambda is not None:
-        wanted.mmr_lambda = options.mmr_lambda
-    if options.max_new_tokens is not None:
-        wanted.sampling.max_new_tokens = options.max_new_tokens
-    if options.temperature is not None:
-        wanted.sampling.temperature = options.temperature
-    if options.seed is not None:
-        wanted.sampling.seed = options.seed
-    wanted.bypass_cache = options.bypass_cache
-    wanted.retrieval_only = options.retrieval_only
-    return request

@@ -17,7 +17,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ragmesh.vocabulary import ContextMode
 from ragmesh.vocabulary.citations import content_words, sentences
+from services.orchestrator.core.requests import QuerySpec
 
 #: BM25's term-frequency saturation and length normalisation (the usual values).
 K1 = 1.2
@@ -113,3 +115,13 @@ def _add_neighbours(scored: list[_Scored], anchors: set[tuple[int, int]], kept: 
         kept.add((source, index + 1))
         spent += len(after.text) + 1
     return spent
+
+
+def prompt_texts(spec: QuerySpec, texts: list[str]) -> tuple[list[str], list[int]]:
+    """What the model reads of each ranked chunk (see :mod:`.context`), without the chunks
+    cut to nothing, and the rank of each text kept."""
+    if spec.context is ContextMode.CHUNKS:
+        return texts, list(range(len(texts)))
+    cut = select_sentences(spec.query, texts, spec.context_chars)
+    usable = [index for index, text in enumerate(cut) if text]
+    return [cut[index] for index in usable], usable

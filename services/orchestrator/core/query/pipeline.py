@@ -16,7 +16,7 @@ import numpy as np
 from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 
-from ragmesh.vocabulary import CacheLevel, ContextMode, FinishReason, RerankMethod, TextDelta
+from ragmesh.vocabulary import CacheLevel, FinishReason, RerankMethod, TextDelta
 from ragmesh.vocabulary.citations import attribute, cited_numbers, with_markers
 from services.common.errors import FailedPrecondition
 from services.common.metrics import LATENCY_BUCKETS
@@ -26,7 +26,7 @@ from services.orchestrator.core.domain import Citation, Event, FinalEvent, Sourc
 from services.orchestrator.core.ports import Ports, SearchQuery
 from services.orchestrator.core.query.answer_codec import CachedAnswer, StaleEntry, decode_answer, encode_answer
 from services.orchestrator.core.query.cache import AnswerCache, cache_key
-from services.orchestrator.core.query.context import select_sentences
+from services.orchestrator.core.query.context import prompt_texts
 from services.orchestrator.core.query.conversation import retrieval_query
 from services.orchestrator.core.query.prompt import NO_SOURCES_ANSWER, FittedPrompt, fit, texts_to_count
 from services.orchestrator.core.query.rerank import Candidate, Reranker, mmr
@@ -207,7 +207,7 @@ class QueryPipeline:
         spec = run.spec
         started = time.perf_counter()
         with tracer().start_as_current_span("prompt.build") as span:
-            texts, usable = _context(spec, [c.text for c in ranked])
+            texts, usable = prompt_texts(spec, [c.text for c in ranked])
             counted, base = texts_to_count(spec.query, texts, spec.history, spec.prompt_template)
             counts = await self.ports.generator.count_tokens(counted, base, run.deadline)
             context = (await self.ports.generator.facts(run.deadline)).context_length
@@ -250,16 +250,6 @@ class QueryPipeline:
                         LLM_TOKENS.labels("completion").inc(event.completion_tokens)
                         run.stage("generate", time.perf_counter() - started)
                         yield run.final(Usage(event.prompt_tokens, event.completion_tokens), event.finish_reason)
-
-
-def _context(spec: QuerySpec, texts: list[str]) -> tuple[list[str], list[int]]:
-    """What the model reads of each ranked chunk (see :mod:`.context`), without the chunks
-    cut to nothing, and the rank of each text kept."""
-    if spec.context is ContextMode.CHUNKS:
-        return texts, list(range(len(texts)))
-    cut = select_sentences(spec.query, texts, spec.context_chars)
-    usable = [index for index, text in enumerate(cut) if text]
-    return [cut[index] for index in usable], usable
 
 
 def _replay(run: _Run, level: CacheLevel, cached: CachedAnswer) -> list[Event]:
