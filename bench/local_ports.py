@@ -115,14 +115,14 @@ class LocalGenerator:
         self.engine = engine
 
     async def generate(
-        self, turns: Sequence[Turn], sampling: Sampling, deadline: Deadline
+        self, turns: Sequence[Turn], sampling: Sampling, deadline: Deadline, *, continue_final: bool = False
     ) -> AsyncGenerator[TextDelta | GenerationDone, None]:
         request = SamplingRequest(
             sampling.max_new_tokens, sampling.temperature, sampling.top_p, sampling.top_k, sampling.seed,
             sampling.stop, sampling.repetition_penalty,
         )  # fmt: skip
         chat = [ChatTurn(t.role, t.content) for t in turns]
-        async for event in self.engine.generate(chat, request, deadline.remaining()):
+        async for event in self.engine.generate(chat, request, deadline.remaining(), continue_final=continue_final):
             if isinstance(event, TextDelta):
                 yield event
             else:

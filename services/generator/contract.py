@@ -44,13 +44,24 @@ class GenerationEngine(Protocol):
         ...
 
     def generate(
-        self, turns: list[ChatTurn], request: SamplingRequest, time_remaining: float | None = None
+        self,
+        turns: list[ChatTurn],
+        request: SamplingRequest,
+        time_remaining: float | None = None,
+        *,
+        continue_final: bool = False,
     ) -> AsyncGenerator[TextDelta | Finished, None]:
-        """Deltas, then one Finished; closing the generator cancels the generation."""
+        """Deltas, then one Finished; closing the generator cancels the generation. With
+        ``continue_final`` the last turn is the assistant's answer so far, to be continued."""
         ...
 
     async def generate_text(
-        self, turns: list[ChatTurn], request: SamplingRequest, time_remaining: float | None = None
+        self,
+        turns: list[ChatTurn],
+        request: SamplingRequest,
+        time_remaining: float | None = None,
+        *,
+        continue_final: bool = False,
     ) -> tuple[str, Finished]:
         """The whole answer and its final event."""
         ...

@@ -21,7 +21,13 @@ from services.generator.contract import GeneratorInfo
 from services.generator.decoding.lm import CausalLMBackend, ChatTurn
 from services.generator.decoding.scheduler import Scheduler
 from services.generator.decoding.sequence import Event, Failed, Finished, Sequence
-from services.generator.validation import SamplingRequest, check_sampling, check_turns, fit_prompt
+from services.generator.validation import (
+    SamplingRequest,
+    check_continuation,
+    check_sampling,
+    check_turns,
+    fit_prompt,
+)
 
 #: Prompts longer than this (characters) are tokenized off the event loop.
 #: The engine gives up this long before the caller's deadline, so the caller gets the
@@ -77,11 +83,17 @@ class Generator:
         return counts, prompt
 
     async def generate(
-        self, turns: list[ChatTurn], request: SamplingRequest, time_remaining: float | None = None
+        self,
+        turns: list[ChatTurn],
+        request: SamplingRequest,
+        time_remaining: float | None = None,
+        *,
+        continue_final: bool = False,
     ) -> AsyncGenerator[TextDelta | Finished, None]:
         """Stream deltas, then one Finished; the sequence leaves the batch if the caller
-        stops iterating. DEADLINE_EXCEEDED when ``time_remaining`` runs out first."""
-        sequence = await self._sequence(turns, request, time_remaining)
+        stops iterating. DEADLINE_EXCEEDED when ``time_remaining`` runs out first. With
+        ``continue_final`` the last turn (an assistant's partial answer) is continued."""
+        sequence = await self._sequence(turns, request, time_remaining, continue_final)
         self.scheduler.submit(sequence)
         metrics.TOKENS.labels("prompt").inc(len(sequence.prompt))
         try:
@@ -101,12 +113,26 @@ class Generator:
             if not sequence.finished:
                 self.scheduler.cancel(sequence)
 
+    def _render(self, turns: list[ChatTurn], continue_final: bool) -> list[int]:
+        """The prompt's tokens: the chat rendered for a new assistant turn, or, to continue
+        one, the chat before it rendered so, then the answer so far as plain text."""
+        if not continue_final:
+            return self.backend.render_chat(turns)
+        return self.backend.render_chat(turns[:-1]) + self.backend.encode(turns[-1].content)
+
     async def generate_text(
-        self, turns: list[ChatTurn], request: SamplingRequest, time_remaining: float | None = None
+        self,
+        turns: list[ChatTurn],
+        request: SamplingRequest,
+        time_remaining: float | None = None,
+        *,
+        continue_final: bool = False,
     ) -> tuple[str, Finished]:
         """The whole answer (the same decoding as :meth:`generate`) and its final event."""
         parts: list[str] = []
-        async with contextlib.aclosing(self.generate(turns, request, time_remaining)) as events:
+        async with contextlib.aclosing(
+            self.generate(turns, request, time_remaining, continue_final=continue_final)
+        ) as events:
             async for event in events:
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
@@ -115,12 +141,14 @@ class Generator:
         raise RuntimeError("generation ended without a final event")  # pragma: no cover
 
     async def _sequence(
-        self, turns: list[ChatTurn], request: SamplingRequest, time_remaining: float | None
+        self, turns: list[ChatTurn], request: SamplingRequest, time_remaining: float | None, continue_final: bool
     ) -> Sequence:
         check_turns(turns, self.limits)
+        if continue_final:
+            check_continuation(turns)
         sampling, requested = check_sampling(request, self.limits)
         chars = sum(len(turn.content) for turn in turns)
-        rendered = await off_loop_if(chars > INLINE_CHARS, lambda: self.backend.render_chat(turns))
+        rendered = await off_loop_if(chars > INLINE_CHARS, lambda: self._render(turns, continue_final))
         prompt, max_new, truncated = fit_prompt(rendered, requested, self.limits, self.backend.info.context_length)
         deadline = None if time_remaining is None else time.monotonic() + time_remaining - _DEADLINE_MARGIN
         return Sequence(

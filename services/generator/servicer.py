@@ -30,7 +30,12 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
     async def Generate(
         self, request: generator_pb2.GenerateRequest, context: Context
     ) -> AsyncIterator[generator_pb2.GenerateResponse]:
-        events = self.generator.get().generate(turns(request.messages), sampling(request), context.time_remaining())
+        events = self.generator.get().generate(
+            turns(request.messages),
+            sampling(request),
+            context.time_remaining(),
+            continue_final=request.continue_final_message,
+        )
         # aclosing: if this stream is cancelled while suspended at ``yield``, the engine's
         # generator is closed at once and its sequence leaves the batch.
         async with contextlib.aclosing(events):
@@ -46,7 +51,10 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         self, request: generator_pb2.GenerateRequest, context: Context
     ) -> generator_pb2.GenerateTextResponse:
         text, end = await self.generator.get().generate_text(
-            turns(request.messages), sampling(request), context.time_remaining()
+            turns(request.messages),
+            sampling(request),
+            context.time_remaining(),
+            continue_final=request.continue_final_message,
         )
         return generator_pb2.GenerateTextResponse(text=text, final=final(end))
 

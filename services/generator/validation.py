@@ -50,6 +50,15 @@ def check_turns(turns: list[ChatTurn], limits: GenerationLimits) -> None:
         raise InvalidArgument(f"messages hold {chars} characters; the limit is {limits.max_prompt_chars}")
 
 
+def check_continuation(turns: list[ChatTurn]) -> None:
+    """Raise InvalidArgument unless the last of ``turns`` is an assistant's partial answer
+    after at least one other message."""
+    if len(turns) < 2 or turns[-1].role is not Role.ASSISTANT:
+        raise InvalidArgument(
+            "continue_final_message needs the assistant's answer so far as the last message, after the conversation"
+        )
+
+
 def check_sampling(request: SamplingRequest, limits: GenerationLimits) -> tuple[Sampling, int | None]:
     """Validated per-row sampling and the requested max_new_tokens (None when unset)."""
     if request.max_new_tokens is not None and not 1 <= request.max_new_tokens <= limits.max_new_tokens_limit:

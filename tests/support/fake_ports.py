@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
 from ragmesh.vocabulary import FilterOp, FinishReason, TextDelta
-from services.common.errors import NotFound, RagmeshError
+from services.common.errors import NotFound, RagmeshError, Unavailable
 from services.orchestrator.config import CoreConfig
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.domain import ChunkRecord, Filter, Hit, Sampling, Turn
@@ -195,21 +195,31 @@ class FakeGenerator:
     prompts: list[list[Turn]] = field(default_factory=list)
     closed: int = 0
     finished: int = 0
+    #: The next generations fail (UNAVAILABLE, as a killed replica) after this many words each.
+    fail_after: list[int] = field(default_factory=list)
+    continued: int = 0
 
     async def generate(
-        self, turns: Sequence[Turn], sampling: Sampling, deadline: Deadline
+        self, turns: Sequence[Turn], sampling: Sampling, deadline: Deadline, *, continue_final: bool = False
     ) -> AsyncGenerator[TextDelta | GenerationDone, None]:
         if self.fail_with is not None:
             raise self.fail_with
         self.prompts.append(list(turns))
-        words = self.script or turns[-1].content.split()[:5]
+        question = turns[-2] if continue_final else turns[-1]
+        words = self.script or question.content.split()[:5]
+        said = len(turns[-1].content.split()) if continue_final else 0  # greedy: the same answer goes on
+        self.continued += continue_final
+        words = words[said:]
         limit = sampling.max_new_tokens or len(words)
+        fail = self.fail_after.pop(0) if self.fail_after else None
         try:
             for count, word in enumerate(words[:limit], start=1):
                 if self.release is not None:
                     await self.release.wait()
+                if fail is not None and count > fail:
+                    raise Unavailable("the generator answered UNAVAILABLE: connection reset")
                 deadline.remaining()
-                yield TextDelta(("" if count == 1 else " ") + word, count)
+                yield TextDelta(("" if count + said == 1 else " ") + word, count)
             reason = FinishReason.LENGTH if limit < len(words) else FinishReason.EOS
             self.finished += 1
             yield GenerationDone(reason, sum(len(t.content.split()) for t in turns), min(limit, len(words)))

@@ -70,6 +70,9 @@ class StreamOutcome:
 
     status: str = "pending"
     tokens: int = 0
+    #: The text deltas as they came, and each one's token count (counted on across a resumption).
+    deltas: list[str] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
     finish_reason: str = ""
     detail: str = ""
     #: time.monotonic() when the stream ended.
@@ -83,6 +86,8 @@ async def stream_answer(client: AsyncRagmeshClient, question: str, outcome: Stre
         async for event in client.query_stream(question, **options):
             if isinstance(event, types.TokenEvent):
                 outcome.tokens += 1
+                outcome.deltas.append(event.text)
+                outcome.counts.append(event.tokens)
                 outcome.first_token.set()
             elif isinstance(event, types.DoneEvent):
                 outcome.finish_reason = event.finish_reason

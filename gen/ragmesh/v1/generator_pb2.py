@@ -25,29 +25,29 @@ _sym_db = _symbol_database.Default()
 from ragmesh.v1 import common_pb2 as ragmesh_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aragmesh/v1/generator.proto\x12\nragmesh.v1\x1a\x17ragmesh/v1/common.proto\"j\n\x0fGenerateRequest\x12)\n\x08messages\x18\x01 \x03(\x0b\x32\x17.ragmesh.v1.ChatMessage\x12,\n\x08sampling\x18\x02 \x01(\x0b\x32\x1a.ragmesh.v1.SamplingParams\"\xa8\x01\n\rGenerateFinal\x12/\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x18.ragmesh.v1.FinishReason\x12 \n\x05usage\x18\x02 \x01(\x0b\x32\x11.ragmesh.v1.Usage\x12#\n\x1btime_to_first_token_seconds\x18\x03 \x01(\x01\x12\x1f\n\x17truncated_prompt_tokens\x18\x04 \x01(\x05\"o\n\x10GenerateResponse\x12&\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x15.ragmesh.v1.TextDeltaH\x00\x12*\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x19.ragmesh.v1.GenerateFinalH\x00\x42\x07\n\x05\x65vent\"N\n\x14GenerateTextResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12(\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x19.ragmesh.v1.GenerateFinal\"\x16\n\x14GeneratorInfoRequest\"\x99\x01\n\x15GeneratorInfoResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x02 \x01(\x05\x12\x1c\n\x14max_new_tokens_limit\x18\x03 \x01(\x05\x12\x1e\n\x16\x64\x65\x66\x61ult_max_new_tokens\x18\x04 \x01(\x05\x12\x16\n\x0emax_batch_size\x18\x05 \x01(\x05\"N\n\x12\x43ountTokensRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12)\n\x08messages\x18\x02 \x03(\x0b\x32\x17.ragmesh.v1.ChatMessage\"A\n\x13\x43ountTokensResponse\x12\x13\n\x0btext_tokens\x18\x01 \x03(\x05\x12\x15\n\rprompt_tokens\x18\x02 \x01(\x05\x32\xc7\x02\n\x10GeneratorService\x12G\n\x08Generate\x12\x1b.ragmesh.v1.GenerateRequest\x1a\x1c.ragmesh.v1.GenerateResponse0\x01\x12M\n\x0cGenerateText\x12\x1b.ragmesh.v1.GenerateRequest\x1a .ragmesh.v1.GenerateTextResponse\x12K\n\x04Info\x12 .ragmesh.v1.GeneratorInfoRequest\x1a!.ragmesh.v1.GeneratorInfoResponse\x12N\n\x0b\x43ountTokens\x12\x1e.ragmesh.v1.CountTokensRequest\x1a\x1f.ragmesh.v1.CountTokensResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aragmesh/v1/generator.proto\x12\nragmesh.v1\x1a\x17ragmesh/v1/common.proto\"\x8a\x01\n\x0fGenerateRequest\x12)\n\x08messages\x18\x01 \x03(\x0b\x32\x17.ragmesh.v1.ChatMessage\x12,\n\x08sampling\x18\x02 \x01(\x0b\x32\x1a.ragmesh.v1.SamplingParams\x12\x1e\n\x16\x63ontinue_final_message\x18\x03 \x01(\x08\"\xa8\x01\n\rGenerateFinal\x12/\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x18.ragmesh.v1.FinishReason\x12 \n\x05usage\x18\x02 \x01(\x0b\x32\x11.ragmesh.v1.Usage\x12#\n\x1btime_to_first_token_seconds\x18\x03 \x01(\x01\x12\x1f\n\x17truncated_prompt_tokens\x18\x04 \x01(\x05\"o\n\x10GenerateResponse\x12&\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x15.ragmesh.v1.TextDeltaH\x00\x12*\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x19.ragmesh.v1.GenerateFinalH\x00\x42\x07\n\x05\x65vent\"N\n\x14GenerateTextResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12(\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x19.ragmesh.v1.GenerateFinal\"\x16\n\x14GeneratorInfoRequest\"\x99\x01\n\x15GeneratorInfoResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x02 \x01(\x05\x12\x1c\n\x14max_new_tokens_limit\x18\x03 \x01(\x05\x12\x1e\n\x16\x64\x65\x66\x61ult_max_new_tokens\x18\x04 \x01(\x05\x12\x16\n\x0emax_batch_size\x18\x05 \x01(\x05\"N\n\x12\x43ountTokensRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12)\n\x08messages\x18\x02 \x03(\x0b\x32\x17.ragmesh.v1.ChatMessage\"A\n\x13\x43ountTokensResponse\x12\x13\n\x0btext_tokens\x18\x01 \x03(\x05\x12\x15\n\rprompt_tokens\x18\x02 \x01(\x05\x32\xc7\x02\n\x10GeneratorService\x12G\n\x08Generate\x12\x1b.ragmesh.v1.GenerateRequest\x1a\x1c.ragmesh.v1.GenerateResponse0\x01\x12M\n\x0cGenerateText\x12\x1b.ragmesh.v1.GenerateRequest\x1a .ragmesh.v1.GenerateTextResponse\x12K\n\x04Info\x12 .ragmesh.v1.GeneratorInfoRequest\x1a!.ragmesh.v1.GeneratorInfoResponse\x12N\n\x0b\x43ountTokens\x12\x1e.ragmesh.v1.CountTokensRequest\x1a\x1f.ragmesh.v1.CountTokensResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragmesh.v1.generator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GENERATEREQUEST']._serialized_start=67
-  _globals['_GENERATEREQUEST']._serialized_end=173
-  _globals['_GENERATEFINAL']._serialized_start=176
-  _globals['_GENERATEFINAL']._serialized_end=344
-  _globals['_GENERATERESPONSE']._serialized_start=346
-  _globals['_GENERATERESPONSE']._serialized_end=457
-  _globals['_GENERATETEXTRESPONSE']._serialized_start=459
-  _globals['_GENERATETEXTRESPONSE']._serialized_end=537
-  _globals['_GENERATORINFOREQUEST']._serialized_start=539
-  _globals['_GENERATORINFOREQUEST']._serialized_end=561
-  _globals['_GENERATORINFORESPONSE']._serialized_start=564
-  _globals['_GENERATORINFORESPONSE']._serialized_end=717
-  _globals['_COUNTTOKENSREQUEST']._serialized_start=719
-  _globals['_COUNTTOKENSREQUEST']._serialized_end=797
-  _globals['_COUNTTOKENSRESPONSE']._serialized_start=799
-  _globals['_COUNTTOKENSRESPONSE']._serialized_end=864
-  _globals['_GENERATORSERVICE']._serialized_start=867
-  _globals['_GENERATORSERVICE']._serialized_end=1194
+  _globals['_GENERATEREQUEST']._serialized_start=68
+  _globals['_GENERATEREQUEST']._serialized_end=206
+  _globals['_GENERATEFINAL']._serialized_start=209
+  _globals['_GENERATEFINAL']._serialized_end=377
+  _globals['_GENERATERESPONSE']._serialized_start=379
+  _globals['_GENERATERESPONSE']._serialized_end=490
+  _globals['_GENERATETEXTRESPONSE']._serialized_start=492
+  _globals['_GENERATETEXTRESPONSE']._serialized_end=570
+  _globals['_GENERATORINFOREQUEST']._serialized_start=572
+  _globals['_GENERATORINFOREQUEST']._serialized_end=594
+  _globals['_GENERATORINFORESPONSE']._serialized_start=597
+  _globals['_GENERATORINFORESPONSE']._serialized_end=750
+  _globals['_COUNTTOKENSREQUEST']._serialized_start=752
+  _globals['_COUNTTOKENSREQUEST']._serialized_end=830
+  _globals['_COUNTTOKENSRESPONSE']._serialized_start=832
+  _globals['_COUNTTOKENSRESPONSE']._serialized_end=897
+  _globals['_GENERATORSERVICE']._serialized_start=900
+  _globals['_GENERATORSERVICE']._serialized_end=1227
 # @@protoc_insertion_point(module_scope)

@@ -80,6 +80,10 @@ class GGUFTokenizer:
         # The template writes the special tokens as text; parse them back as special tokens.
         return list(self.model.tokenize(prompt.encode(), add_bos=False, special=True))
 
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` as plain text (no special tokens)."""
+        return list(self.model.tokenize(text.encode(), add_bos=False, special=False))
+
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens of each text, no special tokens added."""
         return [len(self.model.tokenize(text.encode(), add_bos=False, special=False)) for text in texts]
@@ -106,6 +110,7 @@ class LlamaCppLM:
         # vocabulary is read-only after load, so the two need no lock.
         self.render_chat = tokenizer.render_chat
         self.count_tokens = tokenizer.count_tokens
+        self.encode = tokenizer.encode
         self.decode = tokenizer.decode
 
     # Batch side (the decode thread) ------------------------------------------------------

@@ -27,7 +27,7 @@ from services.generator.config import GenerationLimits, OpenAISettings
 from services.generator.contract import GeneratorInfo
 from services.generator.decoding.lm import ChatTurn, Sampling
 from services.generator.decoding.sequence import Finished
-from services.generator.validation import SamplingRequest, check_sampling, check_turns
+from services.generator.validation import SamplingRequest, check_continuation, check_sampling, check_turns
 
 log = logging.getLogger(__name__)
 #: Context window reported when neither the config nor the server names one.
@@ -144,13 +144,24 @@ class RemoteGenerator:
         return counts, prompt
 
     async def generate(
-        self, turns: list[ChatTurn], request: SamplingRequest, time_remaining: float | None = None
+        self,
+        turns: list[ChatTurn],
+        request: SamplingRequest,
+        time_remaining: float | None = None,
+        *,
+        continue_final: bool = False,
     ) -> AsyncGenerator[TextDelta | Finished, None]:
-        """Stream the remote's deltas, then one Finished; closing this closes the HTTP stream."""
+        """Stream the remote's deltas, then one Finished; closing this closes the HTTP stream.
+        ``continue_final`` asks the server to continue the last (assistant) message with vLLM's
+        ``continue_final_message``, which servers without it ignore."""
         check_turns(turns, self.limits)
+        if continue_final:
+            check_continuation(turns)
         sampling, requested = check_sampling(request, self.limits)
         max_new = requested or self.limits.default_max_new_tokens
         body = _body(self.settings, turns, sampling, max_new, request.stop)
+        if continue_final:
+            body |= {"continue_final_message": True, "add_generation_prompt": False}
         loop = asyncio.get_running_loop()
         # Each wait is bounded by the deadline on its own, never a ``yield``: a timeout
         # must not fire while the caller's code, not this generator, is running.
@@ -182,11 +193,18 @@ class RemoteGenerator:
             state.end(FinishReason.CANCELLED)  # a no-op when the stream finished or failed
 
     async def generate_text(
-        self, turns: list[ChatTurn], request: SamplingRequest, time_remaining: float | None = None
+        self,
+        turns: list[ChatTurn],
+        request: SamplingRequest,
+        time_remaining: float | None = None,
+        *,
+        continue_final: bool = False,
     ) -> tuple[str, Finished]:
         """The whole answer (the same stream as :meth:`generate`) and its final event."""
         parts: list[str] = []
-        async with contextlib.aclosing(self.generate(turns, request, time_remaining)) as events:
+        async with contextlib.aclosing(
+            self.generate(turns, request, time_remaining, continue_final=continue_final)
+        ) as events:
             async for event in events:
                 if isinstance(event, TextDelta):
                     parts.append(event.text)

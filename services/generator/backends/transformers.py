@@ -58,6 +58,9 @@ class TransformersLM:
         # The template writes the special tokens itself, so none are added here.
         return list(self.tokenizer(str(rendered), add_special_tokens=False)["input_ids"])
 
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def count_tokens(self, texts: list[str]) -> list[int]:
         return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 

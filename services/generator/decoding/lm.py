@@ -61,6 +61,10 @@ class CausalLMBackend(Protocol):
         assistant's answer."""
         ...
 
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` as plain text (no special tokens)."""
+        ...
+
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens of each text, no special tokens added."""
         ...

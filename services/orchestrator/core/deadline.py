@@ -13,6 +13,10 @@ class Deadline:
     def __init__(self, seconds: float | None) -> None:
         self._end = None if seconds is None else time.monotonic() + seconds
 
+    def expired(self) -> bool:
+        """Whether the deadline has passed (never, for an unbounded one)."""
+        return self._end is not None and time.monotonic() >= self._end
+
     def remaining(self, default: float | None = None) -> float | None:
         """Seconds left (``default`` when unbounded); DeadlineExceeded when none are."""
         if self._end is None:

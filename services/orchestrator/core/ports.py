@@ -172,9 +172,10 @@ class GeneratorPort(Protocol):
     """Generates answers and counts tokens with the generator's own tokenizer."""
 
     def generate(
-        self, turns: Sequence[Turn], sampling: Sampling, deadline: Deadline
+        self, turns: Sequence[Turn], sampling: Sampling, deadline: Deadline, *, continue_final: bool = False
     ) -> AsyncGenerator[TextDelta | GenerationDone, None]:
-        """Deltas, then one GenerationDone; closing the iterator early stops the generation."""
+        """Deltas, then one GenerationDone; closing the iterator early stops the generation.
+        With ``continue_final`` the last turn is the assistant's answer so far, to continue."""
         ...
 
     async def count_tokens(self, texts: Sequence[str], turns: Sequence[Turn], deadline: Deadline) -> TokenCounts:

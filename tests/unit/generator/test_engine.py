@@ -173,3 +173,8 @@ async def test_count_tokens_of_texts_and_of_a_chat(generator: Generator) -> None
 async def test_count_tokens_with_nothing_to_count_is_invalid(generator: Generator) -> None:
     with pytest.raises(InvalidArgument, match="nothing to count"):
         await generator.count_tokens([], [])
+
+
+async def test_a_continuation_needs_the_answer_so_far_last(generator: Generator) -> None:
+    with pytest.raises(InvalidArgument, match="continue_final_message needs the assistant's answer so far"):
+        await generator.generate_text(CHAT, SamplingRequest(), continue_final=True)

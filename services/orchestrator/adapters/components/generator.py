@@ -27,9 +27,11 @@ class GrpcGenerator:
         self._facts = Facts(self._read_facts)
 
     async def generate(
-        self, turns: Sequence[Turn], sampling: Sampling, deadline: Deadline
+        self, turns: Sequence[Turn], sampling: Sampling, deadline: Deadline, *, continue_final: bool = False
     ) -> AsyncGenerator[TextDelta | GenerationDone, None]:
-        request = generator_pb2.GenerateRequest(messages=turns_to_proto(turns), sampling=sampling_to_proto(sampling))
+        request = generator_pb2.GenerateRequest(
+            messages=turns_to_proto(turns), sampling=sampling_to_proto(sampling), continue_final_message=continue_final
+        )
         stream = self.stub.Generate(request, timeout=deadline.remaining())
         try:
             async for response in stream:

@@ -28,6 +28,7 @@ from services.orchestrator.core.query.answer_codec import CachedAnswer, StaleEnt
 from services.orchestrator.core.query.cache import AnswerCache, cache_key
 from services.orchestrator.core.query.context import prompt_texts
 from services.orchestrator.core.query.conversation import retrieval_query
+from services.orchestrator.core.query.failover import resumable_generation
 from services.orchestrator.core.query.prompt import NO_SOURCES_ANSWER, FittedPrompt, fit, texts_to_count
 from services.orchestrator.core.query.rerank import Candidate, Reranker, mmr
 from services.orchestrator.core.requests import QuerySpec
@@ -232,7 +233,7 @@ class QueryPipeline:
     async def _generate(self, run: _Run, prompt: FittedPrompt) -> AsyncGenerator[Event, None]:
         started = time.perf_counter()
         first_token = False
-        generation = self.ports.generator.generate(prompt.turns, run.spec.sampling, run.deadline)
+        generation = resumable_generation(self.ports.generator, prompt.turns, run.spec.sampling, run.deadline)
         with tracer().start_as_current_span("generate") as span:
             async with contextlib.aclosing(generation):
                 async for event in generation:

@@ -72,3 +72,15 @@ def test_the_chat_template_and_tokenizer_come_from_the_gguf(lm: Any) -> None:
     assert lm.count_tokens(["Hello world", ""]) == [2, 0]
     assert lm.decode(lm.tokenizer.model.tokenize("Café 😀".encode(), add_bos=False, special=False)) == "Café 😀"
     assert lm.info.eos_token_ids and lm.info.context_length == 512
+
+
+def test_a_continued_answer_goes_on_from_the_text_so_far(lm: Any) -> None:
+    """What an answer resumed on another replica relies on: the chat rendered for a new turn,
+    then the answer so far as text, decodes greedily into the rest of the same answer."""
+    prompt = _prompt(lm, "What is the capital of France? Answer in one sentence.")
+    whole = _alone(lm, prompt, 12)
+    head = lm.decode(whole[:5])
+    resumed = prompt + lm.encode(head)
+    assert resumed[: len(prompt) + 5] == prompt + whole[:5]  # the text so far tokenizes back the same
+    rest = _alone(lm, resumed, 6)
+    assert lm.decode(whole[:5] + rest) == lm.decode(whole[:12])
