@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -171,6 +171,15 @@ async def test_a_client_trace_continues_in_the_server(plumbing: Any, span_export
     assert all(s.parent is not None and s.parent.span_id in client_ids for s in server_spans)
 
 
+async def _settled(condition: Callable[[], bool], steps: int = 2000) -> None:
+    """Let the loop run until ``condition()`` holds (bounded by a count of steps)."""
+    for _ in range(steps):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
 async def test_rpcs_are_counted_by_method_and_code(plumbing: Any) -> None:
     _, channel = plumbing
     before_ok = RPC_REQUESTS.labels("plumbing", "Call", "OK")._value.get()
@@ -178,9 +187,11 @@ async def test_rpcs_are_counted_by_method_and_code(plumbing: Any) -> None:
     await _call(channel)(b"x")
     with pytest.raises(grpc.aio.AioRpcError):
         await _call(channel)(b"invalid")
+    # The server counts a call as its handler ends, which may be just after the client got
+    # the reply: wait for it (by steps of the loop, not by time).
+    await _settled(lambda: RPC_IN_FLIGHT.labels("plumbing", "Call")._value.get() == 0)
     assert RPC_REQUESTS.labels("plumbing", "Call", "OK")._value.get() == before_ok + 1
     assert RPC_REQUESTS.labels("plumbing", "Call", "INVALID_ARGUMENT")._value.get() == before_bad + 1
-    assert RPC_IN_FLIGHT.labels("plumbing", "Call")._value.get() == 0
 
 
 async def test_health_checks_are_not_traced(plumbing: Any, span_exporter: InMemorySpanExporter) -> None:
@@ -188,9 +199,12 @@ async def test_health_checks_are_not_traced(plumbing: Any, span_exporter: InMemo
     span_exporter.clear()
     await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVICE))
     await _call(channel)(b"traced")
-    await asyncio.sleep(0.05)
-    server_spans = [s.name for s in span_exporter.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
-    assert server_spans == [f"{SERVICE}/Call"]
+
+    def server_spans() -> list[str]:
+        return [s.name for s in span_exporter.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
+
+    await _settled(lambda: bool(server_spans()))
+    assert server_spans() == [f"{SERVICE}/Call"]
 
 
 async def test_channels_retry_unavailable_on_every_method_or_only_on_the_ones_named() -> None:
