@@ -31,3 +31,7 @@ IN_FLIGHT = Gauge("ragmesh_generator_sequences_in_flight", "Sequences in the dec
 WAITING = Gauge("ragmesh_generator_sequences_waiting", "Admitted sequences waiting for a batch slot")
 FINISHED = Counter("ragmesh_generator_finished_total", "Generations ended, by finish reason", ["reason"])
 REJECTED = Counter("ragmesh_generator_rejected_total", "Generations refused because batch and queue were full")
+PROMPT_TOKENS_REUSED = Counter(
+    "ragmesh_generator_prompt_tokens_reused_total",
+    "Prompt tokens whose keys and values were copied from the cached common head instead of computed",
+)

@@ -27,6 +27,7 @@ import torch
 from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from services.generator.backends.llamacpp_prefix import PrefixCache
 from services.generator.decoding.lm import ChatTurn, ModelInfo, Sampling
 from services.generator.decoding.sampling import RowSampler, pick_tokens
 
@@ -102,8 +103,10 @@ class LlamaCppLM:
         self.context = context
         self.info = info
         self.n_vocab = self.model.n_vocab()
-        self.slots = llama_cpp.llama_n_seq_max(context.ctx)
+        # The last sequence holds the prompts' common head (see llamacpp_prefix); the rest are rows.
+        self.slots = llama_cpp.llama_n_seq_max(context.ctx) - 1
         self._free_ids = list(range(self.slots))
+        self.prefix = PrefixCache(context.memory, self.slots, self._fill)
         self._rows: list[_Row] = []
         self._batch = LlamaBatch(n_tokens=max(_BATCH_TOKENS, self.slots), embd=0, n_seq_max=1, verbose=False)
         # Tokenizing happens on the event loop while the decode thread decodes: llama.cpp's
@@ -129,7 +132,7 @@ class LlamaCppLM:
         # Prompts share decode calls; a call holds at most _BATCH_TOKENS tokens, and a
         # row's first token is picked right after the call that held its last prompt token
         # (the next call overwrites the logits).
-        pending: list[_Pending] = [(i, p, 0) for i, p in enumerate(prompts)]
+        pending: list[_Pending] = [(i, p, self.prefix.reuse(p, rows[i].seq_id)) for i, p in enumerate(prompts)]
         try:
             while pending:
                 pending = self._prefill_chunk(pending, rows)
@@ -184,6 +187,7 @@ class LlamaCppLM:
     def reset(self) -> None:
         if self.context.memory is not None:
             llama_cpp.llama_memory_clear(self.context.memory, True)
+        self.prefix.clear()
         self._rows = []
         self._free_ids = list(range(self.slots))
 
@@ -196,6 +200,15 @@ class LlamaCppLM:
     def _drop(self, row: _Row) -> None:
         llama_cpp.llama_memory_seq_rm(self.context.memory, row.seq_id, -1, -1)
         self._free_ids.append(row.seq_id)
+
+    def _fill(self, tokens: list[int], seq_id: int) -> None:
+        """Decode ``tokens`` into sequence ``seq_id`` from position 0, without outputs."""
+        batch = self._batch.batch
+        for first in range(0, len(tokens), _BATCH_TOKENS):
+            batch.n_tokens = 0
+            for offset in range(first, min(first + _BATCH_TOKENS, len(tokens))):
+                _put(batch, tokens[offset], offset, seq_id, False)
+            self._decode()
 
     def _decode(self) -> None:
         code = llama_cpp.llama_decode(self.context.ctx, self._batch.batch)
@@ -235,9 +248,9 @@ def load_llamacpp_lm(
     tokenizer = GGUFTokenizer(model, chat_template)
     window = context_length or min(model.n_ctx_train(), DEFAULT_SEQUENCE_CONTEXT)
     params = llama_cpp.llama_context_default_params()
-    params.n_seq_max = slots
+    params.n_seq_max = slots + 1  # and one holding the prompts' common head
     params.kv_unified = False  # each sequence gets its own ``window`` tokens of cache
-    params.n_ctx = window * slots
+    params.n_ctx = window * (slots + 1)
     params.n_batch = params.n_ubatch = max(_BATCH_TOKENS, slots)
     params.n_threads = params.n_threads_batch = threads or default_threads()
     context = LlamaContext(model=model, params=params, verbose=False)

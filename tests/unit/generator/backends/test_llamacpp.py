@@ -8,13 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import llama_cpp
 import pytest
+import torch
 
 from ragmesh.vocabulary import Role
+from services.generator.backends.llamacpp import _put
 from services.generator.decoding.lm import ChatTurn, Sampling
 from tests.support.generator_backends import gguf
 
-pytest.importorskip("llama_cpp", reason="the llamacpp extra is not installed")
 GREEDY = Sampling()
 
 
@@ -84,3 +86,39 @@ def test_a_continued_answer_goes_on_from_the_text_so_far(lm: Any) -> None:
     assert resumed[: len(prompt) + 5] == prompt + whole[:5]  # the text so far tokenizes back the same
     rest = _alone(lm, resumed, 6)
     assert lm.decode(whole[:5] + rest) == lm.decode(whole[:12])
+
+
+def _last_logits(lm: Any, tokens: list[int], start: int, seq_id: int) -> Any:
+    """Decode ``tokens`` into ``seq_id`` from ``start``; the logits after the last one."""
+    batch = lm._batch.batch
+    batch.n_tokens = 0
+    for offset, token in enumerate(tokens):
+        _put(batch, token, start + offset, seq_id, offset == len(tokens) - 1)
+    lm._decode()
+    return lm._logits(1)[0].clone()
+
+
+def test_the_prompts_common_head_is_computed_once_and_reused(lm: Any) -> None:
+    from services.generator import metrics
+
+    system = ChatTurn(Role.SYSTEM, "Answer using only the numbered sources and cite them like [1]. " * 3)
+    first, second = (
+        list(lm.render_chat([system, ChatTurn(Role.USER, question)]))
+        for question in ("Sources: [1] Envoy listens on port 8080. Which port?", "Sources: [1] Redis. What is it?")
+    )
+    lm.reset()
+    before = metrics.PROMPT_TOKENS_REUSED._value.get()
+    _alone(lm, first, 3)  # nothing to reuse yet
+    again = _alone(lm, second, 5)  # learns the head the two prompts share
+    head = len(lm.prefix.tokens)
+    assert head >= 16 and second[:head] == lm.prefix.tokens == first[:head]
+    assert _alone(lm, second, 5) == again  # decoded from the copied head, deterministically
+    assert metrics.PROMPT_TOKENS_REUSED._value.get() - before == 2 * head
+    # The copy is exact: the rest of the prompt decodes on it as on the head decoded in place.
+    lm.reset()
+    _last_logits(lm, second[:head], 0, 0)
+    in_place = _last_logits(lm, second[head:], head, 0)
+    lm._fill(second[:head], 2)
+    llama_cpp.llama_memory_seq_cp(lm.context.memory, 2, 1, -1, -1)
+    assert torch.equal(_last_logits(lm, second[head:], head, 1), in_place)
+    lm.reset()
