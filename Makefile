@@ -13,7 +13,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 unexport PYTHONDONTWRITEBYTECODE
 
 
-.PHONY: venv llama-wheel demo test lint proto proto-check k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep bench-profile bench-peers clean
+.PHONY: venv openblas llama-wheel demo test lint proto proto-check k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep bench-profile bench-peers clean
 
 venv: $(STAMP)
 
@@ -23,8 +23,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: pip then takes the CPU build instead of a multi-GB CUDA one.
 	$(PY) -m pip install --quiet torch==2.13.0
-	# llama.cpp (the llamacpp extra) builds from source once (a few minutes on 2 cores) into
-	# a wheel cache keyed by its build flags, so later venvs install it in seconds.
+	# llama.cpp (the llamacpp extra, the default generator) builds from source once (a few
+	# minutes on 2 cores) into a wheel cache keyed by its build flags, so later venvs install
+	# it in seconds; with OpenBLAS (installed here when we may) its prompt processing is 2x.
+	$(MAKE) --no-print-directory openblas
 	$(MAKE) --no-print-directory llama-wheel
 	$(PY) -m pip install --quiet --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	$(PY) -m pip install --quiet -e '.[dev,onnx,llamacpp]'
@@ -36,11 +38,24 @@ $(STAMP): pyproject.toml
 ## llama-wheel: build llama-cpp-python once per build flags (pip's own wheel cache ignores
 ## CMAKE_ARGS, and a -march=native build from another machine can crash on this one).
 # Portable x86-64 AVX2 kernels: GGML_NATIVE=ON picks up AVX-512/AMX where the compiler sees
-# them, and that build crashed (SIGSEGV in llama_decode) on this Xeon's AMX path.
+# them, and that build crashed (SIGSEGV in llama_decode) on this Xeon's AMX path. Prompts
+# (batches of 32+ tokens) go through OpenBLAS's sgemm when the system has it: 300 against
+# 141 prompt tokens per CPU-second on this machine (docs/performance.md).
 LLAMA_VERSION := 0.3.36
+LLAMA_BLAS    := $(shell pkg-config --exists openblas 2>/dev/null && echo -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS || echo -DGGML_BLAS=OFF)
 LLAMA_CMAKE   := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
-                 -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF
+                 $(LLAMA_BLAS) -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF
 LLAMA_WHEELS  := $(HOME)/.cache/ragmesh/wheels/llama-$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE)' | sha1sum | cut -c1-12)
+## openblas: Debian's OpenBLAS for llama.cpp's prompt processing (needs root; otherwise says how).
+openblas:
+	@pkg-config --exists openblas 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing OpenBLAS (apt-get install libopenblas-dev) for llama.cpp's prompt processing"; \
+	    apt-get install -y -qq --no-install-recommends libopenblas-dev pkg-config >/dev/null; \
+	  else \
+	    echo "note: no OpenBLAS; llama.cpp is built without it (prompts ~2x slower). Install libopenblas-dev and pkg-config, then make clean venv"; \
+	  fi; }
+
 llama-wheel:
 	@ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || { \
 	  echo "building llama-cpp-python $(LLAMA_VERSION) (once per build flags, a few minutes)"; \

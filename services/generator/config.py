@@ -80,17 +80,19 @@ class GeneratorConfig:
     limits: GenerationLimits
     #: torch intra-op threads; 0 keeps torch's default (one per core).
     torch_threads: int
-    #: "transformers" (default), "llamacpp" (a GGUF file on CPU) or "openai" (a remote server).
-    backend: str = "transformers"
+    #: "llamacpp" (default: a GGUF file on CPU), "transformers" or "openai" (a remote server).
+    backend: str = "llamacpp"
     #: llama.cpp decode threads; 0 uses half the logical cores (llama-cpp-python's default).
     llamacpp_threads: int = 0
+    #: llama.cpp prompt-processing threads (and OpenBLAS's); 0 uses every logical core.
+    llamacpp_batch_threads: int = 0
     openai: OpenAISettings | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GeneratorConfig:
         """Build the config from the environment; ConfigError names a bad variable."""
         env = Env("generator", environ)
-        backend = env.choice("backend", "transformers", BACKENDS)
+        backend = env.choice("backend", "llamacpp", BACKENDS)
         model_path = env.text("model_path", "")
         if backend != "openai":  # a remote server needs no local weights
             model_path = model_path or default_model_path(env.name("model_path"))
@@ -121,6 +123,7 @@ class GeneratorConfig:
             torch_threads=env.integer("torch_threads", 0, 0, 256),
             backend=backend,
             llamacpp_threads=env.integer("llamacpp_threads", 0, 0, 256),
+            llamacpp_batch_threads=env.integer("llamacpp_batch_threads", 0, 0, 256),
             openai=_openai_settings(env) if backend == "openai" else None,
         )
 
@@ -162,7 +165,11 @@ def _health_url(env: Env, url: str) -> str:
 
 def _check_model_path(variable: str, path: Path, backend: str) -> None:
     if backend == "llamacpp" and path.suffix != ".gguf":
-        raise ConfigError(variable, f"the llamacpp backend loads a .gguf file, not {path}")
+        raise ConfigError(
+            variable,
+            f"the llamacpp backend (the default) loads a .gguf file, not {path}; "
+            "for a Hugging Face model directory set RAGMESH_GENERATOR_BACKEND=transformers",
+        )
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ConfigError(variable, f"no such GGUF file: {path}")

@@ -18,6 +18,7 @@ import pytest
 from ragmesh.mesh.processes import ServiceProcess, health_status
 from ragmesh.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 from services.common.channels import open_channel
+from services.generator.backends.llamacpp import DEFAULT_SEQUENCE_CONTEXT
 from tests.support.metrics import scrape, until_metrics, value
 
 pytestmark = pytest.mark.integration
@@ -151,14 +152,20 @@ async def test_invalid_parameters_are_invalid_argument_and_the_server_keeps_serv
             await stub.GenerateText(_request("Hi", **sampling))
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     info = await stub.Info(generator_pb2.GeneratorInfoRequest())
-    assert (info.context_length, info.default_max_new_tokens, info.max_new_tokens_limit) == (8192, 256, 2048)
+    # The default llama.cpp backend gives each sequence slot the default window, not the
+    # model's 8192-token training window.
+    assert (info.context_length, info.default_max_new_tokens, info.max_new_tokens_limit) == (
+        DEFAULT_SEQUENCE_CONTEXT,
+        256,
+        2048,
+    )
     long_prompt = "kettle " * 9000
     counted = await stub.CountTokens(generator_pb2.CountTokensRequest(texts=[long_prompt]))
     assert counted.text_tokens[0] > info.context_length
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.GenerateText(_request(long_prompt, max_new_tokens=10))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "context window of 8192 tokens" in (caught.value.details() or "")
+    assert f"context window of {DEFAULT_SEQUENCE_CONTEXT} tokens" in (caught.value.details() or "")
     assert health_status(generator_service.address) == "SERVING"
 
 

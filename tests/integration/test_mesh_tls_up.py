@@ -58,7 +58,10 @@ def tls_up(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> It
         log_dir=work / "logs",
         env={
             "embedder": {"RAGMESH_EMBEDDER_MODEL_PATH": str(encoder)},
-            "generator": {"RAGMESH_GENERATOR_MODEL_PATH": str(tiny_model_dir)},
+            "generator": {
+                "RAGMESH_GENERATOR_MODEL_PATH": str(tiny_model_dir),
+                "RAGMESH_GENERATOR_BACKEND": "transformers",
+            },
         },
         redis_url=redis.url,
         workers=1,

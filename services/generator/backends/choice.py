@@ -45,6 +45,7 @@ def load_generator(config: GeneratorConfig) -> Generator:
             context_length=config.context_length,
             slots=config.limits.max_batch_size,
             threads=config.llamacpp_threads,
+            batch_threads=config.llamacpp_batch_threads,
             chat_template=template,
         )
         return Generator(backend, config.limits)

@@ -237,10 +237,18 @@ def _token_text(model: LlamaModel, token: int) -> str:
 
 
 def load_llamacpp_lm(
-    gguf: Path, *, model_name: str, context_length: int, slots: int, threads: int, chat_template: str | None
+    gguf: Path,
+    *,
+    model_name: str,
+    context_length: int,
+    slots: int,
+    threads: int,
+    chat_template: str | None,
+    batch_threads: int = 0,
 ) -> LlamaCppLM:
     """Load ``gguf`` into a context of ``slots`` sequences of ``context_length`` tokens each
-    (0: the model's training window, at most :data:`DEFAULT_SEQUENCE_CONTEXT`)."""
+    (0: the model's training window, at most :data:`DEFAULT_SEQUENCE_CONTEXT`). Decode steps
+    run on ``threads`` threads, prompts (and OpenBLAS's sgemm) on ``batch_threads``."""
     _quiet_logs()
     model_params = llama_cpp.llama_model_default_params()
     model_params.n_gpu_layers = 0
@@ -252,13 +260,17 @@ def load_llamacpp_lm(
     params.kv_unified = False  # each sequence gets its own ``window`` tokens of cache
     params.n_ctx = window * (slots + 1)
     params.n_batch = params.n_ubatch = max(_BATCH_TOKENS, slots)
-    params.n_threads = params.n_threads_batch = threads or default_threads()
+    params.n_threads = threads or default_threads()
+    # Prompt processing is matrix-matrix work that keeps every core busy without the spin
+    # waits that hurt one-token decode steps (see default_threads).
+    params.n_threads_batch = batch_threads or os.cpu_count() or 1
     context = LlamaContext(model=model, params=params, verbose=False)
     eos = frozenset(t for t in range(model.n_vocab()) if llama_cpp.llama_vocab_is_eog(model.vocab, t))
     info = ModelInfo(model_name, window, eos)
     log.info(
-        "llama.cpp: %s with %d sequence slots of %d tokens, %d threads", gguf.name, slots, window, params.n_threads
-    )
+        "llama.cpp: %s with %d sequence slots of %d tokens, %d decode and %d prompt threads",
+        gguf.name, slots, window, params.n_threads, params.n_threads_batch,
+    )  # fmt: skip
     return LlamaCppLM(tokenizer, context, info)
 
 

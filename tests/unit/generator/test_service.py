@@ -25,6 +25,7 @@ async def served(tiny_model_dir: Path) -> AsyncIterator[tuple[RunningServer, gen
     config = GeneratorConfig.from_env(
         {
             "RAGMESH_GENERATOR_MODEL_PATH": str(tiny_model_dir),
+            "RAGMESH_GENERATOR_BACKEND": "transformers",
             "RAGMESH_GENERATOR_DEFAULT_MAX_NEW_TOKENS": "8",
             "RAGMESH_GENERATOR_MAX_NEW_TOKENS_LIMIT": "64",
         }

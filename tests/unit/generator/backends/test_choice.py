@@ -29,7 +29,7 @@ SETTINGS = OpenAISettings("http://remote.test/v1", "secret", "m", "", 1.0, 1.0)
 
 
 def test_the_backend_is_chosen_and_checked_at_start(tmp_path: Any) -> None:
-    assert GeneratorConfig.from_env({}).backend == "transformers"
+    assert GeneratorConfig.from_env({}).backend == "llamacpp"
     with pytest.raises(ConfigError, match="RAGMESH_GENERATOR_BACKEND"):
         GeneratorConfig.from_env({"RAGMESH_GENERATOR_BACKEND": "vllm"})
     with pytest.raises(ConfigError, match=r"RAGMESH_GENERATOR_MODEL_PATH.*\.gguf file"):

@@ -33,7 +33,7 @@ def test_defaults_point_at_the_packaged_gguf() -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
-        ("RAGMESH_GENERATOR_MODEL_PATH", "/nonexistent/model", "config.json"),
+        ("RAGMESH_GENERATOR_MODEL_PATH", "/nonexistent/model", "set RAGMESH_GENERATOR_BACKEND=transformers"),
         ("RAGMESH_GENERATOR_MODEL_PATH", "/nonexistent/model.gguf", "no such GGUF"),
         ("RAGMESH_GENERATOR_DTYPE", "int4", "one of"),
         ("RAGMESH_GENERATOR_MAX_BATCH_SIZE", "0", "at least 1"),
@@ -50,7 +50,9 @@ def test_bad_generator_settings_name_the_variable(variable: str, value: str, exp
 
 
 def test_a_model_directory_is_named_after_itself(tiny_model_dir: Path) -> None:
-    config = GeneratorConfig.from_env({"RAGMESH_GENERATOR_MODEL_PATH": str(tiny_model_dir)})
+    config = GeneratorConfig.from_env(
+        {"RAGMESH_GENERATOR_MODEL_PATH": str(tiny_model_dir), "RAGMESH_GENERATOR_BACKEND": "transformers"}
+    )
     assert config.model_name == tiny_model_dir.name
 
 
@@ -124,7 +126,9 @@ def test_prepare_model_prints_the_directory_and_serves_nothing(tiny_model_dir: P
     result = subprocess.run(
         [sys.executable, "-m", "services.generator", "--prepare-model"],
         cwd=ROOT,
-        env=service_env({"RAGMESH_GENERATOR_MODEL_PATH": str(tiny_model_dir)}),
+        env=service_env(
+            {"RAGMESH_GENERATOR_MODEL_PATH": str(tiny_model_dir), "RAGMESH_GENERATOR_BACKEND": "transformers"}
+        ),
         capture_output=True,
         text=True,
         timeout=120,
