@@ -13,7 +13,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 unexport PYTHONDONTWRITEBYTECODE
 
 
-.PHONY: venv llama-wheel demo test lint proto proto-check k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep bench-profile bench-peers clean
+.PHONY: venv llama-wheel demo test lint proto proto-check contract node-deps node-client config-docs k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep bench-profile bench-peers clean
 
 venv: $(STAMP)
 
@@ -51,8 +51,9 @@ llama-wheel:
 demo: $(STAMP)
 	$(PY) -m ragmesh.cli up --demo
 
-## test: the whole suite — generated code in sync, lint, type checks, then every test.
-test: $(STAMP) proto-check lint
+## test: the whole suite — generated code in sync, the contract checked, the Node client built,
+## lint, type checks, then every test.
+test: $(STAMP) proto-check contract node-client lint
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -68,6 +69,32 @@ proto: $(STAMP)
 ## proto-check: fail when gen/ differs from what protos/ generate.
 proto-check: $(STAMP)
 	$(PY) -m scripts.gen_protos --check gen
+
+## contract: buf lint, and buf breaking against the last commit on main that changed protos/
+## (CONTRACT_BASELINE=REF to compare with a tag or another commit) — docs/clients.md.
+contract: $(STAMP) $(NODE_STAMP)
+	$(PY) -m scripts.check_contract $(if $(CONTRACT_BASELINE),--against $(CONTRACT_BASELINE))
+
+## node-deps: clients/node's toolchain from the npm registry (buf, ts-proto, TypeScript, @grpc/grpc-js).
+NODE_DIR   := clients/node
+NODE_BIN   := $(NODE_DIR)/node_modules/.bin
+NODE_STAMP := $(NODE_DIR)/node_modules/.ragmesh-installed
+node-deps: $(NODE_STAMP)
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	npm ci --prefix $(NODE_DIR) --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+## node-client: the TypeScript stubs generated from protos/ (not committed) and the example, built
+## into clients/node/dist (the Node integration test runs dist/ask.js).
+node-client: $(NODE_DIR)/dist/ask.js
+$(NODE_DIR)/dist/ask.js: $(NODE_STAMP) $(PROTOS) $(wildcard $(NODE_DIR)/src/*.ts) $(NODE_DIR)/buf.gen.yaml $(NODE_DIR)/tsconfig.json buf.yaml
+	rm -rf $(NODE_DIR)/src/gen $(NODE_DIR)/dist
+	$(NODE_BIN)/buf generate --template $(NODE_DIR)/buf.gen.yaml protos
+	$(NODE_BIN)/tsc -p $(NODE_DIR)/tsconfig.json
+
+## config-docs: regenerate docs/configuration.md from the services' config classes.
+config-docs: $(STAMP)
+	$(PY) -m scripts.gen_config_docs docs/configuration.md
 
 ## k8s-envoy: regenerate the Envoy ConfigMap files of k8s/ from ragmesh/mesh/envoy.py.
 k8s-envoy: $(STAMP)
