@@ -51,7 +51,7 @@ async def test_health_alone_in_cleartext_beside_an_mtls_port(tmp_path: Path) -> 
             reply = await stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
             assert reply.status == SERVING, name
         with pytest.raises(grpc.aio.AioRpcError) as refused:  # nothing but health on this port
-            await channel.unary_unary(f"/{SERVICE}/Call")(b"", timeout=5)
+            await channel.unary_unary(f"/{SERVICE}/Call", None, None)(b"", timeout=5)
         assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
         watch = stub.Watch(health_pb2.HealthCheckRequest(service=SERVICE))
         assert (await watch.read()).status == SERVING
