@@ -13,7 +13,9 @@ from ragmesh.vocabulary.keys import KEY_PREFIX, digest, parse_file
 
 
 def _new(path: Path, tenant: str, *extra: str) -> str:
-    done = CliRunner().invoke(cli, ["keys", "new", "--tenant", tenant, "--collections", "*", "--append", str(path), *extra])
+    done = CliRunner().invoke(
+        cli, ["keys", "new", "--tenant", tenant, "--collections", "*", "--append", str(path), *extra]
+    )
     assert done.exit_code == 0, done.output
     return done.stdout.strip()
 
