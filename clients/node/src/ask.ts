@@ -5,7 +5,7 @@
 //   npm run build && node dist/ask.js -c ragmesh_docs "How does Envoy balance gRPC calls?"
 //
 // Options: --address host:port ($RAGMESH_ADDRESS, default 127.0.0.1:8080), --api-key KEY
-// ($RAGMESH_API_KEY), --deadline SECONDS (60), -c/--collection, -k/--top-k, --caller-id,
+// ($RAGMESH_API_KEY), --deadline SECONDS (60), -c/--collection, -k/--top-k, --max-new-tokens, --caller-id,
 // --tls-ca / --tls-cert / --tls-key (PEM files: TLS or mTLS to Envoy), --json (one JSON object
 // per event). Exit codes as the ragmesh CLI's: 0 answered, 1 the call failed, 2 bad usage,
 // 3 unreachable or out of time (UNAVAILABLE, DEADLINE_EXCEEDED: retry later).
@@ -26,6 +26,7 @@ function options() {
       deadline: { type: "string", default: "60" },
       collection: { type: "string", short: "c", default: "" },
       "top-k": { type: "string", short: "k", default: "0" },
+      "max-new-tokens": { type: "string", default: "0" },
       "caller-id": { type: "string", default: "node-example" },
       "tls-ca": { type: "string" },
       "tls-cert": { type: "string" },
@@ -35,13 +36,15 @@ function options() {
   });
   const deadline = Number(values.deadline);
   const topK = Number(values["top-k"]);
-  if (positionals.length !== 1 || !(deadline > 0) || !Number.isInteger(topK) || topK < 0) {
+  const maxNewTokens = Number(values["max-new-tokens"]);
+  const counts = [topK, maxNewTokens].every((n) => Number.isInteger(n) && n >= 0);
+  if (positionals.length !== 1 || !(deadline > 0) || !counts) {
     throw new UsageError(USAGE);
   }
   if (Boolean(values["tls-cert"]) !== Boolean(values["tls-key"])) {
     throw new UsageError("--tls-cert and --tls-key go together");
   }
-  return { ...values, question: positionals[0], deadline, topK };
+  return { ...values, question: positionals[0], deadline, topK, maxNewTokens };
 }
 
 class UsageError extends Error {}
@@ -73,6 +76,8 @@ function main(): void {
     collection: args.collection,
     topK: args.topK,
     context: { callerId: args["caller-id"] },
+    // Unset (0): the server's defaults; options.sampling is where generation settings go.
+    options: args.maxNewTokens ? { sampling: { maxNewTokens: args.maxNewTokens } } : undefined,
   });
   // The deadline covers the whole stream; the mesh passes what is left of it to every hop.
   const call = client.queryStream(request, metadata, { deadline: Date.now() + args.deadline * 1000 });
