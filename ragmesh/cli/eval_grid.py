@@ -79,10 +79,13 @@ async def evaluate_grid(root: dict[str, Any], evalset: EvalSet, options: dict[st
 
 
 def _print(built: dict[str, Any]) -> None:
+    console = Console()
+    if not console.is_terminal:  # a log or a pipe: wide enough for the seven columns
+        console = Console(width=160)
     for metric in built["headline"]:
         table = Table(title=f"{built['dataset']}: {metric} (paired with {built['baseline']})")
         for index, header in enumerate(grid_report.HEADERS):
             table.add_column(header, justify="left" if index == 0 else "right")
         for row in grid_report.rows(built, metric):
             table.add_row(*row)
-        Console().print(table)
+        console.print(table)
