@@ -39,6 +39,11 @@ class Settings:
     #: More query options of every query (a grid cell's rerank, mmr_lambda, candidates, ...).
     query_options: dict[str, Any] = field(default_factory=dict)
 
+    def options(self, **defaults: Any) -> dict[str, Any]:
+        """The query options of every call: ``defaults``, the run's mode and variant, then the
+        cell's own (a grid's search_mode wins over --mode)."""
+        return defaults | {"search_mode": self.mode, "variant": self.variant} | self.query_options
+
 
 @dataclass
 class VariantResult:
@@ -95,9 +100,7 @@ async def retrieve(
                 min(settings.chunks, MAX_CHUNKS),
                 retrieval_only=True,
                 bypass_cache=True,
-                search_mode=settings.mode,
-                variant=settings.variant,
-                **settings.query_options,
+                **settings.options(),
             )
         except RagmeshError as error:
             return [], {"error": str(error), "latency_ms": _ms(started)}
@@ -133,9 +136,7 @@ async def answer_one(
             question,
             settings.collection,
             bypass_cache=True,
-            search_mode=settings.mode,
-            variant=settings.variant,
-            **({"max_new_tokens": settings.max_new_tokens, "temperature": 0.0} | settings.query_options),
+            **settings.options(max_new_tokens=settings.max_new_tokens, temperature=0.0),
         )
     except RagmeshError as error:
         return {"query_id": query_id, "error": str(error)}

@@ -55,3 +55,16 @@ def test_chunkings_that_cannot_work_and_oversized_grids_are_refused() -> None:
     many = ",".join(str(16 + i) for i in range(MAX_CELLS + 1))
     with pytest.raises(GridError, match=f"at most {MAX_CELLS}"):
         parse_axes([f"chunk_tokens={many}"])
+
+
+def test_a_cell_s_query_settings_win_over_the_run_s() -> None:
+    from ragmesh.eval.runner import Settings
+
+    cell = cells(parse_axes(["search_mode=dense,sparse", "temperature=0.5"]), "c")[0]
+    settings = Settings("c", mode="hybrid", query_options=cell.query_options)
+    assert settings.options(temperature=0.0, max_new_tokens=8) == {
+        "temperature": 0.5,
+        "max_new_tokens": 8,
+        "search_mode": "dense",
+        "variant": "",
+    }
