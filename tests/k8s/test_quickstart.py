@@ -62,6 +62,6 @@ def test_every_call_of_the_quick_start_sends_the_key() -> None:
     calls = [line for line in quick_start() if line.startswith(("curl", "grpcurl"))]
     assert calls, "the quick start calls the mesh"
     for line in calls:
-        assert 'authorization: Bearer $RAGMESH_API_KEY' in line, line
+        assert "authorization: Bearer $RAGMESH_API_KEY" in line, line
     exported = _command(quick_start(), r"export RAGMESH_API_KEY=")
     assert "ragmesh keys new" in exported  # the ragmesh commands after it read $RAGMESH_API_KEY
