@@ -150,9 +150,11 @@ def sections(found: dict[str, dict[str, Read]], meanings: dict[str, Any]) -> lis
 
 def ports(found: dict[str, dict[str, Read]]) -> list[str]:
     """The table of default ports per service."""
-    lines = ["| service | gRPC (`ADDR`) | metrics (`METRICS_PORT`) |", "|---|---|---|"]
+    lines = ["| service | gRPC (`ADDR`) | metrics (`METRICS_PORT`) | HTTP (`HTTP_ADDR`) |", "|---|---|---|---|"]
     for service in SERVICES:
-        lines.append(f"| {service} | `{found[service]['ADDR'].default}` | `{found[service]['METRICS_PORT'].default}` |")
+        settings = found[service]
+        http = f"`{settings['HTTP_ADDR'].default}`" if "HTTP_ADDR" in settings else "—"
+        lines.append(f"| {service} | `{settings['ADDR'].default}` | `{settings['METRICS_PORT'].default}` | {http} |")
     return lines
 
 
