@@ -131,8 +131,8 @@ def record_document(record: Mapping[str, Any], fallback_id: str = "") -> Documen
             raise ValueError(f'"{key}" must be a non-empty string or an integer')
         raw_id = fallback_id
     text, title = record.get("text"), record.get("title") or ""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError('expected an object with a non-empty "text" string')
+    if not isinstance(text, str):  # a blank one is the server's to reject, with its reason
+        raise ValueError('expected an object with a "text" string')
     if not isinstance(title, str):
         raise ValueError('"title" must be a string')
     metadata = record.get("metadata") or {}

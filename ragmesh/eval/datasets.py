@@ -102,6 +102,8 @@ def read_corpus(path: Path) -> list[Document]:
             document = record_document(record)
         except ValueError as error:
             raise DatasetError(path, str(error), line) from None
+        if not str(record.get("text")).strip():
+            raise DatasetError(path, "'text' must be a non-empty string", line)
         if document.id in seen:
             raise DatasetError(path, f"duplicate document id {document.id!r}", line)
         seen.add(document.id)

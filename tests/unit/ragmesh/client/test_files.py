@@ -48,8 +48,10 @@ def test_plain_lines_keep_their_ids_and_bad_lines_are_reported(tmp_path: Path) -
         {"text": "No id."},
         {"_id": "", "text": "Empty id."},
         {"id": "x", "text": "Bad metadata.", "metadata": [1]},
+        {"id": "blank", "text": " "},  # sent: the server rejects it with its reason
     )
     loaded = files.load([path])
-    assert [(d.id, d.metadata) for d in loaded.documents] == [("faq-1", {"lang": "en"}), ("docs.jsonl:2", {})]
+    ids = [(d.id, d.metadata) for d in loaded.documents]
+    assert ids == [("faq-1", {"lang": "en"}), ("docs.jsonl:2", {}), ("blank", {})]
     assert [where for where, _ in loaded.problems] == [f"{path}:3", f"{path}:4"]
     assert '"_id" must be a non-empty string' in loaded.problems[0][1]
