@@ -11,6 +11,10 @@ XQuADRetrieval (en): each paragraph a document, each question a query (identical
 once), its paragraph the relevant document. Without ``--address`` a mesh is started on
 free ports. References: MTEB's all-MiniLM-L6-v2 nDCG@10 0.9436; in-process milvus-lite
 dense 0.9435, BM25 0.9593, hybrid RRF 0.9688. The last line printed is one JSON object.
+
+``python -m bench.quality --export DIR`` writes the set as a BEIR folder instead (corpus.jsonl,
+queries.jsonl, qrels/test.tsv) and exits, so ``ragmesh eval DIR --grid ...`` can compare
+settings on it (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -122,6 +126,19 @@ async def measure(address: str, evalset: EvalSet, concurrency: int) -> dict[str,
     return results
 
 
+def export(evalset: EvalSet, folder: Path) -> None:
+    """The set as a BEIR folder ``ragmesh eval`` reads."""
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    with (folder / "corpus.jsonl").open("w", encoding="utf-8") as corpus:
+        for document in evalset.corpus:
+            corpus.write(json.dumps({"_id": document.id, "title": "", "text": document.text}) + "\n")
+    with (folder / "queries.jsonl").open("w", encoding="utf-8") as queries:
+        for query_id, text in evalset.queries.items():
+            queries.write(json.dumps({"_id": query_id, "text": text}) + "\n")
+    rows = [f"{q}\t{d}\t{grade}" for q, grades in evalset.qrels.items() for d, grade in grades.items()]
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n")
+
+
 def main() -> None:
     """Build the set, start a mesh unless --address is given, measure, print."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -129,9 +146,14 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "ragmesh" / "eval")
     parser.add_argument("--ids", type=Path, help=f"the XQuAD-en question ids (default: {IDS_FILE} above the repo)")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--export", type=Path, help="write the set as a BEIR folder here and exit")
     args = parser.parse_args()
     evalset = xquad_en(squad_file(args.cache), question_ids(args.ids))
     print(f"XQuAD-en: {len(evalset.corpus)} paragraphs, {len(evalset.queries)} distinct questions", flush=True)
+    if args.export is not None:
+        export(evalset, args.export)
+        print(f"wrote {args.export}: ragmesh eval {args.export} --grid ...")
+        return
     with contextlib.ExitStack() as cleanup:
         address = args.address
         if address is None:

@@ -1,26 +1,24 @@
-"""``ragmesh eval DATASET``: retrieval and answer quality through the mesh, and
-``ragmesh eval compare DIR ...``: several runs charted side by side."""
+"""``ragmesh eval DATASET``: retrieval and answer quality through the mesh (per variant, or per
+cell of a ``--grid`` of settings), and ``ragmesh eval compare DIR ...``: runs charted side by side."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 
+from ragmesh.cli import eval_steps
 from ragmesh.cli.common import fail, handles_errors
-from ragmesh.client import AsyncRagmeshClient
+from ragmesh.cli.eval_grid import evaluate_grid
+from ragmesh.cli.eval_steps import default_mesh_state
 from ragmesh.eval import report, runner
 from ragmesh.eval.datasets import DatasetError, EvalSet, load
-from ragmesh.eval.judge import make_judge
+from ragmesh.eval.grid import GridError, parse_axes
 
 
 class _DefaultRun(click.Group):
@@ -39,11 +37,6 @@ def eval_group() -> None:
     or chart earlier runs with `ragmesh eval compare DIR1 DIR2 ...`."""
 
 
-class _Rate(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        return Text(f"{task.speed or 0.0:.1f} q/s")
-
-
 @eval_group.command("run")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--corpus", type=click.Path(path_type=Path), help="Corpus JSONL of a simple JSONL data set.")
@@ -52,25 +45,45 @@ class _Rate(ProgressColumn):
 @click.option("--mode", type=click.Choice(["dense", "sparse", "hybrid"]), help="Search mode (server default).")
 @click.option("--retrieval-only", is_flag=True, help="Skip generation: IR metrics only.")
 @click.option("--answers", type=click.IntRange(0), default=None, help="Queries to answer and score [20].")
-@click.option("--judge", "judge_target", help="Judge: a generator address (host:port) or an OpenAI-compatible URL.")
+@click.option(
+    "--judge",
+    "judge_target",
+    help="Judge: a generator address (host:port: Envoy's internal listener, or a generator) or an "
+    "OpenAI-compatible URL [default: the internal listener of the mesh `ragmesh up` started at --address].",
+)
 @click.option("--judge-model", default="default", show_default=True, help="Model name sent to an OpenAI judge.")
 @click.option("--no-judge", is_flag=True, help="Score answers without an LLM judge.")
 @click.option(
     "--judge-max-tokens", type=click.IntRange(8, 4096), default=160, show_default=True, help="Judge reply limit."
 )
+@click.option(
+    "--mesh-state",
+    type=click.Path(path_type=Path),
+    default=default_mesh_state,
+    show_default="var/logs/mesh.json",
+    help="The mesh.json of `ragmesh up` (or its --log-dir): where the default judge is.",
+)
 @click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True, help="Queries in flight.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("eval-out"), show_default=True)
 @click.option("--variant", "variants", multiple=True, help="Force an experiment variant (repeat: one run each).")
 @click.option("--experiment", help="Run once per variant of this server-side experiment (offline A/B).")
-@click.option("--no-ingest", is_flag=True, help="Reuse the collection as it is.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the answer sample.")
+@click.option(
+    "--grid",
+    multiple=True,
+    metavar="SETTING=V1,V2",
+    help="Every combination of these variant settings (repeat per setting), e.g. --grid chunk_tokens=128,256 "
+    "--grid rerank=none,mmr: a collection per chunking, each cell compared query by query with the first.",
+)
+@click.option("--no-ingest", is_flag=True, help="Reuse the collection(s) as they are.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the answer sample and the bootstrap.")
 @click.option("--chunks", type=click.IntRange(1, 50), help="Chunks retrieved per query [3k, at most 50].")
 @click.option("--max-new-tokens", type=click.IntRange(1), help="Tokens per generated answer (server default).")
 @click.pass_context
 @handles_errors
 def run(context: click.Context, **options: Any) -> None:
     """Ingest DATASET's corpus (a BEIR folder, or a JSONL with --corpus), run every query
-    through the orchestrator and report. Writes OUT/report.json, report.md, chart.png."""
+    through the orchestrator and report: OUT/report.json, report.md, chart.png. With --grid:
+    every combination of the settings, OUT/grid.json, grid.md, heatmap.png."""
     try:
         evalset = load(options["dataset"], options["corpus"])
     except DatasetError as error:
@@ -78,26 +91,20 @@ def run(context: click.Context, **options: Any) -> None:
     if options["retrieval_only"] and options["answers"]:
         raise click.UsageError("--retrieval-only and --answers N > 0 exclude each other")
     root = context.find_root().obj or {}
-    asyncio.run(_evaluate(root, evalset, options))
-
-
-def _collection_name(evalset: EvalSet) -> str:
-    return ("eval_" + re.sub(r"[^A-Za-z0-9_]", "_", evalset.name).lower())[:64]
-
-
-def _settings(evalset: EvalSet, options: dict[str, Any], variant: str) -> runner.Settings:
-    answers = 0 if options["retrieval_only"] else (20 if options["answers"] is None else options["answers"])
-    return runner.Settings(
-        collection=options["collection"] or _collection_name(evalset),
-        k=options["k"],
-        mode=options["mode"],
-        answers=answers,
-        seed=options["seed"],
-        concurrency=options["concurrency"],
-        variant=variant,
-        chunks=options["chunks"] or min(3 * options["k"], runner.MAX_CHUNKS),
-        max_new_tokens=options["max_new_tokens"],
-    )
+    answers = eval_steps.settings_of(evalset, options).answers
+    # Where the judge is, settled before anything is indexed (a usage error costs nothing).
+    judged = answers and not options["no_judge"]
+    options["judge_at"] = eval_steps.judge_location(root.get("address", "127.0.0.1:8080"), options) if judged else None
+    if not options["grid"]:
+        asyncio.run(_evaluate(root, evalset, options))
+        return
+    if options["variants"] or options["experiment"]:
+        raise click.UsageError("--grid compares settings itself: drop --variant / --experiment")
+    try:
+        axes = parse_axes(options["grid"])
+    except GridError as error:
+        raise click.UsageError(str(error)) from None
+    asyncio.run(evaluate_grid(root, evalset, options, axes))
 
 
 async def _evaluate(root: dict[str, Any], evalset: EvalSet, options: dict[str, Any]) -> None:
@@ -106,34 +113,24 @@ async def _evaluate(root: dict[str, Any], evalset: EvalSet, options: dict[str, A
         console.print(f"[yellow]warning[/] {warning}")
     address = root.get("address", "127.0.0.1:8080")
     started = time.perf_counter()
-    async with AsyncRagmeshClient(
-        address, timeout=root.get("timeout"), api_key=root.get("api_key"), caller_id=root.get("caller_id", "eval")
-    ) as client:
+    async with eval_steps.open_client(root) as client:
         variants = tuple(options["variants"])
         if options["experiment"]:  # offline A/B: every variant the server declares for it
             declared = await client.experiment_report(options["experiment"])
             variants += tuple(v.variant for v in declared.variants if v.variant not in variants)
-        plans = [_settings(evalset, options, v) for v in (variants or ("",))]
+        plans = [eval_steps.settings_of(evalset, options, v) for v in (variants or ("",))]
         collection = plans[0].collection
-        if options["no_ingest"]:
-            if not await runner.collection_chunks(client, collection):
-                fail(f"collection {collection!r} does not exist or is empty; drop --no-ingest to fill it")
-        else:
-            await _ingest(console, client, evalset, collection)
-        backend = None
-        if plans[0].answers and not options["no_judge"]:
-            backend = make_judge(
-                options["judge_target"] or address,
-                options["judge_model"],
-                os.environ.get("RAGMESH_JUDGE_API_KEY"),
-                max_tokens=options["judge_max_tokens"],
-            )
+        await eval_steps.fill(console, client, evalset, {collection: (0, 0)}, options["no_ingest"])
+        backend = await eval_steps.open_judge(options)
         try:
-            results = [await _run_one(console, client, evalset, plan, backend) for plan in plans]
+            results = [
+                await eval_steps.run_one(console, client, evalset, p, backend=backend, label=p.variant) for p in plans
+            ]
         finally:
             if backend is not None:
                 await backend.close()
         chunks = await runner.collection_chunks(client, collection)
+    eval_steps.judge_failures(console, results)
     extra = {
         "dataset": evalset.name,
         "collection": collection,
@@ -143,50 +140,13 @@ async def _evaluate(root: dict[str, Any], evalset: EvalSet, options: dict[str, A
         "address": address,
         "wall_seconds": round(time.perf_counter() - started, 2),
     }
-    settings = {k: v for k, v in vars(plans[0]).items() if k not in ("variant",)}
-    settings |= {"variants": [p.variant or "default" for p in plans], "judge": options["judge_target"] or address}
+    settings = {k: v for k, v in vars(plans[0]).items() if k not in ("variant", "query_options")}
+    judge = None if backend is None else backend.address
+    settings |= {"variants": [p.variant or "default" for p in plans], "judge": judge}
     built = report.build(results, settings, extra)
     report.write(built, options["out"])
     _print(built)
     click.echo(f"wrote {options['out'] / 'report.json'}, report.md and chart.png")
-
-
-async def _ingest(console: Console, client: AsyncRagmeshClient, evalset: EvalSet, collection: str) -> None:
-    with Progress(
-        TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    ) as bar:
-        task = bar.add_task("ingest", total=len(evalset.corpus))
-        final = await runner.ingest(
-            client, evalset, collection, lambda p: bar.update(task, completed=p.documents_done + p.documents_failed)
-        )
-    if final.errors:
-        document_id, reason = final.errors[0]
-        fail(f"{len(final.errors)} document(s) rejected while indexing; the first, {document_id}: {reason}")
-
-
-async def _run_one(
-    console: Console, client: AsyncRagmeshClient, evalset: EvalSet, plan: runner.Settings, backend: Any
-) -> runner.VariantResult:
-    prefix = f"{plan.variant}: " if plan.variant else ""
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _Rate(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        tasks = {"query": bar.add_task(f"{prefix}queries", total=len(evalset.judged_queries()))}
-        if plan.answers:
-            count = len(runner.sample(evalset, plan.answers, plan.seed))
-            tasks["answer"] = bar.add_task(f"{prefix}answers", total=count, start=False)
-
-        def advance(phase: str) -> None:
-            if phase == "answer" and not bar.tasks[tasks["answer"]].started:
-                bar.start_task(tasks["answer"])
-            bar.advance(tasks[phase])
-
-        return await runner.run_variant(client, evalset, plan, backend, advance)
 
 
 def _print(built: dict[str, Any]) -> None:

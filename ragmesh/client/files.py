@@ -5,18 +5,21 @@ for a file given directly; metadata: its ``source`` path). PDF, DOCX, XLSX, HTML
 files — and, with ``raw_text``, Markdown and text too — are sent as raw content with their
 file name, and the server parses them; otherwise Markdown and text files are sent as text
 (with a ``title``). Each line of a ``.jsonl`` file is a document ``{"id", "text",
-"metadata"}``. Folders are searched recursively, filtered by ``include``/``exclude`` globs
-(matched against the relative path and the file name). Problems are reported, not raised,
-so one bad file does not stop the rest.
+"metadata"}`` — or a BEIR corpus line ``{"_id", "title", "text"}``, read as ``ragmesh eval``
+reads it (:func:`record_document`), so the ids match the data set's judgements. Folders are
+searched recursively, filtered by ``include``/``exclude`` globs (matched against the relative
+path and the file name). Problems are reported, not raised, so one bad file does not stop the
+rest.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ragmesh.client.types import Document
 
@@ -108,14 +111,37 @@ def _jsonl_documents(path: Path, text: str, report: LoadReport) -> Iterator[Docu
         except json.JSONDecodeError as error:
             report.problems.append((where, f"not JSON: {error.msg}"))
             continue
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+        if not isinstance(record, dict):
             report.problems.append((where, 'expected an object with a "text" string'))
             continue
-        metadata = record.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            report.problems.append((where, '"metadata" must be an object'))
-            continue
-        yield Document(str(record.get("id") or f"{path.name}:{number}"), record["text"], metadata)
+        try:
+            yield record_document(record, f"{path.name}:{number}")
+        except ValueError as error:
+            report.problems.append((where, str(error)))
+
+
+def record_document(record: Mapping[str, Any], fallback_id: str = "") -> Document:
+    """The document of one JSON line: its id from ``_id`` (BEIR) or ``id`` (else ``fallback_id``;
+    none at all is an error), its ``text`` with a ``title`` (BEIR) as the first paragraph,
+    its ``metadata`` object plus that title. ValueError saying which field is wrong."""
+    key = "_id" if "_id" in record else "id"
+    raw_id = record.get(key)
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or not str(raw_id).strip():
+        if raw_id is not None or not fallback_id:
+            raise ValueError(f'"{key}" must be a non-empty string or an integer')
+        raw_id = fallback_id
+    text, title = record.get("text"), record.get("title") or ""
+    if not isinstance(text, str):  # a blank one is the server's to reject, with its reason
+        raise ValueError('expected an object with a "text" string')
+    if not isinstance(title, str):
+        raise ValueError('"title" must be a string')
+    metadata = record.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ValueError('"metadata" must be an object')
+    title = title.strip()
+    if title:
+        metadata = {**metadata, "title": title}
+    return Document(str(raw_id), f"{title}\n\n{text}" if title else text, metadata)
 
 
 def _title(path: Path, text: str) -> str:

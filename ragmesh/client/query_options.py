@@ -27,6 +27,7 @@ class QueryOptions:
     search_mode: str | None = None
     max_new_tokens: int | None = None
     temperature: float | None = None
+    top_p: float | None = None
     seed: int | None = None
     filters: Sequence[common_pb2.Filter] = ()
     bypass_cache: bool = False
@@ -66,12 +67,9 @@ def query_request(
         wanted.candidates = options.candidates
     if options.mmr_lambda is not None:
         wanted.mmr_lambda = options.mmr_lambda
-    if options.max_new_tokens is not None:
-        wanted.sampling.max_new_tokens = options.max_new_tokens
-    if options.temperature is not None:
-        wanted.sampling.temperature = options.temperature
-    if options.seed is not None:
-        wanted.sampling.seed = options.seed
+    for name in ("max_new_tokens", "temperature", "top_p", "seed"):  # SamplingParams' names
+        if (value := getattr(options, name)) is not None:
+            setattr(wanted.sampling, name, value)
     wanted.bypass_cache = options.bypass_cache
     wanted.retrieval_only = options.retrieval_only
     return request

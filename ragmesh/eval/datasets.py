@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ragmesh.client import Document
+from ragmesh.client.files import record_document
 
 
 class DatasetError(ValueError):
@@ -92,18 +93,21 @@ def _text(record: dict[str, Any], key: str, path: Path, line: int, *, required: 
 
 
 def read_corpus(path: Path) -> list[Document]:
-    """Documents of a corpus JSONL (``_id`` or ``id``, ``text``, optional ``title``)."""
+    """Documents of a corpus JSONL (``_id`` or ``id``, ``text``, optional ``title`` and
+    ``metadata``), read by the rule ``ragmesh ingest`` uses for JSONL files."""
     documents: list[Document] = []
     seen: set[str] = set()
     for line, record in json_lines(path):
-        key = "_id" if "_id" in record else "id"
-        document_id = _text(record, key, path, line)
-        if document_id in seen:
-            raise DatasetError(path, f"duplicate document id {document_id!r}", line)
-        seen.add(document_id)
-        title = _text(record, "title", path, line, required=False).strip()
-        body = _text(record, "text", path, line)
-        documents.append(Document(document_id, f"{title}\n\n{body}" if title else body))
+        try:
+            document = record_document(record)
+        except ValueError as error:
+            raise DatasetError(path, str(error), line) from None
+        if not str(record.get("text")).strip():
+            raise DatasetError(path, "'text' must be a non-empty string", line)
+        if document.id in seen:
+            raise DatasetError(path, f"duplicate document id {document.id!r}", line)
+        seen.add(document.id)
+        documents.append(document)
     if not documents:
         raise DatasetError(path, "the corpus holds no document")
     return documents

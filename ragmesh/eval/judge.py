@@ -4,7 +4,9 @@ The judge is the mesh's generator (``GeneratorService/GenerateText`` at a gRPC a
 or any OpenAI-compatible server (``POST {url}/v1/chat/completions``), so a stronger
 model can judge a small one. Replies are parsed robustly: the first JSON object in the
 text is read; an invalid reply is retried once with a stricter instruction, then counted
-as unparsed. A judge that fails or answers garbage never stops the evaluation.
+as unparsed. ``check`` is called before the first verdict: a judge that cannot be reached
+stops the evaluation with the reason, rather than turning every verdict into a failure. A call
+that fails later is counted apart (``judge_failed``), never as an unparsed reply.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import grpc
 import httpx
 
 from ragmesh.v1 import common_pb2, generator_pb2, generator_pb2_grpc
+from ragmesh.vocabulary.tls import ClientTls, TlsFileError
 
 CRITERIA = ("accuracy", "relevance", "completeness")
 SYSTEM = (
@@ -29,6 +32,12 @@ STRICTER = (
     'for example {"accuracy": 4, "relevance": 5, "completeness": 3, "reason": "mostly correct"}.'
 )
 Message = tuple[str, str]  # (role, content)
+#: Seconds the reachability check of a judge may take.
+CHECK_TIMEOUT_SECONDS = 15.0
+
+
+class JudgeUnreachable(RuntimeError):
+    """The judge cannot be reached (or refuses us): the message says where and why."""
 
 
 class JudgeBackend(Protocol):
@@ -47,6 +56,8 @@ class Verdict:
     reason: str
     attempts: int
     error: str = ""
+    #: The call itself failed (no reply to parse).
+    failed: bool = False
 
     @property
     def parsed(self) -> bool:
@@ -103,7 +114,7 @@ async def judge(
         try:
             reply = await backend.complete(messages)
         except (grpc.RpcError, httpx.HTTPError, ValueError) as error:
-            return Verdict({}, "", attempt, f"judge call failed: {error}"[:300])
+            return Verdict({}, "", attempt, f"judge call failed: {error}"[:300], failed=True)
         if (found := parse_verdict(reply)) is not None:
             return Verdict(found[0], found[1], attempt)
         messages = [*messages, ("assistant", reply[:2000]), ("user", STRICTER)]
@@ -119,11 +130,35 @@ class GeneratorJudge:
         "assistant": common_pb2.ROLE_ASSISTANT,
     }
 
-    def __init__(self, address: str, timeout: float = 300.0, max_new_tokens: int = 160) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+    def __init__(
+        self, address: str, timeout: float = 300.0, max_new_tokens: int = 160, tls: ClientTls | None = None
+    ) -> None:
+        self.address = address
+        try:
+            self._channel = (
+                grpc.aio.insecure_channel(address)
+                if tls is None
+                else grpc.aio.secure_channel(address, tls.credentials(), options=tls.options())
+            )
+        except TlsFileError as error:
+            raise JudgeUnreachable(f"the judge at {address}: {error}") from None
         self._stub = generator_pb2_grpc.GeneratorServiceStub(self._channel)
         self._timeout = timeout
         self._max_new_tokens = max_new_tokens
+
+    async def check(self) -> None:
+        """The generator's Info, answered within CHECK_TIMEOUT_SECONDS."""
+        try:
+            await self._stub.Info(generator_pb2.GeneratorInfoRequest(), timeout=CHECK_TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as error:
+            hint = (
+                " (Envoy's public listener routes the orchestrator only: give the internal listener or a generator)"
+                if error.code() == grpc.StatusCode.UNIMPLEMENTED
+                else ""
+            )
+            raise JudgeUnreachable(
+                f"the judge (a generator) at {self.address} answered {error.code().name}: {error.details()}{hint}"
+            ) from None
 
     async def complete(self, messages: Sequence[Message]) -> str:
         """GenerateText on the chat."""
@@ -153,11 +188,24 @@ class OpenAIJudge:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         base = url.rstrip("/")
+        self.address = url
         self._url = base if base.endswith("/chat/completions") else f"{base.removesuffix('/v1')}/v1/chat/completions"
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(timeout=timeout, headers=headers, transport=transport)
         self._model = model
         self._max_tokens = max_tokens
+
+    async def check(self) -> None:
+        """``GET /v1/models`` answered: any reply but a refused key counts (some servers lack the route)."""
+        url = self._url.removesuffix("/chat/completions") + "/models"
+        try:
+            response = await self._client.get(url, timeout=CHECK_TIMEOUT_SECONDS)
+        except httpx.HTTPError as error:
+            raise JudgeUnreachable(f"the judge at {url} cannot be reached: {error!r}") from None
+        if response.status_code in (401, 403):
+            raise JudgeUnreachable(
+                f"the judge at {url} refused the key: HTTP {response.status_code} (RAGMESH_JUDGE_API_KEY)"
+            )
 
     async def complete(self, messages: Sequence[Message]) -> str:
         """POST the chat; the first choice's content."""
@@ -179,21 +227,37 @@ class OpenAIJudge:
         await self._client.aclose()
 
 
-def make_judge(target: str, model: str, api_key: str | None, max_tokens: int = 160) -> GeneratorJudge | OpenAIJudge:
-    """An OpenAI-compatible judge for http(s) URLs, the generator at a gRPC address otherwise."""
+def make_judge(
+    target: str, model: str, api_key: str | None, max_tokens: int = 160, tls: ClientTls | None = None
+) -> GeneratorJudge | OpenAIJudge:
+    """An OpenAI-compatible judge for http(s) URLs, the generator at a gRPC address otherwise
+    (over ``tls`` when given: Envoy's internal listener with mTLS behind Envoy)."""
     if target.startswith(("http://", "https://")):
         return OpenAIJudge(target, model, api_key, max_tokens=max_tokens)
-    return GeneratorJudge(target, max_new_tokens=max_tokens)
+    return GeneratorJudge(target, max_new_tokens=max_tokens, tls=tls)
 
 
 def summarize(verdicts: Sequence[Verdict]) -> dict[str, float]:
-    """Mean of each criterion over parsed verdicts, and the share unparsed."""
+    """Mean of each criterion over parsed verdicts; the shares of replies that could not be
+    parsed and of calls that failed (two different problems: a weak judge, a broken link)."""
     parsed = [v for v in verdicts if v.parsed]
+    failed = [v for v in verdicts if v.failed]
     summary = (
         {f"judge_{name}": sum(v.scores[name] for v in parsed) / len(parsed) for name in CRITERIA} if parsed else {}
     )
-    summary["judge_unparsed"] = (len(verdicts) - len(parsed)) / len(verdicts) if verdicts else 0.0
+    count = len(verdicts)
+    summary["judge_unparsed"] = (count - len(parsed) - len(failed)) / count if count else 0.0
+    summary["judge_failed"] = len(failed) / count if count else 0.0
     return summary
 
 
-__all__ = ["GeneratorJudge", "OpenAIJudge", "Verdict", "judge", "make_judge", "parse_verdict", "summarize"]
+__all__ = [
+    "GeneratorJudge",
+    "JudgeUnreachable",
+    "OpenAIJudge",
+    "Verdict",
+    "judge",
+    "make_judge",
+    "parse_verdict",
+    "summarize",
+]

@@ -36,6 +36,13 @@ class Settings:
     chunks: int = 30
     citation_threshold: float = 0.5
     max_new_tokens: int | None = None
+    #: More query options of every query (a grid cell's rerank, mmr_lambda, candidates, ...).
+    query_options: dict[str, Any] = field(default_factory=dict)
+
+    def options(self, **defaults: Any) -> dict[str, Any]:
+        """The query options of every call: ``defaults``, the run's mode and variant, then the
+        cell's own (a grid's search_mode wins over --mode)."""
+        return defaults | {"search_mode": self.mode, "variant": self.variant} | self.query_options
 
 
 @dataclass
@@ -52,10 +59,18 @@ class VariantResult:
 
 
 async def ingest(
-    client: AsyncRagmeshClient, evalset: EvalSet, collection: str, on_progress: Callable[[IngestProgress], None]
+    client: AsyncRagmeshClient,
+    evalset: EvalSet,
+    collection: str,
+    on_progress: Callable[[IngestProgress], None],
+    chunking: tuple[int, int] = (0, 0),
 ) -> IngestProgress:
-    """Index the corpus (documents that did not change are skipped by the orchestrator)."""
-    return await client.ingest(evalset.corpus, collection, on_progress=on_progress)
+    """Index the corpus with ``chunking`` (chunk tokens, overlap; 0: the server's) — documents
+    that did not change are skipped by the orchestrator."""
+    chunk_tokens, overlap_tokens = chunking
+    return await client.ingest(
+        evalset.corpus, collection, on_progress=on_progress, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens
+    )
 
 
 async def collection_chunks(client: AsyncRagmeshClient, collection: str) -> int | None:
@@ -85,8 +100,7 @@ async def retrieve(
                 min(settings.chunks, MAX_CHUNKS),
                 retrieval_only=True,
                 bypass_cache=True,
-                search_mode=settings.mode,
-                variant=settings.variant,
+                **settings.options(),
             )
         except RagmeshError as error:
             return [], {"error": str(error), "latency_ms": _ms(started)}
@@ -122,10 +136,7 @@ async def answer_one(
             question,
             settings.collection,
             bypass_cache=True,
-            search_mode=settings.mode,
-            variant=settings.variant,
-            max_new_tokens=settings.max_new_tokens,
-            temperature=0.0,
+            **settings.options(max_new_tokens=settings.max_new_tokens, temperature=0.0),
         )
     except RagmeshError as error:
         return {"query_id": query_id, "error": str(error)}

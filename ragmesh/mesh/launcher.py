@@ -7,7 +7,6 @@ behind Envoy (:mod:`ragmesh.mesh.mesh_tls`), API keys.
 
 from __future__ import annotations
 
-import json
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from ragmesh.mesh.envoy_process import EnvoyProcess
 from ragmesh.mesh.envoy_tls import write_sds
 from ragmesh.mesh.plan import COMPONENT_ORDER, WORKER_PORTS, MeshPlan
 from ragmesh.mesh.processes import ROOT, STOP_TIMEOUT_SECONDS, ServiceProcess, free_port, stop_processes
+from ragmesh.mesh.state import STATE_FILE, write_state
 from ragmesh.vocabulary.names import DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
 
@@ -218,6 +218,8 @@ class Mesh:
         state = {
             "address": self.address,
             "internal_address": self.internal_address,
+            # What a caller of the internal listener presents (mTLS behind Envoy), e.g. `ragmesh eval`'s judge.
+            "internal_tls": None if self.plan.mesh_tls is None else self.plan.mesh_tls.internal_client().files(),
             "envoy": {"pid": self.envoy.process.pid if self.envoy else None, "admin_port": self.plan.envoy_admin_port},
             "replicas": [
                 {
@@ -230,10 +232,7 @@ class Mesh:
                 for r in self.replicas
             ],
         }
-        # By a rename: a script reading the file while a restart rewrites it never sees half of it.
-        temporary = self.plan.log_dir / ".mesh.json.tmp"
-        temporary.write_text(json.dumps(state, indent=2))
-        temporary.replace(self.plan.log_dir / "mesh.json")
+        write_state(self.plan.log_dir, state)
 
     def stop(self) -> None:
         """SIGTERM every component (the orchestrators first, workers next, then the rest; the
@@ -247,6 +246,7 @@ class Mesh:
                 stop_processes(group, STOP_TIMEOUT_SECONDS)
             if self.envoy is not None:
                 self.envoy.stop()
+            (self.plan.log_dir / STATE_FILE).unlink(missing_ok=True)  # nothing described is running
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)

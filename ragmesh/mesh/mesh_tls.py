@@ -86,6 +86,10 @@ class MeshTls:
             sds_dir=str(self.sds_dir),
         )
 
+    def internal_client(self) -> ClientTls:
+        """What a caller of the internal listener presents (the orchestrators' certificate)."""
+        return ClientTls(self._file("ca.pem"), self._file("service.pem"), self._file("service-key.pem"))
+
     def probe(self) -> ClientTls:
         """The launcher's own readiness probes of the replicas (Envoy's client certificate)."""
         return ClientTls(self._file("ca.pem"), self._file("envoy.pem"), self._file("envoy-key.pem"), SERVER_NAME)

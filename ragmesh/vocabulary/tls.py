@@ -36,6 +36,10 @@ class ClientTls:
         cert, key = read_pem(self.cert_file, self.source + "CERT"), read_pem(self.key_file, self.source + "KEY")
         return grpc.ssl_channel_credentials(ca, key, cert)
 
+    def files(self) -> dict[str, str | None]:
+        """The PEM file paths (``ca``, ``cert``, ``key``), as a state file records them."""
+        return {"ca": self.ca_file, "cert": self.cert_file, "key": self.key_file}
+
     def options(self) -> list[tuple[str, Any]]:
         """Channel arguments (the server name override, when set)."""
         return [] if self.server_name is None else [("grpc.ssl_target_name_override", self.server_name)]

@@ -3,15 +3,21 @@
 Every service builds one frozen dataclass from ``RAGMESH_<SERVICE>_<FIELD>`` variables with
 the helpers here. Nothing reads the environment at import time, and a bad value fails at
 start with a :class:`ConfigError` that names the variable and says what was expected.
+
+Inside :func:`recording`, every read is noted (variable, kind, default, bounds, choices):
+``scripts/gen_config_docs.py`` builds docs/configuration.md from what the config classes read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 MIB = 1024 * 1024
 _Number = TypeVar("_Number", int, float)
@@ -23,6 +29,39 @@ class ConfigError(ValueError):
     def __init__(self, variable: str, problem: str) -> None:
         super().__init__(f"{variable}: {problem}")
         self.variable = variable
+
+
+@dataclass(frozen=True)
+class Read:
+    """One variable a config read, with what it accepts."""
+
+    variable: str
+    #: "raw", "text", "choice", "integer", "number", "flag" or "address".
+    kind: str
+    default: Any = None
+    minimum: Any = None
+    maximum: Any = None
+    choices: tuple[str, ...] = ()
+
+
+_READS: ContextVar[list[Read] | None] = ContextVar("ragmesh_config_reads", default=None)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[Read]]:
+    """Note every variable read by :class:`Env` inside the block (in this context only)."""
+    reads: list[Read] = []
+    token = _READS.set(reads)
+    try:
+        yield reads
+    finally:
+        _READS.reset(token)
+
+
+def _note(read: Read) -> None:
+    reads = _READS.get()
+    if reads is not None:
+        reads.append(read)
 
 
 class Env:
@@ -38,16 +77,19 @@ class Env:
 
     def raw(self, field: str) -> str | None:
         """The variable's value, or None when unset or blank."""
+        _note(Read(self.name(field), "raw"))
         value = self.environ.get(self.name(field))
         return value.strip() if value is not None and value.strip() else None
 
     def text(self, field: str, default: str) -> str:
         """A string value."""
+        _note(Read(self.name(field), "text", default))
         value = self.raw(field)
         return default if value is None else value
 
     def choice(self, field: str, default: str, choices: tuple[str, ...]) -> str:
         """One of a fixed set of (lower-case) words."""
+        _note(Read(self.name(field), "choice", default, choices=tuple(choices)))
         value = self.text(field, default).lower()
         if value not in choices:
             raise ConfigError(self.name(field), f"expected one of {', '.join(choices)}, got {value!r}")
@@ -55,6 +97,7 @@ class Env:
 
     def integer(self, field: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
         """An integer within optional bounds."""
+        _note(Read(self.name(field), "integer", default, minimum, maximum))
         value = self.raw(field)
         if value is None:
             return default
@@ -66,6 +109,7 @@ class Env:
 
     def number(self, field: str, default: float, minimum: float | None = None, maximum: float | None = None) -> float:
         """A number within optional bounds."""
+        _note(Read(self.name(field), "number", default, minimum, maximum))
         value = self.raw(field)
         if value is None:
             return default
@@ -77,6 +121,7 @@ class Env:
 
     def flag(self, field: str, default: bool) -> bool:
         """A boolean: 1/0, true/false, yes/no, on/off."""
+        _note(Read(self.name(field), "flag", default))
         value = self.raw(field)
         if value is None:
             return default
@@ -89,6 +134,7 @@ class Env:
 
     def address(self, field: str, default: str) -> str:
         """A ``host:port`` address (port 0 lets the OS pick one)."""
+        _note(Read(self.name(field), "address", default))
         value = self.text(field, default)
         check_address(self.name(field), value)
         return value

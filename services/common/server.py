@@ -2,7 +2,9 @@
 health, reflection and metrics, and a graceful shutdown on SIGTERM or SIGINT.
 
 Start-up order: listen first (so probes get NOT_SERVING rather than a refused connection),
-then load and warm the backend, then report SERVING. Shutdown order: report NOT_SERVING,
+then load and warm the backend, then report SERVING. With a health port, a second, cleartext
+server answers grpc.health.v1 alone from the same state (the kubelet's native gRPC probe cannot
+speak TLS; the service port may require mTLS). Shutdown order: report NOT_SERVING,
 wait ``drain_seconds`` so load balancers notice, stop accepting RPCs and give in-flight
 ones (streams too) ``grace_seconds`` to finish, close the backend, exit 0.
 """
@@ -79,6 +81,8 @@ class RunningServer:
             options=server_options(settings.max_message_bytes),
         )
         self.port = 0
+        #: The cleartext grpc.health.v1-only server, when ``settings.health_port`` asks for one.
+        self.health_server: grpc.aio.Server | None = None
         self._stopped = asyncio.Event()
         self._follower: asyncio.Future[None] | None = None
 
@@ -92,16 +96,18 @@ class RunningServer:
         self.port = self._listen()
         await self.health.set_serving(False)
         await self.server.start()
+        if self.settings.health_port:
+            await self._serve_health_port()
         tls = self.settings.tls
         security = "cleartext" if tls is None else ("mTLS" if tls.mutual else "TLS")
         log.info("%s listening on port %d (%s), loading backend", self.definition.component, self.port, security)
         try:
             await self.definition.start()
         except (StartupError, asyncio.CancelledError):
-            await self.server.stop(0)
+            await self._abort()
             raise
         except Exception as error:
-            await self.server.stop(0)
+            await self._abort()
             raise StartupError(f"backend failed to load: {type(error).__name__}: {error}") from error
         changes = self.definition.readiness() if self.definition.readiness is not None else None
         if changes is None:
@@ -122,6 +128,25 @@ class RunningServer:
         except RuntimeError as error:
             raise StartupError(f"cannot listen on {self.settings.address}: {error} (is the port taken?)") from None
 
+    async def _abort(self) -> None:
+        """Stop listening at once (the backend failed to start)."""
+        await self.server.stop(0)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
+
+    async def _serve_health_port(self) -> None:
+        """Start the health-only server (cleartext: it answers nothing but grpc.health.v1)."""
+        self.health_server = grpc.aio.server()
+        self.health.register(self.health_server)
+        address = self.settings.health_address
+        try:
+            self.health_server.add_insecure_port(address)
+        except RuntimeError as error:
+            await self.server.stop(0)
+            raise StartupError(f"cannot listen for health checks on {address}: {error} (is the port taken?)") from None
+        await self.health_server.start()
+        log.info("%s: grpc.health.v1 also on %s (cleartext)", self.definition.component, address)
+
     async def _follow(self, changes: AsyncIterator[bool]) -> None:
         """Report the backend's readiness as health until shutdown."""
         async for ready in changes:
@@ -140,6 +165,8 @@ class RunningServer:
         await self.health.shutting_down()
         await asyncio.sleep(self.settings.drain_seconds)
         await self.server.stop(self.settings.grace_seconds if grace is None else grace)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
         if self.definition.stop is not None:
             await self.definition.stop()
         log.info("%s stopped", self.definition.component)

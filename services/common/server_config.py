@@ -1,5 +1,5 @@
 """What every service's serve loop is configured with: where to listen, how to stop, TLS —
-``RAGMESH_<SERVICE>_ADDR``, ``_METRICS_PORT``, ``_GRACE_SECONDS``, ``_TLS_*`` and friends."""
+``RAGMESH_<SERVICE>_ADDR``, ``_METRICS_PORT``, ``_GRACE_SECONDS``, ``_TLS_*``, ``_HEALTH_PORT`` and friends."""
 
 from __future__ import annotations
 
@@ -25,10 +25,18 @@ class ServerSettings:
     log_level: str
     #: TLS (mTLS with a client CA) on the gRPC port: ``_TLS_CERT``, ``_TLS_KEY``, ``_TLS_CLIENT_CA``.
     tls: ServerTls | None = None
+    #: A second, cleartext port serving grpc.health.v1 only (0: none), on the gRPC port's
+    #: interface: the kubelet's native gRPC probe where the gRPC port requires mTLS.
+    health_port: int = 0
+
+    @property
+    def health_address(self) -> str:
+        """``host:health_port`` (the gRPC address's host)."""
+        return f"{self.address.rpartition(':')[0]}:{self.health_port}"
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> ServerSettings:
-        """Read ``RAGMESH_<SERVICE>_ADDR``, ``_METRICS_PORT``, ``_GRACE_SECONDS``, ``_TLS_*`` and friends."""
+        """Read ``RAGMESH_<SERVICE>_ADDR``, ``_METRICS_PORT``, ``_TLS_*``, ``_HEALTH_PORT`` and friends."""
         env = Env(service, environ)
         return cls(
             service=service,
@@ -40,4 +48,5 @@ class ServerSettings:
             max_message_bytes=env.integer("max_message_mb", 64, 1, 1024) * MIB,
             log_level=env.choice("log_level", "info", ("debug", "info", "warning", "error")),
             tls=ServerTls.from_env(env),
+            health_port=env.integer("health_port", 0, 0, 65535),
         )

@@ -82,4 +82,5 @@ def _server_settings(env: Env) -> ServerSettings:
         max_message_bytes=4 * MIB,
         log_level=env.choice("log_level", "info", ("debug", "info", "warning", "error")),
         tls=ServerTls.from_env(env),
+        health_port=env.integer("health_port", 0, 0, 65535),
     )

@@ -11,6 +11,7 @@ from ragmesh.mesh.processes import ServiceProcess
 from tests.support.mesh_cli import READY_LINE, UpProcess
 from tests.support.redis_server import RedisServer
 from tests.support.retriever import Stub, retriever_stub
+from tests.support.secured_mesh import SecuredMesh, secured_mesh
 from tests.support.stack import start_orchestrator
 
 
@@ -55,6 +56,14 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
         code = up.stop()
         redis.stop()
         assert code == 0, "\n".join(up.lines[-40:])
+
+
+@pytest.fixture(scope="session")
+def secure_mesh(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[SecuredMesh]:
+    """TLS at Envoy, an API key, mTLS on every hop behind it (tests/support/secured_mesh.py):
+    shared by the modules that call a secured mesh (mTLS hops, eval over TLS, the Node client)."""
+    with secured_mesh(tmp_path_factory.mktemp("secured-mesh"), tiny_model_dir) as mesh:
+        yield mesh
 
 
 @pytest.fixture

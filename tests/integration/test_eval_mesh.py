@@ -1,5 +1,6 @@
 """``ragmesh eval`` on the shipped set, end to end through real services: MiniLM embedder,
-milvus-lite retriever, SmolLM2 generator (also the judge, over gRPC) and the orchestrator."""
+milvus-lite retriever, SmolLM2 generator (also the judge, over gRPC) and the orchestrator; a
+grid of chunkings and rerankers; and a secured mesh (TLS, a key, mTLS behind Envoy)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from ragmesh.eval.datasets import load
 from ragmesh.eval.metrics import evaluate
 from ragmesh.mesh.processes import ServiceProcess
 from tests.support.mesh_cli import run_cli
-from tests.support.stack import unique_collection
+from tests.support.secured_mesh import SecuredMesh
+from tests.support.stack import client_of, unique_collection
 
 pytestmark = pytest.mark.integration
 
@@ -66,3 +68,54 @@ def test_the_shipped_set_runs_through_the_mesh_well_above_random(
     compared = CliRunner().invoke(cli, ["eval", "compare", str(out), str(out), "--out", str(tmp_path / "both.png")])
     assert compared.exit_code == 0, compared.output
     assert (tmp_path / "both.png").is_file() and "| recall@5 |" in compared.output and "run#2" in compared.output
+
+
+def test_a_grid_of_chunkings_and_rerankers_is_compared_query_by_query(
+    orchestrator: ServiceProcess, tmp_path: Path
+) -> None:
+    out, base = tmp_path / "grid", unique_collection()
+    args = ["--address", orchestrator.address, "eval", str(shipped.OUT), "-c", base, "--out", str(out)]
+    args += ["--grid", "chunk_tokens=64,128", "--grid", "rerank=none,mmr", "--retrieval-only", "--concurrency", "4"]
+    result = run_cli(*args, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    grid = json.loads((out / "grid.json").read_text())
+    labels = [cell["label"] for cell in grid["cells"]]
+    assert labels == [f"chunk_tokens={c} rerank={r}" for c in (64, 128) for r in ("none", "mmr")]
+    assert grid["baseline"] == labels[0] and grid["headline"] == ["ndcg@10", "recall@10", "mrr@10"]
+    # One collection per chunking, filled through the mesh with that chunking: smaller chunks, more of them.
+    with client_of(orchestrator) as client:
+        chunks = {c.name: c.chunks for c in client.collections()}
+    assert chunks[f"{base}_c64_o8"] > chunks[f"{base}_c128_o16"] >= 15
+    for cell in grid["cells"]:
+        values = cell["per_query"]["ndcg@10"]
+        assert len(values) == 29 and all(0.0 <= v <= 1.0 for v in values.values())
+        paired = cell["paired"]["ndcg@10"]
+        assert paired["n"] == 29
+        assert paired["mean_difference"] == pytest.approx(paired["mean"] - paired["baseline_mean"])
+        assert paired["mean"] == pytest.approx(cell["metrics"]["ndcg@10"])
+    # MMR reorders the chunks it is given: some query ranks its documents differently.
+    none, mmr = (grid["cells"][i]["per_query"]["ndcg@10"] for i in (0, 1))
+    rankings = [grid["cells"][i]["per_query"]["mrr@10"] for i in (0, 1)]
+    assert none != mmr or rankings[0] != rankings[1]
+    assert "| chunk_tokens=64 rerank=none (baseline) |" in (out / "grid.md").read_text()
+    assert (out / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Wilcoxon p (Holm)" in result.stdout
+
+
+def test_eval_reaches_a_secured_mesh_and_finds_its_judge(secure_mesh: SecuredMesh, tmp_path: Path) -> None:
+    """Over TLS with a key (the global options), the judge found in mesh.json: the internal
+    listener, called over mTLS with the certificate mesh.json names."""
+    out = tmp_path / "tls"
+    tls = ["--address", secure_mesh.address, "--tls-ca", str(secure_mesh.ca), "--api-key", secure_mesh.api_key]
+    args = ["eval", str(shipped.OUT), "-c", unique_collection(), "--out", str(out), "--concurrency", "4"]
+    args += ["--mesh-state", str(secure_mesh.mesh.plan.log_dir), "--answers", "1", "--max-new-tokens", "4"]
+    result = run_cli(*tls, *args, "--judge-max-tokens", "8", timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["judge"] == secure_mesh.mesh.internal_address
+    assert report["queries"] == 29 and report["answers_answered"] == 1.0
+    (answer,) = report["variants"]["default"]["answers"]
+    # The judge answered (a tiny random model: its reply is rarely a verdict, but it is a reply).
+    assert not answer["judge"]["failed"] and report["answers_judge_failed"] == 0.0
+    cleartext = run_cli("--address", secure_mesh.address, "--timeout", "10", *args, timeout=120)
+    assert cleartext.returncode == 3 and "UNAVAILABLE" in cleartext.stderr, cleartext.stderr

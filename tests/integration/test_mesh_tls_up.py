@@ -1,5 +1,6 @@
-"""The launcher with ``mesh_tls`` (``ragmesh up --mesh-tls-dir``): every real component as its own
-process serving mTLS, Envoy originating mTLS to them and requiring it on the internal listener.
+"""The launcher with every hop secured (``ragmesh up --tls-cert ... --mesh-tls-dir ... --api-key-file``):
+every real component as its own process serving mTLS, Envoy originating mTLS to them and
+requiring it on the internal listener, TLS and an API key on the public listener.
 
 The start itself proves the launcher's readiness probes and Envoy's health checks work over
 mTLS, and that the worker reaches the components through the internal listener; an
@@ -11,75 +12,25 @@ Small random models keep the processes quick to load (the logic, not the model, 
 
 from __future__ import annotations
 
+import json
+import ssl
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import cast
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ragmesh.client import RagmeshClient
+from ragmesh.client import RagmeshError
 from ragmesh.mesh.envoy_routes import HTTP_API_CLUSTER
-from ragmesh.mesh.launcher import Mesh
-from ragmesh.mesh.mesh_tls import MeshTls
-from ragmesh.mesh.plan import MeshPlan
-from ragmesh.mesh.processes import free_port
-from tests.support.certs import Authority
-from tests.support.redis_server import RedisServer
-from tests.support.tiny_encoder import save_tiny_encoder
+from ragmesh.mesh.state import known_mesh
+from tests.support.secured_mesh import SecuredMesh
 
 pytestmark = pytest.mark.integration
 
 
-def mesh_tls_dir(directory: Path) -> Path:
-    """The files ``--mesh-tls-dir`` expects, from a throwaway CA."""
-    authority = Authority(directory, "mesh")
-    authority.ca.rename(directory / "ca.pem")
-    for name in ("envoy", "service"):
-        authority.issue(name, server=True, client=True)
-    return directory
-
-
-@pytest.fixture(scope="module")
-def tls_up(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[tuple[Mesh, Path]]:
-    work = tmp_path_factory.mktemp("mesh-tls-up")
-    certs = mesh_tls_dir(work / "certs")
-    encoder = save_tiny_encoder(work / "encoder")
-    redis = RedisServer(work)  # the workers' broker
-    redis.start()
-    plan = MeshPlan(
-        envoy_port=free_port(),
-        envoy_admin_port=free_port(),
-        mesh_tls=MeshTls.from_directory(certs, work / "logs" / "sds"),
-        default_ports=False,
-        retriever_uri=str(work / "milvus.db"),
-        log_dir=work / "logs",
-        env={
-            "embedder": {"RAGMESH_EMBEDDER_MODEL_PATH": str(encoder)},
-            "generator": {
-                "RAGMESH_GENERATOR_MODEL_PATH": str(tiny_model_dir),
-                "RAGMESH_GENERATOR_BACKEND": "transformers",
-            },
-        },
-        redis_url=redis.url,
-        workers=1,
-    )
-    mesh = Mesh(plan)
-    try:
-        # Probes and Envoy's checks go over mTLS; the worker reports SERVING only once it
-        # reached the embedder and retriever through the internal listener (mTLS too).
-        mesh.start(report=lambda line: None, timeout=300)
-        yield mesh, certs
-    finally:
-        mesh.stop()
-        redis.stop()
-
-
-def test_a_query_goes_through_every_hop_over_mtls(tls_up: tuple[Mesh, Path]) -> None:
-    mesh, _ = tls_up
-    with RagmeshClient(mesh.address, timeout=60) as client:
+def test_a_query_goes_through_every_hop_over_mtls(secure_mesh: SecuredMesh) -> None:
+    with secure_mesh.client(timeout=60) as client:
         health = client.health()
         assert health.all_serving, health
         document = {"id": "envoy", "text": "Envoy balances every gRPC call across the replicas."}
@@ -94,13 +45,26 @@ def test_a_query_goes_through_every_hop_over_mtls(tls_up: tuple[Mesh, Path]) -> 
     assert set(calls) == {"embedder", "retriever", "generator"}
 
 
-def test_the_http_api_is_reached_over_mtls(tls_up: tuple[Mesh, Path]) -> None:
-    mesh, _ = tls_up
+def test_the_public_listener_wants_tls_and_a_key(secure_mesh: SecuredMesh) -> None:
+    with secure_mesh.client(timeout=10, api_key="rmk_not-a-key") as client, pytest.raises(RagmeshError) as refused:
+        client.collections()
+    assert refused.value.code == "UNAUTHENTICATED"
+    state = known_mesh(secure_mesh.mesh.plan.log_dir)
+    assert state is not None and state.serves(secure_mesh.address)  # what `ragmesh eval` reads for its judge
+    assert state.internal_tls is not None and state.internal_tls.cert_file == str(secure_mesh.certs / "service.pem")
+
+
+def test_the_http_api_is_reached_over_mtls(secure_mesh: SecuredMesh) -> None:
+    mesh = secure_mesh.mesh
     assert mesh.envoy is not None
     (orchestrator,) = [r for r in mesh.replicas if r.component == "orchestrator"]
     mesh.envoy.wait_health(HTTP_API_CLUSTER, f"127.0.0.1:{orchestrator.process.http_port}", healthy=True)
-    with urllib.request.urlopen(f"http://{mesh.address}/v1/models", timeout=30) as response:
-        assert response.status == 200
+    request = urllib.request.Request(
+        f"https://{mesh.address}/v1/models", headers={"authorization": f"Bearer {secure_mesh.api_key}"}
+    )
+    context = ssl.create_default_context(cafile=str(secure_mesh.ca))
+    with urllib.request.urlopen(request, timeout=30, context=context) as response:
+        assert response.status == 200 and json.loads(response.read())["data"]
     status, stats = mesh.envoy.admin(f"/stats?filter=^cluster.{HTTP_API_CLUSTER}.ssl.handshake$")
     assert status == 200 and int(stats.split(":")[1]) > 0, stats
 
@@ -115,8 +79,8 @@ def _health(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.S
     return grpc.StatusCode.OK
 
 
-def test_replicas_and_the_internal_listener_refuse_callers_without_a_certificate(tls_up: tuple[Mesh, Path]) -> None:
-    mesh, certs = tls_up
+def test_replicas_and_the_internal_listener_refuse_callers_without_a_certificate(secure_mesh: SecuredMesh) -> None:
+    mesh, certs = secure_mesh.mesh, secure_mesh.certs
     ca = (certs / "ca.pem").read_bytes()
     with_cert = grpc.ssl_channel_credentials(
         ca, (certs / "service-key.pem").read_bytes(), (certs / "service.pem").read_bytes()

@@ -9,6 +9,39 @@ from ragmesh.mesh.processes import ROOT
 from tests.k8s.conftest import OVERLAYS, Doc, env_of, of_kind
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
+MAKEFILE = (ROOT / "Makefile").read_text()
+
+
+def _make_variable(name: str) -> str:
+    """A Makefile variable's value, continuation lines joined, spaces normalised."""
+    found = re.search(rf"^{name}\s*:=\s*((?:.*\\\n)*.*)$", MAKEFILE, re.MULTILINE)
+    assert found is not None, name
+    return " ".join(found.group(1).replace("\\\n", " ").split())
+
+
+def _extras(text: str, pattern: str) -> set[str]:
+    found = re.search(pattern, text)
+    assert found is not None, pattern
+    return set(found.group(1).split(","))
+
+
+def test_the_image_installs_the_extras_the_venv_installs() -> None:
+    """The backends a developer runs are the ones the image can run: same extras (dev aside),
+    llama.cpp at the same version built with the same flags."""
+    venv = _extras(MAKEFILE, r"pip install --quiet -e '\.\[([a-z,]+)\]'") - {"dev"}
+    image = _extras(DOCKERFILE, r"pip install '\.\[([a-z,]+)\]'")
+    assert image == venv == {"onnx", "llamacpp"}
+    flags = re.search(r'^ARG LLAMA_CMAKE="([^"]+)"', DOCKERFILE, re.MULTILINE)
+    version = re.search(r"^ARG LLAMA_VERSION=(\S+)", DOCKERFILE, re.MULTILINE)
+    assert flags is not None and version is not None
+    assert " ".join(flags.group(1).split()) == _make_variable("LLAMA_CMAKE")
+    assert version.group(1) == _make_variable("LLAMA_VERSION")
+    # The wheel goes in without dependencies first, so installing the extra never rebuilds it.
+    assert DOCKERFILE.index("--no-deps /tmp/wheels/llama_cpp_python-") < DOCKERFILE.index("pip install '.[")
+    # Baked models: the generator's conversion and the embedder's ONNX export, read-only at run time.
+    assert "python -m services.embedder --prepare-model" in DOCKERFILE
+    assert "RAGMESH_EMBEDDER_CACHE_DIR=/opt/ragmesh/models/embedder" in DOCKERFILE
+    assert "libgomp1" in DOCKERFILE, "llama.cpp's kernels link OpenMP"
 
 
 def test_pins_match_the_project() -> None:
@@ -21,7 +54,8 @@ def test_pins_match_the_project() -> None:
 
 
 def test_runs_offline_as_a_non_root_user_from_python_slim() -> None:
-    assert re.findall(r"^FROM (\S+)", DOCKERFILE, re.MULTILINE) == ["python:3.11-slim"]
+    # A build stage for llama.cpp's wheel, then the image: both from python:3.11-slim.
+    assert re.findall(r"^FROM (\S+)", DOCKERFILE, re.MULTILINE) == ["python:3.11-slim", "python:3.11-slim"]
     assert "HF_HUB_OFFLINE=1" in DOCKERFILE
     user = re.findall(r"^USER (\d+)", DOCKERFILE, re.MULTILINE)
     assert user == ["10001"]

@@ -45,7 +45,17 @@ def test_the_schema_check_catches_a_bad_field(rendered: dict[str, list[Doc]]) ->
     assert schema_errors(broken)
 
 
-# With TLS the kubelet's grpc probe cannot connect: test_tls checks the probes there.
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_readiness_follows_grpc_health_in_every_overlay(rendered: dict[str, list[Doc]], overlay: str) -> None:
+    """A NOT_SERVING replica (loading, draining, its backend down) must leave the endpoints: every
+    component's startup and readiness probes are native gRPC health checks, TLS or not."""
+    for component in (*SERVICES, "worker"):
+        main = container(of_kind(rendered[overlay], "Deployment")[component])
+        for probe in ("startupProbe", "readinessProbe"):
+            assert set(main[probe]) & {"grpc", "exec", "tcpSocket", "httpGet"} == {"grpc"}, (component, probe)
+
+
+# With TLS the gRPC port requires mTLS: test_tls checks the probes on the cleartext health port.
 @pytest.mark.parametrize("overlay", PLAIN_OVERLAYS)
 @pytest.mark.parametrize("component", SERVICES)
 def test_services_have_native_grpc_probes_on_their_health_port(

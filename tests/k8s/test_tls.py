@@ -2,7 +2,7 @@
 terminates TLS on both listeners and originates mTLS to every replica, its SDS files name
 files of the certificate Secrets it mounts (the real Envoy accepts the whole config with
 the mounts staged), every Deployment mounts its Secret and sets its TLS variables, and the
-probes work under mTLS (no kubelet grpc probe)."""
+probes are the kubelet's native gRPC health checks, on a cleartext port that serves health alone."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from ragmesh.mesh.envoy_process import validate
 from ragmesh.mesh.envoy_routes import HTTP_API_CLUSTER
 from ragmesh.mesh.processes import ROOT
 from scripts import gen_k8s_envoy
-from services.common import health_probe
 from tests.k8s.conftest import K8S, TLS_OVERLAYS, Doc, env_of, of_kind
 from tests.k8s.test_envoy_configmap import envoy_config
 from tests.support.certs import Authority
@@ -156,24 +155,35 @@ def probes(container: Doc) -> dict[str, Doc]:
 
 @pytest.mark.parametrize("overlay", TLS_OVERLAYS)
 @pytest.mark.parametrize("component", SERVICES)
-def test_probes_work_under_mtls(rendered: dict[str, list[Doc]], overlay: str, component: str) -> None:
+def test_probes_are_native_grpc_health_checks_on_a_cleartext_health_port(
+    rendered: dict[str, list[Doc]], overlay: str, component: str
+) -> None:
     docs = rendered[overlay]
     container = pod(docs, component)["containers"][0]
-    assert not [name for name, probe in probes(container).items() if "grpc" in probe], "grpc probes speak h2c only"
-    command = container["startupProbe"]["exec"]["command"]
-    assert command[:3] == ["python", "-m", "services.common.health_probe"]
-    args = health_probe.parser().parse_args(command[3:])
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    port_name = "health" if component == "worker" else "grpc"
-    assert args.address == f"127.0.0.1:{ports[port_name]}"
-    assert args.service == ("" if component == "worker" else f"ragmesh.v1.{component.capitalize()}Service")
-    env = env_of(container)
-    prefix = f"RAGMESH_{component.upper()}_TLS_"
-    assert (args.ca, args.cert, args.key) == tuple(env[prefix + v]["value"] for v in ("CLIENT_CA", "CERT", "KEY"))
-    assert args.server_name == f"{component}.ragmesh.svc", "the name Envoy requires (SNI and SAN)"
-    assert container["readinessProbe"]["tcpSocket"] == {"port": port_name}
-    if component != "worker":
-        assert container["livenessProbe"]["tcpSocket"] == {"port": port_name}
+    health_port = int(env_of(container)[f"RAGMESH_{component.upper()}_HEALTH_PORT"]["value"])
+    assert ports["grpc-health"] == health_port
+    service = "" if component == "worker" else f"ragmesh.v1.{component.capitalize()}Service"
+    checked = ("startupProbe", "readinessProbe") if component == "worker" else tuple(probes(container))
+    for name in checked:
+        probe = probes(container)[name]
+        assert set(probe) & {"exec", "tcpSocket", "httpGet"} == set(), f"{name}: the gRPC health check only"
+        assert probe["grpc"]["port"] == health_port, name
+        if name != "livenessProbe":  # readiness follows the component's own service name
+            assert probe["grpc"].get("service", "") == service, name
+    if component == "worker":
+        assert "grpc" not in container["livenessProbe"], "a Redis outage (NOT_SERVING) must not restart workers"
+    # The health port is for the kubelet: no Service exposes it, no NetworkPolicy opens it to pods.
+    for name, svc in of_kind(docs, "Service").items():
+        assert health_port not in [p.get("targetPort") for p in svc["spec"]["ports"]], name
+        assert "grpc-health" not in [p.get("targetPort") for p in svc["spec"]["ports"]], name
+    opened = [
+        p["port"]
+        for policy in of_kind(docs, "NetworkPolicy").values()
+        for rule in policy["spec"].get("ingress", [])
+        for p in rule.get("ports", [])
+    ]
+    assert health_port not in opened
 
 
 def test_the_cert_manager_example_issues_every_secret_the_manifests_mount(rendered: dict[str, list[Doc]]) -> None:

@@ -1,14 +1,26 @@
-"""The judge's replies are parsed robustly: garbage is retried once, then counted unparsed."""
+"""The judge's replies are parsed robustly: garbage is retried once, then counted unparsed; a
+call that fails is counted apart; a judge that cannot be reached is said so before any verdict."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 
+import grpc
 import httpx
 import pytest
 
-from ragmesh.eval.judge import STRICTER, Message, OpenAIJudge, judge, parse_verdict, summarize
+from ragmesh.eval.judge import (
+    STRICTER,
+    GeneratorJudge,
+    JudgeUnreachable,
+    Message,
+    OpenAIJudge,
+    judge,
+    parse_verdict,
+    summarize,
+)
+from ragmesh.mesh.processes import free_port
 
 
 class ScriptedJudge:
@@ -100,3 +112,58 @@ async def test_openai_judge_errors_are_counted_not_raised() -> None:
     verdict = await judge(backend, "q?", "a.", [], [])
     await backend.close()
     assert not verdict.parsed and "judge call failed" in verdict.error
+
+
+async def test_failed_calls_are_counted_apart_from_unparsed_replies() -> None:
+    class Down:
+        async def complete(self, messages: Sequence[Message]) -> str:
+            raise httpx.ConnectError("connection refused")
+
+    verdicts = [
+        await judge(ScriptedJudge(GOOD), "q", "a", [], []),
+        await judge(ScriptedJudge("x", "y"), "q", "a", [], []),
+        await judge(Down(), "q", "a", [], []),
+        await judge(Down(), "q", "a", [], []),
+    ]
+    assert [v.failed for v in verdicts] == [False, False, True, True]
+    summary = summarize(verdicts)
+    assert summary["judge_unparsed"] == pytest.approx(1 / 4) and summary["judge_failed"] == pytest.approx(2 / 4)
+
+
+@pytest.mark.parametrize(("status", "reachable"), [(200, True), (404, True), (401, False), (403, False)])
+async def test_openai_judge_check_refuses_only_a_refused_key(status: int, reachable: bool) -> None:
+    backend = OpenAIJudge("http://judge:8000/v1", "m", transport=httpx.MockTransport(lambda r: httpx.Response(status)))
+    try:
+        if reachable:
+            await backend.check()
+        else:
+            with pytest.raises(JudgeUnreachable, match="refused the key"):
+                await backend.check()
+    finally:
+        await backend.close()
+
+
+async def test_openai_judge_check_says_where_it_could_not_connect() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    backend = OpenAIJudge("http://judge:8000", "m", transport=httpx.MockTransport(refuse))
+    with pytest.raises(JudgeUnreachable, match=r"http://judge:8000/v1/models cannot be reached"):
+        await backend.check()
+    await backend.close()
+
+
+async def test_generator_judge_check_names_the_address_and_the_public_listener() -> None:
+    server = grpc.aio.server()  # answers every call UNIMPLEMENTED, like Envoy's public listener for a generator
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        for address, expected in ((f"127.0.0.1:{port}", "public listener routes the orchestrator only"),
+                                  (f"127.0.0.1:{free_port()}", "UNAVAILABLE")):  # fmt: skip
+            backend = GeneratorJudge(address)
+            with pytest.raises(JudgeUnreachable, match=expected) as found:
+                await backend.check()
+            assert address in str(found.value)
+            await backend.close()
+    finally:
+        await server.stop(0)
