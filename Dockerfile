@@ -13,9 +13,10 @@
 # (portable AVX2 kernels: a -march=native build from another machine can crash on this one).
 FROM python:3.11-slim AS llama
 ARG LLAMA_VERSION=0.3.36
-ARG LLAMA_CMAKE="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF"
+# OpenBLAS does the prompts' large matrix products (2x llama.cpp's own kernels here).
+ARG LLAMA_CMAKE="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF"
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential \
+ && apt-get install -y --no-install-recommends build-essential libopenblas-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 RUN CMAKE_ARGS="$LLAMA_CMAKE" pip wheel --no-deps --no-cache-dir -w /wheels "llama-cpp-python==$LLAMA_VERSION"
 
@@ -38,9 +39,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     RAGMESH_GENERATOR_CACHE_DIR=/opt/ragmesh/models/generator \
     RAGMESH_EMBEDDER_CACHE_DIR=/opt/ragmesh/models/embedder
 
-# llama.cpp's CPU kernels use OpenMP (libgomp), which the slim image lacks.
+# llama.cpp's CPU kernels use OpenMP (libgomp) and its prompt products OpenBLAS, which the
+# slim image lacks.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libgomp1 \
+ && apt-get install -y --no-install-recommends libgomp1 libopenblas0-pthread \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 ragmesh \
  && useradd --system --uid 10001 --gid ragmesh --home-dir /home/ragmesh --create-home ragmesh

