@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TextIO
 
 import httpx2
 import mcp_types as types
@@ -35,7 +35,9 @@ async def http_session(url: str, api_key: str | None = None) -> AsyncIterator[Cl
 
 
 @contextlib.asynccontextmanager
-async def stdio_session(address: str, api_key: str | None = None) -> AsyncIterator[ClientSession]:
+async def stdio_session(
+    address: str, api_key: str | None = None, errlog: TextIO = sys.stderr
+) -> AsyncIterator[ClientSession]:
     """An initialized session with ``ragmesh mcp --stdio --address ADDRESS`` started as a
     desktop client starts it (the key from the environment, as its JSON config sets it)."""
     env = {name: value for name, value in service_env().items() if name != "RAGMESH_API_KEY"}
@@ -44,7 +46,7 @@ async def stdio_session(address: str, api_key: str | None = None) -> AsyncIterat
     args = ["-m", "ragmesh.cli", "mcp", "--stdio", "--address", address]
     params = StdioServerParameters(command=sys.executable, args=args, env=env, cwd=str(ROOT))
     async with (
-        stdio_client(params, errlog=sys.stderr) as (read, write),
+        stdio_client(params, errlog=errlog) as (read, write),
         ClientSession(read, write, read_timeout_seconds=300.0) as session,
     ):
         await session.initialize()

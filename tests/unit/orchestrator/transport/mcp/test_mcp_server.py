@@ -11,66 +11,14 @@ import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from ragmesh.vocabulary.keys import Grant, digest, env_entry
-from services.common.auth import AuthSettings, security_interceptor
 from services.common.quota import QuotaSettings
-from services.common.slot import BackendSlot
-from services.orchestrator.config import CoreConfig
-from services.orchestrator.core.deadline import Deadline
-from services.orchestrator.core.domain import Document
-from services.orchestrator.core.facade import Orchestrator
-from services.orchestrator.core.ingest.state import IngestBatch
-from services.orchestrator.core.ports import Ports
-from services.orchestrator.transport.http.server import HttpServer
-from services.orchestrator.transport.site import create_site
-from services.orchestrator.wiring import build_core
-from tests.support.fake_ports import FakeEmbedder, FakeGenerator, FakeRetriever
-from tests.support.fake_stores import MemoryJobStore, MemoryTaskQueue
 from tests.support.mcp_client import http_session, structured, text_of
-
-WRITER, READER = "rmk_mcp_unit_writer_key", "rmk_mcp_unit_reader_key"
-DOCS = [
-    Document("envoy", "Envoy listens on port 8080 and balances gRPC calls per request.", {"source": "envoy.md"}),
-    Document("redis", "Redis holds the shared cache and the collection versions.", {"source": "redis.md", "page": 2}),
-]
-
-
-class Served:
-    """An orchestrator over fake ports (and an in-memory job store) behind a real HTTP server."""
-
-    def __init__(self, quota: QuotaSettings | None = None) -> None:
-        self.generator = FakeGenerator()
-        ports = Ports(FakeEmbedder(), FakeRetriever(), self.generator)
-        self.queue = MemoryTaskQueue()
-        self.engine = build_core(CoreConfig(), ports=ports, jobs=(MemoryJobStore(), self.queue))
-        grants = env_entry(Grant(digest(WRITER), "acme", ("acme_*",), write=True))
-        grants += ";" + env_entry(Grant(digest(READER), "acme", ("acme_*",), write=False))
-        settings = AuthSettings.from_env("orchestrator", {"RAGMESH_ORCHESTRATOR_API_KEYS": grants})
-        self.security = security_interceptor("orchestrator", settings, quota or QuotaSettings())
-        slot: BackendSlot[Orchestrator] = BackendSlot("orchestrator")
-        slot.set(self.engine)
-        self.server = HttpServer(create_site(slot, self.security), "127.0.0.1:0")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}/mcp"
-
-
-async def _served(quota: QuotaSettings | None = None) -> Served:
-    served = Served(quota)
-    await served.server.start()
-
-    async def batches() -> AsyncIterator[IngestBatch]:
-        yield IngestBatch("acme_docs", DOCS)
-
-    async for _ in served.engine.ingest(batches(), Deadline(None)):
-        pass
-    return served
+from tests.support.served_site import READER, WRITER, Served, start_served
 
 
 @pytest.fixture
 async def served() -> AsyncIterator[Served]:
-    running = await _served()
+    running = await start_served()
     try:
         yield running
     finally:
@@ -198,7 +146,7 @@ async def test_a_cancelled_ask_stops_the_generation(served: Served) -> None:
 
 
 async def test_the_tenants_rate_applies_to_tool_calls() -> None:
-    running = await _served(QuotaSettings(rate=0.001, burst=3))
+    running = await start_served(QuotaSettings(rate=0.001, burst=3))
     try:
         async with http_session(running.url, READER) as session:
             results = [await session.call_tool("list_collections", {}) for _ in range(4)]
