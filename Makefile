@@ -13,7 +13,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 unexport PYTHONDONTWRITEBYTECODE
 
 
-.PHONY: venv llama-wheel demo test lint proto proto-check k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep bench-profile bench-peers clean
+.PHONY: venv llama-wheel demo test browser lint proto proto-check k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep bench-profile bench-peers clean
 
 venv: $(STAMP)
 
@@ -52,8 +52,18 @@ demo: $(STAMP)
 	$(PY) -m ragmesh.cli up --demo
 
 ## test: the whole suite — generated code in sync, lint, type checks, then every test.
-test: $(STAMP) proto-check lint
+test: $(STAMP) proto-check lint browser
 	$(PY) -m pytest
+
+## browser: Debian's chromium for the console's browser tests (installed with apt when root;
+## otherwise those tests are skipped, and pytest's summary says why).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium for the console's browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; \
+	  else echo "chromium is missing and this is not root: the console's browser tests will be skipped"; fi; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check ragmesh services scripts tests bench

@@ -11,6 +11,7 @@ from ragmesh.mesh.processes import ServiceProcess
 from tests.support.mesh_cli import READY_LINE, UpProcess
 from tests.support.redis_server import RedisServer
 from tests.support.retriever import Stub, retriever_stub
+from tests.support.secured_mesh import secured_up
 from tests.support.stack import start_orchestrator
 
 
@@ -55,6 +56,14 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
         code = up.stop()
         redis.stop()
         assert code == 0, "\n".join(up.lines[-40:])
+
+
+@pytest.fixture(scope="session")
+def secured_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
+    """`ragmesh up` with API keys on (tests/support/secured_mesh.py), shared by the MCP and
+    console modules."""
+    with secured_up(tmp_path_factory.mktemp("secured-mesh")) as up:
+        yield up
 
 
 @pytest.fixture

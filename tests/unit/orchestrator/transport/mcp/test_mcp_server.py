@@ -155,3 +155,22 @@ async def test_the_tenants_rate_applies_to_tool_calls() -> None:
     # tools/list is not called here; initialize and ping are free: list_collections x3 meet the burst of 3
     assert not results[0].is_error and results[-1].is_error
     assert text_of(results[-1]).startswith("RESOURCE_EXHAUSTED")
+
+
+async def test_the_tenants_stream_quota_applies_to_ask() -> None:
+    running = await start_served(QuotaSettings(streams=1))
+    running.generator.release = asyncio.Event()  # the first answer waits before its first word
+    try:
+        async with http_session(running.url, READER) as first, http_session(running.url, READER) as second:
+            args = {"question": "Which port?", "collection": "acme_docs"}
+            holding = asyncio.create_task(first.call_tool("ask", args))
+            async with asyncio.timeout(10):
+                while not running.generator.prompts:
+                    await asyncio.sleep(0.01)
+            refused = await second.call_tool("ask", args)
+            running.generator.release.set()
+            answered = await holding
+    finally:
+        await running.server.stop(grace=5.0)
+    assert refused.is_error and text_of(refused).startswith("RESOURCE_EXHAUSTED")
+    assert not answered.is_error
