@@ -25,6 +25,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 pytestmark = pytest.mark.integration
 #: Bound of each wait for the page (a streamed answer on 2 shared cores included), in ms.
 WAIT_MS = 180_000
+expect.set_options(timeout=WAIT_MS)
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -73,7 +74,7 @@ async def test_a_wrong_key_shows_the_servers_refusal_and_what_to_do(page: Page) 
 
 async def test_a_question_by_keyboard_streams_an_answer_whose_citation_opens_its_source(page: Page) -> None:
     await _sign_in(page, READER)
-    await page.get_by_label("Collection").select_option(COLLECTION)
+    await page.get_by_role("region", name="Ask").get_by_label("Collection", exact=True).select_option(COLLECTION)
     question = page.get_by_label("Question")
     await question.focus()
     await page.keyboard.type("Which port does Envoy listen on?")
@@ -96,14 +97,14 @@ async def test_a_question_by_keyboard_streams_an_answer_whose_citation_opens_its
 
 async def test_an_uploaded_pdf_is_indexed_and_deleted_after_confirmation(page: Page) -> None:
     await _sign_in(page, WRITER, "#upload")
-    await page.get_by_label("Collection").fill("acme_uploads")
+    await page.get_by_role("region", name="Upload").get_by_label("Collection", exact=True).fill("acme_uploads")
     report = pdf([["The quarterly report says revenue grew by nine percent."], ["Costs fell in the third quarter."]])
     files = [
         {"name": "report.pdf", "mimeType": "application/pdf", "buffer": report},
         {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"plain text"},
     ]
-    await page.get_by_label("Files").set_input_files(files)  # type: ignore[arg-type]
-    listing = page.get_by_role("list", name="Files")
+    await page.get_by_label("Files", exact=True).set_input_files(files)  # type: ignore[arg-type]
+    listing = page.get_by_role("list", name="Uploaded files")
     await expect(listing).to_contain_text("notes.txt: rejected \u2014 not a PDF, DOCX, HTML or Markdown file")
     await page.get_by_role("button", name="Upload and index").click()
     await expect(listing).to_contain_text("report.pdf: indexed")
