@@ -35,10 +35,10 @@ async def test_a_missing_or_wrong_key_is_refused_at_the_http_layer(secured_mesh:
 
 
 async def test_tools_answer_with_sources_and_progress_for_the_callers_tenant(secured_mesh: UpProcess) -> None:
-    progress: list[str | None] = []
+    pieces: list[str | None] = []
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
-        progress.append(message)
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        pieces.append(message)
 
     async with http_session(_url(secured_mesh), READER) as session:
         tools = {t.name for t in (await session.list_tools()).tools}
@@ -56,7 +56,7 @@ async def test_tools_answer_with_sources_and_progress_for_the_callers_tenant(sec
     assert top["source"].endswith(".md") and top["text"] and top["score"] > 0
     answer = structured(asked)
     assert answer["answer"] and answer["sources"] and "Sources:\n[1]" in text_of(asked)
-    assert len(progress) >= 2 and "".join(m or "" for m in progress).strip()  # tokens arrived as progress
+    assert len(pieces) >= 2 and "".join(m or "" for m in pieces).strip()  # tokens arrived as progress
     assert top["chunk_id"] in {c["chunk_id"] for c in document["chunks"]}
     (docs,) = listed["collections"]
     assert docs["name"] == COLLECTION and docs["documents"] >= 5 and docs["chunks"] >= docs["documents"]
@@ -114,7 +114,7 @@ async def test_a_cancelled_ask_stops_the_generation(secured_mesh: UpProcess) -> 
     before = sum(value(scrape(port), name, reason="cancelled") for port in ports)
     started = asyncio.Event()
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         started.set()
 
     async with http_session(_url(secured_mesh), READER) as session:

@@ -234,12 +234,6 @@ class Orchestrator:
             authorize(principal, collection)
         return await self.experiments.report(name, metric, chart=chart, **options)
 
-    def experiment_names(self) -> list[str]:
-        """The declared experiments whose reports the caller may read (every collection they cover)."""
-        principal = current_principal()
-        declared = self.experiments.config.experiments
-        return [e.name for e in declared if all(principal.may(c) for c in e.collections)]
-
     async def feedback(self, trace_id: str, rating: float, relevance: Mapping[str, int]) -> tuple[str, str]:
         """Record a rating (and per-source relevance) of an answer; its (experiment, variant)."""
         return await self.experiments.record_feedback(trace_id, rating, relevance)

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from services.common.auth import AuthInterceptor
+from services.common.principal import current_principal
 from services.common.slot import BackendSlot
 from services.orchestrator.core.domain import Document
 from services.orchestrator.core.experiments.analysis import METRICS
@@ -116,7 +117,9 @@ async def _job(request: Request, engine: Orchestrator) -> Response:
 
 
 async def _experiments(request: Request, engine: Orchestrator) -> Response:
-    return JSONResponse({"experiments": engine.experiment_names(), "metrics": list(METRICS)})
+    # The declared experiments whose every collection the caller may read (as the report checks).
+    readable = engine.experiments.readable(current_principal())
+    return JSONResponse({"experiments": readable, "metrics": list(METRICS)})
 
 
 async def _report(request: Request, engine: Orchestrator) -> Response:

@@ -25,10 +25,10 @@ async def served() -> AsyncIterator[Served]:
 
 async def test_stdio_serves_the_same_tools_with_progress(served: Served) -> None:
     served.generator.script = ["Port", "8080", "[1]."]
-    progress: list[str | None] = []
+    pieces: list[str | None] = []
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
-        progress.append(message)
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        pieces.append(message)
 
     async with stdio_session(served.url, READER) as session:
         names = {t.name for t in (await session.list_tools()).tools}
@@ -36,7 +36,7 @@ async def test_stdio_serves_the_same_tools_with_progress(served: Served) -> None
                                          progress_callback=on_progress)  # fmt: skip
         refused = await session.call_tool("search", {"query": "q", "collection": "globex_docs"})
     assert names == {"search", "ask", "list_collections", "get_document"}
-    assert structured(answer)["answer"] == "Port 8080 [1]." and progress == ["Port", " 8080", " [1]."]
+    assert structured(answer)["answer"] == "Port 8080 [1]." and pieces == ["Port", " 8080", " [1]."]
     assert refused.is_error and text_of(refused).startswith("PERMISSION_DENIED")
 
 

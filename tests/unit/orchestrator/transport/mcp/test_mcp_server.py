@@ -40,10 +40,10 @@ async def test_tools_are_listed_with_schemas_and_write_tools_only_for_write_keys
 
 async def test_search_and_ask_return_sources_and_ask_streams_progress(served: Served) -> None:
     served.generator.script = ["Envoy", "listens", "on", "8080", "[1]."]
-    progress: list[tuple[float, str | None]] = []
+    seen: list[tuple[float, str | None]] = []
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
-        progress.append((done, message))
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, message))
 
     async with http_session(served.url, READER) as session:
         found = await session.call_tool("search", {"query": "Which port does Envoy use?", "collection": "acme_docs"})
@@ -57,8 +57,8 @@ async def test_search_and_ask_return_sources_and_ask_streams_progress(served: Se
     answer = structured(asked)
     assert answer["answer"] == "Envoy listens on 8080 [1]." and answer["sources"][0]["number"] == 1
     assert text_of(asked).startswith("Envoy listens on 8080 [1].\n\nSources:\n[1] envoy.md")
-    assert [m for _, m in progress] == ["Envoy", " listens", " on", " 8080", " [1]."]
-    assert [d for d, _ in progress] == [1, 2, 3, 4, 5]
+    assert [m for _, m in seen] == ["Envoy", " listens", " on", " 8080", " [1]."]
+    assert [d for d, _ in seen] == [1, 2, 3, 4, 5]
 
 
 async def test_bad_arguments_are_tool_errors_naming_the_argument(served: Served) -> None:
