@@ -13,7 +13,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 unexport PYTHONDONTWRITEBYTECODE
 
 
-.PHONY: venv openblas llama-wheel demo test lint proto proto-check contract node-deps node-client config-docs k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep bench-profile bench-peers clean
+.PHONY: venv openblas llama-wheel demo test browser lint proto proto-check contract node-deps node-client config-docs k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep bench-profile bench-peers clean
 
 venv: $(STAMP)
 
@@ -70,9 +70,19 @@ demo: $(STAMP)
 	$(PY) -m ragmesh.cli up --demo
 
 ## test: the whole suite — generated code in sync, the contract checked, the Node client built,
-## lint, type checks, then every test.
-test: $(STAMP) proto-check contract node-client lint
+## lint, type checks, then every test (the console's in a browser).
+test: $(STAMP) proto-check contract node-client lint browser
 	$(PY) -m pytest
+
+## browser: Debian's chromium for the console's browser tests (installed with apt when root;
+## otherwise those tests are skipped, and pytest's summary says why).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium for the console's browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; \
+	  else echo "chromium is missing and this is not root: the console's browser tests will be skipped"; fi; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check ragmesh services scripts tests bench

@@ -13,6 +13,7 @@ from ragmesh.cli.eval import eval_group
 from ragmesh.cli.experiments import experiments, feedback
 from ragmesh.cli.ingest import ingest, job
 from ragmesh.cli.keys import keys, tls_options
+from ragmesh.cli.mcp import mcp
 from ragmesh.cli.query import ask
 from ragmesh.cli.trace import trace
 from ragmesh.cli.up import up
@@ -57,6 +58,7 @@ COMMANDS = (
     feedback,
     keys,
     eval_group,
+    mcp,
 )
 for command in COMMANDS:
     cli.add_command(command)

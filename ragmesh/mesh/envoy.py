@@ -7,8 +7,9 @@
 
 - a public listener for clients: HTTP/1.1 and HTTP/2 (h2c, or TLS/mTLS with certificates
   from SDS files, see :mod:`ragmesh.mesh.envoy_tls`) that routes only the
-  ``public_components`` (the orchestrator, its health and reflection, and ``/v1/`` to the
-  orchestrator's HTTP API) — the components behind it are not callable from outside;
+  ``public_components`` (the orchestrator, its health and reflection, and ``/v1/``, ``/mcp``
+  and ``/ui/`` to the orchestrator's HTTP port, MCP sessions kept on their replica) — the
+  components behind it are not callable from outside;
 - an internal listener (loopback, or the cluster-internal port) routing every component:
   the orchestrator calls the embedder, retriever and generator there (optionally mTLS);
 - one cluster per component: HTTP/2 upstreams, least-request balancing, active
@@ -118,6 +119,8 @@ def _client_listener(name: str, host: str, port: int, upstreams: Sequence[Upstre
         },
         "http_filters": [*_transcoder(options), _filter("envoy.filters.http.router", "router.v3.Router")],
     }
+    if public and any(u.has_http_api for u in upstreams):
+        manager["http_filters"].insert(0, routes.mcp_session_filter())
     if options.otlp_endpoint:
         manager["tracing"] = _tracing()
     listener = _listener(name, host, port, manager)

@@ -8,8 +8,10 @@ Order matters, Envoy takes the first match:
    nothing (gRPC UNIMPLEMENTED) rather than answering for the wrong component;
 2. the streaming methods, by exact path, without retries;
 3. every other method of a service, by its ``/ragmesh.v1.<Service>/`` prefix, with retries;
-4. on the public listener, ``/v1/`` (the OpenAI-compatible HTTP API) to the orchestrator's
-   HTTP port when its Upstream names one, without retries (a completion may stream).
+4. on the public listener, the orchestrator's HTTP surface on its HTTP port when its Upstream
+   names one, without retries (a completion may stream): ``/v1/`` (the OpenAI-compatible API
+   and the documents API), ``/mcp`` (the MCP server; its sessions stay on the replica that
+   opened them, see :data:`MCP_SESSION_HEADER`) and ``/ui/`` (the web console).
 
 Each listener gets the table of the components it exposes: the public one the
 orchestrator's only (unless configured otherwise), the internal one every component's.
@@ -38,7 +40,14 @@ STREAMING_METHODS: dict[str, tuple[str, ...]] = {
 }
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 HTTP_API_PREFIX = "/v1/"
+MCP_PATH = "/mcp"
+CONSOLE_PATH = "/ui"
+#: The orchestrator's HTTP routes on the public listener: (match, value).
+HTTP_ROUTES = (("prefix", HTTP_API_PREFIX), ("path", MCP_PATH), ("path", CONSOLE_PATH), ("prefix", CONSOLE_PATH + "/"))
 HTTP_API_CLUSTER = "orchestrator_http"
+#: MCP's session id: Envoy's stateful-session filter (envelope) adds to it the replica that
+#: answered, and routes the session's later requests back to that replica.
+MCP_SESSION_HEADER = "mcp-session-id"
 REFLECTION_PREFIXES = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
 #: What a unary call is retried on: the replica could not take it (gRPC UNAVAILABLE: still
 #: loading or shutting down), or the call never got an answer (connection refused or
@@ -58,8 +67,28 @@ def routes(upstreams: Sequence[Upstream], options: EnvoyOptions, http_api: bool 
     for component in present:
         table.append(_route({"prefix": f"/{SERVICE_NAMES[component]}/"}, component, options))
     if http_api and any(u.has_http_api for u in upstreams):
-        table.append(_route({"prefix": HTTP_API_PREFIX}, HTTP_API_CLUSTER, None))
+        table += [_route({kind: value}, HTTP_API_CLUSTER, None) for kind, value in HTTP_ROUTES]
     return table
+
+
+def mcp_session_filter() -> Route:
+    """The HTTP filter keeping an MCP session on its replica: the ``mcp-session-id`` the
+    replica sets is enveloped with that replica's address, which Envoy reads back (and
+    strips) on the session's next requests; a request without one is balanced as usual."""
+    state = {
+        "name": "envoy.http.stateful_session.envelope",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.http.stateful_session.envelope.v3.EnvelopeSessionState",
+            "header": {"name": MCP_SESSION_HEADER},
+        },
+    }
+    return {
+        "name": "envoy.filters.http.stateful_session",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.stateful_session.v3.StatefulSession",
+            "session_state": state,
+        },
+    }
 
 
 def _by_header(prefix: str, present: Sequence[str], retry: EnvoyOptions | None) -> list[Route]:

@@ -1,5 +1,5 @@
-"""``python -m services.orchestrator``: serve the orchestrator (gRPC, and the
-OpenAI-compatible HTTP API in the same event loop) until SIGTERM."""
+"""``python -m services.orchestrator``: serve the orchestrator (gRPC, and in the same event loop
+the HTTP surface: the OpenAI-compatible API, the documents API, MCP and the console) until SIGTERM."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from services.orchestrator.config import OrchestratorConfig
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.facade import Orchestrator
 from services.orchestrator.transport.grpc.servicer import SERVICE_NAME, OrchestratorServicer
-from services.orchestrator.transport.http.openai_app import create_app
 from services.orchestrator.transport.http.server import HttpServer
+from services.orchestrator.transport.site import create_site
 from services.orchestrator.wiring import WiringError, open_core
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def build(config: OrchestratorConfig) -> ServiceDefinition:
     slot: BackendSlot[Orchestrator] = BackendSlot("orchestrator")
     servicer = OrchestratorServicer(slot)
     security = security_interceptor("orchestrator", config.auth, config.quota)
-    http = HttpServer(create_app(slot, security), config.http_addr, config.server.tls) if config.http_addr else None
+    http = HttpServer(create_site(slot, security), config.http_addr, config.server.tls) if config.http_addr else None
 
     async def start() -> None:
         if security is not None:

@@ -13,6 +13,7 @@ from tests.support.redis_server import RedisServer
 from tests.support.retriever import Stub, retriever_stub
 from tests.support.secured_mesh import SecuredMesh, secured_mesh
 from tests.support.stack import start_orchestrator
+from tests.support.tenant_mesh import tenant_up
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +65,14 @@ def secure_mesh(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) 
     shared by the modules that call a secured mesh (mTLS hops, eval over TLS, the Node client)."""
     with secured_mesh(tmp_path_factory.mktemp("secured-mesh"), tiny_model_dir) as mesh:
         yield mesh
+
+
+@pytest.fixture(scope="session")
+def tenant_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
+    """`ragmesh up` with API keys on (tests/support/tenant_mesh.py), shared by the MCP and
+    console modules."""
+    with tenant_up(tmp_path_factory.mktemp("tenant-mesh")) as up:
+        yield up
 
 
 @pytest.fixture

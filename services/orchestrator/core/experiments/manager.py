@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ragmesh.vocabulary import CacheLevel
 from ragmesh.vocabulary.experiments.model import Experiment, ExperimentsConfig
 from services.common.errors import NotFound
+from services.common.principal import Principal
 from services.orchestrator.core.experiments.analysis import ExperimentReport, build_report, check_metric, metric_values
 from services.orchestrator.core.experiments.assignment import Assignment, assign
 from services.orchestrator.core.experiments.chart import render_chart
@@ -96,6 +97,10 @@ class Experiments:
         experiment, variant = await self.store.record_feedback(trace_id, rating, labels)
         self.metrics.observe_rating(experiment, variant, rating)
         return experiment, variant
+
+    def readable(self, principal: Principal) -> list[str]:
+        """The declared experiments ``principal`` may read every collection of."""
+        return [e.name for e in self.config.experiments if all(principal.may(c) for c in e.collections)]
 
     def experiment(self, name: str) -> Experiment:
         """The declared experiment ``name``; NotFound naming the declared ones otherwise."""

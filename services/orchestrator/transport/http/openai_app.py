@@ -10,7 +10,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
+from starlette.types import Lifespan
 
 from ragmesh.vocabulary import TextDelta
 from services.common.auth import AuthInterceptor
@@ -36,6 +37,7 @@ from services.orchestrator.transport.http.openai_schema import (
     chunk_json,
     completion_json,
     error_json,
+    final_json,
     finish_json,
     models_json,
     now,
@@ -55,7 +57,7 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 Handler = Callable[[Request, Orchestrator], Awaitable[Response]]
 
 
-async def _json_body(request: Request) -> Any:
+async def json_body(request: Request) -> Any:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         raise InvalidArgument(f"the request body has {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
@@ -70,7 +72,7 @@ def _error_response(error: BaseException) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _deadline(request: Request) -> Deadline:
+def request_deadline(request: Request) -> Deadline:
     """The caller's deadline: ``X-Request-Timeout`` seconds when sent, else none."""
     raw = request.headers.get("x-request-timeout")
     try:
@@ -84,8 +86,8 @@ async def _models(request: Request, engine: Orchestrator) -> Response:
 
 
 async def _embeddings(request: Request, engine: Orchestrator) -> Response:
-    texts, as_base64, as_query = parse_embeddings(await _json_body(request))
-    deadline = _deadline(request)
+    texts, as_base64, as_query = parse_embeddings(await json_body(request))
+    deadline = request_deadline(request)
     embedded = await engine.embed(texts, as_query, deadline)
     tokens = sum(embedded.token_counts)  # counted by the embedder as it embedded: no second call
     data = []
@@ -97,8 +99,8 @@ async def _embeddings(request: Request, engine: Orchestrator) -> Response:
 
 
 async def _chat(request: Request, engine: Orchestrator) -> Response:
-    chat = parse_chat(await _json_body(request), request.state.tenant)
-    deadline = _deadline(request)
+    chat = parse_chat(await json_body(request), request.state.tenant)
+    deadline = request_deadline(request)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", now()
     if not chat.stream:
         answer = await engine.answer(chat.query, deadline)
@@ -137,7 +139,9 @@ async def _sse(
                 elif isinstance(event, TextDelta):
                     yield _data(chunk_json(completion_id, created, {"content": event.text}))
                 elif isinstance(event, FinalEvent):
-                    yield _data(chunk_json(completion_id, created, {}, finish_json(event.finish_reason)))
+                    final = chunk_json(completion_id, created, {}, finish_json(event.finish_reason))
+                    final["ragmesh"] = final_json(event)
+                    yield _data(final)
                     if include_usage:
                         usage = chunk_json(completion_id, created, {})
                         usage["choices"], usage["usage"] = [], usage_json(event.usage)
@@ -176,8 +180,9 @@ def _admit(request: Request, security: AuthInterceptor | None) -> None:
     request.state.tenant = principal.tenant
 
 
-def _route(name: str, handler: Handler, slot: BackendSlot[Orchestrator], security: AuthInterceptor | None) -> Any:
-    """An endpoint with one trace, metrics and the OpenAI error format around ``handler``."""
+def route(name: str, handler: Handler, slot: BackendSlot[Orchestrator], security: AuthInterceptor | None) -> Any:
+    """An endpoint with one trace, metrics, admission (key, tenant rate) and the OpenAI error
+    format around ``handler``."""
 
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
@@ -203,18 +208,25 @@ def _route(name: str, handler: Handler, slot: BackendSlot[Orchestrator], securit
     return endpoint
 
 
-def create_app(slot: BackendSlot[Orchestrator], security: AuthInterceptor | None = None) -> Starlette:
+def create_app(
+    slot: BackendSlot[Orchestrator],
+    security: AuthInterceptor | None = None,
+    extra: Sequence[BaseRoute] = (),
+    lifespan: Lifespan[Starlette] | None = None,
+) -> Starlette:
     """The ASGI app; with ``security`` every /v1/ call but health needs a key (401 otherwise)
-    and counts against its tenant's rate and stream quota (429 with Retry-After)."""
+    and counts against its tenant's rate and stream quota (429 with Retry-After). ``extra``
+    routes (the documents API, MCP, the console) are served beside them, with ``lifespan``."""
 
     async def health(request: Request) -> Response:
         serving = slot.ready
         return JSONResponse({"status": "SERVING" if serving else "NOT_SERVING"}, status_code=200 if serving else 503)
 
     routes = [
-        Route("/v1/models", _route("/v1/models", _models, slot, security), methods=["GET"]),
-        Route("/v1/chat/completions", _route("/v1/chat/completions", _chat, slot, security), methods=["POST"]),
-        Route("/v1/embeddings", _route("/v1/embeddings", _embeddings, slot, security), methods=["POST"]),
+        Route("/v1/models", route("/v1/models", _models, slot, security), methods=["GET"]),
+        Route("/v1/chat/completions", route("/v1/chat/completions", _chat, slot, security), methods=["POST"]),
+        Route("/v1/embeddings", route("/v1/embeddings", _embeddings, slot, security), methods=["POST"]),
         Route("/v1/health", health, methods=["GET"]),
+        *extra,
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, lifespan=lifespan)

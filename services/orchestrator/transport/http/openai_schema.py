@@ -22,7 +22,7 @@ from ragmesh.vocabulary import (
 )
 from services.common import errors
 from services.common.tracing import current_trace_id
-from services.orchestrator.core.domain import Answer, Filter, QueryInput, Sampling, Source, Turn, Usage
+from services.orchestrator.core.domain import Answer, Filter, FinalEvent, QueryInput, Sampling, Source, Turn, Usage
 
 MODEL_ID = "ragmesh"
 MAX_EMBEDDING_INPUTS = 512
@@ -258,6 +258,16 @@ def completion_json(answer: Answer, completion_id: str, created: int) -> dict[st
             "citations_added": answer.citations_added,
             "cited_answer": answer.cited_answer,
         },
+    }
+
+
+def final_json(event: FinalEvent) -> dict[str, Any]:
+    """ragmesh's extension of the last streamed chunk: stage timings, citations, the cited answer."""
+    return {
+        "timings_ms": asdict(event.timings),
+        "citations": [asdict(c) for c in event.citations],
+        "citations_added": event.citations_added,
+        "cited_answer": event.cited_answer,
     }
 
 

@@ -39,7 +39,7 @@ class HttpServer:
         host, _, port = address.rpartition(":")
         self._host, self._port = host.strip("[]") or "127.0.0.1", int(port)
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=None, **_ssl_settings(tls)
+            app, log_level="warning", lifespan="on", timeout_graceful_shutdown=None, **_ssl_settings(tls)
         )
         self._server = _EmbeddedServer(config)
         self._socket: socket.socket | None = None

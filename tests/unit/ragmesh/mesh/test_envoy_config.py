@@ -72,7 +72,14 @@ def test_the_public_listener_routes_only_the_orchestrator_and_its_http_api() -> 
     config = envoy.render(upstreams, INTERNAL)
     public = routes_of(config)
     assert {r["route"]["cluster"] for r in public} == {"orchestrator", "orchestrator_http"}
-    assert public[-1]["match"] == {"prefix": "/v1/"} and public[-1]["route"]["cluster"] == "orchestrator_http"
+    http = [r["match"] for r in public if r["route"]["cluster"] == "orchestrator_http"]
+    assert http == [{"prefix": "/v1/"}, {"path": "/mcp"}, {"path": "/ui"}, {"prefix": "/ui/"}]
+    manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    session = manager["http_filters"][0]["typed_config"]["session_state"]
+    assert session["name"] == "envoy.http.stateful_session.envelope"
+    assert session["typed_config"]["header"] == {"name": "mcp-session-id"}  # MCP sessions stay on their replica
+    internal_manager = config["static_resources"]["listeners"][1]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert [f["name"] for f in internal_manager["http_filters"]] == ["envoy.filters.http.router"]
     internal = routes_of(config, listener=1)
     assert {r["route"]["cluster"] for r in internal} == set(PORTS)
     listeners = config["static_resources"]["listeners"]
