@@ -122,7 +122,10 @@ def up(context: click.Context, **options: Any) -> None:
         click.echo(f"API key of this session (shown once; send as 'authorization: Bearer <key>'): {root['api_key']}")
     plan = _plan(options, log_dir, api_key_file)
     root["address"] = f"127.0.0.1:{plan.envoy_port}"
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C and SIGTERM stop the mesh even when this process was started with SIGINT ignored
+    # (nohup, `cmd &` in a script, some CI runners): an ignored Ctrl-C would leave it running.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, _interrupt)
     try:
         mesh = Mesh(plan)
         mesh.start(report=lambda line: click.echo(line, err=True))

@@ -62,8 +62,11 @@ class UpProcess:
         args = ["up", "--random-ports", "--port", str(port), "--admin-port", str(admin_port)]
         args += ["--retriever-uri", str(workdir / "milvus" / "ragmesh.db"), "--traces-file", str(traces)]
         args += ["--log-dir", str(logs), *extra]
+        # Started the way nohup or `cmd &` in a script start it, with Ctrl-C ignored (the shell's
+        # `trap "" INT` is inherited through exec): every stop() at the end of a test then checks
+        # that Ctrl-C still stops the mesh with exit 0.
         process = subprocess.Popen(
-            [sys.executable, "-m", "ragmesh.cli", *args],
+            ["sh", "-c", 'trap "" INT; exec "$@"', "sh", sys.executable, "-m", "ragmesh.cli", *args],
             cwd=ROOT,
             env=service_env(env),
             stdout=subprocess.PIPE,

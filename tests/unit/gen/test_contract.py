@@ -17,19 +17,19 @@ from scripts import check_contract
 
 PROTOS = sorted((ROOT / "protos" / "ragmesh" / "v1").glob("*.proto"))
 ADDED_RPC = """service OrchestratorService {
-  // Lists a collection's documents.
-  rpc ListDocuments(OrchestratorServiceListDocumentsRequest) returns (OrchestratorServiceListDocumentsResponse);"""
+  // Lists a collection's tags.
+  rpc ListTags(OrchestratorServiceListTagsRequest) returns (OrchestratorServiceListTagsResponse);"""
 ADDED_MESSAGES = """
-// Request of ListDocuments.
-message OrchestratorServiceListDocumentsRequest {
+// Request of ListTags.
+message OrchestratorServiceListTagsRequest {
   // The collection.
   string collection = 1;
 }
 
-// Response of ListDocuments.
-message OrchestratorServiceListDocumentsResponse {
-  // Document ids.
-  repeated string document_ids = 1;
+// Response of ListTags.
+message OrchestratorServiceListTagsResponse {
+  // Tag names.
+  repeated string tags = 1;
 }
 """
 

@@ -33,7 +33,7 @@ from services.common.tracing import tracer
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.domain import FinalEvent, SourcesEvent
 from services.orchestrator.core.facade import Orchestrator
-from services.orchestrator.transport.http.openai_schema import (
+from services.orchestrator.transport.http.openai_responses import (
     chunk_json,
     completion_json,
     error_json,
@@ -41,11 +41,10 @@ from services.orchestrator.transport.http.openai_schema import (
     finish_json,
     models_json,
     now,
-    parse_chat,
-    parse_embeddings,
     source_json,
     usage_json,
 )
+from services.orchestrator.transport.http.openai_schema import parse_chat, parse_embeddings
 
 HTTP_REQUESTS = Counter("ragmesh_http_requests_total", "OpenAI-compatible API requests", ["route", "status"])
 HTTP_SECONDS = Histogram(

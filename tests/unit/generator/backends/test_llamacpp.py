@@ -46,8 +46,8 @@ def _alone(lm: Any, prompt: list[int], steps: int) -> list[int]:
 def test_rows_decode_the_same_together_as_alone(lm: Any) -> None:
     a, b, c = (_prompt(lm, q) for q in ("Name a colour.", "What is two plus two?", "Say hello in French."))
     # Learn the prompts' shared head first, so every row below starts from the same cached
-    # head: a whole-prompt prefill goes through OpenBLAS's sgemm (32+ tokens), which rounds
-    # differently from the short suffixes, and a 135M model's greedy pick follows rounding.
+    # head: a prompt prefilled whole rounds differently from its cached head plus the rest
+    # (OpenBLAS takes the products of 32+ tokens), and a 135M model's greedy pick follows rounding.
     _alone(lm, a, 0), _alone(lm, b, 0)
     solo = [_alone(lm, p, 6) for p in (a, b, c)]
     assert lm.batch_size == 0
@@ -69,6 +69,23 @@ def test_rows_decode_the_same_together_as_alone(lm: Any) -> None:
     assert rows[2] == solo[2]
     assert lm.batch_size == 0
     assert len(lm._free_ids) == 3  # every sequence slot is free again
+
+
+def test_long_prompts_joined_together_decode_as_alone(lm: Any) -> None:
+    """Prompts whose own parts are long (OpenBLAS territory: products of 32+ tokens) decode
+    the same whether they are prefilled together in one call or each alone: OpenBLAS's
+    products do not round by the number of rows beside them."""
+    topics = ("the kettle boils water fast and clicks off. ", "the lamp lights the whole room at night. ")
+    prompts = [_prompt(lm, "Read this, then say what it is about. " + topic * 6) for topic in topics]
+    for prompt in prompts:
+        _alone(lm, prompt, 0)  # the shared head is learnt
+    solo = [_alone(lm, prompt, 5) for prompt in prompts]
+    rows: list[list[int]] = [[token] for token in lm.join(prompts, [GREEDY, GREEDY])]
+    for _ in range(5):
+        for row, token in zip(rows, lm.step(), strict=True):
+            row.append(token)
+    lm.leave([0, 1])
+    assert rows == solo
 
 
 def test_the_chat_template_and_tokenizer_come_from_the_gguf(lm: Any) -> None:
