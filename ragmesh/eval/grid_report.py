@@ -18,8 +18,9 @@ from ragmesh.eval.grid_chart import heatmap
 from ragmesh.eval.paired import Paired, adjust, compare
 from ragmesh.eval.runner import VariantResult
 
-#: Per-query scores of the answer sample that can be compared pair by pair.
-ANSWER_SCORES = ("token_f1", "exact_match", "containment")
+#: Per-query scores of the answer sample that can be compared pair by pair (and what the
+#: prompt cost: a context budget is judged on both).
+ANSWER_SCORES = ("token_f1", "exact_match", "containment", "grounded", "cites", "prompt_tokens")
 
 
 @dataclass(frozen=True)
