@@ -10,7 +10,11 @@ import pytest
 from bench import capacity
 from bench.capacity_plan import GPU_ANSWER_TOKENS_PER_S, HIT_CPU_SECONDS, Pod, Scenario, plan
 
-TRUE = {"generator": capacity.Demand(0.6, 0.8), "embedder": capacity.Demand(0.02, 0.04), "client": capacity.Demand(0.01, 0)}
+TRUE = {
+    "generator": capacity.Demand(0.6, 0.8),
+    "embedder": capacity.Demand(0.02, 0.04),
+    "client": capacity.Demand(0.01, 0),
+}
 LEVELS = (1, 2, 4, 8, 16)
 
 
