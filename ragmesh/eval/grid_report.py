@@ -98,6 +98,8 @@ def build(
                 "metrics": item.result.metrics,
                 "answer_metrics": item.result.answer_metrics,
                 "errors": item.result.errors,
+                # Why answers failed (the first few), so a cell's missing answers can be told apart.
+                "answer_errors": [r["error"] for r in item.result.answers if "error" in r][:5],
                 "wall_seconds": item.result.wall_seconds,
                 "paired": {metric: asdict(table[metric][index]) for metric in metrics},
                 "per_query": {metric: per_query(item.result, metric) for metric in metrics},
