@@ -1,11 +1,14 @@
-"""Concurrency sweep of the whole mesh: streamed queries through Envoy at concurrency 1, 2,
-4, 8, 16, 32 (after a warm-up), the same sweep against the in-process pipeline (the mesh
-overhead per level), and ingestion of a generated corpus against the embedder's
-in-process batched throughput. Writes sweep.json, report.md and PNG plots under --out.
+"""Concurrency sweep of the whole mesh on its default settings: streamed queries through
+Envoy at concurrency 1, 2, 4, 8, 16, 32 (after a warm-up), with the CPU each component spent
+per query at each level; the same sweep against the in-process pipeline (the mesh overhead per
+level); the previous default (the transformers backend, whole chunks in the prompt) through a
+mesh of its own at c=1; and ingestion of a generated corpus against the embedder's in-process
+batched throughput. Writes sweep.json, report.md and PNG plots under --out.
 
     make bench-sweep          # or: python -m bench.sweep --out bench/reports/sweep --levels 1,2,4,8
 
-Last line: one JSON object with overhead_c1, qps_ratio_c8_c1, ingest_ratio and errors.
+Last line: one JSON object with overhead_c1, qps_ratio_c8_c1, speedup_vs_transformers_c1,
+prompt_tokens_p50, ingest_ratio and errors.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from pathlib import Path
 from bench.e2e import questions
 from bench.inprocess import InProcessPipeline
 from bench.machine import machine_facts
-from bench.sweep_load import LevelResult, median_ratio, mesh_streamer, run_level
+from bench.sweep_cpu import CpuMeter, demand_per_query
+from bench.sweep_load import Finished, LevelResult, Streamer, median_ratio, mesh_streamer, run_level
 from bench.sweep_report import write_report
 from ragmesh.client import AsyncRagmeshClient, RagmeshClient, files
 from ragmesh.mesh.launcher import Mesh
@@ -31,10 +35,15 @@ from ragmesh.mesh.plan import MeshPlan
 from ragmesh.mesh.processes import ROOT, free_port
 from ragmesh.vocabulary import TextDelta
 from services.orchestrator.core.deadline import Deadline
-from services.orchestrator.core.domain import QueryInput, Sampling
+from services.orchestrator.core.domain import FinalEvent, QueryInput, Sampling
 
 COLLECTION = "sweep_docs"
 CORPUS = ROOT / "corpus" / "docs"
+#: The default before llama.cpp and the context budget: what speedup_vs_transformers_c1 is against.
+PREVIOUS_DEFAULT = {
+    "generator": {"RAGMESH_GENERATOR_BACKEND": "transformers"},
+    "orchestrator": {"RAGMESH_ORCHESTRATOR_CONTEXT": "chunks"},
+}
 
 
 def generated_corpus(count: int) -> list[dict[str, str]]:
@@ -46,28 +55,50 @@ def generated_corpus(count: int) -> list[dict[str, str]]:
     ]
 
 
-def _local_streamer(pipeline: InProcessPipeline, tokens: int) -> Callable[[str], AsyncIterator[str]]:
-    async def stream(question: str) -> AsyncIterator[str]:
+def _local_streamer(pipeline: InProcessPipeline, tokens: int) -> Callable[[str], AsyncIterator[str | Finished]]:
+    async def stream(question: str) -> AsyncIterator[str | Finished]:
         request = QueryInput(question, COLLECTION, sampling=Sampling(max_new_tokens=tokens), bypass_cache=True)
         async for event in pipeline.stream(request):
             if isinstance(event, TextDelta):
                 yield event.text
+            elif isinstance(event, FinalEvent):
+                yield Finished(event.usage.prompt_tokens)
 
     return stream
+
+
+async def _metered_level(
+    meter: CpuMeter, stream: Streamer, asked: list[str], level: int, per_caller: int
+) -> LevelResult:
+    before = meter.read()
+    result = await run_level(stream, asked, level, per_caller)
+    result.cpu_per_query = demand_per_query(before, meter.read(), len(result.e2e))
+    return result
 
 
 async def _sweep(mesh: Mesh, local: InProcessPipeline, args: argparse.Namespace) -> dict[str, list[LevelResult]]:
     asked = questions()
     results: dict[str, list[LevelResult]] = {"mesh": [], "in_process": []}
+    meter = CpuMeter(mesh)
     async with AsyncRagmeshClient(mesh.address, timeout=600) as client:
         remote, here = mesh_streamer(client, COLLECTION, args.tokens), _local_streamer(local, args.tokens)
         await run_level(remote, asked, 2, 1)  # warm-up
         await run_level(here, asked, 2, 1)
         for level in args.levels:
-            results["mesh"].append(await run_level(remote, asked, level, args.per_caller))
+            results["mesh"].append(await _metered_level(meter, remote, asked, level, args.per_caller))
             results["in_process"].append(await run_level(here, asked, level, args.per_caller))
             print(f"c={level}: mesh {results['mesh'][-1].summary()}", flush=True)
     return results
+
+
+async def _previous_default_c1(mesh: Mesh, args: argparse.Namespace) -> LevelResult:
+    """The previous default's c=1 level (with its own warm-up) through its own mesh."""
+    async with AsyncRagmeshClient(mesh.address, timeout=600) as client:
+        stream = mesh_streamer(client, COLLECTION, args.tokens)
+        await run_level(stream, questions(), 1, 1)
+        result = await _metered_level(CpuMeter(mesh), stream, questions(), 1, args.per_caller)
+    print(f"c=1: previous default {result.summary()}", flush=True)
+    return result
 
 
 def _ingest_rates(
@@ -99,14 +130,24 @@ def _ingest_rates(
     }
 
 
-def start_mesh(cleanup: contextlib.ExitStack, workdir: Path) -> Mesh:
-    """The whole mesh on free ports, its data and logs in ``workdir``, stopped by ``cleanup``."""
+def start_mesh(cleanup: contextlib.ExitStack, workdir: Path, env: dict[str, dict[str, str]] | None = None) -> Mesh:
+    """The whole mesh on free ports (``env`` per component), its data and logs in ``workdir``,
+    the sample corpus indexed; stopped by ``cleanup``."""
     plan = MeshPlan(envoy_port=free_port(), envoy_admin_port=free_port(), default_ports=False,
-                    retriever_uri=str(workdir / "mesh.db"), log_dir=workdir / "logs")  # fmt: skip
+                    retriever_uri=str(workdir / "mesh.db"), log_dir=workdir / "logs", env=env or {})  # fmt: skip
     mesh = Mesh(plan)
     cleanup.callback(mesh.stop)
     mesh.start(report=lambda line: None)
+    with RagmeshClient(mesh.address) as client:
+        client.ingest(files.load([CORPUS]).documents, COLLECTION)
     return mesh
+
+
+def _previous_default(workdir: Path, args: argparse.Namespace) -> LevelResult:
+    """Start the previous default's mesh (after the default's stopped), measure c=1, stop it."""
+    with contextlib.ExitStack() as cleanup:
+        mesh = start_mesh(cleanup, workdir / "previous", PREVIOUS_DEFAULT)
+        return asyncio.run(_previous_default_c1(mesh, args))
 
 
 def main() -> None:
@@ -127,12 +168,13 @@ def main() -> None:
         cleanup.callback(lambda: loop.run_until_complete(local.close()))
         loop.run_until_complete(local.start())
         loop.run_until_complete(local.ingest(CORPUS, COLLECTION))
-        with RagmeshClient(mesh.address) as client:
-            client.ingest(files.load([CORPUS]).documents, COLLECTION)
         results = loop.run_until_complete(_sweep(mesh, local, args))
         ingest = _ingest_rates(loop, mesh, local, args.documents)
+    results["previous_default"] = [_previous_default(workdir, args)]
     summary = _summary(results, ingest)
-    write_report(args.out, results, ingest, summary, {**machine, "load_average_after": list(os.getloadavg())})
+    settings = {"answer_tokens": args.tokens, "per_caller": args.per_caller, "documents": args.documents}
+    machine |= {"load_average_after": list(os.getloadavg())}
+    write_report(args.out, results, ingest, summary, machine, settings)
     print(json.dumps({"benchmark": "sweep", **summary}))
 
 
@@ -140,11 +182,15 @@ def _summary(results: dict[str, list[LevelResult]], ingest: dict[str, float]) ->
     mesh, local = results["mesh"], results["in_process"]
     by_level = {r.concurrency: r for r in mesh}
     qps = {c: r.summary()["qps"] for c, r in by_level.items()}
+    previous = results["previous_default"][0]
     return {
         "overhead_c1": median_ratio(mesh[0].e2e, local[0].e2e),
         "qps_ratio_c8_c1": round(qps.get(8, 0.0) / qps[1], 3) if qps.get(1) else 0.0,
+        # How many times faster the default answers at c=1 than the previous default (p50 over p50).
+        "speedup_vs_transformers_c1": median_ratio(previous.e2e, by_level[1].e2e) if 1 in by_level else 0.0,
+        "prompt_tokens_p50": mesh[0].summary()["prompt_tokens_p50"],
         "ingest_ratio": ingest["ingest_ratio"],
-        "errors": sum(r.errors for r in mesh),
+        "errors": sum(r.errors for r in mesh) + previous.errors,
     }
 
 

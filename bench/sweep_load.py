@@ -10,10 +10,18 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from ragmesh.client import AsyncRagmeshClient, TokenEvent
+from ragmesh.client import AsyncRagmeshClient, DoneEvent, TokenEvent
 
-#: A streamed query: its token events as (text) arrival, by whatever path.
-Streamer = Callable[[str], AsyncIterator[str]]
+
+@dataclass(frozen=True)
+class Finished:
+    """The end of a streamed answer: what its prompt cost."""
+
+    prompt_tokens: int
+
+
+#: A streamed query: its text as it arrives, then how it finished, by whatever path.
+Streamer = Callable[[str], AsyncIterator[str | Finished]]
 
 
 @dataclass
@@ -24,9 +32,12 @@ class LevelResult:
     ttft: list[float] = field(default_factory=list)
     itl: list[float] = field(default_factory=list)
     e2e: list[float] = field(default_factory=list)
+    prompt_tokens: list[int] = field(default_factory=list)
     tokens: int = 0
     errors: int = 0
     wall: float = 0.0
+    #: CPU seconds per answered query of each part of the mesh (bench/sweep_cpu.py); empty in-process.
+    cpu_per_query: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, float]:
         """p50/p95 in milliseconds, queries/s, tokens/s, errors."""
@@ -46,6 +57,7 @@ class LevelResult:
             "itl_p95_ms": pct(self.itl, 0.95),
             "e2e_p50_ms": pct(self.e2e, 0.5),
             "e2e_p95_ms": pct(self.e2e, 0.95),
+            "prompt_tokens_p50": statistics.median(self.prompt_tokens) if self.prompt_tokens else 0,
             "qps": round(answered / self.wall, 3) if self.wall else 0.0,
             "tokens_per_s": round(self.tokens / self.wall, 2) if self.wall else 0.0,
             "errors": self.errors,
@@ -57,7 +69,10 @@ async def _one(stream: Streamer, question: str, result: LevelResult) -> None:
     last = started
     first = True
     try:
-        async for _ in stream(question):
+        async for item in stream(question):
+            if isinstance(item, Finished):
+                result.prompt_tokens.append(item.prompt_tokens)
+                continue
             now = time.perf_counter()
             if first:
                 result.ttft.append(now - started)
@@ -89,10 +104,12 @@ async def run_level(stream: Streamer, questions: list[str], concurrency: int, pe
 def mesh_streamer(client: AsyncRagmeshClient, collection: str, tokens: int) -> Streamer:
     """Streamed queries through the mesh (cache bypassed, greedy)."""
 
-    async def stream(question: str) -> AsyncIterator[str]:
+    async def stream(question: str) -> AsyncIterator[str | Finished]:
         async for event in client.query_stream(question, collection, max_new_tokens=tokens, bypass_cache=True):
             if isinstance(event, TokenEvent):
                 yield event.text
+            elif isinstance(event, DoneEvent):
+                yield Finished(event.usage.prompt_tokens)
 
     return stream
 

@@ -19,7 +19,11 @@ from ragmesh.vocabulary.experiments.settings import SETTING_CHECKS
 #: Settings of a collection, not of a query.
 CHUNKING = ("chunk_tokens", "overlap_tokens")
 #: Settings a query carries (named as the client's query options).
-QUERY_SETTINGS = ("rerank", "mmr_lambda", "search_mode", "candidates", "max_new_tokens", "temperature", "top_p", "seed")
+QUERY_SETTINGS = (
+    "rerank", "mmr_lambda", "search_mode", "context", "candidates", "max_new_tokens", "temperature", "top_p", "seed"
+)  # fmt: skip
+#: Set on the cell itself (chunks retrieved per query).
+CELL_SETTINGS = ("top_k",)
 #: What a grid cannot vary, and why.
 NOT_IN_GRIDS = {
     "collection": "the grid names one collection per chunking itself",

@@ -18,8 +18,9 @@ from ragmesh.eval.grid_chart import heatmap
 from ragmesh.eval.paired import Paired, adjust, compare
 from ragmesh.eval.runner import VariantResult
 
-#: Per-query scores of the answer sample that can be compared pair by pair.
-ANSWER_SCORES = ("token_f1", "exact_match", "containment")
+#: Per-query scores of the answer sample that can be compared pair by pair (and what the
+#: prompt cost: a context budget is judged on both).
+ANSWER_SCORES = ("token_f1", "exact_match", "containment", "grounded", "cites", "prompt_tokens")
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ def build(
                 "metrics": item.result.metrics,
                 "answer_metrics": item.result.answer_metrics,
                 "errors": item.result.errors,
+                # Why answers failed (the first few), so a cell's missing answers can be told apart.
+                "answer_errors": [r["error"] for r in item.result.answers if "error" in r][:5],
                 "wall_seconds": item.result.wall_seconds,
                 "paired": {metric: asdict(table[metric][index]) for metric in metrics},
                 "per_query": {metric: per_query(item.result, metric) for metric in metrics},

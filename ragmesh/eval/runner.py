@@ -143,6 +143,7 @@ async def answer_one(
     sources = [s.text for s in answer.sources]
     row: dict[str, Any] = {"query_id": query_id, "question": question, "answer": answer.text, "references": references}
     row["latency_ms"] = _ms(started)
+    row["prompt_tokens"] = answer.usage.prompt_tokens
     row["sources"] = [s.document_id for s in answer.sources]
     if references:
         row |= answer_scores(answer.text, references)
@@ -157,7 +158,7 @@ def answer_summary(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Means of the answer scores over the answered rows, the judge's means and share unparsed."""
     answered = [r for r in rows if "error" not in r]
     summary: dict[str, float] = {"answered": float(len(answered)), "answer_errors": float(len(rows) - len(answered))}
-    names = ("exact_match", "token_f1", "containment", *faithfulness.SCORE_NAMES)
+    names = ("exact_match", "token_f1", "containment", *faithfulness.SCORE_NAMES, "prompt_tokens")
     for name in names:
         values = [float(r[name]) for r in answered if name in r]
         if values:

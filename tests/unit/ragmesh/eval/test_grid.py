@@ -5,7 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from ragmesh.eval.grid import MAX_CELLS, GridError, cells, chunkings, parse_axes, parse_axis
+from ragmesh.eval.grid import (
+    CELL_SETTINGS,
+    CHUNKING,
+    MAX_CELLS,
+    NOT_IN_GRIDS,
+    QUERY_SETTINGS,
+    GridError,
+    cells,
+    chunkings,
+    parse_axes,
+    parse_axis,
+)
+from ragmesh.vocabulary.experiments.settings import SETTING_CHECKS
 
 
 def test_values_are_typed_and_checked_by_the_experiments_file_rules() -> None:
@@ -68,3 +80,12 @@ def test_a_cell_s_query_settings_win_over_the_run_s() -> None:
         "search_mode": "dense",
         "variant": "",
     }
+
+
+def test_every_variant_setting_is_applied_by_a_grid_or_refused() -> None:
+    """A setting the experiments file gains must reach the cells' queries (or be refused with
+    its reason): a grid that accepts a setting and drops it compares a cell with itself."""
+    handled = {*CHUNKING, *QUERY_SETTINGS, *CELL_SETTINGS, *NOT_IN_GRIDS}
+    assert handled == set(SETTING_CHECKS)
+    (_, sentences) = cells(parse_axes(["context=chunks,sentences"]), "eval_set")
+    assert sentences.query_options == {"context": "sentences"}

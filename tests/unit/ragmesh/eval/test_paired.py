@@ -46,7 +46,10 @@ def test_holm_adjusts_step_down_and_keeps_missing_values() -> None:
 
 def _result(scores: dict[str, float], f1: dict[str, float]) -> VariantResult:
     per_query = [{"query_id": q, "ndcg@10": v, "recall@10": v} for q, v in scores.items()]
-    answers = [{"query_id": q, "token_f1": v, "judge": {"scores": {"accuracy": 3}}} for q, v in f1.items()]
+    answers = [
+        {"query_id": q, "token_f1": v, "prompt_tokens": 400 * v, "judge": {"scores": {"accuracy": 3}}}
+        for q, v in f1.items()
+    ]
     metrics = {"ndcg@10": sum(scores.values()) / len(scores), "recall@10": 0.5}
     return VariantResult("default", metrics, per_query, answers)
 
@@ -57,7 +60,10 @@ def test_the_report_tables_and_heat_map(tmp_path: Path) -> None:
     shifted = [{q: min(1.0, v + step) for q, v in BASE.items()} for step in (0.0, 0.1, 0.0, 0.3)]
     f1 = {"q1": 0.5, "q2": 0.25}
     results = [grid_report.CellResult(c, _result(s, f1)) for c, s in zip(grid, shifted, strict=True)]
-    assert grid_report.compared_metrics(results) == ["ndcg@10", "recall@10", "token_f1", "judge_accuracy"]
+    # What a prompt cost is compared query by query too (a context budget is judged on both).
+    assert grid_report.compared_metrics(results) == [
+        "ndcg@10", "recall@10", "token_f1", "prompt_tokens", "judge_accuracy"
+    ]  # fmt: skip
     extra = {"dataset": "toy", "documents": 3, "queries": 6, "wall_seconds": 1.0}
     report = grid_report.build(results, axes, ["ndcg@10", "token_f1"], {"seed": 0, "k": 10}, extra)
     grid_report.write(report, tmp_path)
