@@ -40,11 +40,15 @@ def keys() -> None:
     "--collections", required=True, help="Collections it may use: names or prefixes ending in '*', comma-separated."
 )
 @click.option("--read-only", is_flag=True, help="Query only: no ingest, delete or jobs.")
-def new(tenant: str, collections: str, read_only: bool) -> None:
+@click.option("--user", default="", help="The key's holder (documents with access list user:NAME).")
+@click.option("--group", "groups", multiple=True, help="A group of the holder (access list group:NAME); repeatable.")
+def new(tenant: str, collections: str, read_only: bool, user: str, groups: tuple[str, ...]) -> None:
     """Print a fresh key (shown once: only its hash is stored) and the key-file entry granting it."""
     key = new_key()
     try:
-        grant = checked_grant("ragmesh keys new", digest(key), tenant, collections, not read_only)
+        grant = checked_grant(
+            "ragmesh keys new", digest(key), tenant, collections, not read_only, user=user, groups=list(groups)
+        )
     except KeyFileError as error:
         fail(str(error))
     entry, variable = toml_entry(grant), env_entry(grant)

@@ -108,6 +108,24 @@ class AsyncRagmeshClient:
         """A document's chunks in order."""
         return await self._run(base.document_call(document_id, collection))
 
+    async def set_document_access(
+        self, document_ids: Sequence[str], access: Sequence[str], collection: str = ""
+    ) -> int:
+        """Give documents a new access list without re-embedding them; returns the chunks updated."""
+        return await self._run(base.access_call(document_ids, access, collection))
+
+    async def sources(self) -> list[orchestrator_pb2.SourceInfo]:
+        """The sources whose collection this key may read."""
+        return await self._run(base.sources_call())
+
+    async def source_status(self, name: str) -> orchestrator_pb2.SourceStatus:
+        """A source and its last sync."""
+        return await self._run(base.source_status_call(name))
+
+    async def sync_source(self, name: str) -> str:
+        """Start a sync of a source now; returns its job id."""
+        return await self._run(base.sync_source_call(name))
+
     async def health(self) -> orchestrator_pb2.CheckHealthResponse:
         """Every component's health as the orchestrator sees it."""
         return await self._run(base.health_call())

@@ -105,6 +105,23 @@ class RagmeshClient:
         """A document's chunks in order."""
         return self._run(base.document_call(document_id, collection))
 
+    def set_document_access(self, document_ids: Sequence[str], access: Sequence[str], collection: str = "") -> int:
+        """Give documents a new access list (``user:NAME``, ``group:NAME``; empty: the whole
+        tenant) without re-embedding them; returns the chunks updated."""
+        return self._run(base.access_call(document_ids, access, collection))
+
+    def sources(self) -> list[orchestrator_pb2.SourceInfo]:
+        """The sources whose collection this key may read."""
+        return self._run(base.sources_call())
+
+    def source_status(self, name: str) -> orchestrator_pb2.SourceStatus:
+        """A source and its last sync."""
+        return self._run(base.source_status_call(name))
+
+    def sync_source(self, name: str) -> str:
+        """Start a sync of a source now; returns its job id (see :meth:`watch_job`)."""
+        return self._run(base.sync_source_call(name))
+
     def health(self) -> orchestrator_pb2.CheckHealthResponse:
         """Every component's health as the orchestrator sees it."""
         return self._run(base.health_call())

@@ -124,6 +124,8 @@ class Document:
     content: bytes = b""
     media_type: str = ""
     file_name: str = ""
+    #: Principals that may read it (``user:NAME``, ``group:NAME``); empty: the whole tenant.
+    access: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,7 @@ def document_message(document: Document | Mapping[str, Any]) -> orchestrator_pb2
             content=bytes(document.get("content", b"")),
             media_type=str(document.get("media_type", "")),
             file_name=str(document.get("file_name", "")),
+            access=tuple(document.get("access", ())),
         )
     metadata = Struct()
     metadata.update(dict(document.metadata))
@@ -240,6 +243,7 @@ def document_message(document: Document | Mapping[str, Any]) -> orchestrator_pb2
         content=document.content,
         media_type=document.media_type,
         file_name=document.file_name,
+        access=list(document.access),
     )
 
 

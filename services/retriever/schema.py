@@ -2,7 +2,8 @@
 
 Fields: ``chunk_id`` (VARCHAR primary key, so upserts replace by chunk id), ``document_id``
 (VARCHAR, for deletes and filters), ``text`` (VARCHAR, analysed when full text is on),
-``metadata`` (JSON), ``vector`` (FLOAT_VECTOR) and, with full text, ``sparse``
+``metadata`` (JSON), ``access`` (ARRAY of VARCHAR: the principals that may read the chunk,
+``["*"]`` for everyone), ``vector`` (FLOAT_VECTOR) and, with full text, ``sparse``
 (SPARSE_FLOAT_VECTOR filled from ``text`` by a BM25 function, searched with an inverted
 index). A spec is read back from the fields and the vector index, so nothing else needs
 to be stored alongside.
@@ -14,7 +15,8 @@ from typing import Any
 
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
-from ragmesh.vocabulary.limits import ID_BYTES, TEXT_BYTES
+from ragmesh.vocabulary.access import ACCESS_FIELD
+from ragmesh.vocabulary.limits import ID_BYTES, MAX_ACCESS_PRINCIPALS, PRINCIPAL_BYTES, TEXT_BYTES
 from services.common.errors import FailedPrecondition
 from services.retriever.backend import CollectionSpec, IndexKind, Metric
 from services.retriever.config import IndexTuning
@@ -32,6 +34,13 @@ def collection_schema(spec: CollectionSpec) -> Any:
     schema.add_field("document_id", DataType.VARCHAR, max_length=ID_BYTES)
     schema.add_field("text", DataType.VARCHAR, max_length=TEXT_BYTES, enable_analyzer=spec.full_text)
     schema.add_field("metadata", DataType.JSON)
+    schema.add_field(
+        ACCESS_FIELD,
+        DataType.ARRAY,
+        element_type=DataType.VARCHAR,
+        max_capacity=MAX_ACCESS_PRINCIPALS,
+        max_length=PRINCIPAL_BYTES,
+    )
     schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=spec.dimension)
     if spec.full_text:
         schema.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
@@ -94,7 +103,9 @@ def spec_from_description(name: str, description: dict[str, Any], index: dict[st
     kind = _INDEX_NAMES.get(str(index.get("index_type", "")).upper())
     if kind is None:
         raise FailedPrecondition(f"collection {name!r} has an unsupported index {index.get('index_type')!r}")
-    return CollectionSpec(name, dimension, metric, kind, full_text=SPARSE in fields)
+    return CollectionSpec(
+        name, dimension, metric, kind, full_text=SPARSE in fields, access_lists=ACCESS_FIELD in fields
+    )
 
 
 def dense_score(metric: Metric, distance: float) -> float:

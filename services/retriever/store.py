@@ -23,6 +23,7 @@ from pymilvus.client.types import LoadState
 from pymilvus.exceptions import ErrorCode, MilvusUnavailableException
 
 from ragmesh.vocabulary import SearchMode
+from ragmesh.vocabulary.access import ACCESS_FIELD
 from services.common.errors import AlreadyExists, DeadlineExceeded, NotFound, Overloaded, Unavailable
 from services.common.server import StartupError
 from services.retriever.backend import ChunkRow, CollectionSpec, Hit, IndexKind, SearchQuery
@@ -121,10 +122,11 @@ class MilvusStore:
         if state != LoadState.Loaded:
             self.client.load_collection(name)
 
-    def count(self, name: str) -> int:
-        """Exact number of chunks (``count(*)`` sees deletes at once; collection stats may not)."""
+    def count(self, name: str, expression: str = "") -> int:
+        """Exact number of chunks matching ``expression`` (``count(*)`` sees deletes at once;
+        collection stats may not)."""
         with _translate(name):
-            rows = self.client.query(name, filter="", output_fields=["count(*)"])
+            rows = self.client.query(name, filter=expression, output_fields=["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0
 
     def names(self) -> list[str]:
@@ -162,23 +164,35 @@ class MilvusStore:
             return len(result)
         return int(result.get("delete_count", 0))
 
-    def scan(self, name: str, expression: str, timeout: float | None) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(document id, metadata) of every chunk matching ``expression`` ("" for all), in
-        batches of ``write_batch`` rows (an iterator: no offset limit)."""
+    def scan(
+        self, name: str, expression: str, timeout: float | None, access: bool = False
+    ) -> Iterator[tuple[str, dict[str, Any], tuple[str, ...]]]:
+        """(document id, metadata, access list) of every chunk matching ``expression`` ("" for
+        all), in batches of ``write_batch`` rows (an iterator: no offset limit)."""
+        fields = ["document_id", "metadata", *([ACCESS_FIELD] if access else [])]
         with _translate(name):
             rows = self.client.query_iterator(
-                name,
-                batch_size=self.write_batch,
-                filter=expression,
-                output_fields=["document_id", "metadata"],
-                timeout=timeout,
+                name, batch_size=self.write_batch, filter=expression, output_fields=fields, timeout=timeout
             )
             try:
                 while batch := rows.next():
                     for row in batch:
-                        yield str(row["document_id"]), row.get("metadata") or {}
+                        yield str(row["document_id"]), row.get("metadata") or {}, tuple(row.get(ACCESS_FIELD) or ())
             finally:
                 rows.close()
+
+    def set_access(self, name: str, expression: str, access: Sequence[str], timeout: float | None) -> int:
+        """Partial upserts of the access column of the matching chunks, then one flush."""
+        remaining = _budget(timeout)
+        with _translate(name):
+            rows = self.client.query(name, filter=expression, output_fields=["chunk_id"], timeout=remaining())
+            ids = [str(row["chunk_id"]) for row in rows]
+            for start in range(0, len(ids), self.write_batch):
+                batch = [{"chunk_id": i, ACCESS_FIELD: list(access)} for i in ids[start : start + self.write_batch]]
+                self.client.upsert(name, batch, timeout=remaining(), partial_update=True)
+            if ids and self.flush_writes:
+                self.client.flush(name, timeout=remaining())
+        return len(ids)
 
     def chunks(self, name: str, expression: str, timeout: float | None) -> list[ChunkRow]:
         """Every chunk matching ``expression`` (no vectors), ordered by chunk id."""
@@ -261,13 +275,16 @@ def _budget(timeout: float | None) -> Callable[[], float | None]:
 
 
 def _row(row: ChunkRow) -> dict[str, Any]:
-    return {
+    fields = {
         "chunk_id": row.chunk_id,
         "document_id": row.document_id,
         "text": row.text,
         "metadata": row.metadata,
         VECTOR: row.vector,
     }
+    if row.access:  # the engine leaves it empty for a collection without the column
+        fields[ACCESS_FIELD] = list(row.access)
+    return fields
 
 
 def _hit(hit: Any, score: Callable[[float], float]) -> Hit:
