@@ -14,6 +14,7 @@ from ragmesh.cli.experiments import experiments, feedback
 from ragmesh.cli.ingest import ingest, job
 from ragmesh.cli.keys import keys, tls_options
 from ragmesh.cli.query import ask
+from ragmesh.cli.sources import sources
 from ragmesh.cli.trace import trace
 from ragmesh.cli.up import up
 
@@ -57,6 +58,7 @@ COMMANDS = (
     feedback,
     keys,
     eval_group,
+    sources,
 )
 for command in COMMANDS:
     cli.add_command(command)

@@ -111,12 +111,9 @@ StreamEvent = SourcesEvent | TokenEvent | DoneEvent
 
 @dataclass(frozen=True)
 class Document:
-    """A document to index; ``metadata`` values must be JSON (keys: letters, digits, _).
-
-    Give ``text``, or a file's raw ``content`` for the server to parse (PDF, DOCX, XLSX,
-    HTML, Markdown, CSV, text) with its ``file_name`` (whose extension declares the type)
-    or ``media_type``.
-    """
+    """A document to index; ``metadata`` values must be JSON (keys: letters, digits, _). Give
+    ``text``, or a file's raw ``content`` for the server to parse (PDF, DOCX, XLSX, HTML,
+    Markdown, CSV, text) with its ``file_name`` (its extension declares the type) or ``media_type``."""
 
     id: str
     text: str = ""

@@ -77,9 +77,8 @@ def build_core(
         closers.append(components.close)
     if cross_encoder is not None:
         closers.append(_closer(cross_encoder))
-    shared = RedisAnswers(cache_guard)
+    shared, versions = RedisAnswers(cache_guard), RedisCollectionVersions(cache_guard)
     cache = AnswerCache(shared, config.cache.l1_entries, config.cache.l1_ttl_seconds, config.cache.l2_ttl_seconds)
-    versions = RedisCollectionVersions(cache_guard)
     # Raw files are parsed here, in worker processes with time and memory limits.
     parsers = ParserPool(config.parse.workers, config.parse.limits)
     closers += [parsers.close, cache_guard.close]

@@ -84,7 +84,7 @@ class SourceSyncer:
         async for update in self.ingestor.run(batches, Deadline(None), state):
             result.progress = update
             result.errors.extend(update.errors)
-            await on_progress(dataclasses.replace(update, documents_total=len(plan.entries), errors=()))
+            await on_progress(dataclasses.replace(update, documents_total=len(plan.to_read), errors=()))
         failed = {error.document_id for error in result.errors}
         read = [d for d in plan.to_read if d not in failed]
         result.failed = len(failed)
