@@ -8,6 +8,7 @@ A scheduled sync (Celery beat) runs the same way; its job belongs to no tenant.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -111,8 +112,10 @@ class SourceManager:
             return None
         spec = self.spec(from_json(payload, SyncRequest, 1).source)
         holder = await syncer.states.claim(spec.name, job_id, self.lock_seconds)
-        if holder:
-            await self._finish(job, SyncStatus(spec.name, job_id), f"a sync of this source is running (job {holder})")
+        if holder:  # the running sync owns the source's status: only this job fails
+            job.state, job.error = JobState.FAILED, f"a sync of this source is running (job {holder})"
+            await store.save_job(job)
+            await store.drop_job_payload(job_id)
             return JobState.FAILED
         try:
             return await self._run(job, spec, syncer, runner)
@@ -157,8 +160,14 @@ class SourceManager:
         final = SyncStatus(**{**status.__dict__, **changes})
         job.state, job.error = state, error
         if result is not None:
-            job.progress = IngestProgress(**{**result.progress.__dict__, "errors": tuple(result.errors), "done": True})
-            job.progress = IngestProgress(**{**job.progress.__dict__, "documents_deleted": result.deleted})
+            job.progress = dataclasses.replace(
+                result.progress,
+                errors=tuple(result.errors),
+                done=True,
+                documents_failed=result.failed,
+                documents_unchanged=result.unchanged,
+                documents_deleted=result.deleted,
+            )
         await self.store.save_job(job)
         await self.store.drop_job_payload(job.job_id)
         await self.syncer.states.save_status(final)
