@@ -79,7 +79,7 @@ def main() -> None:
     specs = config.core.sources.load()
     app = beat_app(config.engine, specs, max_interval, lock_seconds)
     log.info("beat: %d scheduled source(s)", len(beat_schedule(specs)))
-    app.start(["beat", f"--loglevel={config.server.log_level.upper()}", "--max-interval", str(max_interval)])
+    app.start(["beat", f"--loglevel={config.server.log_level.upper()}"])
 
 
 if __name__ == "__main__":

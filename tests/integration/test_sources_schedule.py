@@ -1,0 +1,101 @@
+"""Scheduled syncs: Celery beat with the redbeat scheduler sends a source's sync every second
+(a short interval for the test), a real worker runs them, and of two beats started exactly one
+schedules — the other waits for the lock in Redis and takes over when the first stops."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from ragmesh.mesh.processes import ServiceProcess, stop_process, tied_to_this_process
+from services.orchestrator.adapters.redis.source_state import FORMAT, PREFIX
+from services.orchestrator.core.codec import from_json
+from services.orchestrator.core.sources.model import SyncStatus
+from tests.support.redis_server import RedisServer
+from tests.support.stack import start_worker, unique_collection
+
+pytestmark = pytest.mark.integration
+SENT = "Sending due task sync:docs"
+
+
+def _beat(work: Path, env: dict[str, str], number: int) -> tuple[subprocess.Popen[bytes], Path]:
+    log = work / f"beat-{number}.log"
+    command = tied_to_this_process([sys.executable, "-m", "services.worker.beat"])
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    return process, log
+
+
+def _wait(condition: object, what: str, tries: int = 600) -> None:
+    for _ in range(tries):  # bounded: each try sleeps 0.1 s
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"never happened: {what}")
+
+
+@pytest.fixture(scope="module")
+def scheduled(
+    tmp_path_factory: pytest.TempPathFactory, embedder_service: ServiceProcess, retriever_service: ServiceProcess
+) -> Iterator[tuple[Path, dict[str, str], RedisServer]]:
+    work = tmp_path_factory.mktemp("schedule")
+    (work / "kb").mkdir()
+    (work / "kb" / "dock.md").write_text("# Docking\n\nShuttles dock at bay seven.\n")
+    sources = work / "sources.toml"
+    sources.write_text(
+        f'[[sources]]\nname = "docs"\nkind = "folder"\npath = "{work / "kb"}"\ncollection = "{unique_collection()}"\n'
+        'every = "1s"\ninclude = ["*.md"]\n'
+    )
+    server = RedisServer(work)
+    server.start()
+    env = {
+        "RAGMESH_WORKER_REDIS_URL": server.url,
+        "RAGMESH_WORKER_SOURCES_FILE": str(sources),
+        "RAGMESH_WORKER_SOURCES_CACHE_DIR": str(work / "cache"),
+        "RAGMESH_WORKER_BEAT_MAX_INTERVAL_SECONDS": "0.5",
+        "RAGMESH_WORKER_BEAT_LOCK_SECONDS": "3",
+    }
+    worker = start_worker(work, embedder_service.address, retriever_service.address, server.url, env)
+    try:
+        yield work, env, server
+    finally:
+        worker.terminate()
+        server.stop()
+
+
+def _jobs(client: redis.Redis, seen: set[str]) -> set[str]:
+    raw = client.get(PREFIX + "docs:status")
+    if raw is not None:
+        status = from_json(raw, SyncStatus, FORMAT)
+        if status.finished_at:
+            assert status.error == "", status.error
+            seen.add(status.job_id)
+    return seen
+
+
+def test_one_beat_schedules_and_another_takes_over(scheduled: tuple[Path, dict[str, str], RedisServer]) -> None:
+    work, env, server = scheduled
+    first, first_log = _beat(work, env, 1)
+    _wait(lambda: "Acquired lock" in first_log.read_text() or first.poll() is not None, "the first beat holds the lock")
+    assert first.poll() is None, first_log.read_text()[-2000:]
+    second, second_log = _beat(work, env, 2)
+    try:
+        with redis.Redis.from_url(server.url) as client:
+            seen: set[str] = set()
+            _wait(lambda: len(_jobs(client, seen)) >= 3, "three scheduled syncs ran")
+            assert first_log.read_text().count(SENT) >= 3
+            assert SENT not in second_log.read_text() and "Acquired lock" not in second_log.read_text()
+            stop_process(first, 10)
+            _wait(lambda: SENT in second_log.read_text(), "the second beat sends syncs once the first stopped")
+            before = len(seen)
+            _wait(lambda: len(_jobs(client, seen)) > before, "a sync scheduled by the second beat ran")
+    finally:
+        stop_process(first, 10)
+        stop_process(second, 10)
