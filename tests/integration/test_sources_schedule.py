@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 import redis
+from click.testing import CliRunner
 
+from ragmesh.cli.main import cli
 from ragmesh.mesh.processes import ServiceProcess, stop_process, tied_to_this_process
 from services.orchestrator.adapters.redis.source_state import FORMAT, PREFIX
 from services.orchestrator.core.codec import from_json
 from services.orchestrator.core.sources.model import SyncStatus
 from tests.support.redis_server import RedisServer
-from tests.support.stack import start_worker, unique_collection
+from tests.support.stack import start_orchestrator, start_worker, unique_collection
 
 pytestmark = pytest.mark.integration
 SENT = "Sending due task sync:docs"
@@ -99,3 +101,34 @@ def test_one_beat_schedules_and_another_takes_over(scheduled: tuple[Path, dict[s
     finally:
         stop_process(first, 10)
         stop_process(second, 10)
+
+
+def test_the_cli_lists_syncs_and_shows_a_source(
+    scheduled: tuple[Path, dict[str, str], RedisServer],
+    embedder_service: ServiceProcess,
+    retriever_service: ServiceProcess,
+    generator_service: ServiceProcess,
+) -> None:
+    work, env, server = scheduled
+    extra = {
+        "RAGMESH_ORCHESTRATOR_REDIS_URL": server.url,
+        "RAGMESH_ORCHESTRATOR_SOURCES_FILE": env["RAGMESH_WORKER_SOURCES_FILE"],
+    }
+    service = start_orchestrator(work, embedder_service, retriever_service, generator_service, extra)
+    try:
+        runner = CliRunner()
+        address = ["--address", service.address]
+        listed = runner.invoke(cli, [*address, "sources", "list"])
+        assert listed.exit_code == 0 and "docs" in listed.output and "folder" in listed.output
+        (work / "kb" / "crew.md").write_text("# Crew\n\nThe station cook is named Bartholomew.\n")
+        synced = runner.invoke(cli, [*address, "sources", "sync", "docs", "--wait"])
+        assert synced.exit_code == 0, synced.output
+        status = runner.invoke(cli, [*address, "sources", "status", "docs"])
+        assert status.exit_code == 0 and "last sync:    succeeded" in status.output, status.output
+        missing = runner.invoke(cli, [*address, "sources", "status", "nope"])
+        assert missing.exit_code == 1 and "NOT_FOUND: no source 'nope'; the sources are: docs" in missing.output
+        (work / "kb").rename(work / "gone")
+        failed = runner.invoke(cli, [*address, "sources", "sync", "docs", "--wait"])
+        assert failed.exit_code == 1 and "nothing was deleted" in failed.output, failed.output
+    finally:
+        service.terminate()
