@@ -40,7 +40,7 @@ class CollectionSpec:
     index: IndexKind
     #: BM25 full-text search (and so sparse and hybrid modes) enabled.
     full_text: bool
-    #: The ``access`` column (access lists) exists; collections made before it lack it.
+    #: The ``access`` and ``access_terms`` columns (access lists) exist; older collections lack them.
     access_lists: bool = True
 
 
@@ -98,6 +98,10 @@ class VectorStore(Protocol):
     Errors: NotFound for an unknown collection, AlreadyExists on create of an existing one;
     anything else is a store failure.
     """
+
+    #: Access clauses evaluated on the ARRAY column (a Milvus server, with an INVERTED index),
+    #: else on the terms column (milvus-lite); see :mod:`services.retriever.filters`.
+    array_filters: bool
 
     def create(self, spec: CollectionSpec) -> None:
         """Create a collection with its indexes, ready to search."""

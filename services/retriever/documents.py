@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.retriever.backend import ChunkRow, CollectionSpec, VectorStore
-from services.retriever.filters import Clause, build_expression, document_ids_expression
+from services.retriever.filters import AccessMode, Clause, build_expression, document_ids_expression
 from services.retriever.listing import DocumentSummary, check_page_size, summarize
 from services.retriever.validation import check_access, with_access
 
@@ -32,12 +32,18 @@ class DocumentReads:
     async def _run(self, function: Callable[..., _T], *args: Any) -> _T:
         raise NotImplementedError
 
+    def _access_mode(self, spec: CollectionSpec) -> AccessMode:
+        """How the store evaluates an access clause on the collection (see filters)."""
+        if not spec.access_lists:
+            return "none"
+        return "array" if self.store.array_filters else "terms"
+
     async def _expression(self, name: str, document_ids: Sequence[str], clauses: Sequence[Clause]) -> tuple[str, bool]:
         """(expression of the ids and clauses, whether the collection has access lists)."""
         parts = [document_ids_expression(document_ids)] if document_ids else []
         build_expression(clauses)  # a bad clause is the caller's error, before any store call
         spec = await self._spec(name)
-        parts.append(build_expression(clauses, spec.access_lists))
+        parts.append(build_expression(clauses, self._access_mode(spec)))
         return where(parts), spec.access_lists
 
     async def list_documents(

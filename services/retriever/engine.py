@@ -143,7 +143,7 @@ class Retriever(DocumentReads):
     async def describe(self, name: str, clauses: Sequence[Clause] = ()) -> CollectionInfo:
         """A collection's spec and current count (of the chunks matching ``clauses``)."""
         spec = await self._spec(name)
-        expression = build_expression(clauses, spec.access_lists)
+        expression = build_expression(clauses, self._access_mode(spec))
         count = await self._run(self.store.count, name, expression)
         if not clauses:
             COLLECTION_ROWS.labels(name).set(count)
@@ -187,7 +187,7 @@ class Retriever(DocumentReads):
         build_expression(clauses)
         spec = await self._spec(name)
         if clauses:
-            parts.append(build_expression(clauses, spec.access_lists))
+            parts.append(build_expression(clauses, self._access_mode(spec)))
         deleted = await self._run(self.store.delete, name, where(parts), timeout)
         ROWS_DELETED.labels(name).inc(deleted)
         await self._refresh_count(name)
@@ -198,7 +198,7 @@ class Retriever(DocumentReads):
         check_top_k(request.top_k)
         build_expression(request.clauses)  # a bad clause is the caller's error, before any store call
         spec = await self._spec(request.collection)
-        expression = build_expression(request.clauses, spec.access_lists)
+        expression = build_expression(request.clauses, self._access_mode(spec))
         mode = self.choose_mode(spec, request)
         if mode is not SearchMode.SPARSE:
             check_vector(spec, request.vector, mode)

@@ -20,8 +20,11 @@ from ragmesh.vocabulary.limits import ID_BYTES, MAX_ACCESS_PRINCIPALS, PRINCIPAL
 from services.common.errors import FailedPrecondition
 from services.retriever.backend import CollectionSpec, IndexKind, Metric
 from services.retriever.config import IndexTuning
+from services.retriever.filters import ACCESS_TERMS
 
 VECTOR = "vector"
+#: ``|`` + 16 hex digits + ``|`` per principal.
+TERMS_BYTES = 2 + 17 * MAX_ACCESS_PRINCIPALS
 SPARSE = "sparse"
 OUTPUT_FIELDS = ["document_id", "text", "metadata"]
 _INDEX_NAMES = {"FLAT": IndexKind.FLAT, "HNSW": IndexKind.HNSW, "IVF_FLAT": IndexKind.IVF_FLAT}
@@ -41,6 +44,7 @@ def collection_schema(spec: CollectionSpec) -> Any:
         max_capacity=MAX_ACCESS_PRINCIPALS,
         max_length=PRINCIPAL_BYTES,
     )
+    schema.add_field(ACCESS_TERMS, DataType.VARCHAR, max_length=TERMS_BYTES)
     schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=spec.dimension)
     if spec.full_text:
         schema.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
@@ -55,8 +59,9 @@ def collection_schema(spec: CollectionSpec) -> Any:
     return schema
 
 
-def index_params(client: MilvusClient, spec: CollectionSpec, tuning: IndexTuning) -> Any:
-    """Index parameters: the dense index of ``spec`` and, with full text, the BM25 index."""
+def index_params(client: MilvusClient, spec: CollectionSpec, tuning: IndexTuning, array_index: bool = False) -> Any:
+    """Index parameters: the dense index of ``spec``, with full text the BM25 index, and on a
+    Milvus server (``array_index``) an INVERTED index on the access lists."""
     params = client.prepare_index_params()
     build: dict[str, Any] = {}
     if spec.index is IndexKind.HNSW:
@@ -72,6 +77,8 @@ def index_params(client: MilvusClient, spec: CollectionSpec, tuning: IndexTuning
     )
     if spec.full_text:
         params.add_index(field_name=SPARSE, index_name=SPARSE, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    if array_index and spec.access_lists:
+        params.add_index(field_name=ACCESS_FIELD, index_name=ACCESS_FIELD, index_type="INVERTED")
     return params
 
 
@@ -104,7 +111,12 @@ def spec_from_description(name: str, description: dict[str, Any], index: dict[st
     if kind is None:
         raise FailedPrecondition(f"collection {name!r} has an unsupported index {index.get('index_type')!r}")
     return CollectionSpec(
-        name, dimension, metric, kind, full_text=SPARSE in fields, access_lists=ACCESS_FIELD in fields
+        name,
+        dimension,
+        metric,
+        kind,
+        full_text=SPARSE in fields,
+        access_lists=ACCESS_FIELD in fields and ACCESS_TERMS in fields,
     )
 
 

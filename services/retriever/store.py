@@ -28,6 +28,7 @@ from services.common.errors import AlreadyExists, DeadlineExceeded, NotFound, Ov
 from services.common.server import StartupError
 from services.retriever.backend import ChunkRow, CollectionSpec, Hit, IndexKind, SearchQuery
 from services.retriever.config import IndexTuning, RetrieverConfig
+from services.retriever.filters import ACCESS_TERMS, access_terms
 from services.retriever.local_path import claim_local_path, locked_message, path_is_locked
 from services.retriever.schema import (
     OUTPUT_FIELDS,
@@ -60,6 +61,8 @@ class MilvusStore:
         self.local_path = local_path
         #: Index types this store can build (milvus-lite needs faiss for HNSW and IVF).
         self.indexes = indexes
+        #: milvus-lite indexes no ARRAY field: it filters access lists on their terms column.
+        self.array_filters = local_path is None
 
     @classmethod
     def open(cls, config: RetrieverConfig) -> MilvusStore:
@@ -105,7 +108,8 @@ class MilvusStore:
                 raise
             # Not index_params= above: pymilvus would then wait on index state with a call
             # milvus-lite lacks (AllocTimestamp), logging an error and sleeping 0.5 s.
-            self.client.create_index(spec.name, index_params(self.client, spec, self.tuning), sync=False)
+            params = index_params(self.client, spec, self.tuning, self.array_filters)
+            self.client.create_index(spec.name, params, sync=False)
             self.client.load_collection(spec.name)
 
     def describe(self, name: str) -> CollectionSpec:
@@ -188,7 +192,8 @@ class MilvusStore:
             rows = self.client.query(name, filter=expression, output_fields=["chunk_id"], timeout=remaining())
             ids = [str(row["chunk_id"]) for row in rows]
             for start in range(0, len(ids), self.write_batch):
-                batch = [{"chunk_id": i, ACCESS_FIELD: list(access)} for i in ids[start : start + self.write_batch]]
+                part = ids[start : start + self.write_batch]
+                batch = [{"chunk_id": i, ACCESS_FIELD: list(access), ACCESS_TERMS: access_terms(access)} for i in part]
                 self.client.upsert(name, batch, timeout=remaining(), partial_update=True)
             if ids and self.flush_writes:
                 self.client.flush(name, timeout=remaining())
@@ -284,6 +289,7 @@ def _row(row: ChunkRow) -> dict[str, Any]:
     }
     if row.access:  # the engine leaves it empty for a collection without the column
         fields[ACCESS_FIELD] = list(row.access)
+        fields[ACCESS_TERMS] = access_terms(row.access)
     return fields
 
 

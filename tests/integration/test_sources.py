@@ -87,7 +87,7 @@ async def test_a_source_is_mirrored_through_edits_deletions_and_outages(
 ) -> None:
     site = make_site(kind, tmp_path)
     try:
-        await _check_mirror(site, core_for)  # type: ignore[arg-type]
+        await _check_mirror(site, core_for)
     finally:
         site.close()
 

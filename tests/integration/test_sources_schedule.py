@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from ragmesh.cli.main import cli
 from ragmesh.mesh.processes import ServiceProcess, stop_process, tied_to_this_process
+from services.orchestrator.adapters.redis.guard import as_bytes
 from services.orchestrator.adapters.redis.source_state import FORMAT, PREFIX
 from services.orchestrator.core.codec import from_json
 from services.orchestrator.core.sources.model import SyncStatus
@@ -75,7 +76,7 @@ def scheduled(
 def _jobs(client: redis.Redis, seen: set[str]) -> set[str]:
     raw = client.get(PREFIX + "docs:status")
     if raw is not None:
-        status = from_json(raw, SyncStatus, FORMAT)
+        status = from_json(as_bytes(raw), SyncStatus, FORMAT)
         if status.finished_at:
             assert status.error == "", status.error
             seen.add(status.job_id)

@@ -12,7 +12,7 @@ from ragmesh.vocabulary import FilterOp
 from ragmesh.vocabulary.keys import KeyFileError, digest, env_entry, parse_env, parse_file, toml_entry
 from services.common.auth import Authenticator
 from services.common.errors import InvalidArgument
-from services.retriever.filters import NOTHING, Clause, build_expression
+from services.retriever.filters import NOTHING, Clause, access_term, access_terms, build_expression
 
 KEY = "rmk_" + "a" * 43
 
@@ -38,6 +38,10 @@ def test_a_key_carries_its_user_and_groups(tmp_path: Path) -> None:
 def test_array_contains_any_is_escaped_and_only_for_access() -> None:
     clause = Clause("access", FilterOp.ARRAY_CONTAINS_ANY, values=("*", 'group:"x"] or true or ["'))
     assert build_expression([clause]) == '(ARRAY_CONTAINS_ANY(access, ["*", "group:\\"x\\"] or true or [\\""]))'
+    terms = build_expression([clause], "terms")  # milvus-lite: hex digests, no text of the caller's
+    hostile = access_term(str(clause.values[1]))
+    assert terms == f'(access_terms like "%|{access_term("*")}|%" or access_terms like "%|{hostile}|%")'
+    assert access_terms(["*"]) == f"|{access_term('*')}|" and set(access_term("group:hr")) <= set("0123456789abcdef")
     with pytest.raises(InvalidArgument, match="ARRAY_CONTAINS_ANY applies to the access column only"):
         build_expression([Clause("team", FilterOp.ARRAY_CONTAINS_ANY, values=("a",))])
     with pytest.raises(InvalidArgument, match="access takes ARRAY_CONTAINS_ANY"):
@@ -49,5 +53,5 @@ def test_array_contains_any_is_escaped_and_only_for_access() -> None:
 def test_a_collection_without_access_lists_is_public() -> None:
     public = Clause("access", FilterOp.ARRAY_CONTAINS_ANY, values=("*", "group:hr"))
     restricted_only = Clause("access", FilterOp.ARRAY_CONTAINS_ANY, values=("group:hr",))
-    assert build_expression([public], access_lists=False) == ""
-    assert build_expression([restricted_only], access_lists=False) == f"({NOTHING})"
+    assert build_expression([public], "none") == ""
+    assert build_expression([restricted_only], "none") == f"({NOTHING})"

@@ -22,6 +22,8 @@ from services.retriever.filters import Clause, FilterOp
 class FakeStore:
     """Keeps specs and rows in dicts and records the searches it was asked to run."""
 
+    array_filters = False
+
     def __init__(self) -> None:
         self.specs: dict[str, CollectionSpec] = {}
         self.rows: dict[str, dict[str, ChunkRow]] = {}
