@@ -55,6 +55,9 @@ class MemoryStates:
         if self.locks.get(source) == job_id:
             del self.locks[source]
 
+    async def holder(self, source: str) -> str:
+        return self.locks.get(source, "")
+
     async def tokens(self, source: str) -> dict[str, str]:
         return dict(self.saved.get(source, {}))
 

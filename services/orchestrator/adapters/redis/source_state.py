@@ -39,6 +39,10 @@ class RedisSourceStates:
         key = PREFIX + source + ":lock"
         await self.guard.call_or_raise("source-unlock", lambda r: r.eval(_RELEASE, 1, key, job_id))
 
+    async def holder(self, source: str) -> str:
+        raw = await self.guard.call_or_raise("source-lock-get", lambda r: r.get(PREFIX + source + ":lock"))
+        return "" if raw is None else as_bytes(raw).decode()
+
     async def tokens(self, source: str) -> dict[str, str]:
         raw = await self.guard.call_or_raise("source-tokens", lambda r: r.hgetall(PREFIX + source + ":tokens"))
         return {as_bytes(k).decode(): as_bytes(v).decode() for k, v in raw.items()}

@@ -88,9 +88,9 @@ class SourceManager:
         """A sync of ``name`` as a job (id prefixed by ``owner``); FailedPrecondition while one runs."""
         spec = self.spec(name)
         store, queue, syncer = self._engine()
-        last = await syncer.states.status(name)
-        if last is not None and not last.state.terminal and last.job_id:
-            raise FailedPrecondition(f"a sync of source {name!r} is running (job {last.job_id}); watch it or wait")
+        running = await syncer.states.holder(name)
+        if running:
+            raise FailedPrecondition(f"a sync of source {name!r} is running (job {running}); watch it or wait")
         job = JobRecord(owned_id(owner), spec.collection)
         await store.create_job(job, to_json(SyncRequest(name), 1))
         await queue.send(TaskKind.SOURCE_SYNC, job.job_id)

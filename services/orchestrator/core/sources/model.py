@@ -147,6 +147,10 @@ class SourceStates(Protocol):
         """Give the lock back (only if ``job_id`` holds it)."""
         ...
 
+    async def holder(self, source: str) -> str:
+        """The job holding the source's lock ("" when none: a dead worker's lock expires)."""
+        ...
+
     async def tokens(self, source: str) -> dict[str, str]:
         """Change tokens by document id, as of the last sync."""
         ...

@@ -130,6 +130,6 @@ async def test_a_failed_sync_keeps_the_last_success_and_unknown_or_busy_sources_
     )
     with pytest.raises(NotFound, match="no source 'nope'; the sources are: kb"):
         await manager.submit("nope", "")
-    states.statuses["kb"] = type(failed)("kb", "job-1", JobState.RUNNING)
-    with pytest.raises(FailedPrecondition, match="is running"):
+    states.locks["kb"] = "job-1"
+    with pytest.raises(FailedPrecondition, match=r"a sync of source 'kb' is running \(job job-1\)"):
         await manager.submit("kb", "")
