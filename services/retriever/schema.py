@@ -11,6 +11,7 @@ to be stored alongside.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pymilvus import DataType, Function, FunctionType, MilvusClient
@@ -18,9 +19,9 @@ from pymilvus import DataType, Function, FunctionType, MilvusClient
 from ragmesh.vocabulary.access import ACCESS_FIELD
 from ragmesh.vocabulary.limits import ID_BYTES, MAX_ACCESS_PRINCIPALS, PRINCIPAL_BYTES, TEXT_BYTES
 from services.common.errors import FailedPrecondition
-from services.retriever.backend import CollectionSpec, IndexKind, Metric
+from services.retriever.backend import ChunkRow, CollectionSpec, Hit, IndexKind, Metric
 from services.retriever.config import IndexTuning
-from services.retriever.filters import ACCESS_TERMS
+from services.retriever.filters import ACCESS_TERMS, access_terms
 
 VECTOR = "vector"
 #: ``|`` + 16 hex digits + ``|`` per principal.
@@ -129,3 +130,32 @@ def bm25_score(distance: float) -> float:
     """BM25 scores are never negative: a Milvus server reports them as they are, milvus-lite
     3.2 negated; ``abs`` gives the score on both."""
     return abs(distance)
+
+
+def row_fields(row: ChunkRow) -> dict[str, Any]:
+    """A chunk as the fields of its row."""
+    fields = {
+        "chunk_id": row.chunk_id,
+        "document_id": row.document_id,
+        "text": row.text,
+        "metadata": row.metadata,
+        VECTOR: row.vector,
+    }
+    if row.access:  # the engine leaves it empty for a collection without the column
+        fields[ACCESS_FIELD] = list(row.access)
+        fields[ACCESS_TERMS] = access_terms(row.access)
+    return fields
+
+
+def hit_of(hit: Any, score: Callable[[float], float]) -> Hit:
+    """A search result as a Hit, its distance turned into a higher-is-better score."""
+    entity = hit["entity"]
+    vector = entity.get(VECTOR)
+    return Hit(
+        chunk_id=str(hit["chunk_id"]),
+        document_id=entity["document_id"],
+        text=entity["text"],
+        metadata=entity.get("metadata") or {},
+        score=score(float(hit["distance"])),
+        vector=None if vector is None else list(vector),
+    )

@@ -38,7 +38,9 @@ from services.retriever.schema import (
     collection_schema,
     dense_score,
     dense_search_params,
+    hit_of,
     index_params,
+    row_fields,
     spec_from_description,
 )
 
@@ -150,7 +152,7 @@ class MilvusStore:
         remaining = _budget(timeout)
         with _translate(name):
             for start in range(0, len(rows), self.write_batch):
-                batch = [_row(row) for row in rows[start : start + self.write_batch]]
+                batch = [row_fields(row) for row in rows[start : start + self.write_batch]]
                 self.client.upsert(name, batch, timeout=remaining())
             if self.flush_writes:
                 self.client.flush(name, timeout=remaining())
@@ -233,7 +235,7 @@ class MilvusStore:
                 anns_field=field,
                 timeout=timeout,
             )
-        return [_hit(hit, score) for hit in results[0]]
+        return [hit_of(hit, score) for hit in results[0]]
 
     def _hybrid(self, spec: CollectionSpec, query: SearchQuery, fields: list[str], timeout: float | None) -> list[Hit]:
         # Each leg fetches more candidates than asked so that fusion has something to fuse.
@@ -248,7 +250,7 @@ class MilvusStore:
         results = self.client.hybrid_search(
             spec.name, legs, RRFRanker(self.rrf_k), limit=query.top_k, output_fields=fields, timeout=timeout
         )
-        return [_hit(hit, float) for hit in results[0]]
+        return [hit_of(hit, float) for hit in results[0]]
 
 
 @contextlib.contextmanager
@@ -277,30 +279,3 @@ def _budget(timeout: float | None) -> Callable[[], float | None]:
         return None if deadline is None else max(0.001, deadline - time.monotonic())
 
     return remaining
-
-
-def _row(row: ChunkRow) -> dict[str, Any]:
-    fields = {
-        "chunk_id": row.chunk_id,
-        "document_id": row.document_id,
-        "text": row.text,
-        "metadata": row.metadata,
-        VECTOR: row.vector,
-    }
-    if row.access:  # the engine leaves it empty for a collection without the column
-        fields[ACCESS_FIELD] = list(row.access)
-        fields[ACCESS_TERMS] = access_terms(row.access)
-    return fields
-
-
-def _hit(hit: Any, score: Callable[[float], float]) -> Hit:
-    entity = hit["entity"]
-    vector = entity.get(VECTOR)
-    return Hit(
-        chunk_id=str(hit["chunk_id"]),
-        document_id=entity["document_id"],
-        text=entity["text"],
-        metadata=entity.get("metadata") or {},
-        score=score(float(hit["distance"])),
-        vector=None if vector is None else list(vector),
-    )
