@@ -2184,11 +2184,15 @@ class SourceStatus(_message.Message):
     last_success_at: _builtins.float
     """Unix seconds of the end of the last successful sync (0: never)."""
     documents_added: _builtins.int
-    """Documents the last sync added, changed, left as they were, deleted, and could not index."""
+    """Documents the last sync added (new in the source)."""
     documents_updated: _builtins.int
+    """Documents it indexed again (changed in the source)."""
     documents_unchanged: _builtins.int
+    """Documents it left as they were (unchanged)."""
     documents_deleted: _builtins.int
+    """Documents it deleted (gone from the source)."""
     documents_failed: _builtins.int
+    """Documents it could not read or parse (see errors)."""
     @_builtins.property
     def source(self) -> Global___SourceInfo:
         """The source."""
