@@ -16,10 +16,12 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
+from prometheus_client import Gauge
 
 from services.common.config import ConfigError, Env
 from services.common.logs import configure_logging
+from services.common.metrics import start_metrics_server
 from services.common.server import config_or_exit
 from services.orchestrator.adapters.background.celery_app import (
     INGEST_QUEUE,
@@ -32,6 +34,14 @@ from services.worker.config import WorkerConfig
 
 log = logging.getLogger("services.worker.beat")
 KEY_PREFIX = "ragmesh:redbeat:"
+SCHEDULING = Gauge("ragmesh_beat_scheduling", "1 when this beat holds the scheduler lock and sends due syncs")
+SCHEDULED = Gauge("ragmesh_beat_scheduled_sources", "Sources with a schedule in the sources file")
+
+
+@signals.beat_init.connect(weak=False)
+def _scheduling(**_: Any) -> None:
+    """Connected after redbeat's lock handler: called once this beat holds the lock."""
+    SCHEDULING.set(1)
 
 
 def beat_schedule(specs: Mapping[str, SourceSpec]) -> dict[str, dict[str, Any]]:
@@ -72,12 +82,15 @@ def main() -> None:
     try:
         max_interval = env.number("beat_max_interval_seconds", 5.0, 0.1, 300.0)
         lock_seconds = env.number("beat_lock_seconds", max(5 * max_interval, 1.0), 1.0, 3600.0)
+        metrics_port = env.integer("beat_metrics_port", 0, 0, 65535)
     except ConfigError as error:
         print(f"beat failed to start: {error}", file=sys.stderr)
         sys.exit(2)
     configure_logging(config.server.log_level)
     specs = config.core.sources.load()
     app = beat_app(config.engine, specs, max_interval, lock_seconds)
+    SCHEDULED.set(len(beat_schedule(specs)))
+    start_metrics_server(config.server.metrics_host, metrics_port)
     log.info("beat: %d scheduled source(s)", len(beat_schedule(specs)))
     app.start(["beat", f"--loglevel={config.server.log_level.upper()}"])
 

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from ragmesh.cli.main import cli
 from ragmesh.client import RagmeshClient, RagmeshError
 from ragmesh.mesh.processes import ServiceProcess
 from ragmesh.v1 import orchestrator_pb2
@@ -112,7 +114,11 @@ def test_the_hr_document_reaches_only_the_hr_key(secured: tuple[ServiceProcess, 
         assert revoked == {"canteen"} and "ZEBRA" not in text and cache == "none"
         assert _surfaces(hr)[0] == {"canteen"}
 
-        assert other.set_document_access(["salaries"], [], COLLECTION) >= 1  # now the whole tenant's
+        # ragmesh documents access (SetDocumentAccess): the whole tenant's now
+        command = ["--address", service.address, "--api-key", OTHER_KEY, "documents", "access", "salaries"]
+        assert CliRunner().invoke(cli, [*command, "-c", COLLECTION]).exit_code == 2  # neither --acl nor --public
+        made_public = CliRunner().invoke(cli, [*command, "-c", COLLECTION, "--public"])
+        assert made_public.exit_code == 0 and "now readable by everyone" in made_public.output, made_public.output
         public, _, cache = _ask(other)
         assert "salaries" in public and cache == "none"
         with pytest.raises(RagmeshError, match="INVALID_ARGUMENT: access: principal 'hr' is invalid"):

@@ -16,11 +16,12 @@ import redis
 from click.testing import CliRunner
 
 from ragmesh.cli.main import cli
-from ragmesh.mesh.processes import ServiceProcess, stop_process, tied_to_this_process
+from ragmesh.mesh.processes import ServiceProcess, free_port, stop_process, tied_to_this_process
 from services.orchestrator.adapters.redis.guard import as_bytes
 from services.orchestrator.adapters.redis.source_state import FORMAT, PREFIX
 from services.orchestrator.core.codec import from_json
 from services.orchestrator.core.sources.model import SyncStatus
+from tests.support.metrics import scrape, value
 from tests.support.redis_server import RedisServer
 from tests.support.stack import start_orchestrator, start_worker, unique_collection
 
@@ -28,12 +29,17 @@ pytestmark = pytest.mark.integration
 SENT = "Sending due task sync:docs"
 
 
-def _beat(work: Path, env: dict[str, str], number: int) -> tuple[subprocess.Popen[bytes], Path]:
-    log = work / f"beat-{number}.log"
+def _beat(work: Path, env: dict[str, str], number: int) -> tuple[subprocess.Popen[bytes], Path, int]:
+    log, port = work / f"beat-{number}.log", free_port()
     command = tied_to_this_process([sys.executable, "-m", "services.worker.beat"])
+    env = {**os.environ, **env, "RAGMESH_WORKER_BEAT_METRICS_PORT": str(port)}
     with log.open("wb") as out:
-        process = subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
-    return process, log
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return process, log, port
+
+
+def _scheduling(port: int) -> float:
+    return value(scrape(port), "ragmesh_beat_scheduling")
 
 
 def _wait(condition: object, what: str, tries: int = 600) -> None:
@@ -85,18 +91,20 @@ def _jobs(client: redis.Redis, seen: set[str]) -> set[str]:
 
 def test_one_beat_schedules_and_another_takes_over(scheduled: tuple[Path, dict[str, str], RedisServer]) -> None:
     work, env, server = scheduled
-    first, first_log = _beat(work, env, 1)
+    first, first_log, first_port = _beat(work, env, 1)
     _wait(lambda: "Acquired lock" in first_log.read_text() or first.poll() is not None, "the first beat holds the lock")
     assert first.poll() is None, first_log.read_text()[-2000:]
-    second, second_log = _beat(work, env, 2)
+    second, second_log, second_port = _beat(work, env, 2)
     try:
         with redis.Redis.from_url(server.url) as client:
             seen: set[str] = set()
             _wait(lambda: len(_jobs(client, seen)) >= 3, "three scheduled syncs ran")
             assert first_log.read_text().count(SENT) >= 3
             assert SENT not in second_log.read_text() and "Acquired lock" not in second_log.read_text()
+            assert (_scheduling(first_port), _scheduling(second_port)) == (1.0, 0.0)
             stop_process(first, 10)
             _wait(lambda: SENT in second_log.read_text(), "the second beat sends syncs once the first stopped")
+            assert _scheduling(second_port) == 1.0
             before = len(seen)
             _wait(lambda: len(_jobs(client, seen)) > before, "a sync scheduled by the second beat ran")
     finally:
