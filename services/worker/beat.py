@@ -11,6 +11,7 @@ the file is dropped from the schedule. The worker runs the sync as a job.
 from __future__ import annotations
 
 import datetime
+import importlib
 import logging
 import sys
 from collections.abc import Mapping
@@ -38,9 +39,9 @@ SCHEDULING = Gauge("ragmesh_beat_scheduling", "1 when this beat holds the schedu
 SCHEDULED = Gauge("ragmesh_beat_scheduled_sources", "Sources with a schedule in the sources file")
 
 
-@signals.beat_init.connect(weak=False)
 def _scheduling(**_: Any) -> None:
-    """Connected after redbeat's lock handler: called once this beat holds the lock."""
+    """Connected after redbeat's lock handler (which blocks until it holds the lock): called
+    once this beat holds the lock."""
     SCHEDULING.set(1)
 
 
@@ -89,6 +90,8 @@ def main() -> None:
     configure_logging(config.server.log_level)
     specs = config.core.sources.load()
     app = beat_app(config.engine, specs, max_interval, lock_seconds)
+    importlib.import_module("redbeat.schedulers")  # its lock handler connects first ...
+    signals.beat_init.connect(_scheduling, weak=False)  # ... so that this one runs after it
     SCHEDULED.set(len(beat_schedule(specs)))
     start_metrics_server(config.server.metrics_host, metrics_port)
     log.info("beat: %d scheduled source(s)", len(beat_schedule(specs)))
