@@ -66,11 +66,12 @@ class WebReader:
         self, client: httpx.AsyncClient, robots: urllib.robotparser.RobotFileParser
     ) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        queue, seen = deque([(self.spec.url, 0)]), {self.spec.url}
-        while queue and len(found) < self.spec.max_pages:
+        queue, seen, fetched = deque([(self.spec.url, 0)]), {self.spec.url}, 0
+        while queue and fetched < self.spec.max_pages:
             url, depth = queue.popleft()
             if not robots.can_fetch(AGENT, url):
                 continue
+            fetched += 1
             page = await self._fetch(client, url, first=url == self.spec.url)
             if page is None:
                 continue

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Gauge, Histogram
 
 from ragmesh.vocabulary import JobState
-from services.common.errors import FailedPrecondition, NotFound, status_of
+from services.common.errors import FailedPrecondition, NotFound
 from services.orchestrator.core.codec import from_json, to_json
 from services.orchestrator.core.domain import IngestProgress
 from services.orchestrator.core.jobs.manager import NO_ENGINE, owned_id
 from services.orchestrator.core.jobs.ports import JobStore, TaskKind, TaskQueue
 from services.orchestrator.core.jobs.records import JobRecord, now
-from services.orchestrator.core.jobs.runner import Transient, describe
+from services.orchestrator.core.jobs.runner import describe
 from services.orchestrator.core.sources.model import SourceReader, SourceSpec, SyncStatus
 from services.orchestrator.core.sources.sync import SourceSyncer, SyncFailed, SyncResult
 
@@ -112,7 +112,9 @@ class SourceManager:
             return None
         spec = self.spec(from_json(payload, SyncRequest, 1).source)
         holder = await syncer.states.claim(spec.name, job_id, self.lock_seconds)
-        if holder:  # the running sync owns the source's status: only this job fails
+        # Another job's lock: that sync owns the source's status, only this job fails. (Its own
+        # lock is a redelivery after its worker died: it goes on.)
+        if holder and holder != job_id:
             job.state, job.error = JobState.FAILED, f"a sync of this source is running (job {holder})"
             await store.save_job(job)
             await store.drop_job_payload(job_id)
@@ -138,11 +140,8 @@ class SourceManager:
             raise
         except SyncFailed as error:
             return await self._finish(job, status, str(error))
-        except Exception as error:
-            await self._finish(job, status, describe(error))
-            if status_of(error).transient:
-                raise Transient(describe(error)) from error
-            return JobState.FAILED
+        except Exception as error:  # noqa: BLE001 - recorded on the job and status; the next sync starts over
+            return await self._finish(job, status, describe(error))
         finally:
             SYNC_SECONDS.labels(spec.name).observe(time.monotonic() - started)
         return await self._finish(job, status, "", result)

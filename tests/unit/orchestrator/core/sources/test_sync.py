@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ragmesh.vocabulary import JobState
-from services.common.errors import FailedPrecondition, NotFound
+from services.common.errors import FailedPrecondition, NotFound, Unavailable
 from services.orchestrator.core.domain import IngestProgress
 from services.orchestrator.core.jobs.records import JobRecord
 from services.orchestrator.core.sources.manager import SourceManager
@@ -133,3 +133,15 @@ async def test_a_failed_sync_keeps_the_last_success_and_unknown_or_busy_sources_
     states.locks["kb"] = "job-1"
     with pytest.raises(FailedPrecondition, match=r"a sync of source 'kb' is running \(job job-1\)"):
         await manager.submit("kb", "")
+
+
+async def test_a_redelivered_sync_holding_its_own_lock_goes_on_and_a_component_error_fails_it() -> None:
+    core, states = Core(), MemoryStates()
+    manager, _ = _manager(core, states, DictReader({"a.md": "envoy"}))
+    job_id = await manager.submit("kb", "")
+    states.locks["kb"] = job_id  # its worker died holding the lock
+    assert await manager.run_job(job_id, "w2") is JobState.SUCCEEDED and "kb" not in states.locks
+    core.embedder.fail_with = Unavailable("embedder away")
+    core.retriever.stored.clear()
+    assert await manager.run_job(await manager.submit("kb", ""), "w") is JobState.FAILED
+    assert (await manager.status("kb")).error == "UNAVAILABLE: embedder away"
