@@ -72,7 +72,7 @@ class LocalRetriever:
         )
 
     async def upsert(self, collection: str, chunks: Sequence[ChunkRecord], deadline: Deadline) -> None:
-        rows = [ChunkRow(c.chunk_id, c.document_id, c.text, dict(c.metadata), c.vector) for c in chunks]
+        rows = [ChunkRow(c.chunk_id, c.document_id, c.text, dict(c.metadata), c.vector, c.access) for c in chunks]
         await self.engine.upsert(collection, rows, deadline.remaining())
 
     async def delete(
@@ -80,11 +80,16 @@ class LocalRetriever:
     ) -> int:
         return await self.engine.delete(collection, document_ids, _clauses(filters), deadline.remaining())
 
-    async def collections(self, deadline: Deadline) -> list[CollectionFacts]:
+    async def collections(self, deadline: Deadline, filters: Sequence[Filter] = ()) -> list[CollectionFacts]:
         return [
             CollectionFacts(i.spec.name, i.count, i.spec.dimension, i.spec.full_text)
-            for i in await self.engine.list_collections()
+            for i in await self.engine.list_collections(_clauses(filters))
         ]
+
+    async def set_access(
+        self, collection: str, document_ids: Sequence[str], access: Sequence[str], deadline: Deadline
+    ) -> int:
+        return await self.engine.set_access(collection, document_ids, access, deadline.remaining())
 
     async def list_documents(
         self,
@@ -99,7 +104,8 @@ class LocalRetriever:
         documents, token = await self.engine.list_documents(
             collection, document_ids, page_size, page_token, deadline.remaining(), clauses=_clauses(filters)
         )
-        return [StoredDocument(d.document_id, d.content_hash, d.source, d.chunks) for d in documents], token
+        found = [StoredDocument(d.document_id, d.content_hash, d.source, d.chunks, d.access) for d in documents]
+        return found, token
 
     async def get_chunks(
         self, collection: str, document_id: str, filters: Sequence[Filter], deadline: Deadline

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ragmesh.cli.common import client_from, handles_errors, print_json
+from ragmesh.cli.common import client_from, fail, handles_errors, print_json
 
 _COLLECTION = click.option("-c", "--collection", default="default", show_default=True, help="Collection.")
 
@@ -64,3 +64,23 @@ def show_document(context: click.Context, document_id: str, collection: str, as_
     for chunk in found.chunks:
         click.echo(click.style(f"\n[{chunk.chunk_id}]", dim=True))
         click.echo(chunk.text)
+
+
+@documents.command("access")
+@click.argument("document_ids", nargs=-1, required=True)
+@_COLLECTION
+@click.option("--acl", "access", multiple=True, metavar="PRINCIPAL", help="user:NAME or group:NAME; repeatable.")
+@click.option("--public", is_flag=True, help="Readable by the whole tenant again (no --acl).")
+@click.pass_context
+@handles_errors
+def set_access(
+    context: click.Context, document_ids: tuple[str, ...], collection: str, access: tuple[str, ...], public: bool
+) -> None:
+    """Give DOCUMENT_IDS a new access list, without re-embedding them (the next query sees it)."""
+    if bool(access) == public:
+        fail("give --acl PRINCIPAL (repeatable) or --public", 2)
+    with client_from(context) as client:
+        updated = client.set_document_access(list(document_ids), list(access), collection)
+    click.echo(
+        f"{updated} chunk(s) of {len(document_ids)} document(s) now readable by {', '.join(access) or 'everyone'}"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,9 @@ _COLLECTION = click.option("-c", "--collection", default="default", show_default
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching (path or name); repeatable.")
 @click.option("--sync", is_flag=True, help="Also delete the documents of FOLDER (one folder) whose files are gone.")
 @click.option(
+    "--acl", "access", multiple=True, metavar="PRINCIPAL", help="Only user:NAME / group:NAME may read them; repeatable."
+)
+@click.option(
     "--experiment",
     help="Fill the collection of every variant of this experiment (each with its chunking; see --experiments-file).",
 )
@@ -52,6 +56,7 @@ def ingest(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     sync: bool,
+    access: tuple[str, ...],
     experiment: str | None,
     experiments_file: Path | None,
 ) -> None:
@@ -80,6 +85,7 @@ def ingest(
                     include=include,
                     exclude=exclude,
                     sync=sync,
+                    access=access,
                 )
                 and ok
             )
@@ -117,11 +123,14 @@ def ingest_files(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     sync: bool = False,
+    access: Sequence[str] = (),
 ) -> bool:
     """Ingest with a progress bar (documents and pages) and print a summary naming every
     rejected file; False when anything was rejected or skipped."""
     console = Console(stderr=True, soft_wrap=True, highlight=False)
     loaded = files.load(paths, include=include, exclude=exclude, raw_text=True)
+    if access:
+        loaded.documents = [dataclasses.replace(d, access=tuple(access)) for d in loaded.documents]
     for where, reason in loaded.problems:
         console.print(f"[yellow]skipped[/] {where}: {reason}")
     if not loaded.documents and not sync:

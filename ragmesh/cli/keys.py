@@ -58,13 +58,19 @@ def keys() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Add the entry to this TOML key file (created, readable by you only) and print only the key.",
 )
-def new(tenant: str, collections: str, read_only: bool, key_file: Path | None) -> None:
+@click.option("--user", default="", help="The key's holder (documents with access list user:NAME).")
+@click.option("--group", "groups", multiple=True, help="A group of the holder (access list group:NAME); repeatable.")
+def new(  # noqa: PLR0917 - one parameter per option
+    tenant: str, collections: str, read_only: bool, key_file: Path | None, user: str, groups: tuple[str, ...]
+) -> None:
     """Print a fresh key (shown once: only its hash is stored) and the key-file entry granting it.
     With --append FILE the entry goes into FILE and stdout is the key alone:
     KEY=$(ragmesh keys new --tenant T --collections '*' --append keys.toml)."""
     key = new_key()
     try:
-        grant = checked_grant("ragmesh keys new", digest(key), tenant, collections, not read_only)
+        grant = checked_grant(
+            "ragmesh keys new", digest(key), tenant, collections, not read_only, user=user, groups=list(groups)
+        )
     except KeyFileError as error:
         fail(str(error))
     if key_file is not None:

@@ -15,6 +15,7 @@ from ragmesh.cli.ingest import ingest, job
 from ragmesh.cli.keys import keys, tls_options
 from ragmesh.cli.mcp import mcp
 from ragmesh.cli.query import ask
+from ragmesh.cli.sources import sources
 from ragmesh.cli.trace import trace
 from ragmesh.cli.up import up
 
@@ -59,6 +60,7 @@ COMMANDS = (
     keys,
     eval_group,
     mcp,
+    sources,
 )
 for command in COMMANDS:
     cli.add_command(command)

@@ -103,6 +103,12 @@ EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option("--generate-api-key", is_flag=True, help="Auth on with a fresh key for this session, printed once.")
 @click.option("--log-dir", type=click.Path(path_type=Path), default=ROOT / "var" / "logs", show_default="var/logs")
+@click.option(
+    "--sources-file",
+    type=EXISTING_FILE,
+    envvar="RAGMESH_ORCHESTRATOR_SOURCES_FILE",
+    help="Sources to sync (docs/sources.md); starts a beat for their schedule (needs --redis-url).",
+)
 @click.option("--demo", is_flag=True, help=f"Index the sample corpus and stream an answer to {DEMO_QUESTION!r}.")
 @click.option("--exit-after-demo", is_flag=True, help="With --demo: stop the mesh after the answer.")
 @click.pass_context
@@ -166,6 +172,7 @@ def _plan(options: dict[str, Any], log_dir: Path, api_key_file: Path | None) -> 
         otlp_endpoint=options["otlp_endpoint"],
         log_dir=log_dir,
         workers=options["workers"],
+        sources_file=str(options["sources_file"].resolve()) if options["sources_file"] else "",
     )
 
 

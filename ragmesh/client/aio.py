@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from ragmesh.client import base, types
+from ragmesh.client import access_calls, base, types
 from ragmesh.client.base import Call, ClientSettings, IngestTally, errors_as_ragmesh, ingest_requests
 from ragmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 
@@ -107,6 +107,24 @@ class AsyncRagmeshClient:
     async def document(self, document_id: str, collection: str = "") -> orchestrator_pb2.GetDocumentResponse:
         """A document's chunks in order."""
         return await self._run(base.document_call(document_id, collection))
+
+    async def set_document_access(
+        self, document_ids: Sequence[str], access: Sequence[str], collection: str = ""
+    ) -> int:
+        """Give documents a new access list without re-embedding them; returns the chunks updated."""
+        return await self._run(access_calls.access_call(document_ids, access, collection))
+
+    async def sources(self) -> list[orchestrator_pb2.SourceInfo]:
+        """The sources whose collection this key may read."""
+        return await self._run(access_calls.sources_call())
+
+    async def source_status(self, name: str) -> orchestrator_pb2.SourceStatus:
+        """A source and its last sync."""
+        return await self._run(access_calls.source_status_call(name))
+
+    async def sync_source(self, name: str) -> str:
+        """Start a sync of a source now; returns its job id."""
+        return await self._run(access_calls.sync_source_call(name))
 
     async def health(self) -> orchestrator_pb2.CheckHealthResponse:
         """Every component's health as the orchestrator sees it."""

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from ragmesh.client import base, types
+from ragmesh.client import access_calls, base, types
 from ragmesh.client.base import Call, ClientSettings, IngestTally, errors_as_ragmesh, ingest_requests
 from ragmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 
@@ -104,6 +104,23 @@ class RagmeshClient:
     def document(self, document_id: str, collection: str = "") -> orchestrator_pb2.GetDocumentResponse:
         """A document's chunks in order."""
         return self._run(base.document_call(document_id, collection))
+
+    def set_document_access(self, document_ids: Sequence[str], access: Sequence[str], collection: str = "") -> int:
+        """Give documents a new access list (``user:NAME``, ``group:NAME``; empty: the whole
+        tenant) without re-embedding them; returns the chunks updated."""
+        return self._run(access_calls.access_call(document_ids, access, collection))
+
+    def sources(self) -> list[orchestrator_pb2.SourceInfo]:
+        """The sources whose collection this key may read."""
+        return self._run(access_calls.sources_call())
+
+    def source_status(self, name: str) -> orchestrator_pb2.SourceStatus:
+        """A source and its last sync."""
+        return self._run(access_calls.source_status_call(name))
+
+    def sync_source(self, name: str) -> str:
+        """Start a sync of a source now; returns its job id (see :meth:`watch_job`)."""
+        return self._run(access_calls.sync_source_call(name))
 
     def health(self) -> orchestrator_pb2.CheckHealthResponse:
         """Every component's health as the orchestrator sees it."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,12 +102,9 @@ StreamEvent = SourcesEvent | TokenEvent | DoneEvent
 
 @dataclass(frozen=True)
 class Document:
-    """A document to index; ``metadata`` values must be JSON (keys: letters, digits, _).
-
-    Give ``text``, or a file's raw ``content`` for the server to parse (PDF, DOCX, XLSX,
-    HTML, Markdown, CSV, text) with its ``file_name`` (whose extension declares the type)
-    or ``media_type``.
-    """
+    """A document to index; ``metadata`` values must be JSON (keys: letters, digits, _). Give
+    ``text``, or a file's raw ``content`` for the server to parse (PDF, DOCX, XLSX, HTML,
+    Markdown, CSV, text) with its ``file_name`` (its extension declares the type) or ``media_type``."""
 
     id: str
     text: str = ""
@@ -115,6 +112,8 @@ class Document:
     content: bytes = b""
     media_type: str = ""
     file_name: str = ""
+    #: Principals that may read it (``user:NAME``, ``group:NAME``); empty: the whole tenant.
+    access: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -221,6 +220,7 @@ def document_message(document: Document | Mapping[str, Any]) -> orchestrator_pb2
             content=bytes(document.get("content", b"")),
             media_type=str(document.get("media_type", "")),
             file_name=str(document.get("file_name", "")),
+            access=tuple(document.get("access", ())),
         )
     metadata = Struct()
     metadata.update(dict(document.metadata))
@@ -231,4 +231,5 @@ def document_message(document: Document | Mapping[str, Any]) -> orchestrator_pb2
         content=document.content,
         media_type=document.media_type,
         file_name=document.file_name,
+        access=list(document.access),
     )

@@ -8,6 +8,9 @@ behind Envoy (:mod:`ragmesh.mesh.mesh_tls`), API keys.
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +20,15 @@ from ragmesh.mesh.addresses import MeshError, check_free, host_port, is_ip
 from ragmesh.mesh.envoy_process import EnvoyProcess
 from ragmesh.mesh.envoy_tls import write_sds
 from ragmesh.mesh.plan import COMPONENT_ORDER, WORKER_PORTS, MeshPlan
-from ragmesh.mesh.processes import ROOT, STOP_TIMEOUT_SECONDS, ServiceProcess, free_port, stop_processes
+from ragmesh.mesh.processes import (
+    ROOT,
+    STOP_TIMEOUT_SECONDS,
+    ServiceProcess,
+    free_port,
+    service_env,
+    stop_processes,
+    tied_to_this_process,
+)
 from ragmesh.mesh.state import STATE_FILE, write_state
 from ragmesh.vocabulary.names import DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
@@ -63,6 +74,8 @@ class Mesh:
         self.plan = plan
         self.replicas: list[Replica] = []
         self.envoy: EnvoyProcess | None = None
+        #: The beat of source syncs (with a sources file and workers).
+        self.beat: subprocess.Popen[bytes] | None = None
         self._http_ports: dict[int, int] = {}
         self.address = f"127.0.0.1:{plan.envoy_port}"
         self.internal_port = plan.envoy_internal_port or (8081 if plan.default_ports else free_port())
@@ -139,6 +152,18 @@ class Mesh:
             env["RAGMESH_WORKER_COMPONENTS_BEHIND_ENVOY"] = "true"
             env["RAGMESH_WORKER_REDIS_URL"] = self.plan.redis_url
             self._spawn("worker", env)
+        if self.plan.sources_file and self.plan.worker_count:
+            self._start_beat(self.replicas[-1].env)
+
+    def _start_beat(self, worker_env: dict[str, str]) -> None:
+        """The schedule of source syncs: Celery beat (redbeat) with a worker's settings; it
+        serves no health check, so it is started and stopped, not waited for."""
+        log = self.plan.log_dir / f"beat-{time.monotonic_ns()}.log"
+        with log.open("wb") as out:
+            command = tied_to_this_process([sys.executable, "-m", "services.worker.beat"])
+            self.beat = subprocess.Popen(
+                command, cwd=ROOT, env=service_env(worker_env), stdout=out, stderr=subprocess.STDOUT
+            )
 
     def _spawn(self, component: str, env: dict[str, str]) -> None:
         probe = self.plan.mesh_tls.probe() if self.plan.mesh_tls is not None else None
@@ -156,6 +181,8 @@ class Mesh:
             env[prefix + "HTTP_ADDR"] = f"127.0.0.1:{self._http_ports[port]}"
             if self.plan.redis_url:
                 env[prefix + "REDIS_URL"] = self.plan.redis_url
+        if self.plan.sources_file and component in ("orchestrator", "worker"):
+            env[prefix + "SOURCES_FILE"] = self.plan.sources_file
         if component == "retriever":
             env[prefix + "URI"] = self.plan.retriever_uri
         if self.plan.traces_file:
@@ -243,6 +270,8 @@ class Mesh:
             tier = {"orchestrator": 0, "worker": 1}
             for level in range(3):
                 group = [r.process.process for r in self.replicas if tier.get(r.component, 2) == level]
+                if level == 1 and self.beat is not None:
+                    group.append(self.beat)
                 stop_processes(group, STOP_TIMEOUT_SECONDS)
             if self.envoy is not None:
                 self.envoy.stop()

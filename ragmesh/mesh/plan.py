@@ -44,6 +44,8 @@ class MeshPlan:
     env: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Worker processes (background jobs and batches); None: 1 with a Redis URL, else 0.
     workers: int | None = None
+    #: The sources file (docs/sources.md) of the orchestrators, workers and the beat ("" = none).
+    sources_file: str = ""
 
     @property
     def worker_count(self) -> int:
@@ -64,3 +66,5 @@ class MeshPlan:
             raise MeshError(f"workers must be between 0 and 16, got {self.worker_count}")
         if self.worker_count and not self.redis_url:
             raise MeshError("workers need a broker: give --redis-url (e.g. redis://127.0.0.1:6379/0)")
+        if self.sources_file and not self.worker_count:
+            raise MeshError("sources are synced by workers: give --redis-url (and --workers 1 or more)")

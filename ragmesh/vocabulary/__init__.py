@@ -87,11 +87,13 @@ class FilterOp(StrEnum):
     GE = ">="
     IN = "in"
     NOT_IN = "not in"
+    #: An array column (a chunk's ``access`` list) holds at least one of the values.
+    ARRAY_CONTAINS_ANY = "array_contains_any"
 
     @property
     def takes_list(self) -> bool:
-        """IN and NOT_IN compare with a list of values."""
-        return self in (FilterOp.IN, FilterOp.NOT_IN)
+        """IN, NOT_IN and ARRAY_CONTAINS_ANY compare with a list of values."""
+        return self in (FilterOp.IN, FilterOp.NOT_IN, FilterOp.ARRAY_CONTAINS_ANY)
 
     @property
     def ordering(self) -> bool:

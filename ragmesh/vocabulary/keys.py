@@ -9,10 +9,12 @@ and a fast one keeps every call cheap. Grants live in a key file (TOML or JSON):
     tenant = "acme"
     collections = ["acme_*", "shared"]   # names, or prefixes ending in "*"
     write = true                         # ingest, delete, jobs; reading is always allowed
+    user = "alice"                       # optional: the holder, for per-document access lists
+    groups = ["hr"]                      # optional: the holder's groups
 
 or in one environment variable, entries separated by ``;`` or newlines::
 
-    <sha256 hex>:<tenant>:<collection>,<prefix>*,...:<r|rw>
+    <sha256 hex>:<tenant>:<collection>,<prefix>*,...:<r|rw>[:<user>[:<group>,<group>...]]
 
 :class:`KeyStore` holds the union of both and reloads the file when its mtime changes
 (checked at most once per ``reload_seconds``) or when :meth:`KeyStore.reload` is called
@@ -35,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ragmesh.vocabulary.access import AccessError, check_name
 from ragmesh.vocabulary.names import IDENTIFIER
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,9 @@ class Grant:
     #: Collection names, or prefixes ending in ``*`` (``"*"`` alone: every collection).
     collections: tuple[str, ...]
     write: bool = False
+    #: The key's holder and groups: what per-document access lists are checked against.
+    user: str = ""
+    groups: tuple[str, ...] = ()
 
     @property
     def key_id(self) -> str:
@@ -77,15 +83,37 @@ def digest(key: str) -> str:
 def toml_entry(grant: Grant) -> str:
     """The key-file (TOML) lines granting ``grant``."""
     names = ", ".join(json.dumps(c) for c in grant.collections)
-    return (
+    entry = (
         f'[[keys]]\nsha256 = "{grant.sha256}"\ntenant = {json.dumps(grant.tenant)}\n'
         f"collections = [{names}]\nwrite = {'true' if grant.write else 'false'}\n"
     )
+    if grant.user:
+        entry += f"user = {json.dumps(grant.user)}\n"
+    if grant.groups:
+        entry += f"groups = [{', '.join(json.dumps(g) for g in grant.groups)}]\n"
+    return entry
 
 
 def env_entry(grant: Grant) -> str:
     """The same grant as one entry of the key variable."""
-    return f"{grant.sha256}:{grant.tenant}:{','.join(grant.collections)}:{'rw' if grant.write else 'r'}"
+    entry = f"{grant.sha256}:{grant.tenant}:{','.join(grant.collections)}:{'rw' if grant.write else 'r'}"
+    if grant.user or grant.groups:
+        entry += f":{grant.user}"
+    if grant.groups:
+        entry += f":{','.join(grant.groups)}"
+    return entry
+
+
+def parse_holder(where: str, user: Any, groups: Any) -> tuple[str, tuple[str, ...]]:
+    """A key's user ("" for none) and groups (a list, or a comma-separated string)."""
+    items = [g.strip() for g in groups.split(",") if g.strip()] if isinstance(groups, str) else groups
+    if not isinstance(user, str) or not isinstance(items, list) or not all(isinstance(g, str) for g in items):
+        raise KeyFileError(f"{where}: user must be a string and groups a list of strings")
+    try:
+        checked = tuple(sorted({check_name("group", g) for g in items}))
+        return (check_name("user", user) if user else ""), checked
+    except AccessError as error:
+        raise KeyFileError(f"{where}: {error}") from None
 
 
 def parse_collections(where: str, value: Any) -> tuple[str, ...]:
@@ -100,7 +128,9 @@ def parse_collections(where: str, value: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
-def checked_grant(where: str, sha256: Any, tenant: Any, collections: Any, write: Any) -> Grant:
+def checked_grant(
+    where: str, sha256: Any, tenant: Any, collections: Any, write: Any, *, user: Any = "", groups: Any = ()
+) -> Grant:
     """A Grant from raw values, KeyFileError naming ``where`` when one is unusable."""
     if not isinstance(sha256, str) or len(sha256) != 64 or not set(sha256) <= _HEX:
         raise KeyFileError(f"{where}: sha256 must be 64 lower-case hex digits (the key's SHA-256, not the key)")
@@ -108,7 +138,8 @@ def checked_grant(where: str, sha256: Any, tenant: Any, collections: Any, write:
         raise KeyFileError(f"{where}: tenant must be a letter then letters, digits or '_', got {tenant!r}")
     if not isinstance(write, bool):
         raise KeyFileError(f"{where}: write must be true or false")
-    return Grant(sha256, tenant, parse_collections(where, collections), write)
+    holder, member_of = parse_holder(where, user, list(groups) if isinstance(groups, tuple) else groups)
+    return Grant(sha256, tenant, parse_collections(where, collections), write, holder, member_of)
 
 
 def parse_file(path: Path) -> list[Grant]:
@@ -126,11 +157,12 @@ def parse_file(path: Path) -> list[Grant]:
         where = f"{path}: keys[{index}]"
         if not isinstance(entry, dict):
             raise KeyFileError(f"{where}: expected a table")
-        unknown = set(entry) - {"sha256", "tenant", "collections", "write"}
+        unknown = set(entry) - {"sha256", "tenant", "collections", "write", "user", "groups"}
         if unknown:
             raise KeyFileError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         sha256, tenant, collections = entry.get("sha256"), entry.get("tenant"), entry.get("collections")
-        grants.append(checked_grant(where, sha256, tenant, collections, entry.get("write", False)))
+        write, user, groups = entry.get("write", False), entry.get("user", ""), entry.get("groups", [])
+        grants.append(checked_grant(where, sha256, tenant, collections, write, user=user, groups=groups))
     return grants
 
 
@@ -142,9 +174,10 @@ def parse_env(variable: str, text: str) -> list[Grant]:
             continue
         parts = entry.split(":")
         where = f"{variable}: entry {index + 1}"
-        if len(parts) != 4 or parts[3] not in ("r", "rw"):
-            raise KeyFileError(f"{where}: expected <sha256>:<tenant>:<collections>:<r|rw>")
-        grants.append(checked_grant(where, parts[0], parts[1], parts[2], parts[3] == "rw"))
+        if not 4 <= len(parts) <= 6 or parts[3] not in ("r", "rw"):
+            raise KeyFileError(f"{where}: expected <sha256>:<tenant>:<collections>:<r|rw>[:<user>[:<groups>]]")
+        user, groups = (parts[4] if len(parts) > 4 else ""), (parts[5] if len(parts) > 5 else "")
+        grants.append(checked_grant(where, parts[0], parts[1], parts[2], parts[3] == "rw", user=user, groups=groups))
     return grants
 
 

@@ -30,3 +30,7 @@ MAX_TOP_K = 50
 MAX_CANDIDATES = 200
 #: Documents in one message of the Ingest stream (clients cut their requests by it, too).
 MAX_DOCUMENTS_PER_MESSAGE = 1000
+#: Principals in one document's access list (the capacity of the retriever's array field).
+MAX_ACCESS_PRINCIPALS = 64
+#: Bytes of one principal (``user:NAME``, ``group:NAME``) as the retriever stores it.
+PRINCIPAL_BYTES = 256

@@ -127,7 +127,7 @@ def _presented_key(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> st
 
 
 def _principal(grant: Grant) -> Principal:
-    return Principal(grant.tenant, grant.collections, grant.write, grant.key_id)
+    return Principal(grant.tenant, grant.collections, grant.write, grant.key_id, grant.user, grant.groups)
 
 
 def install_sighup(store: KeyStore | None) -> None:

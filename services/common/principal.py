@@ -11,6 +11,7 @@ import contextvars
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ragmesh.vocabulary.access import caller_principals, principals_digest
 from services.common.errors import PermissionDenied
 
 
@@ -24,6 +25,15 @@ class Principal:
     write: bool
     #: Non-secret id of the key (its hash's first 8 hex digits), for logs; "" when auth is off.
     key_id: str = ""
+    #: The key's holder and groups, checked against documents' access lists.
+    user: str = ""
+    groups: tuple[str, ...] = ()
+    #: Every document is visible whatever its access list (auth off: development).
+    sees_all: bool = False
+
+    def principals(self) -> tuple[str, ...]:
+        """What this caller holds in access lists: ``*`` (public), its user, its groups."""
+        return caller_principals(self.user, self.groups)
 
     def may(self, collection: str, write: bool = False) -> bool:
         """Whether this principal may read (or, with ``write``, change) ``collection``."""
@@ -37,7 +47,7 @@ class Principal:
 
 
 #: The caller when auth is off: one tenant-less principal that may do anything.
-ANONYMOUS = Principal(tenant="", collections=("*",), write=True)
+ANONYMOUS = Principal(tenant="", collections=("*",), write=True, sees_all=True)
 _PRINCIPAL: contextvars.ContextVar[Principal] = contextvars.ContextVar("ragmesh_principal", default=ANONYMOUS)
 
 
@@ -62,6 +72,9 @@ def authorize(principal: Principal, collection: str, write: bool = False) -> Non
 
 
 def scope_key(principal: Principal) -> str:
-    """The tenant part of cache keys and job ids ("" with auth off), so that one tenant
-    is never served another tenant's cached answer even for the same question."""
-    return principal.tenant
+    """The caller's part of cache keys ("" with auth off): its tenant and a digest of the
+    principals it holds, so that an answer is never served to another tenant, nor to a
+    caller who could not read its sources."""
+    if principal.sees_all:
+        return principal.tenant
+    return f"{principal.tenant}/{principals_digest(principal.principals())}"

@@ -8,6 +8,8 @@ with ``RAGMESH_WORKER_``: one parser, so every setting means the same in both.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -23,6 +25,7 @@ from services.common.server_config import ServerSettings
 from services.common.tls import client_tls_from_env
 from services.orchestrator.core.experiments.config import ExperimentSettings
 from services.orchestrator.core.settings import BatchSettings, CacheSettings, IngestSettings, QueryDefaults
+from services.orchestrator.core.sources.config import SourcesConfigError, SourceSettings
 from services.parsing import ParseSettings
 
 
@@ -63,6 +66,8 @@ class CoreConfig:
     experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
     #: Hugging Face sequence-classification model for cross-encoder reranking ("" = off).
     cross_encoder_path: str = ""
+    #: Sources synced into collections (the sources file, the readers' working copies).
+    sources: SourceSettings = field(default_factory=SourceSettings)
 
     @classmethod
     def from_env(cls, env: Env) -> CoreConfig:
@@ -89,6 +94,7 @@ class CoreConfig:
             parse=ParseSettings.from_env(env),
             experiments=experiments,
             cross_encoder_path=cross_encoder,
+            sources=_source_settings(env),
         )
 
 
@@ -116,6 +122,21 @@ class OrchestratorConfig:
             auth=AuthSettings.from_env("orchestrator", environ),
             quota=QuotaSettings.from_env("orchestrator", environ),
         )
+
+
+def _source_settings(env: Env) -> SourceSettings:
+    """The sources file, checked whole at start (a bad one names the file, source and field)."""
+    default_cache = os.path.join(tempfile.gettempdir(), "ragmesh-sources")
+    settings = SourceSettings(
+        file=env.text("sources_file", ""),
+        cache_dir=env.text("sources_cache_dir", default_cache),
+        lock_seconds=env.number("sources_lock_seconds", 3600.0, 1.0, 7 * 86_400.0),
+    )
+    try:
+        settings.load()
+    except SourcesConfigError as error:
+        raise ConfigError(env.name("sources_file"), str(error)) from None
+    return settings
 
 
 def _http_addr(env: Env) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from ragmesh.vocabulary.tls import TlsFileError
 from services.orchestrator.adapters.background.queue import CeleryTaskQueue
@@ -21,7 +22,9 @@ from services.orchestrator.adapters.redis.answers import RedisAnswers
 from services.orchestrator.adapters.redis.experiment_records import RedisRecordStore
 from services.orchestrator.adapters.redis.guard import RedisGuard
 from services.orchestrator.adapters.redis.job_store import RedisJobStore
+from services.orchestrator.adapters.redis.source_state import RedisSourceStates
 from services.orchestrator.adapters.redis.versions import RedisCollectionVersions
+from services.orchestrator.adapters.sources import reader_for
 from services.orchestrator.config import CoreConfig
 from services.orchestrator.core.experiments.manager import Experiments
 from services.orchestrator.core.experiments.records import MemoryRecordStore, RecordStore
@@ -33,6 +36,10 @@ from services.orchestrator.core.ports import Ports
 from services.orchestrator.core.query.cache import AnswerCache
 from services.orchestrator.core.query.pipeline import QueryPipeline
 from services.orchestrator.core.query.rerank import Reranker
+from services.orchestrator.core.sources.manager import SourceManager
+from services.orchestrator.core.sources.model import SourceReader, SourceSpec
+from services.orchestrator.core.sources.sync import SourceSyncer
+from services.orchestrator.core.stores import CollectionVersions
 from services.parsing import ParserPool
 
 
@@ -70,25 +77,27 @@ def build_core(
         closers.append(components.close)
     if cross_encoder is not None:
         closers.append(_closer(cross_encoder))
-    shared = RedisAnswers(cache_guard)
+    shared, versions = RedisAnswers(cache_guard), RedisCollectionVersions(cache_guard)
     cache = AnswerCache(shared, config.cache.l1_entries, config.cache.l1_ttl_seconds, config.cache.l2_ttl_seconds)
-    versions = RedisCollectionVersions(cache_guard)
     # Raw files are parsed here, in worker processes with time and memory limits.
     parsers = ParserPool(config.parse.workers, config.parse.limits)
     closers += [parsers.close, cache_guard.close]
     job_store, queue = jobs if jobs is not None else _job_engine(config)
+    ingestor = Ingestor(ports.embedder, ports.retriever, versions, config.ingest, parsers)
+    sources = _sources(config, ingestor, ports, versions, (job_store, queue), closers=closers)
     parts = CoreParts(
         ports=ports,
         cache=cache,
         shared_answers=shared,
         versions=versions,
         pipeline=QueryPipeline(ports, cache, versions, cross_encoder),
-        ingestor=Ingestor(ports.embedder, ports.retriever, versions, config.ingest, parsers),
+        ingestor=ingestor,
         jobs=JobManager(job_store, queue, config.ingest),
         experiments=Experiments(config.experiments.load(), _experiment_records(config, cache_guard)),
         defaults=config.defaults,
         ingest=config.ingest,
         batch=config.batch,
+        sources=sources,
         monitor=components,
         job_store=job_store,
         start_parsers=parsers.start,
@@ -106,6 +115,30 @@ def _job_engine(config: CoreConfig) -> tuple[JobStore | None, TaskQueue | None]:
     # (up to max_documents documents) takes longer to write; no back-off either.
     store = RedisJobStore(RedisGuard(redis.url, redis.broker_timeout_seconds, 0.0))
     return store, CeleryTaskQueue(redis.url, redis.broker_timeout_seconds)
+
+
+def _sources(
+    config: CoreConfig,
+    ingestor: Ingestor,
+    ports: Ports,
+    versions: CollectionVersions,
+    engine: tuple[JobStore | None, TaskQueue | None],
+    *,
+    closers: list[Callable[[], Awaitable[None]]],
+) -> SourceManager:
+    """The declared sources, synced through the ingestor with their state in Redis (no syncs without it)."""
+    redis, settings = config.redis, config.sources
+    syncer = None
+    if redis.url:
+        guard = RedisGuard(redis.url, redis.broker_timeout_seconds, 0.0)
+        closers.append(guard.close)
+        syncer = SourceSyncer(ingestor, ports.retriever, versions, RedisSourceStates(guard))
+    cache = Path(settings.cache_dir)
+
+    def readers(spec: SourceSpec) -> SourceReader:
+        return reader_for(spec, cache)
+
+    return SourceManager(settings.load(), readers, syncer, engine, settings.lock_seconds)
 
 
 def _connect(config: CoreConfig) -> Components:

@@ -40,6 +40,8 @@ class CollectionSpec:
     index: IndexKind
     #: BM25 full-text search (and so sparse and hybrid modes) enabled.
     full_text: bool
+    #: The ``access`` and ``access_terms`` columns (access lists) exist; older collections lack them.
+    access_lists: bool = True
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class ChunkRow:
     text: str
     metadata: dict[str, Any]
     vector: Sequence[float]
+    #: Principals that may read the chunk ("*" alone, or empty: public).
+    access: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,10 @@ class VectorStore(Protocol):
     anything else is a store failure.
     """
 
+    #: Access clauses evaluated on the ARRAY column (a Milvus server, with an INVERTED index),
+    #: else on the terms column (milvus-lite); see :mod:`services.retriever.filters`.
+    array_filters: bool
+
     def create(self, spec: CollectionSpec) -> None:
         """Create a collection with its indexes, ready to search."""
         ...
@@ -103,8 +111,8 @@ class VectorStore(Protocol):
         """The spec of a collection (loading it for search if needed)."""
         ...
 
-    def count(self, name: str) -> int:
-        """Number of chunks stored."""
+    def count(self, name: str, expression: str = "") -> int:
+        """Number of chunks stored (those matching ``expression``)."""
         ...
 
     def names(self) -> list[str]:
@@ -127,8 +135,16 @@ class VectorStore(Protocol):
         """Run ``query``; hits best first."""
         ...
 
-    def scan(self, name: str, expression: str, timeout: float | None) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(document id, metadata) of every chunk matching ``expression`` ("" for all)."""
+    def scan(
+        self, name: str, expression: str, timeout: float | None, access: bool = False
+    ) -> Iterator[tuple[str, dict[str, Any], tuple[str, ...]]]:
+        """(document id, metadata, access list) of every chunk matching ``expression`` ("" for
+        all); the access list is read only with ``access`` (the collection has the column)."""
+        ...
+
+    def set_access(self, name: str, expression: str, access: Sequence[str], timeout: float | None) -> int:
+        """Give every chunk matching ``expression`` this access list (a partial update: no
+        vector is rewritten), then flush; returns how many chunks changed."""
         ...
 
     def chunks(self, name: str, expression: str, timeout: float | None) -> list[ChunkRow]:

@@ -33,8 +33,8 @@ from services.retriever.backend import (
     SearchQuery,
     VectorStore,
 )
+from services.retriever.documents import DocumentReads, where
 from services.retriever.filters import Clause, build_expression, document_ids_expression
-from services.retriever.listing import DocumentSummary, check_page_size, summarize
 from services.retriever.validation import (
     check_chunks,
     check_name,
@@ -42,6 +42,7 @@ from services.retriever.validation import (
     check_top_k,
     check_vector,
     unique_by_chunk_id,
+    with_access,
 )
 
 SEARCH_LATENCY = Histogram(
@@ -71,8 +72,9 @@ class SearchRequest:
     return_vectors: bool
 
 
-class Retriever:
-    """Validates requests and runs them on a store in worker threads."""
+class Retriever(DocumentReads):
+    """Validates requests and runs them on a store in worker threads (listings, chunk reads
+    and access lists in :class:`DocumentReads`)."""
 
     def __init__(
         self,
@@ -126,21 +128,25 @@ class Retriever:
         COLLECTION_ROWS.labels(name).set(0)
         return CollectionInfo(spec, 0), True
 
-    async def list_collections(self) -> list[CollectionInfo]:
-        """Every collection made by the retriever, sorted by name."""
+    async def list_collections(self, clauses: Sequence[Clause] = ()) -> list[CollectionInfo]:
+        """Every collection made by the retriever, sorted by name, counting the chunks that
+        match ``clauses``."""
+        build_expression(clauses)
         infos = []
         for name in sorted(await self._run(self.store.names)):
             try:
-                infos.append(await self.describe(name))
+                infos.append(await self.describe(name, clauses))
             except (FailedPrecondition, InvalidArgument, NotFound) as error:  # foreign, or dropped meanwhile
                 log.debug("listing skips %s: %s", name, error)
         return infos
 
-    async def describe(self, name: str) -> CollectionInfo:
-        """A collection's spec and current count."""
+    async def describe(self, name: str, clauses: Sequence[Clause] = ()) -> CollectionInfo:
+        """A collection's spec and current count (of the chunks matching ``clauses``)."""
         spec = await self._spec(name)
-        count = await self._run(self.store.count, name)
-        COLLECTION_ROWS.labels(name).set(count)
+        expression = build_expression(clauses, self._access_mode(spec))
+        count = await self._run(self.store.count, name, expression)
+        if not clauses:
+            COLLECTION_ROWS.labels(name).set(count)
         return CollectionInfo(spec, count)
 
     async def drop(self, name: str) -> None:
@@ -169,7 +175,7 @@ class Retriever:
     def _write(self, spec: CollectionSpec, chunks: Sequence[ChunkRow], timeout: float | None) -> int:
         # Checked in the worker thread: thousands of chunks would stall the event loop.
         check_chunks(spec, chunks)
-        return self.store.upsert(spec.name, unique_by_chunk_id(chunks), timeout)
+        return self.store.upsert(spec.name, with_access(spec, unique_by_chunk_id(chunks)), timeout)
 
     async def delete(
         self, name: str, document_ids: Sequence[str], clauses: Sequence[Clause], timeout: float | None = None
@@ -178,10 +184,11 @@ class Retriever:
         if not document_ids and not clauses:
             raise InvalidArgument("give document_ids and/or filters; deleting everything is DropCollection")
         parts = [document_ids_expression(document_ids)] if document_ids else []
+        build_expression(clauses)
+        spec = await self._spec(name)
         if clauses:
-            parts.append(build_expression(clauses))
-        await self._spec(name)
-        deleted = await self._run(self.store.delete, name, " and ".join(f"({p})" for p in parts), timeout)
+            parts.append(build_expression(clauses, self._access_mode(spec)))
+        deleted = await self._run(self.store.delete, name, where(parts), timeout)
         ROWS_DELETED.labels(name).inc(deleted)
         await self._refresh_count(name)
         return deleted
@@ -189,8 +196,9 @@ class Retriever:
     async def search(self, request: SearchRequest, timeout: float | None = None) -> tuple[list[Hit], SearchMode]:
         """Nearest chunks, best first, and the mode used."""
         check_top_k(request.top_k)
-        expression = build_expression(request.clauses)
+        build_expression(request.clauses)  # a bad clause is the caller's error, before any store call
         spec = await self._spec(request.collection)
+        expression = build_expression(request.clauses, self._access_mode(spec))
         mode = self.choose_mode(spec, request)
         if mode is not SearchMode.SPARSE:
             check_vector(spec, request.vector, mode)
@@ -208,41 +216,6 @@ class Retriever:
         hits = await self._run(self.store.search, spec, query, timeout)
         SEARCH_LATENCY.labels(mode.value).observe(time.perf_counter() - started)
         return hits, mode
-
-    async def list_documents(
-        self,
-        name: str,
-        document_ids: Sequence[str],
-        page_size: int,
-        page_token: str,
-        timeout: float | None = None,
-        *,
-        clauses: Sequence[Clause] = (),
-    ) -> tuple[list[DocumentSummary], str]:
-        """One page of the collection's documents (all, or those of ``document_ids``; only those
-        with a chunk matching ``clauses``) sorted by id, and the next page's token ("" last)."""
-        size = check_page_size(page_size)
-        parts = [document_ids_expression(document_ids)] if document_ids else []
-        if clauses:
-            parts.append(build_expression(clauses))
-        expression = " and ".join(f"({part})" for part in parts)
-        await self._spec(name)
-
-        def scan() -> tuple[list[DocumentSummary], str]:
-            return summarize(self.store.scan(name, expression, timeout), size, page_token)
-
-        return await self._run(scan)
-
-    async def get_chunks(
-        self, name: str, document_id: str, clauses: Sequence[Clause] = (), timeout: float | None = None
-    ) -> list[ChunkRow]:
-        """The chunks of one document (those matching ``clauses``) in order, without vectors."""
-        parts = [document_ids_expression([document_id])]
-        if clauses:
-            parts.append(build_expression(clauses))
-        expression = " and ".join(f"({part})" for part in parts)
-        await self._spec(name)
-        return await self._run(self.store.chunks, name, expression, timeout)
 
     @staticmethod
     def choose_mode(spec: CollectionSpec, request: SearchRequest) -> SearchMode:

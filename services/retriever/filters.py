@@ -16,6 +16,18 @@ Why literals and not ``filter_params`` templates: pymilvus 3 sends templates, an
 server fills them in, but milvus-lite 3.2 does not implement them (``{x}`` is a parse error
 there). One expression syntax that both accept keeps one code path.
 
+The ``access`` column (a chunk's access list, an ARRAY of principals) takes
+ARRAY_CONTAINS_ANY only, with strings; no other field takes that operator. How it is
+evaluated depends on the store (``access``): on a Milvus server, natively —
+``ARRAY_CONTAINS_ANY(access, ["*", "group:hr"])``, with an INVERTED index on the array
+(``"array"``); on milvus-lite, which can index no ARRAY field and evaluates array functions row
+by row (7-9x the time of an unfiltered search on 2,000 chunks, measured), over the
+``access_terms`` column that stores the same list as ``|<term>|<term>|`` with each term a hex
+digest of a principal, as ``access_terms like "%|<term>|%" or ...`` (``"terms"``: hex digits hold
+no LIKE wildcard, so a principal cannot match another). A collection made before access lists
+has neither column: its chunks are all public, so the clause is true when the values hold
+``*`` and matches nothing otherwise (``"none"``).
+
 Semantics worth knowing: LT/LE/GT/GE take numbers only (the contract says so, and ordering
 strings by code point is rarely what a caller means); booleans take EQ/NE only;
 ``document_id`` and ``chunk_id`` take strings only. Like SQL's NULL, a chunk whose metadata lacks the key
@@ -25,12 +37,15 @@ OR/AND chains of equalities because milvus-lite rejects ``in`` on a JSON path.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from ragmesh.vocabulary import FilterOp
+from ragmesh.vocabulary.access import ACCESS_FIELD, PUBLIC
 from ragmesh.vocabulary.limits import ID_BYTES, MAX_FILTER_CLAUSES, MAX_IN_VALUES
 from ragmesh.vocabulary.names import IDENTIFIER
 from ragmesh.vocabulary.values import Scalar
@@ -47,6 +62,22 @@ _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 _ORDERING = frozenset(op for op in FilterOp if op.ordering)
 _LISTS = frozenset(op for op in FilterOp if op.takes_list)
+#: An expression no chunk matches (chunk ids are never empty).
+NOTHING = f'{CHUNK_ID} == ""'
+#: The access list again, as ``|<term>|<term>|`` (see above).
+ACCESS_TERMS = "access_terms"
+#: How the store evaluates the access clause (see above).
+AccessMode = Literal["array", "terms", "none"]
+
+
+def access_term(principal: str) -> str:
+    """A principal's term in ``access_terms``: 16 hex digits of its SHA-256."""
+    return hashlib.sha256(principal.encode()).hexdigest()[:16]
+
+
+def access_terms(access: Sequence[str]) -> str:
+    """The ``access_terms`` value of an access list."""
+    return "|" + "|".join(access_term(principal) for principal in access) + "|"
 
 
 @dataclass(frozen=True)
@@ -59,12 +90,13 @@ class Clause:
     values: tuple[Scalar | None, ...] = ()
 
 
-def build_expression(clauses: Sequence[Clause]) -> str:
-    """The clauses ANDed as one Milvus expression ("" for none); InvalidArgument if any is bad."""
+def build_expression(clauses: Sequence[Clause], access: AccessMode = "array") -> str:
+    """The clauses ANDed as one Milvus expression ("" for none); InvalidArgument if any is bad.
+    ``access``: how the store evaluates a clause on the ``access`` column (see above)."""
     if len(clauses) > MAX_FILTER_CLAUSES:
         raise InvalidArgument(f"{len(clauses)} filters; at most {MAX_FILTER_CLAUSES} are allowed")
-    parts = [_clause(f"filters[{i}]", clause) for i, clause in enumerate(clauses)]
-    expression = " and ".join(f"({part})" for part in parts)
+    parts = [_clause(f"filters[{i}]", clause, access) for i, clause in enumerate(clauses)]
+    expression = " and ".join(f"({part})" for part in parts if part)
     if len(expression) > MAX_EXPRESSION_CHARS:
         raise InvalidArgument(f"filters are too large ({len(expression)} characters of expression)")
     return expression
@@ -98,16 +130,38 @@ def _check_controls(where: str, value: str) -> None:
         raise InvalidArgument(f"{where} contains control characters")
 
 
-def _clause(where: str, clause: Clause) -> str:
+def _access_clause(where: str, clause: Clause, access: AccessMode) -> str:
+    """The access clause as the store evaluates it; on a collection without access lists, true
+    ("") when the values hold the public marker, else no chunk."""
+    if clause.op is not FilterOp.ARRAY_CONTAINS_ANY or clause.value is not None:
+        raise InvalidArgument(f"{where}: {ACCESS_FIELD} takes ARRAY_CONTAINS_ANY with values (principals) only")
+    if not clause.values or len(clause.values) > MAX_IN_VALUES:
+        raise InvalidArgument(f"{where}: ARRAY_CONTAINS_ANY needs 1 to {MAX_IN_VALUES} values")
+    if not all(isinstance(value, str) for value in clause.values):
+        raise InvalidArgument(f"{where}: {ACCESS_FIELD} is compared with strings (principals) only")
+    values = list(dict.fromkeys(str(value) for value in clause.values))
+    literals = [_literal(where, value, False) for value in values]
+    if access == "none":
+        return "" if PUBLIC in values else NOTHING
+    if access == "terms":
+        return " or ".join(f'{ACCESS_TERMS} like "%|{access_term(value)}|%"' for value in values)
+    return f"ARRAY_CONTAINS_ANY({ACCESS_FIELD}, [{', '.join(literals)}])"
+
+
+def _clause(where: str, clause: Clause, access: AccessMode = "array") -> str:
+    if clause.field == ACCESS_FIELD:
+        return _access_clause(where, clause, access)
+    if clause.op is FilterOp.ARRAY_CONTAINS_ANY:
+        raise InvalidArgument(f"{where}: ARRAY_CONTAINS_ANY applies to the {ACCESS_FIELD} column only")
     column = clause.field if clause.field in ID_COLUMNS else None
     if column is None and not IDENTIFIER.fullmatch(clause.field):
         raise InvalidArgument(
-            f"{where}: field {clause.field!r} is not allowed; use document_id, chunk_id or a metadata key of "
+            f"{where}: field {clause.field!r} is not allowed; use document_id, chunk_id, access or a metadata key of "
             "letters, digits and underscores that starts with a letter (at most 64 characters)"
         )
     field = column or f'metadata["{clause.field}"]'
     if clause.op is None:
-        raise InvalidArgument(f"{where}: op is missing; use EQ, NE, LT, LE, GT, GE, IN or NOT_IN")
+        raise InvalidArgument(f"{where}: op is missing; use EQ, NE, LT, LE, GT, GE, IN, NOT_IN or ARRAY_CONTAINS_ANY")
     if clause.op in _LISTS:
         return _list_clause(where, clause, field, column)
     if clause.values:

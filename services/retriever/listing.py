@@ -25,6 +25,8 @@ class DocumentSummary:
     content_hash: str = ""
     source: str = ""
     chunks: int = 0
+    #: The access list of its (first) chunk; empty for a collection without access lists.
+    access: tuple[str, ...] = ()
 
 
 def check_page_size(page_size: int) -> int:
@@ -37,18 +39,18 @@ def check_page_size(page_size: int) -> int:
 
 
 def summarize(
-    rows: Iterable[tuple[str, dict[str, Any]]], page_size: int, after: str
+    rows: Iterable[tuple[str, dict[str, Any], tuple[str, ...]]], page_size: int, after: str
 ) -> tuple[list[DocumentSummary], str]:
     """The first ``page_size`` documents with an id above ``after``, and the next page's
     token ("" when this is the last page)."""
     documents: dict[str, DocumentSummary] = {}
-    for document_id, metadata in rows:
+    for document_id, metadata, access in rows:
         if after and document_id <= after:
             continue
         summary = documents.get(document_id)
         if summary is None:
             summary = documents[document_id] = DocumentSummary(
-                document_id, str(metadata.get("content_hash", "")), str(metadata.get("source", ""))
+                document_id, str(metadata.get("content_hash", "")), str(metadata.get("source", "")), access=access
             )
         summary.chunks += 1
     ordered = sorted(documents.values(), key=lambda d: d.document_id)

@@ -2,7 +2,8 @@
 
 Fields: ``chunk_id`` (VARCHAR primary key, so upserts replace by chunk id), ``document_id``
 (VARCHAR, for deletes and filters), ``text`` (VARCHAR, analysed when full text is on),
-``metadata`` (JSON), ``vector`` (FLOAT_VECTOR) and, with full text, ``sparse``
+``metadata`` (JSON), ``access`` (ARRAY of VARCHAR: the principals that may read the chunk,
+``["*"]`` for everyone), ``vector`` (FLOAT_VECTOR) and, with full text, ``sparse``
 (SPARSE_FLOAT_VECTOR filled from ``text`` by a BM25 function, searched with an inverted
 index). A spec is read back from the fields and the vector index, so nothing else needs
 to be stored alongside.
@@ -10,16 +11,21 @@ to be stored alongside.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
-from ragmesh.vocabulary.limits import ID_BYTES, TEXT_BYTES
+from ragmesh.vocabulary.access import ACCESS_FIELD
+from ragmesh.vocabulary.limits import ID_BYTES, MAX_ACCESS_PRINCIPALS, PRINCIPAL_BYTES, TEXT_BYTES
 from services.common.errors import FailedPrecondition
-from services.retriever.backend import CollectionSpec, IndexKind, Metric
+from services.retriever.backend import ChunkRow, CollectionSpec, Hit, IndexKind, Metric
 from services.retriever.config import IndexTuning
+from services.retriever.filters import ACCESS_TERMS, access_terms
 
 VECTOR = "vector"
+#: ``|`` + 16 hex digits + ``|`` per principal.
+TERMS_BYTES = 2 + 17 * MAX_ACCESS_PRINCIPALS
 SPARSE = "sparse"
 OUTPUT_FIELDS = ["document_id", "text", "metadata"]
 _INDEX_NAMES = {"FLAT": IndexKind.FLAT, "HNSW": IndexKind.HNSW, "IVF_FLAT": IndexKind.IVF_FLAT}
@@ -32,6 +38,14 @@ def collection_schema(spec: CollectionSpec) -> Any:
     schema.add_field("document_id", DataType.VARCHAR, max_length=ID_BYTES)
     schema.add_field("text", DataType.VARCHAR, max_length=TEXT_BYTES, enable_analyzer=spec.full_text)
     schema.add_field("metadata", DataType.JSON)
+    schema.add_field(
+        ACCESS_FIELD,
+        DataType.ARRAY,
+        element_type=DataType.VARCHAR,
+        max_capacity=MAX_ACCESS_PRINCIPALS,
+        max_length=PRINCIPAL_BYTES,
+    )
+    schema.add_field(ACCESS_TERMS, DataType.VARCHAR, max_length=TERMS_BYTES)
     schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=spec.dimension)
     if spec.full_text:
         schema.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
@@ -46,8 +60,9 @@ def collection_schema(spec: CollectionSpec) -> Any:
     return schema
 
 
-def index_params(client: MilvusClient, spec: CollectionSpec, tuning: IndexTuning) -> Any:
-    """Index parameters: the dense index of ``spec`` and, with full text, the BM25 index."""
+def index_params(client: MilvusClient, spec: CollectionSpec, tuning: IndexTuning, array_index: bool = False) -> Any:
+    """Index parameters: the dense index of ``spec``, with full text the BM25 index, and on a
+    Milvus server (``array_index``) an INVERTED index on the access lists."""
     params = client.prepare_index_params()
     build: dict[str, Any] = {}
     if spec.index is IndexKind.HNSW:
@@ -63,6 +78,8 @@ def index_params(client: MilvusClient, spec: CollectionSpec, tuning: IndexTuning
     )
     if spec.full_text:
         params.add_index(field_name=SPARSE, index_name=SPARSE, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    if array_index and spec.access_lists:
+        params.add_index(field_name=ACCESS_FIELD, index_name=ACCESS_FIELD, index_type="INVERTED")
     return params
 
 
@@ -94,7 +111,14 @@ def spec_from_description(name: str, description: dict[str, Any], index: dict[st
     kind = _INDEX_NAMES.get(str(index.get("index_type", "")).upper())
     if kind is None:
         raise FailedPrecondition(f"collection {name!r} has an unsupported index {index.get('index_type')!r}")
-    return CollectionSpec(name, dimension, metric, kind, full_text=SPARSE in fields)
+    return CollectionSpec(
+        name,
+        dimension,
+        metric,
+        kind,
+        full_text=SPARSE in fields,
+        access_lists=ACCESS_FIELD in fields and ACCESS_TERMS in fields,
+    )
 
 
 def dense_score(metric: Metric, distance: float) -> float:
@@ -106,3 +130,32 @@ def bm25_score(distance: float) -> float:
     """BM25 scores are never negative: a Milvus server reports them as they are, milvus-lite
     3.2 negated; ``abs`` gives the score on both."""
     return abs(distance)
+
+
+def row_fields(row: ChunkRow) -> dict[str, Any]:
+    """A chunk as the fields of its row."""
+    fields = {
+        "chunk_id": row.chunk_id,
+        "document_id": row.document_id,
+        "text": row.text,
+        "metadata": row.metadata,
+        VECTOR: row.vector,
+    }
+    if row.access:  # the engine leaves it empty for a collection without the column
+        fields[ACCESS_FIELD] = list(row.access)
+        fields[ACCESS_TERMS] = access_terms(row.access)
+    return fields
+
+
+def hit_of(hit: Any, score: Callable[[float], float]) -> Hit:
+    """A search result as a Hit, its distance turned into a higher-is-better score."""
+    entity = hit["entity"]
+    vector = entity.get(VECTOR)
+    return Hit(
+        chunk_id=str(hit["chunk_id"]),
+        document_id=entity["document_id"],
+        text=entity["text"],
+        metadata=entity.get("metadata") or {},
+        score=score(float(hit["distance"])),
+        vector=None if vector is None else list(vector),
+    )

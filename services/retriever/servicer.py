@@ -69,7 +69,7 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
     async def ListCollections(
         self, request: retriever_pb2.ListCollectionsRequest, context: Context
     ) -> retriever_pb2.ListCollectionsResponse:
-        infos = await self.retriever.get().list_collections()
+        infos = await self.retriever.get().list_collections(_clauses(request.filters))
         return retriever_pb2.ListCollectionsResponse(collections=[_info(info) for info in infos])
 
     async def DescribeCollection(
@@ -123,7 +123,11 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
         return retriever_pb2.ListDocumentsResponse(
             documents=[
                 retriever_pb2.DocumentSummary(
-                    document_id=d.document_id, content_hash=d.content_hash, source=d.source, chunks=d.chunks
+                    document_id=d.document_id,
+                    content_hash=d.content_hash,
+                    source=d.source,
+                    chunks=d.chunks,
+                    access=list(d.access),
                 )
                 for d in documents
             ],
@@ -144,6 +148,14 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
                 for r in rows
             ]
         )
+
+    async def SetAccess(
+        self, request: retriever_pb2.SetAccessRequest, context: Context
+    ) -> retriever_pb2.SetAccessResponse:
+        updated = await self.retriever.get().set_access(
+            request.collection, list(request.document_ids), list(request.access), _time_left(context)
+        )
+        return retriever_pb2.SetAccessResponse(updated=updated)
 
 
 def _time_left(context: Context) -> float | None:
@@ -167,12 +179,20 @@ def _info(info: CollectionInfo) -> retriever_pb2.CollectionInfo:
         index_type=_INDEX_TO_PB[spec.index],
         full_text=spec.full_text,
         count=info.count,
+        access_lists=spec.access_lists,
     )
 
 
 def _rows(chunks: Sequence[common_pb2.Chunk]) -> list[ChunkRow]:
     return [
-        ChunkRow(chunk.chunk_id, chunk.document_id, chunk.text, metadata_dict(chunk.metadata), list(chunk.vector))
+        ChunkRow(
+            chunk.chunk_id,
+            chunk.document_id,
+            chunk.text,
+            metadata_dict(chunk.metadata),
+            list(chunk.vector),
+            tuple(chunk.access),
+        )
         for chunk in chunks
     ]
 

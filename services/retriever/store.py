@@ -23,10 +23,12 @@ from pymilvus.client.types import LoadState
 from pymilvus.exceptions import ErrorCode, MilvusUnavailableException
 
 from ragmesh.vocabulary import SearchMode
+from ragmesh.vocabulary.access import ACCESS_FIELD
 from services.common.errors import AlreadyExists, DeadlineExceeded, NotFound, Overloaded, Unavailable
 from services.common.server import StartupError
 from services.retriever.backend import ChunkRow, CollectionSpec, Hit, IndexKind, SearchQuery
 from services.retriever.config import IndexTuning, RetrieverConfig
+from services.retriever.filters import ACCESS_TERMS, access_terms
 from services.retriever.local_path import claim_local_path, locked_message, path_is_locked
 from services.retriever.schema import (
     OUTPUT_FIELDS,
@@ -36,7 +38,9 @@ from services.retriever.schema import (
     collection_schema,
     dense_score,
     dense_search_params,
+    hit_of,
     index_params,
+    row_fields,
     spec_from_description,
 )
 
@@ -59,6 +63,8 @@ class MilvusStore:
         self.local_path = local_path
         #: Index types this store can build (milvus-lite needs faiss for HNSW and IVF).
         self.indexes = indexes
+        #: milvus-lite indexes no ARRAY field: it filters access lists on their terms column.
+        self.array_filters = local_path is None
 
     @classmethod
     def open(cls, config: RetrieverConfig) -> MilvusStore:
@@ -104,7 +110,8 @@ class MilvusStore:
                 raise
             # Not index_params= above: pymilvus would then wait on index state with a call
             # milvus-lite lacks (AllocTimestamp), logging an error and sleeping 0.5 s.
-            self.client.create_index(spec.name, index_params(self.client, spec, self.tuning), sync=False)
+            params = index_params(self.client, spec, self.tuning, self.array_filters)
+            self.client.create_index(spec.name, params, sync=False)
             self.client.load_collection(spec.name)
 
     def describe(self, name: str) -> CollectionSpec:
@@ -121,10 +128,11 @@ class MilvusStore:
         if state != LoadState.Loaded:
             self.client.load_collection(name)
 
-    def count(self, name: str) -> int:
-        """Exact number of chunks (``count(*)`` sees deletes at once; collection stats may not)."""
+    def count(self, name: str, expression: str = "") -> int:
+        """Exact number of chunks matching ``expression`` (``count(*)`` sees deletes at once;
+        collection stats may not)."""
         with _translate(name):
-            rows = self.client.query(name, filter="", output_fields=["count(*)"])
+            rows = self.client.query(name, filter=expression, output_fields=["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0
 
     def names(self) -> list[str]:
@@ -144,7 +152,7 @@ class MilvusStore:
         remaining = _budget(timeout)
         with _translate(name):
             for start in range(0, len(rows), self.write_batch):
-                batch = [_row(row) for row in rows[start : start + self.write_batch]]
+                batch = [row_fields(row) for row in rows[start : start + self.write_batch]]
                 self.client.upsert(name, batch, timeout=remaining())
             if self.flush_writes:
                 self.client.flush(name, timeout=remaining())
@@ -162,23 +170,36 @@ class MilvusStore:
             return len(result)
         return int(result.get("delete_count", 0))
 
-    def scan(self, name: str, expression: str, timeout: float | None) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(document id, metadata) of every chunk matching ``expression`` ("" for all), in
-        batches of ``write_batch`` rows (an iterator: no offset limit)."""
+    def scan(
+        self, name: str, expression: str, timeout: float | None, access: bool = False
+    ) -> Iterator[tuple[str, dict[str, Any], tuple[str, ...]]]:
+        """(document id, metadata, access list) of every chunk matching ``expression`` ("" for
+        all), in batches of ``write_batch`` rows (an iterator: no offset limit)."""
+        fields = ["document_id", "metadata", *([ACCESS_FIELD] if access else [])]
         with _translate(name):
             rows = self.client.query_iterator(
-                name,
-                batch_size=self.write_batch,
-                filter=expression,
-                output_fields=["document_id", "metadata"],
-                timeout=timeout,
+                name, batch_size=self.write_batch, filter=expression, output_fields=fields, timeout=timeout
             )
             try:
                 while batch := rows.next():
                     for row in batch:
-                        yield str(row["document_id"]), row.get("metadata") or {}
+                        yield str(row["document_id"]), row.get("metadata") or {}, tuple(row.get(ACCESS_FIELD) or ())
             finally:
                 rows.close()
+
+    def set_access(self, name: str, expression: str, access: Sequence[str], timeout: float | None) -> int:
+        """Partial upserts of the access column of the matching chunks, then one flush."""
+        remaining = _budget(timeout)
+        with _translate(name):
+            rows = self.client.query(name, filter=expression, output_fields=["chunk_id"], timeout=remaining())
+            ids = [str(row["chunk_id"]) for row in rows]
+            for start in range(0, len(ids), self.write_batch):
+                part = ids[start : start + self.write_batch]
+                batch = [{"chunk_id": i, ACCESS_FIELD: list(access), ACCESS_TERMS: access_terms(access)} for i in part]
+                self.client.upsert(name, batch, timeout=remaining(), partial_update=True)
+            if ids and self.flush_writes:
+                self.client.flush(name, timeout=remaining())
+        return len(ids)
 
     def chunks(self, name: str, expression: str, timeout: float | None) -> list[ChunkRow]:
         """Every chunk matching ``expression`` (no vectors), ordered by chunk id."""
@@ -214,7 +235,7 @@ class MilvusStore:
                 anns_field=field,
                 timeout=timeout,
             )
-        return [_hit(hit, score) for hit in results[0]]
+        return [hit_of(hit, score) for hit in results[0]]
 
     def _hybrid(self, spec: CollectionSpec, query: SearchQuery, fields: list[str], timeout: float | None) -> list[Hit]:
         # Each leg fetches more candidates than asked so that fusion has something to fuse.
@@ -229,7 +250,7 @@ class MilvusStore:
         results = self.client.hybrid_search(
             spec.name, legs, RRFRanker(self.rrf_k), limit=query.top_k, output_fields=fields, timeout=timeout
         )
-        return [_hit(hit, float) for hit in results[0]]
+        return [hit_of(hit, float) for hit in results[0]]
 
 
 @contextlib.contextmanager
@@ -258,26 +279,3 @@ def _budget(timeout: float | None) -> Callable[[], float | None]:
         return None if deadline is None else max(0.001, deadline - time.monotonic())
 
     return remaining
-
-
-def _row(row: ChunkRow) -> dict[str, Any]:
-    return {
-        "chunk_id": row.chunk_id,
-        "document_id": row.document_id,
-        "text": row.text,
-        "metadata": row.metadata,
-        VECTOR: row.vector,
-    }
-
-
-def _hit(hit: Any, score: Callable[[float], float]) -> Hit:
-    entity = hit["entity"]
-    vector = entity.get(VECTOR)
-    return Hit(
-        chunk_id=str(hit["chunk_id"]),
-        document_id=entity["document_id"],
-        text=entity["text"],
-        metadata=entity.get("metadata") or {},
-        score=score(float(hit["distance"])),
-        vector=None if vector is None else list(vector),
-    )

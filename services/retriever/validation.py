@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -10,9 +11,16 @@ from typing import Any
 import numpy as np
 
 from ragmesh.vocabulary import SearchMode
-from ragmesh.vocabulary.limits import MAX_SEARCH_TOP_K, METADATA_BYTES, TEXT_BYTES
+from ragmesh.vocabulary.access import PUBLIC
+from ragmesh.vocabulary.limits import (
+    MAX_ACCESS_PRINCIPALS,
+    MAX_SEARCH_TOP_K,
+    METADATA_BYTES,
+    PRINCIPAL_BYTES,
+    TEXT_BYTES,
+)
 from ragmesh.vocabulary.names import IDENTIFIER
-from services.common.errors import InvalidArgument
+from services.common.errors import FailedPrecondition, InvalidArgument
 from services.retriever.backend import ChunkRow, CollectionSpec
 from services.retriever.filters import check_id
 
@@ -73,6 +81,7 @@ def check_chunks(spec: CollectionSpec, chunks: Sequence[ChunkRow]) -> None:
                 f"collection {spec.name!r} has dimension {spec.dimension}"
             )
         _check_metadata(where, chunk.metadata)
+        check_access(f"{where}.access", chunk.access)
     finite = np.isfinite(np.asarray([chunk.vector for chunk in chunks], dtype=np.float32)).all(axis=1)
     if not finite.all():
         bad = int(np.argmin(finite))
@@ -93,3 +102,25 @@ def _check_metadata(where: str, metadata: dict[str, Any]) -> None:
 def unique_by_chunk_id(chunks: Sequence[ChunkRow]) -> list[ChunkRow]:
     """One row per chunk id, the last one given winning (as if upserted one after another)."""
     return list({chunk.chunk_id: chunk for chunk in chunks}.values())
+
+
+def check_access(where: str, access: Sequence[str]) -> None:
+    """An access list: at most MAX_ACCESS_PRINCIPALS non-empty principals of PRINCIPAL_BYTES."""
+    if len(access) > MAX_ACCESS_PRINCIPALS:
+        raise InvalidArgument(f"{where} holds {len(access)} principals; the limit is {MAX_ACCESS_PRINCIPALS}")
+    for principal in access:
+        if not principal or len(principal.encode()) > PRINCIPAL_BYTES or not principal.isprintable():
+            raise InvalidArgument(f"{where}: a principal must be 1 to {PRINCIPAL_BYTES} bytes of printable text")
+
+
+def with_access(spec: CollectionSpec, chunks: Sequence[ChunkRow]) -> list[ChunkRow]:
+    """The chunks as stored: an empty access list is public (``["*"]``); a collection made
+    before access lists takes public chunks only (and stores no access column)."""
+    if spec.access_lists:
+        return [c if c.access else dataclasses.replace(c, access=(PUBLIC,)) for c in chunks]
+    if any(c.access and tuple(c.access) != (PUBLIC,) for c in chunks):
+        raise FailedPrecondition(
+            f"collection {spec.name!r} was created before access lists and cannot store them: re-create it "
+            "(drop it and ingest again, or ingest into a new collection) to restrict documents"
+        )
+    return [dataclasses.replace(c, access=()) for c in chunks]

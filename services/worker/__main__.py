@@ -62,14 +62,22 @@ def run_worker(config: WorkerConfig) -> None:
     runner = f"{socket.gethostname()}:{os.getpid()}"
 
     def execute(kind: str, record_id: str, context: Context) -> str:
-        jobs = runtime.jobs()
-        body = jobs.ingest_job if kind == "ingest" else jobs.query_batch
-        state = runtime.call(body(record_id, runner), config.task_time_limit_seconds, context, task=True)
+        jobs, sources = runtime.jobs(), runtime.sources()
+        bodies = {
+            "ingest": jobs.ingest_job,
+            "batch": jobs.query_batch,
+            "sync": sources.run_job,
+            "scheduled": sources.run_scheduled,
+        }
+        state = runtime.call(bodies[kind](record_id, runner), config.task_time_limit_seconds, context, task=True)
         return "SKIPPED" if state is None else state.name
 
     def give_up(kind: str, record_id: str, reason: str) -> None:
+        if kind == "scheduled":  # no record of its own: the next tick tries again
+            log.warning("scheduled sync of %s given up: %s", record_id, reason)
+            return
         jobs = runtime.jobs()
-        fail = jobs.fail_job if kind == "ingest" else jobs.fail_batch
+        fail = jobs.fail_batch if kind == "batch" else jobs.fail_job
         try:
             runtime.call(fail(record_id, reason), 30.0)
         except Exception:

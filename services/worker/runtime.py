@@ -24,6 +24,7 @@ from services.common.errors import DeadlineExceeded
 from services.common.server import RunningServer, ServiceDefinition, StartupError
 from services.orchestrator.core.facade import Orchestrator
 from services.orchestrator.core.jobs.runner import JobRunner
+from services.orchestrator.core.sources.manager import SourceManager
 from services.orchestrator.wiring import WiringError, open_core
 from services.worker.config import WorkerConfig
 
@@ -82,6 +83,11 @@ class WorkerRuntime:
         """What runs the tasks' bodies (the core's job runner)."""
         assert self.core is not None, "the runtime is not started"
         return self.core.job_runner()
+
+    def sources(self) -> SourceManager:
+        """What runs source syncs (the core's sources)."""
+        assert self.core is not None, "the runtime is not started"
+        return self.core.source_manager()
 
     def call(
         self, coroutine: Coroutine[Any, Any, T], timeout: float, context: Context | None = None, task: bool = False

@@ -1,4 +1,5 @@
-"""The Celery tasks: ingestion jobs and query batches.
+"""The Celery tasks: ingestion jobs, query batches and source syncs (asked for, or scheduled
+by the beat with the source's name).
 
 A task body is given by the caller of :func:`register_tasks` (the worker runs the core's
 job runner on its event loop; unit tests give fakes), so the engine's rules live
@@ -22,26 +23,31 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 
 from services.common.tracing import tracer
-from services.orchestrator.adapters.background.celery_app import BATCH_TASK, INGEST_TASK, TRACEPARENT
+from services.orchestrator.adapters.background.celery_app import (
+    BATCH_TASK,
+    INGEST_TASK,
+    SCHEDULED_SYNC_TASK,
+    SYNC_TASK,
+    TRACEPARENT,
+)
 from services.orchestrator.core.jobs.runner import Transient
 from services.worker.config import RetrySettings
 from services.worker.metrics import RETRIES, RUNNING, TASK_SECONDS, TASKS
 from services.worker.runtime import HandedBack
 
 log = logging.getLogger(__name__)
-#: ``execute(kind, record id, trace context) -> final state name``; kind is "ingest" or "batch".
+#: ``execute(kind, record id, trace context) -> final state name``; kind is one of KINDS' values
+#: (for "scheduled", the record id is the source's name).
 Execute = Callable[[str, str, Context], str]
 #: ``give_up(kind, record id, reason)``: record a failure the engine will not retry.
 GiveUp = Callable[[str, str, str], None]
-KINDS = {INGEST_TASK: "ingest", BATCH_TASK: "batch"}
+KINDS = {INGEST_TASK: "ingest", BATCH_TASK: "batch", SYNC_TASK: "sync", SCHEDULED_SYNC_TASK: "scheduled"}
 
 
 def register_tasks(app: Celery, execute: Execute, give_up: GiveUp, retry: RetrySettings) -> dict[str, Task]:
-    """Define the two tasks on ``app``; returns them by name."""
+    """Define the tasks on ``app``; returns them by name."""
     options = _task_options(_task_class(give_up), retry)
-    ingest = app.task(name=INGEST_TASK, **options)(_body("ingest", execute))
-    batch = app.task(name=BATCH_TASK, **options)(_body("batch", execute))
-    return {INGEST_TASK: ingest, BATCH_TASK: batch}
+    return {name: app.task(name=name, **options)(_body(kind, execute)) for name, kind in KINDS.items()}
 
 
 def _task_class(give_up: GiveUp) -> type[Task]:

@@ -4,11 +4,13 @@ ingestion, conversations) without any server."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
 from ragmesh.vocabulary import FilterOp, FinishReason, TextDelta
+from ragmesh.vocabulary.access import ACCESS_FIELD, PUBLIC
 from services.common.errors import NotFound, RagmeshError, Unavailable
 from services.orchestrator.config import CoreConfig
 from services.orchestrator.core.deadline import Deadline
@@ -115,8 +117,20 @@ class FakeRetriever:
             del stored[key]
         return len(doomed)
 
-    async def collections(self, deadline: Deadline) -> list[CollectionFacts]:
-        return [CollectionFacts(n, len(c), 11, True) for n, c in sorted(self.stored.items())]
+    async def collections(self, deadline: Deadline, filters: Sequence[Filter] = ()) -> list[CollectionFacts]:
+        return [
+            CollectionFacts(n, sum(matches(chunk, filters) for chunk in c.values()), 11, True)
+            for n, c in sorted(self.stored.items())
+        ]
+
+    async def set_access(
+        self, collection: str, document_ids: Sequence[str], access: Sequence[str], deadline: Deadline
+    ) -> int:
+        stored = self.stored[collection]
+        changed = [k for k, c in stored.items() if c.document_id in document_ids]
+        for key in changed:
+            stored[key] = dataclasses.replace(stored[key], access=tuple(access))
+        return len(changed)
 
     async def list_documents(
         self,
@@ -142,6 +156,7 @@ class FakeRetriever:
                 str(chunk.metadata.get("content_hash", "")),
                 str(chunk.metadata.get("source", "")),
                 (known.chunks if known else 0) + 1,
+                chunk.access,
             )
         ordered = sorted(documents.values(), key=lambda d: d.document_id)
         size = page_size or 1000
@@ -164,6 +179,12 @@ def matches(chunk: ChunkRecord, filters: Sequence[Filter]) -> bool:
     """Whether ``chunk`` matches every clause, as the retriever evaluates them (the id columns
     or a metadata key; a missing key matches no clause)."""
     for clause in filters:
+        if clause.field == ACCESS_FIELD:
+            if clause.op is not FilterOp.ARRAY_CONTAINS_ANY:
+                raise NotImplementedError(f"the retriever refuses {clause.op.name} on {ACCESS_FIELD}")
+            if not set(chunk.access or (PUBLIC,)) & set(clause.values):
+                return False
+            continue
         found = getattr(chunk, clause.field) if clause.field in ("chunk_id", "document_id") else None
         found = chunk.metadata.get(clause.field) if found is None else found
         if found is None or not _compare(found, clause):

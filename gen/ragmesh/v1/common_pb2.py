@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ragmesh/v1/common.proto\x12\nragmesh.v1\x1a\x1cgoogle/protobuf/struct.proto\"?\n\x0eRequestContext\x12\x11\n\tcaller_id\x18\x01 \x01(\t\x12\x1a\n\x12\x65xperiment_variant\x18\x02 \x01(\t\"k\n\x06Scalar\x12\x16\n\x0cstring_value\x18\x01 \x01(\tH\x00\x12\x13\n\tint_value\x18\x02 \x01(\x03H\x00\x12\x16\n\x0c\x64ouble_value\x18\x03 \x01(\x01H\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x42\x06\n\x04kind\"\x80\x01\n\x06\x46ilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12 \n\x02op\x18\x02 \x01(\x0e\x32\x14.ragmesh.v1.FilterOp\x12!\n\x05value\x18\x03 \x01(\x0b\x32\x12.ragmesh.v1.Scalar\x12\"\n\x06values\x18\x04 \x03(\x0b\x32\x12.ragmesh.v1.Scalar\"\x86\x01\n\x05\x43hunk\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06vector\x18\x05 \x03(\x02\x12\r\n\x05score\x18\x06 \x01(\x02\">\n\x0b\x43hatMessage\x12\x1e\n\x04role\x18\x01 \x01(\x0e\x32\x10.ragmesh.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\x88\x02\n\x0eSamplingParams\x12\x1b\n\x0emax_new_tokens\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x02\x88\x01\x01\x12\x12\n\x05top_k\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x04\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x1f\n\x12repetition_penalty\x18\x07 \x01(\x02H\x05\x88\x01\x01\x42\x11\n\x0f_max_new_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x07\n\x05_seedB\x15\n\x13_repetition_penalty\"9\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\")\n\tTextDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0e\n\x06tokens\x18\x02 \x01(\x05*\xb9\x01\n\x08\x46ilterOp\x12\x19\n\x15\x46ILTER_OP_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x46ILTER_OP_EQ\x10\x01\x12\x10\n\x0c\x46ILTER_OP_NE\x10\x02\x12\x10\n\x0c\x46ILTER_OP_LT\x10\x03\x12\x10\n\x0c\x46ILTER_OP_LE\x10\x04\x12\x10\n\x0c\x46ILTER_OP_GT\x10\x05\x12\x10\n\x0c\x46ILTER_OP_GE\x10\x06\x12\x10\n\x0c\x46ILTER_OP_IN\x10\x07\x12\x14\n\x10\x46ILTER_OP_NOT_IN\x10\x08*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03*\x93\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x01\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x02\x12\x15\n\x11\x46INISH_REASON_EOS\x10\x03\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x04*p\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x16\n\x12SEARCH_MODE_SPARSE\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x42I\n\rio.ragmesh.v1P\x01Z6github.com/ragmesh/ragmesh/gen/go/ragmesh/v1;ragmeshv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ragmesh/v1/common.proto\x12\nragmesh.v1\x1a\x1cgoogle/protobuf/struct.proto\"?\n\x0eRequestContext\x12\x11\n\tcaller_id\x18\x01 \x01(\t\x12\x1a\n\x12\x65xperiment_variant\x18\x02 \x01(\t\"k\n\x06Scalar\x12\x16\n\x0cstring_value\x18\x01 \x01(\tH\x00\x12\x13\n\tint_value\x18\x02 \x01(\x03H\x00\x12\x16\n\x0c\x64ouble_value\x18\x03 \x01(\x01H\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x42\x06\n\x04kind\"\x80\x01\n\x06\x46ilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12 \n\x02op\x18\x02 \x01(\x0e\x32\x14.ragmesh.v1.FilterOp\x12!\n\x05value\x18\x03 \x01(\x0b\x32\x12.ragmesh.v1.Scalar\x12\"\n\x06values\x18\x04 \x03(\x0b\x32\x12.ragmesh.v1.Scalar\"\x96\x01\n\x05\x43hunk\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06vector\x18\x05 \x03(\x02\x12\r\n\x05score\x18\x06 \x01(\x02\x12\x0e\n\x06\x61\x63\x63\x65ss\x18\x07 \x03(\t\">\n\x0b\x43hatMessage\x12\x1e\n\x04role\x18\x01 \x01(\x0e\x32\x10.ragmesh.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\x88\x02\n\x0eSamplingParams\x12\x1b\n\x0emax_new_tokens\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x02\x88\x01\x01\x12\x12\n\x05top_k\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x04\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x1f\n\x12repetition_penalty\x18\x07 \x01(\x02H\x05\x88\x01\x01\x42\x11\n\x0f_max_new_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x07\n\x05_seedB\x15\n\x13_repetition_penalty\"9\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\")\n\tTextDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0e\n\x06tokens\x18\x02 \x01(\x05*\xdb\x01\n\x08\x46ilterOp\x12\x19\n\x15\x46ILTER_OP_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x46ILTER_OP_EQ\x10\x01\x12\x10\n\x0c\x46ILTER_OP_NE\x10\x02\x12\x10\n\x0c\x46ILTER_OP_LT\x10\x03\x12\x10\n\x0c\x46ILTER_OP_LE\x10\x04\x12\x10\n\x0c\x46ILTER_OP_GT\x10\x05\x12\x10\n\x0c\x46ILTER_OP_GE\x10\x06\x12\x10\n\x0c\x46ILTER_OP_IN\x10\x07\x12\x14\n\x10\x46ILTER_OP_NOT_IN\x10\x08\x12 \n\x1c\x46ILTER_OP_ARRAY_CONTAINS_ANY\x10\t*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03*\x93\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x01\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x02\x12\x15\n\x11\x46INISH_REASON_EOS\x10\x03\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x04*p\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x16\n\x12SEARCH_MODE_SPARSE\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x42I\n\rio.ragmesh.v1P\x01Z6github.com/ragmesh/ragmesh/gen/go/ragmesh/v1;ragmeshv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,14 +33,14 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragmesh.v1.common_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\rio.ragmesh.v1P\001Z6github.com/ragmesh/ragmesh/gen/go/ragmesh/v1;ragmeshv1'
-  _globals['_FILTEROP']._serialized_start=945
-  _globals['_FILTEROP']._serialized_end=1130
-  _globals['_ROLE']._serialized_start=1132
-  _globals['_ROLE']._serialized_end=1212
-  _globals['_FINISHREASON']._serialized_start=1215
-  _globals['_FINISHREASON']._serialized_end=1362
-  _globals['_SEARCHMODE']._serialized_start=1364
-  _globals['_SEARCHMODE']._serialized_end=1476
+  _globals['_FILTEROP']._serialized_start=961
+  _globals['_FILTEROP']._serialized_end=1180
+  _globals['_ROLE']._serialized_start=1182
+  _globals['_ROLE']._serialized_end=1262
+  _globals['_FINISHREASON']._serialized_start=1265
+  _globals['_FINISHREASON']._serialized_end=1412
+  _globals['_SEARCHMODE']._serialized_start=1414
+  _globals['_SEARCHMODE']._serialized_end=1526
   _globals['_REQUESTCONTEXT']._serialized_start=69
   _globals['_REQUESTCONTEXT']._serialized_end=132
   _globals['_SCALAR']._serialized_start=134
@@ -48,13 +48,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FILTER']._serialized_start=244
   _globals['_FILTER']._serialized_end=372
   _globals['_CHUNK']._serialized_start=375
-  _globals['_CHUNK']._serialized_end=509
-  _globals['_CHATMESSAGE']._serialized_start=511
-  _globals['_CHATMESSAGE']._serialized_end=573
-  _globals['_SAMPLINGPARAMS']._serialized_start=576
-  _globals['_SAMPLINGPARAMS']._serialized_end=840
-  _globals['_USAGE']._serialized_start=842
-  _globals['_USAGE']._serialized_end=899
-  _globals['_TEXTDELTA']._serialized_start=901
-  _globals['_TEXTDELTA']._serialized_end=942
+  _globals['_CHUNK']._serialized_end=525
+  _globals['_CHATMESSAGE']._serialized_start=527
+  _globals['_CHATMESSAGE']._serialized_end=589
+  _globals['_SAMPLINGPARAMS']._serialized_start=592
+  _globals['_SAMPLINGPARAMS']._serialized_end=856
+  _globals['_USAGE']._serialized_start=858
+  _globals['_USAGE']._serialized_end=915
+  _globals['_TEXTDELTA']._serialized_start=917
+  _globals['_TEXTDELTA']._serialized_end=958
 # @@protoc_insertion_point(module_scope)

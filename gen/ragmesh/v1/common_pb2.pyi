@@ -44,6 +44,8 @@ class _FilterOpEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FilterOp.Val
     """field is one of values"""
     FILTER_OP_NOT_IN: _FilterOp.ValueType  # 8
     """field is none of values"""
+    FILTER_OP_ARRAY_CONTAINS_ANY: _FilterOp.ValueType  # 9
+    """The array column holds at least one of values (the `access` column: a chunk's access list)."""
 
 class FilterOp(_FilterOp, metaclass=_FilterOpEnumTypeWrapper):
     """Comparison applied by a structured filter."""
@@ -66,6 +68,8 @@ FILTER_OP_IN: FilterOp.ValueType  # 7
 """field is one of values"""
 FILTER_OP_NOT_IN: FilterOp.ValueType  # 8
 """field is none of values"""
+FILTER_OP_ARRAY_CONTAINS_ANY: FilterOp.ValueType  # 9
+"""The array column holds at least one of values (the `access` column: a chunk's access list)."""
 Global___FilterOp: _TypeAlias = FilterOp  # noqa: Y015
 
 class _Role:
@@ -237,7 +241,7 @@ class Filter(_message.Message):
     VALUE_FIELD_NUMBER: _builtins.int
     VALUES_FIELD_NUMBER: _builtins.int
     field: _builtins.str
-    """`document_id`, `chunk_id` or a metadata key (letters, digits, underscore; starts with a letter)."""
+    """`document_id`, `chunk_id`, `access` (ARRAY_CONTAINS_ANY only) or a metadata key (letters, digits, underscore; starts with a letter)."""
     op: Global___FilterOp.ValueType
     """The comparison."""
     @_builtins.property
@@ -276,6 +280,7 @@ class Chunk(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     VECTOR_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
+    ACCESS_FIELD_NUMBER: _builtins.int
     chunk_id: _builtins.str
     """Stable id: the same document text and position always give the same id."""
     document_id: _builtins.str
@@ -292,6 +297,10 @@ class Chunk(_message.Message):
     def vector(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """Embedding of the text; set on upsert, and on search only when vectors are requested."""
 
+    @_builtins.property
+    def access(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Principals that may read the chunk (`user:NAME`, `group:NAME`); empty or `*`: the whole tenant."""
+
     def __init__(
         self,
         *,
@@ -301,10 +310,11 @@ class Chunk(_message.Message):
         metadata: _struct_pb2.Struct | None = ...,
         vector: _abc.Iterable[_builtins.float] | None = ...,
         score: _builtins.float = ...,
+        access: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "document_id", b"document_id", "metadata", b"metadata", "score", b"score", "text", b"text", "vector", b"vector"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access", b"access", "chunk_id", b"chunk_id", "document_id", b"document_id", "metadata", b"metadata", "score", b"score", "text", b"text", "vector", b"vector"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -627,6 +627,7 @@ class Document(_message.Message):
     CONTENT_FIELD_NUMBER: _builtins.int
     MEDIA_TYPE_FIELD_NUMBER: _builtins.int
     FILE_NAME_FIELD_NUMBER: _builtins.int
+    ACCESS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Caller's id of the document (1 to 256 characters); re-ingesting an id replaces it."""
     text: _builtins.str
@@ -643,6 +644,10 @@ class Document(_message.Message):
     def metadata(self) -> _struct_pb2.Struct:
         """JSON metadata (keys usable in filters: letters, digits, underscore)."""
 
+    @_builtins.property
+    def access(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Principals that may read it (`user:NAME`, `group:NAME`, at most 64); empty: the whole tenant."""
+
     def __init__(
         self,
         *,
@@ -652,10 +657,11 @@ class Document(_message.Message):
         content: _builtins.bytes = ...,
         media_type: _builtins.str = ...,
         file_name: _builtins.str = ...,
+        access: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "file_name", b"file_name", "id", b"id", "media_type", b"media_type", "metadata", b"metadata", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access", b"access", "content", b"content", "file_name", b"file_name", "id", b"id", "media_type", b"media_type", "metadata", b"metadata", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1869,6 +1875,7 @@ class StoredDocument(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     CHUNKS_FIELD_NUMBER: _builtins.int
     CONTENT_HASH_FIELD_NUMBER: _builtins.int
+    ACCESS_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """Document id."""
     source: _builtins.str
@@ -1877,6 +1884,10 @@ class StoredDocument(_message.Message):
     """Number of chunks stored."""
     content_hash: _builtins.str
     """The content hash ingestion stored (unchanged content is skipped on re-ingestion)."""
+    @_builtins.property
+    def access(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Its access list (`*` alone: the whole tenant)."""
+
     def __init__(
         self,
         *,
@@ -1884,10 +1895,11 @@ class StoredDocument(_message.Message):
         source: _builtins.str = ...,
         chunks: _builtins.int = ...,
         content_hash: _builtins.str = ...,
+        access: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks", b"chunks", "content_hash", b"content_hash", "document_id", b"document_id", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access", b"access", "chunks", b"chunks", "content_hash", b"content_hash", "document_id", b"document_id", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2010,3 +2022,306 @@ class GetDocumentResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetDocumentResponse: _TypeAlias = GetDocumentResponse  # noqa: Y015
+
+@_typing.final
+class SetDocumentAccessRequest(_message.Message):
+    """Request of SetDocumentAccess."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    DOCUMENT_IDS_FIELD_NUMBER: _builtins.int
+    ACCESS_FIELD_NUMBER: _builtins.int
+    collection: _builtins.str
+    """Collection (the caller must be allowed to write it)."""
+    @_builtins.property
+    def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Documents to change (1 to 1,000)."""
+
+    @_builtins.property
+    def access(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Principals that may read them (`user:NAME`, `group:NAME`, at most 64); empty: the whole tenant."""
+
+    def __init__(
+        self,
+        *,
+        collection: _builtins.str = ...,
+        document_ids: _abc.Iterable[_builtins.str] | None = ...,
+        access: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access", b"access", "collection", b"collection", "document_ids", b"document_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetDocumentAccessRequest: _TypeAlias = SetDocumentAccessRequest  # noqa: Y015
+
+@_typing.final
+class SetDocumentAccessResponse(_message.Message):
+    """Response of SetDocumentAccess."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNKS_UPDATED_FIELD_NUMBER: _builtins.int
+    COLLECTION_VERSION_FIELD_NUMBER: _builtins.int
+    chunks_updated: _builtins.int
+    """Chunks updated."""
+    collection_version: _builtins.int
+    """The collection's version after the change (cached answers of older versions are not served)."""
+    def __init__(
+        self,
+        *,
+        chunks_updated: _builtins.int = ...,
+        collection_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks_updated", b"chunks_updated", "collection_version", b"collection_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetDocumentAccessResponse: _TypeAlias = SetDocumentAccessResponse  # noqa: Y015
+
+@_typing.final
+class ListSourcesRequest(_message.Message):
+    """Request of ListSources."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSourcesRequest: _TypeAlias = ListSourcesRequest  # noqa: Y015
+
+@_typing.final
+class SourceInfo(_message.Message):
+    """A source of documents, as declared in the sources file."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    EVERY_SECONDS_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Its name."""
+    kind: _builtins.str
+    """folder, git, s3 or web."""
+    collection: _builtins.str
+    """The collection that mirrors it."""
+    every_seconds: _builtins.float
+    """Seconds between scheduled syncs (0: only when asked)."""
+    location: _builtins.str
+    """Where its documents live (a path, a repository, s3://bucket/prefix, a URL)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        collection: _builtins.str = ...,
+        every_seconds: _builtins.float = ...,
+        location: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "every_seconds", b"every_seconds", "kind", b"kind", "location", b"location", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SourceInfo: _TypeAlias = SourceInfo  # noqa: Y015
+
+@_typing.final
+class ListSourcesResponse(_message.Message):
+    """Response of ListSources."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def sources(self) -> _containers.RepeatedCompositeFieldContainer[Global___SourceInfo]:
+        """Sources sorted by name."""
+
+    def __init__(
+        self,
+        *,
+        sources: _abc.Iterable[Global___SourceInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sources", b"sources"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSourcesResponse: _TypeAlias = ListSourcesResponse  # noqa: Y015
+
+@_typing.final
+class GetSourceStatusRequest(_message.Message):
+    """Request of GetSourceStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The source's name."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSourceStatusRequest: _TypeAlias = GetSourceStatusRequest  # noqa: Y015
+
+@_typing.final
+class SourceStatus(_message.Message):
+    """A source's last sync."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_FIELD_NUMBER: _builtins.int
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    LAST_SUCCESS_AT_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_ADDED_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_UPDATED_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_UNCHANGED_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_DELETED_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FAILED_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The last sync's job (empty before the first sync)."""
+    state: Global___JobState.ValueType
+    """The last sync's state."""
+    error: _builtins.str
+    """Why it failed."""
+    started_at: _builtins.float
+    """Unix seconds when the last sync started."""
+    finished_at: _builtins.float
+    """Unix seconds when the last sync ended (0 while it runs)."""
+    last_success_at: _builtins.float
+    """Unix seconds of the end of the last successful sync (0: never)."""
+    documents_added: _builtins.int
+    """Documents the last sync added (new in the source)."""
+    documents_updated: _builtins.int
+    """Documents it indexed again (changed in the source)."""
+    documents_unchanged: _builtins.int
+    """Documents it left as they were (unchanged)."""
+    documents_deleted: _builtins.int
+    """Documents it deleted (gone from the source)."""
+    documents_failed: _builtins.int
+    """Documents it could not read or parse (see errors)."""
+    @_builtins.property
+    def source(self) -> Global___SourceInfo:
+        """The source."""
+
+    @_builtins.property
+    def errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___DocumentError]:
+        """The documents that failed, and why."""
+
+    def __init__(
+        self,
+        *,
+        source: Global___SourceInfo | None = ...,
+        job_id: _builtins.str = ...,
+        state: Global___JobState.ValueType = ...,
+        error: _builtins.str = ...,
+        started_at: _builtins.float = ...,
+        finished_at: _builtins.float = ...,
+        last_success_at: _builtins.float = ...,
+        documents_added: _builtins.int = ...,
+        documents_updated: _builtins.int = ...,
+        documents_unchanged: _builtins.int = ...,
+        documents_deleted: _builtins.int = ...,
+        documents_failed: _builtins.int = ...,
+        errors: _abc.Iterable[Global___DocumentError] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents_added", b"documents_added", "documents_deleted", b"documents_deleted", "documents_failed", b"documents_failed", "documents_unchanged", b"documents_unchanged", "documents_updated", b"documents_updated", "error", b"error", "errors", b"errors", "finished_at", b"finished_at", "job_id", b"job_id", "last_success_at", b"last_success_at", "source", b"source", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SourceStatus: _TypeAlias = SourceStatus  # noqa: Y015
+
+@_typing.final
+class GetSourceStatusResponse(_message.Message):
+    """Response of GetSourceStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def status(self) -> Global___SourceStatus:
+        """The source and its last sync."""
+
+    def __init__(
+        self,
+        *,
+        status: Global___SourceStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSourceStatusResponse: _TypeAlias = GetSourceStatusResponse  # noqa: Y015
+
+@_typing.final
+class SyncSourceRequest(_message.Message):
+    """Request of SyncSource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The source's name (its collection must be writable by the caller)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SyncSourceRequest: _TypeAlias = SyncSourceRequest  # noqa: Y015
+
+@_typing.final
+class SyncSourceResponse(_message.Message):
+    """Response of SyncSource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The sync's job id (GetIngestJob / WatchIngestJob)."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SyncSourceResponse: _TypeAlias = SyncSourceResponse  # noqa: Y015

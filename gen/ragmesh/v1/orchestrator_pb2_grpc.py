@@ -115,6 +115,26 @@ class OrchestratorServiceStub:
                 request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.GetQueryBatchRequest.SerializeToString,
                 response_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.QueryBatch.FromString,
                 _registered_method=True)
+        self.SetDocumentAccess = channel.unary_unary(
+                '/ragmesh.v1.OrchestratorService/SetDocumentAccess',
+                request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.SetDocumentAccessRequest.SerializeToString,
+                response_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.SetDocumentAccessResponse.FromString,
+                _registered_method=True)
+        self.ListSources = channel.unary_unary(
+                '/ragmesh.v1.OrchestratorService/ListSources',
+                request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.ListSourcesRequest.SerializeToString,
+                response_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.ListSourcesResponse.FromString,
+                _registered_method=True)
+        self.GetSourceStatus = channel.unary_unary(
+                '/ragmesh.v1.OrchestratorService/GetSourceStatus',
+                request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.GetSourceStatusRequest.SerializeToString,
+                response_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.GetSourceStatusResponse.FromString,
+                _registered_method=True)
+        self.SyncSource = channel.unary_unary(
+                '/ragmesh.v1.OrchestratorService/SyncSource',
+                request_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.SyncSourceRequest.SerializeToString,
+                response_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.SyncSourceResponse.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
@@ -233,6 +253,34 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetDocumentAccess(self, request, context):
+        """Replaces the access list of documents (no re-embedding); the next query sees it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSources(self, request, context):
+        """The sources (sources file) whose collection the caller may read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSourceStatus(self, request, context):
+        """A source and its last sync.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SyncSource(self, request, context):
+        """Starts a sync of a source now (a job: watch it with WatchIngestJob).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -315,6 +363,26 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.GetQueryBatch,
                     request_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.GetQueryBatchRequest.FromString,
                     response_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.QueryBatch.SerializeToString,
+            ),
+            'SetDocumentAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDocumentAccess,
+                    request_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.SetDocumentAccessRequest.FromString,
+                    response_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.SetDocumentAccessResponse.SerializeToString,
+            ),
+            'ListSources': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSources,
+                    request_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.ListSourcesRequest.FromString,
+                    response_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.ListSourcesResponse.SerializeToString,
+            ),
+            'GetSourceStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSourceStatus,
+                    request_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.GetSourceStatusRequest.FromString,
+                    response_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.GetSourceStatusResponse.SerializeToString,
+            ),
+            'SyncSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.SyncSource,
+                    request_deserializer=ragmesh_dot_v1_dot_orchestrator__pb2.SyncSourceRequest.FromString,
+                    response_serializer=ragmesh_dot_v1_dot_orchestrator__pb2.SyncSourceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -750,6 +818,114 @@ class OrchestratorService:
             '/ragmesh.v1.OrchestratorService/GetQueryBatch',
             ragmesh_dot_v1_dot_orchestrator__pb2.GetQueryBatchRequest.SerializeToString,
             ragmesh_dot_v1_dot_orchestrator__pb2.QueryBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDocumentAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragmesh.v1.OrchestratorService/SetDocumentAccess',
+            ragmesh_dot_v1_dot_orchestrator__pb2.SetDocumentAccessRequest.SerializeToString,
+            ragmesh_dot_v1_dot_orchestrator__pb2.SetDocumentAccessResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSources(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragmesh.v1.OrchestratorService/ListSources',
+            ragmesh_dot_v1_dot_orchestrator__pb2.ListSourcesRequest.SerializeToString,
+            ragmesh_dot_v1_dot_orchestrator__pb2.ListSourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSourceStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragmesh.v1.OrchestratorService/GetSourceStatus',
+            ragmesh_dot_v1_dot_orchestrator__pb2.GetSourceStatusRequest.SerializeToString,
+            ragmesh_dot_v1_dot_orchestrator__pb2.GetSourceStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SyncSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragmesh.v1.OrchestratorService/SyncSource',
+            ragmesh_dot_v1_dot_orchestrator__pb2.SyncSourceRequest.SerializeToString,
+            ragmesh_dot_v1_dot_orchestrator__pb2.SyncSourceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,6 +67,14 @@ class OrchestratorServiceStub:
     """Queues a batch of queries (1 to 10,000) for the workers; returns its id at once."""
     GetQueryBatch: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetQueryBatchRequest, _orchestrator_pb2.QueryBatch]
     """Reads a batch's progress and, when asked, every answer (or each query's error)."""
+    SetDocumentAccess: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.SetDocumentAccessRequest, _orchestrator_pb2.SetDocumentAccessResponse]
+    """Replaces the access list of documents (no re-embedding); the next query sees it."""
+    ListSources: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListSourcesRequest, _orchestrator_pb2.ListSourcesResponse]
+    """The sources (sources file) whose collection the caller may read."""
+    GetSourceStatus: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetSourceStatusRequest, _orchestrator_pb2.GetSourceStatusResponse]
+    """A source and its last sync."""
+    SyncSource: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.SyncSourceRequest, _orchestrator_pb2.SyncSourceResponse]
+    """Starts a sync of a source now (a job: watch it with WatchIngestJob)."""
 
 @_typing.type_check_only
 class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
@@ -105,6 +113,14 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     """Queues a batch of queries (1 to 10,000) for the workers; returns its id at once."""
     GetQueryBatch: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetQueryBatchRequest, _orchestrator_pb2.QueryBatch]  # type: ignore[assignment]
     """Reads a batch's progress and, when asked, every answer (or each query's error)."""
+    SetDocumentAccess: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.SetDocumentAccessRequest, _orchestrator_pb2.SetDocumentAccessResponse]  # type: ignore[assignment]
+    """Replaces the access list of documents (no re-embedding); the next query sees it."""
+    ListSources: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListSourcesRequest, _orchestrator_pb2.ListSourcesResponse]  # type: ignore[assignment]
+    """The sources (sources file) whose collection the caller may read."""
+    GetSourceStatus: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetSourceStatusRequest, _orchestrator_pb2.GetSourceStatusResponse]  # type: ignore[assignment]
+    """A source and its last sync."""
+    SyncSource: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.SyncSourceRequest, _orchestrator_pb2.SyncSourceResponse]  # type: ignore[assignment]
+    """Starts a sync of a source now (a job: watch it with WatchIngestJob)."""
 
 class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
     """Answers, ingests and reports."""
@@ -236,5 +252,37 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.QueryBatch, _abc.Awaitable[_orchestrator_pb2.QueryBatch]]:
         """Reads a batch's progress and, when asked, every answer (or each query's error)."""
+
+    @_abc_1.abstractmethod
+    def SetDocumentAccess(
+        self,
+        request: _orchestrator_pb2.SetDocumentAccessRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.SetDocumentAccessResponse, _abc.Awaitable[_orchestrator_pb2.SetDocumentAccessResponse]]:
+        """Replaces the access list of documents (no re-embedding); the next query sees it."""
+
+    @_abc_1.abstractmethod
+    def ListSources(
+        self,
+        request: _orchestrator_pb2.ListSourcesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.ListSourcesResponse, _abc.Awaitable[_orchestrator_pb2.ListSourcesResponse]]:
+        """The sources (sources file) whose collection the caller may read."""
+
+    @_abc_1.abstractmethod
+    def GetSourceStatus(
+        self,
+        request: _orchestrator_pb2.GetSourceStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.GetSourceStatusResponse, _abc.Awaitable[_orchestrator_pb2.GetSourceStatusResponse]]:
+        """A source and its last sync."""
+
+    @_abc_1.abstractmethod
+    def SyncSource(
+        self,
+        request: _orchestrator_pb2.SyncSourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.SyncSourceResponse, _abc.Awaitable[_orchestrator_pb2.SyncSourceResponse]]:
+        """Starts a sync of a source now (a job: watch it with WatchIngestJob)."""
 
 def add_OrchestratorServiceServicer_to_server(servicer: OrchestratorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -88,6 +88,7 @@ class CollectionInfo(_message.Message):
     INDEX_TYPE_FIELD_NUMBER: _builtins.int
     FULL_TEXT_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
+    ACCESS_LISTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Collection name."""
     dimension: _builtins.int
@@ -99,7 +100,11 @@ class CollectionInfo(_message.Message):
     full_text: _builtins.bool
     """Whether BM25 full-text (and so hybrid) search is enabled."""
     count: _builtins.int
-    """Number of chunks stored."""
+    """Number of chunks stored (those matching the request's filters, when it has some)."""
+    access_lists: _builtins.bool
+    """Whether the collection stores access lists (collections created before them do not:
+    their chunks are all public).
+    """
     def __init__(
         self,
         *,
@@ -109,10 +114,11 @@ class CollectionInfo(_message.Message):
         index_type: Global___IndexType.ValueType = ...,
         full_text: _builtins.bool = ...,
         count: _builtins.int = ...,
+        access_lists: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "dimension", b"dimension", "full_text", b"full_text", "index_type", b"index_type", "metric", b"metric", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_lists", b"access_lists", "count", b"count", "dimension", b"dimension", "full_text", b"full_text", "index_type", b"index_type", "metric", b"metric", "name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -194,12 +200,19 @@ class ListCollectionsRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    FILTERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def filters(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Filter]:
+        """Count only the chunks matching every clause (as in Search)."""
+
     def __init__(
         self,
+        *,
+        filters: _abc.Iterable[_common_pb2.Filter] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filters", b"filters"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -550,6 +563,7 @@ class DocumentSummary(_message.Message):
     CONTENT_HASH_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     CHUNKS_FIELD_NUMBER: _builtins.int
+    ACCESS_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """Document id."""
     content_hash: _builtins.str
@@ -558,6 +572,10 @@ class DocumentSummary(_message.Message):
     """The chunks' metadata source (the file name; may be empty)."""
     chunks: _builtins.int
     """Number of chunks stored."""
+    @_builtins.property
+    def access(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The access list of the document's chunks (`*` alone: public)."""
+
     def __init__(
         self,
         *,
@@ -565,10 +583,11 @@ class DocumentSummary(_message.Message):
         content_hash: _builtins.str = ...,
         source: _builtins.str = ...,
         chunks: _builtins.int = ...,
+        access: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks", b"chunks", "content_hash", b"content_hash", "document_id", b"document_id", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access", b"access", "chunks", b"chunks", "content_hash", b"content_hash", "document_id", b"document_id", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -657,3 +676,59 @@ class GetChunksResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetChunksResponse: _TypeAlias = GetChunksResponse  # noqa: Y015
+
+@_typing.final
+class SetAccessRequest(_message.Message):
+    """Request of SetAccess."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    DOCUMENT_IDS_FIELD_NUMBER: _builtins.int
+    ACCESS_FIELD_NUMBER: _builtins.int
+    collection: _builtins.str
+    """Collection name."""
+    @_builtins.property
+    def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Documents whose chunks get the access list (1 to 1,000)."""
+
+    @_builtins.property
+    def access(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Principals that may read them (`user:NAME`, `group:NAME`); empty makes them public."""
+
+    def __init__(
+        self,
+        *,
+        collection: _builtins.str = ...,
+        document_ids: _abc.Iterable[_builtins.str] | None = ...,
+        access: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access", b"access", "collection", b"collection", "document_ids", b"document_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAccessRequest: _TypeAlias = SetAccessRequest  # noqa: Y015
+
+@_typing.final
+class SetAccessResponse(_message.Message):
+    """Response of SetAccess."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UPDATED_FIELD_NUMBER: _builtins.int
+    updated: _builtins.int
+    """Chunks updated."""
+    def __init__(
+        self,
+        *,
+        updated: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["updated", b"updated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAccessResponse: _TypeAlias = SetAccessResponse  # noqa: Y015

@@ -80,6 +80,11 @@ class RetrieverServiceStub:
                 request_serializer=ragmesh_dot_v1_dot_retriever__pb2.GetChunksRequest.SerializeToString,
                 response_deserializer=ragmesh_dot_v1_dot_retriever__pb2.GetChunksResponse.FromString,
                 _registered_method=True)
+        self.SetAccess = channel.unary_unary(
+                '/ragmesh.v1.RetrieverService/SetAccess',
+                request_serializer=ragmesh_dot_v1_dot_retriever__pb2.SetAccessRequest.SerializeToString,
+                response_deserializer=ragmesh_dot_v1_dot_retriever__pb2.SetAccessResponse.FromString,
+                _registered_method=True)
 
 
 class RetrieverServiceServicer:
@@ -149,6 +154,13 @@ class RetrieverServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetAccess(self, request, context):
+        """Replaces the access list of every chunk of some documents, without re-embedding them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RetrieverServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +208,11 @@ def add_RetrieverServiceServicer_to_server(servicer, server):
                     servicer.GetChunks,
                     request_deserializer=ragmesh_dot_v1_dot_retriever__pb2.GetChunksRequest.FromString,
                     response_serializer=ragmesh_dot_v1_dot_retriever__pb2.GetChunksResponse.SerializeToString,
+            ),
+            'SetAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAccess,
+                    request_deserializer=ragmesh_dot_v1_dot_retriever__pb2.SetAccessRequest.FromString,
+                    response_serializer=ragmesh_dot_v1_dot_retriever__pb2.SetAccessResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -442,6 +459,33 @@ class RetrieverService:
             '/ragmesh.v1.RetrieverService/GetChunks',
             ragmesh_dot_v1_dot_retriever__pb2.GetChunksRequest.SerializeToString,
             ragmesh_dot_v1_dot_retriever__pb2.GetChunksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragmesh.v1.RetrieverService/SetAccess',
+            ragmesh_dot_v1_dot_retriever__pb2.SetAccessRequest.SerializeToString,
+            ragmesh_dot_v1_dot_retriever__pb2.SetAccessResponse.FromString,
             options,
             channel_credentials,
             insecure,

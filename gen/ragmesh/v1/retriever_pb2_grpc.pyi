@@ -51,6 +51,8 @@ class RetrieverServiceStub:
     """Lists the documents of a collection (all, or the given ids) with their stored content hash."""
     GetChunks: _grpc.UnaryUnaryMultiCallable[_retriever_pb2.GetChunksRequest, _retriever_pb2.GetChunksResponse]
     """Returns the chunks of one document in order (no vectors)."""
+    SetAccess: _grpc.UnaryUnaryMultiCallable[_retriever_pb2.SetAccessRequest, _retriever_pb2.SetAccessResponse]
+    """Replaces the access list of every chunk of some documents, without re-embedding them."""
 
 @_typing.type_check_only
 class RetrieverServiceAsyncStub(RetrieverServiceStub):
@@ -75,6 +77,8 @@ class RetrieverServiceAsyncStub(RetrieverServiceStub):
     """Lists the documents of a collection (all, or the given ids) with their stored content hash."""
     GetChunks: _aio.UnaryUnaryMultiCallable[_retriever_pb2.GetChunksRequest, _retriever_pb2.GetChunksResponse]  # type: ignore[assignment]
     """Returns the chunks of one document in order (no vectors)."""
+    SetAccess: _aio.UnaryUnaryMultiCallable[_retriever_pb2.SetAccessRequest, _retriever_pb2.SetAccessResponse]  # type: ignore[assignment]
+    """Replaces the access list of every chunk of some documents, without re-embedding them."""
 
 class RetrieverServiceServicer(metaclass=_abc_1.ABCMeta):
     """Stores and searches chunks."""
@@ -150,5 +154,13 @@ class RetrieverServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_retriever_pb2.GetChunksResponse, _abc.Awaitable[_retriever_pb2.GetChunksResponse]]:
         """Returns the chunks of one document in order (no vectors)."""
+
+    @_abc_1.abstractmethod
+    def SetAccess(
+        self,
+        request: _retriever_pb2.SetAccessRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_retriever_pb2.SetAccessResponse, _abc.Awaitable[_retriever_pb2.SetAccessResponse]]:
+        """Replaces the access list of every chunk of some documents, without re-embedding them."""
 
 def add_RetrieverServiceServicer_to_server(servicer: RetrieverServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

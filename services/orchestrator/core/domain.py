@@ -211,6 +211,8 @@ class Document:
     content: bytes = b""
     media_type: str = ""
     file_name: str = ""
+    #: Principals that may read it (``user:NAME``, ``group:NAME``); empty: the whole tenant.
+    access: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,8 @@ class ChunkRecord:
     text: str
     metadata: Metadata
     vector: Sequence[float]
+    #: Its document's access list as stored (``("*",)``: public).
+    access: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

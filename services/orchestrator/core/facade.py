@@ -15,21 +15,12 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter
 
-from services.common.errors import FailedPrecondition, InvalidArgument, status_of
+from services.common.errors import FailedPrecondition, status_of
 from services.common.principal import Principal, authorize, bind_principal, current_principal, scope_key
 from services.common.tracing import current_trace_id
-from services.orchestrator.core import documents
 from services.orchestrator.core.access import check_owner, owner_tag, writable
 from services.orchestrator.core.deadline import Deadline
-from services.orchestrator.core.documents import DocumentChunks
-from services.orchestrator.core.domain import (
-    Answer,
-    CollectionSummary,
-    ComponentHealth,
-    Event,
-    IngestProgress,
-    QueryInput,
-)
+from services.orchestrator.core.domain import Answer, ComponentHealth, Event, IngestProgress, QueryInput
 from services.orchestrator.core.experiments.analysis import ExperimentReport
 from services.orchestrator.core.experiments.manager import Experiments
 from services.orchestrator.core.experiments.runs import apply_variant, recorded
@@ -39,15 +30,18 @@ from services.orchestrator.core.jobs.manager import NO_ENGINE, JobManager
 from services.orchestrator.core.jobs.ports import JobStore
 from services.orchestrator.core.jobs.records import BatchRecord, BatchRequest, BatchResult, IngestJobRequest, JobRecord
 from services.orchestrator.core.jobs.runner import JobRunner
-from services.orchestrator.core.ports import Embeddings, Ports, StoredDocument
+from services.orchestrator.core.permissions import access_filters
+from services.orchestrator.core.ports import Embeddings, Ports
 from services.orchestrator.core.query.cache import AnswerCache, CacheCounts
 from services.orchestrator.core.query.pipeline import QueryPipeline
-from services.orchestrator.core.requests import QuerySpec, check_collection, resolve
+from services.orchestrator.core.reads import ScopedReads
+from services.orchestrator.core.requests import QuerySpec, resolve
 from services.orchestrator.core.settings import BatchSettings, IngestSettings, QueryDefaults
+from services.orchestrator.core.sources.calls import SourceCalls
+from services.orchestrator.core.sources.manager import SourceManager
 from services.orchestrator.core.stores import CallCounts, CollectionVersions, Monitor, SharedAnswers
 
 QUERIES = Counter("ragmesh_queries_total", "Queries answered, by status", ["status"])
-MAX_DELETE_IDS = 10_000
 
 
 @dataclass(frozen=True)
@@ -77,6 +71,7 @@ class CoreParts:
     defaults: QueryDefaults
     ingest: IngestSettings
     batch: BatchSettings
+    sources: SourceManager
     monitor: Monitor | None = None
     job_store: JobStore | None = None
     #: Started by :meth:`Orchestrator.start_parsers` (forks the parser processes).
@@ -85,8 +80,11 @@ class CoreParts:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
-class Orchestrator:
-    """The facade over the pipeline, ingestion, jobs, cache and experiments."""
+class Orchestrator(ScopedReads, SourceCalls):
+    """The facade over the pipeline, ingestion, jobs, cache and experiments (documents and
+    collections in :class:`ScopedReads`, sources in :class:`SourceCalls`)."""
+
+    parts: CoreParts
 
     def __init__(self, parts: CoreParts) -> None:
         self.parts = parts
@@ -136,9 +134,11 @@ class Orchestrator:
                 spec, experiment=assignment.experiment, prompt_template=template, assignment=assignment
             )
         # The collection actually searched (a variant may change it) must be the caller's;
-        # the scope keeps one tenant's cached answers from another, whatever they ask.
+        # the scope keeps one tenant's cached answers from another, whatever they ask, and
+        # the access clause (also in the cache key) what the caller may not read from it.
         authorize(principal, spec.collection)
-        return dataclasses.replace(spec, scope=scope_key(principal))
+        filters = spec.filters + access_filters(principal)
+        return dataclasses.replace(spec, filters=filters, scope=scope_key(principal))
 
     async def query(self, spec: QuerySpec, deadline: Deadline) -> AsyncGenerator[Event, None]:
         """The pipeline's events, counted by outcome (and recorded for its experiment)."""
@@ -180,48 +180,6 @@ class Orchestrator:
     def ingest(self, batches: AsyncIterator[IngestBatch], deadline: Deadline) -> AsyncIterator[IngestProgress]:
         """Index streamed batches (into a collection the caller may write), yielding progress."""
         return self.parts.ingestor.run(writable(batches, current_principal()), deadline)
-
-    async def delete_documents(
-        self, collection: str, document_ids: Sequence[str], deadline: Deadline
-    ) -> tuple[int, int]:
-        """Delete every chunk of the documents and bump the collection's version; returns
-        (chunks deleted, new version)."""
-        check_collection(collection)
-        authorize(current_principal(), collection, write=True)
-        if not document_ids or len(document_ids) > MAX_DELETE_IDS:
-            raise InvalidArgument(f"document_ids must hold 1 to {MAX_DELETE_IDS} ids, got {len(document_ids)}")
-        if any(not d.strip() for d in document_ids):
-            raise InvalidArgument("document_ids contains an empty id")
-        deleted = await self.parts.ports.retriever.delete(collection, document_ids, (), deadline)
-        return deleted, await self.parts.versions.bump(collection)
-
-    async def collections(self, deadline: Deadline) -> list[CollectionSummary]:
-        """The caller's collections with their sizes and versions."""
-        summaries = []
-        principal = current_principal()
-        versions = self.parts.versions
-        for info in await self.parts.ports.retriever.collections(deadline):
-            if not principal.may(info.name):
-                continue  # another tenant's collection is not even listed
-            await versions.get(info.name)
-            summaries.append(
-                CollectionSummary(info.name, info.count, versions.number(info.name), info.dimension, info.full_text)
-            )
-        return summaries
-
-    async def list_documents(
-        self, collection: str, page: tuple[int, str], name_contains: str, deadline: Deadline
-    ) -> tuple[list[StoredDocument], str]:
-        """A page of the documents of a collection the caller may read (see
-        :func:`documents.list_documents`)."""
-        authorize(current_principal(), collection)
-        retriever = self.parts.ports.retriever
-        return await documents.list_documents(retriever, collection, page, name_contains, filters=(), deadline=deadline)
-
-    async def get_document(self, collection: str, document_id: str, deadline: Deadline) -> DocumentChunks:
-        """A document's chunks in order, from a collection the caller may read."""
-        authorize(current_principal(), collection)
-        return await documents.get_document(self.parts.ports.retriever, collection, document_id, (), deadline)
 
     # Experiments -------------------------------------------------------------------------
 

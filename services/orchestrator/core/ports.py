@@ -76,6 +76,8 @@ class StoredDocument:
     #: The ``source`` metadata (the file name, for files).
     source: str
     chunks: int
+    #: Its access list as stored (``("*",)``: public; empty: a collection without access lists).
+    access: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,8 +143,15 @@ class RetrieverPort(Protocol):
         """Delete the chunks of those documents matching every filter; returns the count."""
         ...
 
-    async def collections(self, deadline: Deadline) -> list[CollectionFacts]:
-        """Every collection, sorted by name."""
+    async def collections(self, deadline: Deadline, filters: Sequence[Filter] = ()) -> list[CollectionFacts]:
+        """Every collection, sorted by name, counting the chunks that match ``filters``."""
+        ...
+
+    async def set_access(
+        self, collection: str, document_ids: Sequence[str], access: Sequence[str], deadline: Deadline
+    ) -> int:
+        """Give every chunk of the documents this access list without re-embedding them;
+        returns how many chunks changed."""
         ...
 
     async def list_documents(

@@ -22,6 +22,8 @@ from services.retriever.filters import Clause, FilterOp
 class FakeStore:
     """Keeps specs and rows in dicts and records the searches it was asked to run."""
 
+    array_filters = False
+
     def __init__(self) -> None:
         self.specs: dict[str, CollectionSpec] = {}
         self.rows: dict[str, dict[str, ChunkRow]] = {}
@@ -41,7 +43,7 @@ class FakeStore:
             raise NotFound(f"collection {name!r} does not exist")
         return self.specs[name]
 
-    def count(self, name: str) -> int:
+    def count(self, name: str, expression: str = "") -> int:
         return len(self.rows[name])
 
     def names(self) -> list[str]:
@@ -59,9 +61,15 @@ class FakeStore:
         self.deletes.append(expression)
         return 0
 
-    def scan(self, name: str, expression: str, timeout: float | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    def scan(
+        self, name: str, expression: str, timeout: float | None, access: bool = False
+    ) -> Iterator[tuple[str, dict[str, Any], tuple[str, ...]]]:
         for row in self.rows.get(name, {}).values():
-            yield row.document_id, dict(row.metadata)
+            yield row.document_id, dict(row.metadata), row.access
+
+    def set_access(self, name: str, expression: str, access: Sequence[str], timeout: float | None) -> int:
+        self.expressions.append(expression)
+        return 0
 
     def chunks(self, name: str, expression: str, timeout: float | None) -> list[ChunkRow]:
         self.expressions.append(expression)

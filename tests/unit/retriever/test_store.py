@@ -98,9 +98,17 @@ def _description(*fields: str) -> dict[str, Any]:
 
 
 def test_a_layout_is_read_back_from_its_description() -> None:
-    description = _description("chunk_id", "document_id", "text", "metadata", "vector", "sparse")
+    description = _description(
+        "chunk_id", "document_id", "text", "metadata", "access", "access_terms", "vector", "sparse"
+    )
     spec = spec_from_description("docs", description, {"metric_type": "IP", "index_type": "IVF_FLAT"})
     assert spec == CollectionSpec("docs", 8, Metric.IP, IndexKind.IVF_FLAT, full_text=True)
+    legacy = spec_from_description(
+        "old",
+        _description("chunk_id", "document_id", "text", "metadata", "vector"),
+        {"metric_type": "IP", "index_type": "FLAT"},
+    )
+    assert not legacy.access_lists and not legacy.full_text
 
 
 @pytest.mark.parametrize(

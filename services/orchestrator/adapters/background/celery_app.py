@@ -18,9 +18,16 @@ from services.orchestrator.core.jobs.ports import TaskKind
 
 #: Task names by the core's task kinds (the orchestrator sends by name: it never imports
 #: the task bodies).
-TASK_NAMES = {TaskKind.INGEST_JOB: "ragmesh.ingest_job", TaskKind.QUERY_BATCH: "ragmesh.query_batch"}
+TASK_NAMES = {
+    TaskKind.INGEST_JOB: "ragmesh.ingest_job",
+    TaskKind.QUERY_BATCH: "ragmesh.query_batch",
+    TaskKind.SOURCE_SYNC: "ragmesh.source_sync",
+}
 INGEST_TASK = TASK_NAMES[TaskKind.INGEST_JOB]
 BATCH_TASK = TASK_NAMES[TaskKind.QUERY_BATCH]
+SYNC_TASK = TASK_NAMES[TaskKind.SOURCE_SYNC]
+#: Sent by the beat (Celery beat, redbeat schedule) with the source's name.
+SCHEDULED_SYNC_TASK = "ragmesh.scheduled_sync"
 #: Queues (each a Redis list of the same name: its LLEN is the queue depth).
 INGEST_QUEUE = "ragmesh.ingest"
 QUERY_QUEUE = "ragmesh.query"
@@ -62,7 +69,12 @@ def make_app(settings: EngineSettings, name: str = "ragmesh") -> Celery:
         result_backend_transport_options=transport,
         redis_socket_timeout=settings.socket_timeout_seconds,
         redis_socket_connect_timeout=settings.socket_timeout_seconds,
-        task_routes={INGEST_TASK: {"queue": INGEST_QUEUE}, BATCH_TASK: {"queue": QUERY_QUEUE}},
+        task_routes={
+            INGEST_TASK: {"queue": INGEST_QUEUE},
+            BATCH_TASK: {"queue": QUERY_QUEUE},
+            SYNC_TASK: {"queue": INGEST_QUEUE},
+            SCHEDULED_SYNC_TASK: {"queue": INGEST_QUEUE},
+        },
         task_default_queue=INGEST_QUEUE,
         task_serializer="json",
         result_serializer="json",

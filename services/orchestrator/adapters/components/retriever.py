@@ -65,6 +65,7 @@ class GrpcRetriever:
                     text=c.text,
                     metadata=metadata_struct(c.metadata),
                     vector=c.vector,
+                    access=list(c.access),
                 )
                 for c in chunks
             ],
@@ -91,11 +92,10 @@ class GrpcRetriever:
         reply = await call("retriever", lambda: self.stub.Delete(request, timeout=timeout), missing)
         return int(reply.deleted)
 
-    async def collections(self, deadline: Deadline) -> list[CollectionFacts]:
+    async def collections(self, deadline: Deadline, filters: Sequence[Filter] = ()) -> list[CollectionFacts]:
         timeout = deadline.remaining(DEFAULT_TIMEOUT)
-        reply = await call(
-            "retriever", lambda: self.stub.ListCollections(retriever_pb2.ListCollectionsRequest(), timeout=timeout)
-        )
+        request = retriever_pb2.ListCollectionsRequest(filters=[filter_to_proto(f) for f in filters])
+        reply = await call("retriever", lambda: self.stub.ListCollections(request, timeout=timeout))
         return [CollectionFacts(c.name, c.count, c.dimension, c.full_text) for c in reply.collections]
 
     async def list_documents(
@@ -117,8 +117,24 @@ class GrpcRetriever:
         )
         timeout = deadline.remaining(WRITE_TIMEOUT)
         reply = await call("retriever", lambda: self.stub.ListDocuments(request, timeout=timeout), _missing(collection))
-        documents = [StoredDocument(d.document_id, d.content_hash, d.source, d.chunks) for d in reply.documents]
+        documents = [
+            StoredDocument(d.document_id, d.content_hash, d.source, d.chunks, tuple(d.access)) for d in reply.documents
+        ]
         return documents, reply.next_page_token
+
+    async def set_access(
+        self, collection: str, document_ids: Sequence[str], access: Sequence[str], deadline: Deadline
+    ) -> int:
+        updated = 0
+        ids = list(document_ids)
+        for first in range(0, len(ids), MAX_IN_VALUES):
+            request = retriever_pb2.SetAccessRequest(
+                collection=collection, document_ids=ids[first : first + MAX_IN_VALUES], access=list(access)
+            )
+            timeout = deadline.remaining(WRITE_TIMEOUT)
+            reply = await call("retriever", lambda: self.stub.SetAccess(request, timeout=timeout), _missing(collection))  # noqa: B023
+            updated += int(reply.updated)
+        return updated
 
     async def get_chunks(
         self, collection: str, document_id: str, filters: Sequence[Filter], deadline: Deadline

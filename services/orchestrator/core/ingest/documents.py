@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ragmesh.vocabulary.access import AccessError, access_list
 from ragmesh.vocabulary.limits import ID_BYTES, METADATA_BYTES
 from ragmesh.vocabulary.names import IDENTIFIER
 from services.orchestrator.core.domain import Document
@@ -22,7 +23,7 @@ MAX_FILE_NAME_CHARS = 1024
 
 def document_problem(document: Document, seen: set[str], max_chars: int) -> str | None:
     """Why ``document`` cannot be indexed, or None when it can (``seen`` holds earlier ids)."""
-    problem = _id_problem(document.id, seen)
+    problem = _id_problem(document.id, seen) or access_problem(document.access)
     if problem is not None:
         return problem
     if document.content:
@@ -32,6 +33,15 @@ def document_problem(document: Document, seen: set[str], max_chars: int) -> str 
     if len(document.text) > max_chars:
         return f"document text has {len(document.text)} characters; the limit is {max_chars}"
     return metadata_problem(document.metadata)
+
+
+def access_problem(access: tuple[str, ...]) -> str | None:
+    """Why an access list cannot be stored, or None."""
+    try:
+        access_list(access)
+    except AccessError as error:
+        return f"access: {error}"
+    return None
 
 
 def _content_problem(document: Document) -> str | None:

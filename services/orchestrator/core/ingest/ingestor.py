@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from prometheus_client import Counter
 
+from ragmesh.vocabulary.access import PUBLIC, access_list
 from ragmesh.vocabulary.limits import MAX_IN_VALUES
 from services.common.errors import InvalidArgument
 from services.common.tracing import tracer
@@ -32,7 +33,7 @@ from services.orchestrator.core.ingest.state import (
     none_of,
 )
 from services.orchestrator.core.ingest.steps import cut_chunks, embed_drafts, parse_documents, stage
-from services.orchestrator.core.ingest.stored import stale_documents, stored_hashes
+from services.orchestrator.core.ingest.stored import stale_documents, stored_documents
 from services.orchestrator.core.ingest.structured import (
     Parser,
     content_hash,
@@ -191,14 +192,25 @@ class Ingestor:
         state: IngestState,
         deadline: Deadline,
     ) -> list[Document]:
-        """The documents whose stored hash differs (the others count as done, unchanged)."""
-        stored = await stored_hashes(self.retriever, collection, [d.id for d in documents], deadline)
-        changed = []
+        """The documents whose stored hash differs (the others count as done, unchanged; a new
+        access list of an unchanged document is written without re-embedding it)."""
+        stored = await stored_documents(self.retriever, collection, [d.id for d in documents], deadline)
+        changed, access_changed = [], []
         for document in documents:
-            if stored.get(document.id) == content_hash(document, chunking):
-                state.documents_unchanged += 1
-                state.documents_done += 1
-            else:
-                changed.append(document)
+            found = stored.get(document.id)
+            wanted = access_list(document.access)
+            legacy_restricted = not found.access and wanted != (PUBLIC,) if found is not None else False
+            if found is None or found.content_hash != content_hash(document, chunking) or legacy_restricted:
+                changed.append(document)  # (a collection without access lists then refuses it, saying why)
+                continue
+            state.documents_unchanged += 1
+            state.documents_done += 1
+            if found.access and found.access != wanted:
+                access_changed.append(document)
+        for document in access_changed:
+            await self.retriever.set_access(collection, [document.id], access_list(document.access), deadline)
+            INGESTED.labels("access_updated").inc()
+        if access_changed:
+            state.version = await self.versions.bump(collection)
         INGESTED.labels("unchanged").inc(len(documents) - len(changed))
         return changed

@@ -14,6 +14,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from ragmesh.vocabulary.access import access_list
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.domain import ChunkRecord, Document
 from services.orchestrator.core.ingest.chunking import chunk_id
@@ -104,7 +105,7 @@ async def embed_drafts(embedder: EmbedderPort, chunks: list[Draft], size: int, d
         async with limit:
             vectors = (await embedder.embed([c.text for c in batch], False, deadline)).vectors
         return [
-            ChunkRecord(c.chunk_id, c.document.id, c.text, c.metadata, vector)
+            ChunkRecord(c.chunk_id, c.document.id, c.text, c.metadata, vector, access_list(c.document.access))
             for c, vector in zip(batch, vectors, strict=True)
         ]
 

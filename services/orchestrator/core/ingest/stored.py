@@ -24,15 +24,28 @@ async def _all_pages(
             return documents
 
 
+async def stored_documents(
+    retriever: RetrieverPort, collection: str, document_ids: Sequence[str], deadline: Deadline
+) -> dict[str, StoredDocument]:
+    """Each of ``document_ids`` that is stored, as stored (content hash, access list)."""
+    found: dict[str, StoredDocument] = {}
+    for first in range(0, len(document_ids), MAX_IN_VALUES):
+        part = document_ids[first : first + MAX_IN_VALUES]
+        found.update((d.document_id, d) for d in await _all_pages(retriever, collection, part, deadline))
+    return found
+
+
 async def stored_hashes(
     retriever: RetrieverPort, collection: str, document_ids: Sequence[str], deadline: Deadline
 ) -> dict[str, str]:
     """The stored content hash of each of ``document_ids`` that is stored."""
-    hashes: dict[str, str] = {}
-    for first in range(0, len(document_ids), MAX_IN_VALUES):
-        part = document_ids[first : first + MAX_IN_VALUES]
-        hashes.update((d.document_id, d.content_hash) for d in await _all_pages(retriever, collection, part, deadline))
-    return hashes
+    stored = await stored_documents(retriever, collection, document_ids, deadline)
+    return {document_id: document.content_hash for document_id, document in stored.items()}
+
+
+async def all_documents(retriever: RetrieverPort, collection: str, deadline: Deadline) -> list[StoredDocument]:
+    """Every stored document of ``collection``."""
+    return await _all_pages(retriever, collection, (), deadline)
 
 
 async def stale_documents(

@@ -43,6 +43,7 @@ class TaskKind(StrEnum):
 
     INGEST_JOB = "ingest_job"
     QUERY_BATCH = "query_batch"
+    SOURCE_SYNC = "source_sync"
 
 
 class TaskQueue(Protocol):

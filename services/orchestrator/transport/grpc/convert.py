@@ -73,6 +73,7 @@ def document_from_proto(message: orchestrator_pb2.Document) -> Document:
         content=message.content,
         media_type=message.media_type,
         file_name=message.file_name,
+        access=tuple(message.access),
     )
 
 

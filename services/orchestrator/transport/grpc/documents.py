@@ -17,7 +17,11 @@ def documents_message(
     return orchestrator_pb2.OrchestratorServiceListDocumentsResponse(
         documents=[
             orchestrator_pb2.StoredDocument(
-                document_id=d.document_id, source=d.source, chunks=d.chunks, content_hash=d.content_hash
+                document_id=d.document_id,
+                source=d.source,
+                chunks=d.chunks,
+                content_hash=d.content_hash,
+                access=list(d.access),
             )
             for d in documents
         ],

@@ -24,6 +24,7 @@ from services.orchestrator.transport.grpc.messages import (
     stats_message,
     stream_message,
 )
+from services.orchestrator.transport.grpc.sources import source_message, status_message
 
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -103,6 +104,29 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
             request.collection, list(request.document_ids), _deadline(context)
         )
         return orchestrator_pb2.DeleteDocumentsResponse(chunks_deleted=deleted, collection_version=version)
+
+    async def SetDocumentAccess(
+        self, request: orchestrator_pb2.SetDocumentAccessRequest, context: Context
+    ) -> orchestrator_pb2.SetDocumentAccessResponse:
+        updated, version = await self.slot.get().set_document_access(
+            request.collection, list(request.document_ids), list(request.access), _deadline(context)
+        )
+        return orchestrator_pb2.SetDocumentAccessResponse(chunks_updated=updated, collection_version=version)
+
+    async def ListSources(
+        self, request: orchestrator_pb2.ListSourcesRequest, context: Context
+    ) -> orchestrator_pb2.ListSourcesResponse:
+        return orchestrator_pb2.ListSourcesResponse(sources=[source_message(s) for s in self.slot.get().sources()])
+
+    async def GetSourceStatus(
+        self, request: orchestrator_pb2.GetSourceStatusRequest, context: Context
+    ) -> orchestrator_pb2.GetSourceStatusResponse:
+        return status_message(*await self.slot.get().source_status(request.name))
+
+    async def SyncSource(
+        self, request: orchestrator_pb2.SyncSourceRequest, context: Context
+    ) -> orchestrator_pb2.SyncSourceResponse:
+        return orchestrator_pb2.SyncSourceResponse(job_id=await self.slot.get().sync_source(request.name))
 
     async def ListDocuments(
         self, request: orchestrator_pb2.OrchestratorServiceListDocumentsRequest, context: Context

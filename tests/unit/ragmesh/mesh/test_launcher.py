@@ -129,3 +129,13 @@ def test_the_worker_inherits_the_orchestrators_core_settings_not_their_process_o
         "RAGMESH_WORKER_PARSE_MAX_PAGES": "50",
         "RAGMESH_WORKER_EXPERIMENTS_FILE": "/etc/ragmesh/experiments.toml",
     }
+
+
+def test_a_sources_file_goes_to_the_orchestrators_and_workers_and_needs_workers() -> None:
+    with pytest.raises(MeshError, match="sources are synced by workers"):
+        Mesh(MeshPlan(sources_file="/etc/ragmesh/sources.toml"))
+    mesh = Mesh(MeshPlan(redis_url="redis://127.0.0.1:6379/0", sources_file="/etc/ragmesh/sources.toml"))
+    assert mesh._env("worker", 50055, 9105)["RAGMESH_WORKER_SOURCES_FILE"] == "/etc/ragmesh/sources.toml"
+    mesh._http_ports = {50051: 8000}
+    assert mesh._env("orchestrator", 50051, 9101)["RAGMESH_ORCHESTRATOR_SOURCES_FILE"] == "/etc/ragmesh/sources.toml"
+    assert "RAGMESH_EMBEDDER_SOURCES_FILE" not in mesh._env("embedder", 50052, 9102)
