@@ -1,8 +1,9 @@
 """Choosing the generator's backend from ``RAGMESH_GENERATOR_BACKEND``.
 
-- ``transformers`` (default): a Hugging Face model (or a GGUF converted once) below the
+- ``llamacpp`` (default): a GGUF file in llama.cpp, below the step-level scheduler (the
+  ``llamacpp`` extra, in `make venv`);
+- ``transformers``: a Hugging Face model (or a GGUF converted once) below the same
   step-level scheduler;
-- ``llamacpp``: a GGUF file in llama.cpp, below the same scheduler (the ``llamacpp`` extra);
 - ``openai``: an OpenAI-compatible server, through :class:`RemoteGenerator`.
 """
 
