@@ -34,7 +34,11 @@ def _profiles() -> dict[str, tuple[Callable[[Mapping[str, str]], object], list[d
     from services.generator.config import GeneratorConfig
     from services.orchestrator.config import OrchestratorConfig
     from services.retriever.config import RetrieverConfig
+    from services.worker.beat import BeatSettings
     from services.worker.config import WorkerConfig
+
+    def worker_and_beat(environ: Mapping[str, str]) -> object:
+        return WorkerConfig.from_env(environ), BeatSettings.from_env(environ)
 
     return {
         "orchestrator": (OrchestratorConfig.from_env, [{}, {"RAGMESH_ORCHESTRATOR_COMPONENTS_TLS_CA": "ca.pem"}]),
@@ -45,7 +49,7 @@ def _profiles() -> dict[str, tuple[Callable[[Mapping[str, str]], object], list[d
             [{}, {"RAGMESH_GENERATOR_BACKEND": "openai", "RAGMESH_GENERATOR_OPENAI_URL": "http://llm:8000/v1"}],
         ),
         "worker": (
-            WorkerConfig.from_env,
+            worker_and_beat,
             [{"RAGMESH_WORKER_REDIS_URL": "redis://127.0.0.1:6379/0", "RAGMESH_WORKER_COMPONENTS_TLS_CA": "ca.pem"}],
         ),
     }

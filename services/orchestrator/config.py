@@ -175,8 +175,8 @@ def _query_defaults(env: Env) -> QueryDefaults:
         max_new_tokens=env.integer("max_new_tokens", 256, 1, 8192),
         temperature=env.number("temperature", 0.0, 0.0, 2.0),
         conversation_query=ConversationQuery(env.choice("conversation_query", "concat", tuple(ConversationQuery))),
-        context=ContextMode(env.choice("context", "chunks", tuple(ContextMode))),
-        context_chars=env.integer("context_chars", 1200, 200, 100_000),
+        context=ContextMode(env.choice("context", ContextMode.SENTENCES.value, tuple(ContextMode))),
+        context_chars=env.integer("context_chars", 600, 200, 100_000),
     )
 
 

@@ -15,6 +15,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery, signals
@@ -76,24 +77,38 @@ def beat_app(
     return app
 
 
+@dataclass(frozen=True)
+class BeatSettings:
+    """The beat's own settings (``RAGMESH_WORKER_BEAT_*``) beside the worker's config."""
+
+    max_interval: float
+    lock_seconds: float
+    metrics_port: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BeatSettings:
+        """Read them; ConfigError names a bad variable."""
+        env = Env("worker", environ)
+        max_interval = env.number("beat_max_interval_seconds", 5.0, 0.1, 300.0)
+        lock_seconds = env.number("beat_lock_seconds", max(5 * max_interval, 1.0), 1.0, 3600.0)
+        return cls(max_interval, lock_seconds, env.integer("beat_metrics_port", 0, 0, 65535))
+
+
 def main() -> None:
     """Read the worker's config and run the beat until SIGTERM."""
     config = config_or_exit(WorkerConfig.from_env)
-    env = Env("worker", None)
     try:
-        max_interval = env.number("beat_max_interval_seconds", 5.0, 0.1, 300.0)
-        lock_seconds = env.number("beat_lock_seconds", max(5 * max_interval, 1.0), 1.0, 3600.0)
-        metrics_port = env.integer("beat_metrics_port", 0, 0, 65535)
+        beat = BeatSettings.from_env()
     except ConfigError as error:
-        print(f"beat failed to start: {error}", file=sys.stderr)
+        print(f"configuration error: {error}", file=sys.stderr)
         sys.exit(2)
     configure_logging(config.server.log_level)
     specs = config.core.sources.load()
-    app = beat_app(config.engine, specs, max_interval, lock_seconds)
+    app = beat_app(config.engine, specs, beat.max_interval, beat.lock_seconds)
     importlib.import_module("redbeat.schedulers")  # its lock handler connects first ...
     signals.beat_init.connect(_scheduling, weak=False)  # ... so that this one runs after it
     SCHEDULED.set(len(beat_schedule(specs)))
-    start_metrics_server(config.server.metrics_host, metrics_port)
+    start_metrics_server(config.server.metrics_host, beat.metrics_port)
     log.info("beat: %d scheduled source(s)", len(beat_schedule(specs)))
     app.start(["beat", f"--loglevel={config.server.log_level.upper()}"])
 

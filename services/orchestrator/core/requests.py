@@ -48,8 +48,8 @@ class QuerySpec:
     history: tuple[Turn, ...] = ()
     conversation_query: ConversationQuery = ConversationQuery.CONCAT
     #: What of each chunk the model reads, and the characters ``sentences`` keeps.
-    context: ContextMode = ContextMode.CHUNKS
-    context_chars: int = 1200
+    context: ContextMode = ContextMode.SENTENCES
+    context_chars: int = 600
     #: Tenant scope the answer belongs to (caches never mix scopes).
     scope: str = ""
     #: The experiment the query runs under ("" for none) and its variant's prompt template.

@@ -3,6 +3,7 @@ under their source's number, within the budget; and the pipeline prompting with 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 from ragmesh.vocabulary import ContextMode
@@ -63,7 +64,9 @@ async def test_the_pipeline_prompts_with_sentences_and_returns_whole_sources() -
     assert "Envoy listens on port 8080" in prompt and "Lyft" not in prompt
     sources = events[0]
     assert isinstance(sources, SourcesEvent) and sources.sources[0].text == ENVOY  # the caller sees the chunk
-    chunks = resolve(QueryInput("Which port does Envoy listen on?", "docs", top_k=2, bypass_cache=True), core.defaults)
+    question = QueryInput("Which port does Envoy listen on?", "docs", top_k=2, bypass_cache=True)
+    assert resolve(question, core.defaults).context is ContextMode.SENTENCES  # the default
+    chunks = resolve(dataclasses.replace(question, context=ContextMode.CHUNKS), core.defaults)
     async for _ in core.pipeline.run(chunks, Deadline(None)):
         pass
-    assert "Lyft" in core.generator.prompts[-1][-1].content  # the default: chunks whole
+    assert "Lyft" in core.generator.prompts[-1][-1].content  # asked for: chunks whole

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ragmesh.vocabulary import CacheLevel, ConversationQuery, FinishReason, RerankMethod, Role, TextDelta
+from ragmesh.vocabulary import CacheLevel, ContextMode, ConversationQuery, FinishReason, RerankMethod, Role, TextDelta
 from services.common.errors import DeadlineExceeded, FailedPrecondition, NotFound, Overloaded, Unavailable
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.domain import (
@@ -79,10 +79,13 @@ async def test_a_repeated_question_is_served_from_l1_and_a_reingest_invalidates_
 async def test_mmr_drops_a_near_duplicate_that_plain_ranking_keeps() -> None:
     core = Core()
     await _ingest(core)
-    plain, _ = await _ask(core, query="What holds the cache in Redis?", top_k=2, bypass_cache=True)
+    # Whole chunks: the context budget would leave out a source none of whose sentences match.
+    whole = ContextMode.CHUNKS
+    plain, _ = await _ask(core, query="What holds the cache in Redis?", top_k=2, bypass_cache=True, context=whole)
     diverse, _ = await _ask(
-        core, query="What holds the cache in Redis?", top_k=2, rerank=RerankMethod.MMR, candidates=4, mmr_lambda=0.3
-    )
+        core, query="What holds the cache in Redis?", top_k=2, rerank=RerankMethod.MMR, candidates=4, mmr_lambda=0.3,
+        context=whole,
+    )  # fmt: skip
     assert {s.document_id for s in plain.sources} == {"redis", "redis2"}
     assert len({s.text for s in diverse.sources}) == 2 and diverse.sources[0].document_id.startswith("redis")
 
