@@ -39,8 +39,8 @@ $(STAMP): pyproject.toml
 ## cache ignores CMAKE_ARGS, and a -march=native build from another machine can crash on this one).
 # Portable x86-64 AVX2 kernels: GGML_NATIVE=ON picks up AVX-512/AMX where the compiler sees
 # them, and that build crashed (SIGSEGV in llama_decode) on this Xeon's AMX path. Prompts
-# (batches of 32+ tokens) go through OpenBLAS's sgemm when the system has it: 300 against
-# 141 prompt tokens per CPU-second on this machine (docs/performance.md).
+# (batches of 32+ tokens) go through OpenBLAS's sgemm when the system has it: ~470 against
+# ~140 prompt tokens per CPU-second on this machine (docs/performance.md).
 LLAMA_VERSION := 0.3.36
 LLAMA_OPENBLAS := -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS
 LLAMA_BLAS    := $(shell pkg-config --exists openblas 2>/dev/null && echo '$(LLAMA_OPENBLAS)' || echo -DGGML_BLAS=OFF)

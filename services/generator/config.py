@@ -84,7 +84,7 @@ class GeneratorConfig:
     backend: str = "llamacpp"
     #: llama.cpp decode threads; 0 uses half the logical cores (llama-cpp-python's default).
     llamacpp_threads: int = 0
-    #: llama.cpp prompt-processing threads (and OpenBLAS's); 0 uses every logical core.
+    #: llama.cpp prompt-processing threads (and OpenBLAS's); 0: as many as decode threads.
     llamacpp_batch_threads: int = 0
     openai: OpenAISettings | None = None
 

@@ -261,9 +261,10 @@ def load_llamacpp_lm(
     params.n_ctx = window * (slots + 1)
     params.n_batch = params.n_ubatch = max(_BATCH_TOKENS, slots)
     params.n_threads = threads or default_threads()
-    # Prompt processing is matrix-matrix work that keeps every core busy without the spin
-    # waits that hurt one-token decode steps (see default_threads).
-    params.n_threads_batch = batch_threads or os.cpu_count() or 1
+    # Prompts go through OpenBLAS, which runs its own threads beside ggml's spinning ones:
+    # more prompt threads than half the cores was slower here (a 700-token prefill on 2 cores:
+    # 467 tokens/s with 1 thread, 261 with 2; bench/engines.py), so the default matches decode.
+    params.n_threads_batch = batch_threads or params.n_threads
     context = LlamaContext(model=model, params=params, verbose=False)
     eos = frozenset(t for t in range(model.n_vocab()) if llama_cpp.llama_vocab_is_eog(model.vocab, t))
     info = ModelInfo(model_name, window, eos)
