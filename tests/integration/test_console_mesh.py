@@ -77,10 +77,10 @@ async def test_a_question_by_keyboard_streams_an_answer_whose_citation_opens_its
     await page.get_by_role("region", name="Ask").get_by_label("Collection", exact=True).select_option(COLLECTION)
     question = page.get_by_label("Question")
     await question.focus()
-    await page.keyboard.type("Which port does Envoy listen on?")
+    await page.keyboard.type("Which port does Envoy listen on for clients?")
     await page.keyboard.press("Enter")  # keyboard only
     answer = page.get_by_role("log", name="Answer")
-    await expect(answer).to_contain_text("Which port does Envoy listen on?")
+    await expect(answer).to_contain_text("Which port does Envoy listen on for clients?")
     citation = answer.get_by_role("button", name="Source 1")
     await expect(citation).to_be_visible()
     await expect(page.get_by_text("cache: none")).to_be_visible()  # timings and cache level shown

@@ -86,10 +86,6 @@ async def test_four_concurrent_streams_are_decoded_in_shared_batches(
 ) -> None:
     shared_before = _shared_steps(generator_service)
     questions = ["Who designed the kettle?", "Where was the kettle designed?", "When?", "How fast does it boil?"]
-    # Two prompts first, so the generator has learnt their common head (the CONTEXT) and every
-    # prompt below starts from that cached head: one prefilled whole rounds differently.
-    for question in questions[2:]:
-        await stub.GenerateText(_request(f"{CONTEXT}\n\n{question}", max_new_tokens=1))
     calls = [stub.Generate(_request(f"{CONTEXT}\n\n{q}", max_new_tokens=24)) for q in questions]
     results = await asyncio.gather(*(_collect(call) for call in calls))
     solo = [await stub.GenerateText(_request(f"{CONTEXT}\n\n{q}", max_new_tokens=24)) for q in questions[:1]]

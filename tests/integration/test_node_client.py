@@ -60,7 +60,8 @@ def test_an_answer_streams_with_its_sources_through_envoy(example: list[str], se
         answer = client.query(QUESTION, "node_docs", top_k=2, max_new_tokens=8)
     assert sources["sources"], "the sources came first"
     assert [s["document_id"] for s in sources["sources"]] == [s.document_id for s in answer.sources]
-    assert [s["number"] for s in sources["sources"]] == [1, 2]
+    # Numbered from 1 (the context budget leaves out a source none of whose sentences match).
+    assert [s["number"] for s in sources["sources"]] == list(range(1, len(sources["sources"]) + 1))
     assert text == answer.text
 
 

@@ -27,7 +27,8 @@ import torch
 from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from services.generator.backends.llamacpp_prefix import PrefixCache
+from ragmesh.vocabulary import Role
+from services.generator.backends.llamacpp_prefix import KnownHeads, PrefixCache, head_length
 from services.generator.decoding.lm import ChatTurn, ModelInfo, Sampling
 from services.generator.decoding.sampling import RowSampler, pick_tokens
 
@@ -81,6 +82,15 @@ class GGUFTokenizer:
         # The template writes the special tokens as text; parse them back as special tokens.
         return list(self.model.tokenize(prompt.encode(), add_bos=False, special=True))
 
+    def head_of(self, turns: list[ChatTurn], rendered: list[int]) -> list[int]:
+        """The head of ``rendered`` (``turns``' tokens): what the template writes before the
+        content of the first message that is not the system's."""
+        first = next((i for i, turn in enumerate(turns) if turn.role is not Role.SYSTEM), None)
+        if first is None:
+            return []
+        emptied = [*turns[:first], ChatTurn(turns[first].role, ""), *turns[first + 1 :]]
+        return rendered[: head_length(rendered, self.render_chat(emptied))]
+
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` as plain text (no special tokens)."""
         return list(self.model.tokenize(text.encode(), add_bos=False, special=False))
@@ -107,14 +117,20 @@ class LlamaCppLM:
         self.slots = llama_cpp.llama_n_seq_max(context.ctx) - 1
         self._free_ids = list(range(self.slots))
         self.prefix = PrefixCache(context.memory, self.slots, self._fill)
+        self.heads = KnownHeads()
         self._rows: list[_Row] = []
         self._batch = LlamaBatch(n_tokens=max(_BATCH_TOKENS, self.slots), embd=0, n_seq_max=1, verbose=False)
         # Tokenizing happens on the event loop while the decode thread decodes: llama.cpp's
         # vocabulary is read-only after load, so the two need no lock.
-        self.render_chat = tokenizer.render_chat
         self.count_tokens = tokenizer.count_tokens
         self.encode = tokenizer.encode
         self.decode = tokenizer.decode
+
+    def render_chat(self, turns: list[ChatTurn]) -> list[int]:
+        """The conversation's tokens; their head is remembered for the prefill (llamacpp_prefix)."""
+        rendered = self.tokenizer.render_chat(turns)
+        self.heads.add(self.tokenizer.head_of(turns, rendered))
+        return rendered
 
     # Batch side (the decode thread) ------------------------------------------------------
 
@@ -131,8 +147,10 @@ class LlamaCppLM:
         ]
         # Prompts share decode calls; a call holds at most _BATCH_TOKENS tokens, and a
         # row's first token is picked right after the call that held its last prompt token
-        # (the next call overwrites the logits).
-        pending: list[_Pending] = [(i, p, self.prefix.reuse(p, rows[i].seq_id)) for i, p in enumerate(prompts)]
+        # (the next call overwrites the logits). Each starts from its head's cached KV.
+        pending: list[_Pending] = [
+            (i, p, self.prefix.reuse(p, self.heads.length_in(p), rows[i].seq_id)) for i, p in enumerate(prompts)
+        ]
         try:
             while pending:
                 pending = self._prefill_chunk(pending, rows)

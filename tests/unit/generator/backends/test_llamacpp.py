@@ -45,10 +45,6 @@ def _alone(lm: Any, prompt: list[int], steps: int) -> list[int]:
 
 def test_rows_decode_the_same_together_as_alone(lm: Any) -> None:
     a, b, c = (_prompt(lm, q) for q in ("Name a colour.", "What is two plus two?", "Say hello in French."))
-    # Learn the prompts' shared head first, so every row below starts from the same cached
-    # head: a prompt prefilled whole rounds differently from its cached head plus the rest
-    # (OpenBLAS takes the products of 32+ tokens), and a 135M model's greedy pick follows rounding.
-    _alone(lm, a, 0), _alone(lm, b, 0)
     solo = [_alone(lm, p, 6) for p in (a, b, c)]
     assert lm.batch_size == 0
     rows: list[list[int]] = [list(t) for t in zip(*[lm.join([a, b], [GREEDY, GREEDY])], strict=True)]
@@ -77,8 +73,6 @@ def test_long_prompts_joined_together_decode_as_alone(lm: Any) -> None:
     products do not round by the number of rows beside them."""
     topics = ("the kettle boils water fast and clicks off. ", "the lamp lights the whole room at night. ")
     prompts = [_prompt(lm, "Read this, then say what it is about. " + topic * 6) for topic in topics]
-    for prompt in prompts:
-        _alone(lm, prompt, 0)  # the shared head is learnt
     solo = [_alone(lm, prompt, 5) for prompt in prompts]
     rows: list[list[int]] = [[token] for token in lm.join(prompts, [GREEDY, GREEDY])]
     for _ in range(5):
@@ -119,7 +113,7 @@ def _last_logits(lm: Any, tokens: list[int], start: int, seq_id: int) -> Any:
     return lm._logits(1)[0].clone()
 
 
-def test_the_prompts_common_head_is_computed_once_and_reused(lm: Any) -> None:
+def test_the_prompts_head_is_computed_once_and_the_split_never_depends_on_the_cache(lm: Any) -> None:
     from services.generator import metrics
 
     system = ChatTurn(Role.SYSTEM, "Answer using only the numbered sources and cite them like [1]. " * 3)
@@ -127,14 +121,20 @@ def test_the_prompts_common_head_is_computed_once_and_reused(lm: Any) -> None:
         list(lm.render_chat([system, ChatTurn(Role.USER, question)]))
         for question in ("Sources: [1] Envoy listens on port 8080. Which port?", "Sources: [1] Redis. What is it?")
     )
+    head = lm.heads.length_in(first)
+    user_header = lm.tokenizer.model.detokenize(first[head - 3 : head], special=True).decode()
+    assert head >= 16 and first[:head] == second[:head] and user_header == "<|im_start|>user\n"
     lm.reset()
     before = metrics.PROMPT_TOKENS_REUSED._value.get()
-    _alone(lm, first, 3)  # nothing to reuse yet
-    again = _alone(lm, second, 5)  # learns the head the two prompts share
-    head = len(lm.prefix.tokens)
-    assert head >= 16 and second[:head] == lm.prefix.tokens == first[:head]
-    assert _alone(lm, second, 5) == again  # decoded from the copied head, deterministically
-    assert metrics.PROMPT_TOKENS_REUSED._value.get() - before == 2 * head
+    cold = _alone(lm, first, 5)  # the head is computed alone, then copied
+    assert lm.prefix.tokens == first[:head]
+    _alone(lm, second, 5)  # copied: not computed again
+    assert metrics.PROMPT_TOKENS_REUSED._value.get() - before == head
+    assert _alone(lm, first, 5) == cold  # warm or cold, the same split: the same answer
+    other = _prompt(lm, "Name a colour.")  # the template's own system turn: another head
+    _alone(lm, other, 1)
+    assert lm.prefix.tokens == other[: lm.heads.length_in(other)]
+    assert _alone(lm, first, 5) == cold
     # The copy is exact: the rest of the prompt decodes on it as on the head decoded in place.
     lm.reset()
     _last_logits(lm, second[:head], 0, 0)
