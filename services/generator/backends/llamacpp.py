@@ -145,15 +145,19 @@ class LlamaCppLM:
             _Row(self._free_ids.pop(0), len(p), RowSampler(s, self.n_vocab, p), 0)
             for p, s in zip(prompts, sampling, strict=True)
         ]
-        # Prompts share decode calls; a call holds at most _BATCH_TOKENS tokens, and a
-        # row's first token is picked right after the call that held its last prompt token
-        # (the next call overwrites the logits). Each starts from its head's cached KV.
+        # Each prompt starts from its head's cached KV and is prefilled in calls of its own (at
+        # most _BATCH_TOKENS tokens each): with several sequences in one call llama.cpp splits
+        # and shapes the work by who is in it, and a greedy answer must not change with the
+        # company it keeps. A row's first token is picked right after the call that held its
+        # last prompt token (the next call overwrites the logits).
         pending: list[_Pending] = [
             (i, p, self.prefix.reuse(p, self.heads.length_in(p), rows[i].seq_id)) for i, p in enumerate(prompts)
         ]
         try:
-            while pending:
-                pending = self._prefill_chunk(pending, rows)
+            for one_row in pending:
+                left = [one_row]
+                while left:
+                    left = self._prefill_chunk(left, rows)
         except Exception:
             for row in rows:
                 self._drop(row)

@@ -69,8 +69,7 @@ def test_rows_decode_the_same_together_as_alone(lm: Any) -> None:
 
 def test_long_prompts_joined_together_decode_as_alone(lm: Any) -> None:
     """Prompts whose own parts are long (OpenBLAS territory: products of 32+ tokens) decode
-    the same whether they are prefilled together in one call or each alone: OpenBLAS's
-    products do not round by the number of rows beside them."""
+    the same whether they join together or alone: each is prefilled in calls of its own."""
     topics = ("the kettle boils water fast and clicks off. ", "the lamp lights the whole room at night. ")
     prompts = [_prompt(lm, "Read this, then say what it is about. " + topic * 6) for topic in topics]
     solo = [_alone(lm, prompt, 5) for prompt in prompts]
