@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 DEFAULT_SEQUENCE_CONTEXT = 2048
 #: Tokens submitted to one ``llama_decode`` call; longer prefills are split.
 _BATCH_TOKENS = 512
-#: A prompt still being prefilled: (its index among the newcomers, its tokens, tokens done).
-_Pending = tuple[int, list[int], int]
 
 
 class _Row:
@@ -148,16 +146,10 @@ class LlamaCppLM:
         # Each prompt starts from its head's cached KV and is prefilled in calls of its own (at
         # most _BATCH_TOKENS tokens each): with several sequences in one call llama.cpp splits
         # and shapes the work by who is in it, and a greedy answer must not change with the
-        # company it keeps. A row's first token is picked right after the call that held its
-        # last prompt token (the next call overwrites the logits).
-        pending: list[_Pending] = [
-            (i, p, self.prefix.reuse(p, self.heads.length_in(p), rows[i].seq_id)) for i, p in enumerate(prompts)
-        ]
+        # company it keeps.
         try:
-            for one_row in pending:
-                left = [one_row]
-                while left:
-                    left = self._prefill_chunk(left, rows)
+            for row, prompt in zip(rows, prompts, strict=True):
+                self._prefill(row, prompt, self.prefix.reuse(prompt, self.heads.length_in(prompt), row.seq_id))
         except Exception:
             for row in rows:
                 self._drop(row)
@@ -165,26 +157,16 @@ class LlamaCppLM:
         self._rows.extend(rows)
         return [row.last for row in rows]
 
-    def _prefill_chunk(self, pending: list[_Pending], rows: list[_Row]) -> list[_Pending]:
-        """Submit the next prompt tokens (up to one batch); return what is left."""
+    def _prefill(self, row: _Row, prompt: list[int], start: int) -> None:
+        """Decode ``prompt[start:]`` into the row's sequence; pick its first token from the
+        logits of the last call (the next call overwrites them)."""
         batch = self._batch.batch
-        batch.n_tokens = 0
-        completed: list[int] = []
-        left: list[_Pending] = []
-        for index, prompt, start in pending:
-            take = min(len(prompt) - start, _BATCH_TOKENS - batch.n_tokens)
-            for offset in range(start, start + take):
-                _put(batch, prompt[offset], offset, rows[index].seq_id, offset == len(prompt) - 1)
-            if start + take == len(prompt):
-                completed.append(index)
-            else:
-                left.append((index, prompt, start + take))
-        self._decode()
-        if completed:
-            tokens = pick_tokens(self._logits(len(completed)), [rows[i].sampler for i in completed])
-            for index, token in zip(completed, tokens, strict=True):
-                rows[index].last = token
-        return left
+        for first in range(start, len(prompt), _BATCH_TOKENS):
+            batch.n_tokens = 0
+            for offset in range(first, min(first + _BATCH_TOKENS, len(prompt))):
+                _put(batch, prompt[offset], offset, row.seq_id, offset == len(prompt) - 1)
+            self._decode()
+        row.last = pick_tokens(self._logits(1), [row.sampler])[0]
 
     def step(self) -> list[int]:
         if not self._rows:
