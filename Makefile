@@ -99,15 +99,18 @@ proto: $(STAMP)
 proto-check: $(STAMP)
 	$(PY) -m scripts.gen_protos --check gen
 
+# Defined before the rules that name them: make expands a rule's prerequisites as it reads the rule
+# (the contract rule once saw an empty $(NODE_STAMP) and ran before npm ci on a fresh clone).
+NODE_DIR   := clients/node
+NODE_BIN   := $(NODE_DIR)/node_modules/.bin
+NODE_STAMP := $(NODE_DIR)/node_modules/.ragmesh-installed
+
 ## contract: buf lint, and buf breaking against the last commit on main that changed protos/
 ## (CONTRACT_BASELINE=REF to compare with a tag or another commit) — docs/clients.md.
 contract: $(STAMP) $(NODE_STAMP)
 	$(PY) -m scripts.check_contract $(if $(CONTRACT_BASELINE),--against $(CONTRACT_BASELINE))
 
 ## node-deps: clients/node's toolchain from the npm registry (buf, ts-proto, TypeScript, @grpc/grpc-js).
-NODE_DIR   := clients/node
-NODE_BIN   := $(NODE_DIR)/node_modules/.bin
-NODE_STAMP := $(NODE_DIR)/node_modules/.ragmesh-installed
 node-deps: $(NODE_STAMP)
 $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	npm ci --prefix $(NODE_DIR) --ignore-scripts --no-audit --no-fund --loglevel=error
