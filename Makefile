@@ -143,7 +143,7 @@ bench-retriever: $(STAMP)
 	$(PY) -m bench.retriever
 
 clean:
-	rm -rf $(VENV) $(PEERS_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(PEERS_VENV) $(HAYSTACK_VENV) .mypy_cache .ruff_cache .pytest_cache
 
 bench-e2e: $(STAMP)
 	$(PY) -m bench.e2e
@@ -167,7 +167,7 @@ bench-sweep: $(STAMP)
 bench-profile: $(STAMP)
 	$(PY) -m bench.profile_mesh --load $(or $(LOAD),stream)
 
-## bench-peers: ragmesh beside infinity-emb, Ray Serve and llama.cpp (docs/benchmarks-peers.md).
+## bench-peers: ragmesh beside infinity-emb, Ray Serve, llama.cpp's server and Haystack (docs/benchmarks-peers.md).
 # The peers have pins ragmesh cannot share, so they get a venv of their own, benchmark-only.
 PEERS_VENV  := .venv-peers
 PEERS_STAMP := $(PEERS_VENV)/.peers-installed
@@ -179,5 +179,17 @@ $(PEERS_STAMP): bench/peers-requirements.txt
 	$(PEERS_VENV)/bin/python -m pip install --quiet -r bench/peers-requirements.txt
 	touch $(PEERS_STAMP)
 
-bench-peers: $(STAMP) $(PEERS_STAMP)
-	$(PY) -m bench.peers --peers-venv $(PEERS_VENV)
+# Haystack (the whole-pipeline peer) has pins of its own too; its llama-cpp-python is ragmesh's wheel.
+HAYSTACK_VENV  := .venv-haystack
+HAYSTACK_STAMP := $(HAYSTACK_VENV)/.haystack-installed
+
+$(HAYSTACK_STAMP): bench/haystack-requirements.txt $(STAMP)
+	test -x $(HAYSTACK_VENV)/bin/python || $(PYTHON) -m venv $(HAYSTACK_VENV)
+	$(HAYSTACK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(HAYSTACK_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(HAYSTACK_VENV)/bin/python -m pip install --quiet --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	$(HAYSTACK_VENV)/bin/python -m pip install --quiet -r bench/haystack-requirements.txt
+	touch $(HAYSTACK_STAMP)
+
+bench-peers: $(STAMP) $(PEERS_STAMP) $(HAYSTACK_STAMP)
+	$(PY) -m bench.peers --peers-venv $(PEERS_VENV) --haystack-venv $(HAYSTACK_VENV)

@@ -8,9 +8,12 @@ deployment (both HTTP, both from the peers venv, on the same model directory), e
 to ragmesh's encoder called in this process at batch 32 in the same round; and
 sentence-transformers in-process in the peers venv (their stack without their serving).
 Generation: ragmesh's generator with the llamacpp backend and llama-cpp-python's server against
-llama.cpp in this process (bench.peers_generation). Rounds alternate the systems so drift of a
-shared machine hits all alike; each row is its median round. Writes peers.json and report.md
-under --out. The last line printed is one JSON object with the ratios.
+llama.cpp in this process (bench.peers_generation). The whole pipeline: ragmesh's mesh through
+Envoy against Haystack served by Hayhooks, at 1 and 8 callers (bench.peers_pipeline, from the
+Haystack venv .venv-haystack). Rounds alternate the systems so drift of a shared machine hits
+all alike; each row is its median round. Writes peers.json and report.md under --out. The last
+line printed is one JSON object with the ratios, among them embedder_ratio,
+generator_vs_llamacpp_server, pipeline_qps_vs_haystack_c8 and pipeline_p50_vs_haystack_c1.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import peers_generation, peers_servers
+from bench import peers_generation, peers_pipeline, peers_servers
 from bench.embedder import in_process_throughput, make_texts, service_throughput
 from bench.peers_report import Row, Sample, baseline_row, fold, ratios, write
 from bench.peers_servers import with_cpu
@@ -157,25 +160,50 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (the median one is reported)")
     parser.add_argument("--gen-calls", type=int, default=4, help="completions per system and round")
     parser.add_argument("--no-stack", action="store_true", help="skip sentence-transformers in-process")
-    parser.add_argument("--no-generation", action="store_true", help="embedding only")
+    parser.add_argument("--no-generation", action="store_true", help="skip the generation half")
+    parser.add_argument("--haystack-venv", type=Path, default=ROOT / ".venv-haystack", help="made by make bench-peers")
+    parser.add_argument("--pipeline-tokens", type=int, default=32, help="answer tokens in the pipeline half")
+    parser.add_argument("--pipeline-queries", type=int, default=8, help="queries per system, level and round")
+    parser.add_argument("--no-pipeline", action="store_true", help="skip the whole pipeline beside Haystack")
     args = parser.parse_args()
     if not (args.peers_venv / "bin" / "infinity_emb").exists():
         parser.error(f"{args.peers_venv} has no infinity_emb: run make bench-peers (it builds the peers venv)")
+    if not args.no_pipeline and not (args.haystack_venv / "bin" / "hayhooks").exists():
+        parser.error(f"{args.haystack_venv} has no hayhooks: run make bench-peers (it builds the Haystack venv)")
     started = datetime.datetime.now(datetime.UTC)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as logs:
         embed_rows, versions = embedding(args, Path(logs))
         gen_rows, threads = ([], 0) if args.no_generation else generation(args, Path(logs))
+        pipeline = {} if args.no_pipeline else peers_pipeline.measure(args, Path(logs))
     facts = _facts(args, started, load_before, versions, threads)
     sections = {"Embedding (all-MiniLM-L6-v2)": ("texts/s", "text", embed_rows)}
     if gen_rows:
         sections["Generation (SmolLM2-135M-Instruct GGUF, llama.cpp)"] = ("tokens/s", "token", gen_rows)
-    report = write(args.out, sections, facts, _notes(args))
+    tables = {}
+    if pipeline:
+        figures = {name: {level: f.__dict__ for level, f in levels.items()} for name, levels in pipeline.items()}
+        tables[f"Whole pipeline beside Haystack ({args.pipeline_tokens}-token answers)"] = (
+            peers_pipeline.table(pipeline), figures)  # fmt: skip
+    report = write(args.out, sections, facts, _notes(args), tables)
     print(report.read_text())
+    print(json.dumps(headline(embed_rows, gen_rows, pipeline)))
+
+
+def headline(
+    embed_rows: list[Row], gen_rows: list[Row], pipeline: dict[str, dict[int, peers_pipeline.LevelFigures]]
+) -> dict[str, Any]:
+    """The last JSON line: every system's ratio, and the four figures the peers are judged by."""
     result: dict[str, Any] = {"benchmark": "peers", "embedding": ratios(embed_rows[1:])}
+    result["embedder_ratio"] = next(row.ratio for row in embed_rows if row.system == RAGMESH)
     if gen_rows:
         result["generation"] = ratios(gen_rows[1:])
-    print(json.dumps(result))
+        rate = {row.system: row.throughput for row in gen_rows}
+        ours, server = rate[peers_generation.RAGMESH], rate[peers_generation.LLAMA_SERVER]
+        result["generator_vs_llamacpp_server"] = round(ours / server, 3) if server else 0.0
+    if pipeline:
+        result |= peers_pipeline.comparison(pipeline)
+    return result
 
 
 def _facts(
@@ -191,6 +219,8 @@ def _facts(
         "generation load": f"bench.generator's prompt, {peers_generation.NEW_TOKENS} greedy tokens, 1 stream, "
         f"{args.gen_calls} completions per system and round, llama.cpp threads {threads}",
         "peers venv": ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "pipeline load": f"the sample corpus's questions, {args.pipeline_tokens}-token greedy answers, callers 1 and "
+        f"8, {args.pipeline_queries} queries per system, level and round; Haystack venv: bench/peers_haystack",
         "command": "make bench-peers",
     }
 
@@ -214,6 +244,12 @@ def _notes(args: argparse.Namespace) -> list[str]:
         "uvicorn<0.33, sentence-transformers<4, hence transformers 4.x), so they run from their own venv "
         "(bench/peers-requirements.txt); the sentence-transformers row shows what that stack does in-process.",
         "Every server listens on 127.0.0.1 only, is bounded in start-up time and stopped at the end.",
+        "Whole pipeline: ragmesh is the default mesh (`ragmesh up`'s settings; the answer cache bypassed per "
+        "request); Haystack is bench/peers_haystack/rag/pipeline_wrapper.py under `hayhooks run` — "
+        "SentenceTransformers embedders on the same model directory, the in-memory document store (cosine, "
+        "top 4 of 150-word passages), ragmesh's system prompt, LlamaCppChatGenerator on the same GGUF with "
+        "the same threads and n_ctx 2048, greedy; llama.cpp's Llama is not thread-safe, so its generation "
+        "runs under a lock. Latency is the whole answer as the client sees it (Hayhooks does not stream).",
     ]
 
 

@@ -119,19 +119,26 @@ def ratios(rows: list[Row]) -> dict[str, float]:
     return {row.system: row.ratio for row in rows}
 
 
-def write(out: Path, sections: dict[str, tuple[str, str, list[Row]]], facts: dict[str, Any], notes: list[str]) -> Path:
-    """Write ``out``/peers.json and ``out``/report.md; ``sections``: title -> (unit, item, rows)."""
+def write(
+    out: Path, sections: dict[str, tuple[str, str, list[Row]]], facts: dict[str, Any], notes: list[str],
+    tables: dict[str, tuple[list[str], Any]] | None = None,
+) -> Path:  # fmt: skip
+    """Write ``out``/peers.json and ``out``/report.md; ``sections``: title -> (unit, item, rows);
+    ``tables``: title -> (Markdown lines, figures for peers.json) of sections with other columns."""
     out.mkdir(parents=True, exist_ok=True)
     payload = {
         **facts,
         "sections": {title: {"unit": unit, "rows": [row.__dict__ for row in rows]} for title, (unit, _, rows) in
                      sections.items()},
+        "tables": {title: figures for title, (_, figures) in (tables or {}).items()},
     }  # fmt: skip
     (out / "peers.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = ["# ragmesh beside its peers", ""]
     lines += [f"- {key}: {value}" for key, value in facts.items() if not isinstance(value, dict | list)]
     for title, (unit, item, rows) in sections.items():
         lines += ["", f"## {title}", "", *table(rows, unit, item)]
+    for title, (markdown, _) in (tables or {}).items():
+        lines += ["", f"## {title}", "", *markdown]
     lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")

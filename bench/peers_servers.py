@@ -39,17 +39,22 @@ PEER_ENV = {
 class PeerServer:
     """One peer process (and whatever it starts) with its log file."""
 
-    def __init__(self, name: str, command: list[str], log_dir: Path, port: int, path: str) -> None:
+    def __init__(
+        self, name: str, command: list[str], log_dir: Path, port: int, path: str, *,
+        env: dict[str, str] | None = None, probe: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         self.name = name
         self.port = port
         self.url = f"http://127.0.0.1:{port}{path}"
+        #: The request that must succeed before the peer counts as ready (an embedding by default).
+        self.probe = probe if probe is not None else body("ready?")
         self.log_path = log_dir / f"{name}.log"
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        inherited = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 tied_to_this_process(command),
                 cwd=ROOT,
-                env={**env, **PEER_ENV},
+                env={**inherited, **PEER_ENV, **(env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a session of its own: stop() finds all it started by it
@@ -60,12 +65,12 @@ class PeerServer:
         return session_members(self.process.pid)
 
     def wait_ready(self, timeout: float) -> None:
-        """Block until one embedding request succeeds; fail with the log tail otherwise."""
+        """Block until the probe request succeeds; fail with the log tail otherwise."""
         wait_until(
-            lambda: _answers(self.url),
+            lambda: _answers(self.url, self.probe),
             self.process,
             name=self.name,
-            condition="did not answer an embedding request",
+            condition=f"did not answer {self.probe}",
             timeout=timeout,
             log_tail=lambda: file_tail(self.log_path, 40),
             interval=1.0,
@@ -155,9 +160,9 @@ def session_members(sid: int) -> list[int]:
     return members
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, probe: dict[str, Any]) -> bool:
     try:
-        response = httpx.post(url, json=body("ready?"), timeout=10)
+        response = httpx.post(url, json=probe, timeout=120)
     except httpx.HTTPError:
         return False
     return response.status_code == 200
