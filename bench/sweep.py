@@ -67,6 +67,12 @@ def _local_streamer(pipeline: InProcessPipeline, tokens: int) -> Callable[[str],
     return stream
 
 
+def turns_per_caller(args: argparse.Namespace, level: int) -> int:
+    """Queries each caller asks at ``level``: --per-caller, or more so that the level asks at
+    least --min-queries in all (two queries at c=1 make a median of nothing)."""
+    return max(args.per_caller, -(-args.min_queries // level))
+
+
 async def _metered_level(
     meter: CpuMeter, stream: Streamer, asked: list[str], level: int, per_caller: int
 ) -> LevelResult:
@@ -85,8 +91,9 @@ async def _sweep(mesh: Mesh, local: InProcessPipeline, args: argparse.Namespace)
         await run_level(remote, asked, 2, 1)  # warm-up
         await run_level(here, asked, 2, 1)
         for level in args.levels:
-            results["mesh"].append(await _metered_level(meter, remote, asked, level, args.per_caller))
-            results["in_process"].append(await run_level(here, asked, level, args.per_caller))
+            turns = turns_per_caller(args, level)
+            results["mesh"].append(await _metered_level(meter, remote, asked, level, turns))
+            results["in_process"].append(await run_level(here, asked, level, turns))
             print(f"c={level}: mesh {results['mesh'][-1].summary()}", flush=True)
     return results
 
@@ -96,7 +103,7 @@ async def _previous_default_c1(mesh: Mesh, args: argparse.Namespace) -> LevelRes
     async with AsyncRagmeshClient(mesh.address, timeout=600) as client:
         stream = mesh_streamer(client, COLLECTION, args.tokens)
         await run_level(stream, questions(), 1, 1)
-        result = await _metered_level(CpuMeter(mesh), stream, questions(), 1, args.per_caller)
+        result = await _metered_level(CpuMeter(mesh), stream, questions(), 1, turns_per_caller(args, 1))
     print(f"c=1: previous default {result.summary()}", flush=True)
     return result
 
@@ -156,6 +163,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/reports/sweep"))
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--per-caller", type=int, default=2, help="queries each caller asks per level")
+    parser.add_argument("--min-queries", type=int, default=8, help="queries each level asks at least, in all")
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--documents", type=int, default=2000)
     args = parser.parse_args()
@@ -172,7 +180,8 @@ def main() -> None:
         ingest = _ingest_rates(loop, mesh, local, args.documents)
     results["previous_default"] = [_previous_default(workdir, args)]
     summary = _summary(results, ingest)
-    settings = {"answer_tokens": args.tokens, "per_caller": args.per_caller, "documents": args.documents}
+    settings = {"answer_tokens": args.tokens, "per_caller": args.per_caller, "min_queries": args.min_queries,
+                "documents": args.documents}  # fmt: skip
     machine |= {"load_average_after": list(os.getloadavg())}
     write_report(args.out, results, ingest, summary, machine, settings)
     print(json.dumps({"benchmark": "sweep", **summary}))
