@@ -13,7 +13,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 unexport PYTHONDONTWRITEBYTECODE
 
 
-.PHONY: venv openblas llama-wheel demo test browser lint proto proto-check contract node-deps node-client config-docs k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep bench-profile bench-peers clean
+.PHONY: venv openblas llama-wheel demo test browser lint proto proto-check contract node-deps node-client config-docs k8s-envoy bench-embedder bench-embedder-onnx bench-generator bench-retriever bench-e2e bench-quality bench-ingest-docs bench-ingest-workers bench-sweep bench-capacity bench-engines bench-profile bench-peers clean
 
 venv: $(STAMP)
 
@@ -162,6 +162,14 @@ bench-ingest-docs: $(STAMP)
 
 bench-sweep: $(STAMP)
 	$(PY) -m bench.sweep
+
+## bench-capacity: the capacity model fitted to the last sweep (docs/scaling.md).
+bench-capacity: $(STAMP)
+	$(PY) -m bench.capacity
+
+## bench-engines: llama.cpp against transformers on a RAG prompt, each in a process of its own.
+bench-engines: $(STAMP)
+	$(PY) -m bench.engines
 
 ## bench-profile: py-spy samples of every component under load (LOAD=stream or hits).
 bench-profile: $(STAMP)

@@ -11,9 +11,10 @@ The model (operational laws, no simulation):
   ``fixed + amortized / min(c, batch)`` — what every query costs alone (the prompt's prefill,
   a search, the RPCs) plus what a batch shares (a decode step, an embedding batch), fitted by
   least squares over the sweep's levels from each component's ``process_cpu_seconds_total``;
-- throughput of c callers on ``cores`` cores: ``c / max(R1, c * D(c) / cores)`` — the callers'
-  pace when nothing queues (R1, the c=1 latency) or the CPU's capacity, whichever is lower
-  (the asymptotic bounds of a closed system);
+- throughput of c callers on ``cores`` cores: ``c / max(R1, c * D(c) / cores, c * D_i(c) / cap_i)``
+  — the callers' pace when nothing queues (R1, the c=1 latency), the CPU's capacity, or the
+  busiest part's own (a generator runs llama.cpp's threads, an orchestrator one event loop),
+  whichever is lowest (the asymptotic bounds of a closed system);
 - replicas for a load: ``ceil(load * D_i / (cores_i * utilization_i))`` per component, with the
   pod's CPU request and its HPA's utilization target from k8s/base.
 
@@ -73,10 +74,24 @@ def fitted_demands(levels: list[dict[str, Any]]) -> dict[str, Demand]:
     return {part: fit_demand(sharing, [float(level.get(part, 0.0)) for level in levels]) for part in parts}
 
 
-def predicted_qps(concurrency: int, r1_seconds: float, demands: dict[str, Demand], cores: int) -> float:
-    """Queries/s of ``concurrency`` closed-loop callers (every part shares the same cores)."""
-    total = sum(d.at(min(concurrency, GENERATOR_BATCH)) for d in demands.values())
-    return concurrency / max(r1_seconds, concurrency * total / cores)
+def predicted_qps(
+    concurrency: int, r1_seconds: float, demands: dict[str, Demand], cores: int, caps: dict[str, float] | None = None
+) -> float:
+    """Queries/s of ``concurrency`` closed-loop callers: every part shares the same ``cores``,
+    and a part in ``caps`` can use no more than its cores there (the bottleneck law per part)."""
+    sharing = min(concurrency, GENERATOR_BATCH)
+    total = sum(d.at(sharing) for d in demands.values())
+    busiest = max((demands[part].at(sharing) / cap for part, cap in (caps or {}).items() if part in demands),
+                  default=0.0)  # fmt: skip
+    return concurrency / max(r1_seconds, concurrency * total / cores, concurrency * busiest)
+
+
+def core_caps(sweep: dict[str, Any]) -> dict[str, float]:
+    """The cores each capped part of the swept mesh could use: llama.cpp's threads for the
+    generator (half the cores by default), one for the orchestrator (one asyncio loop, one GIL)."""
+    cores = int(sweep["machine"]["cores"])
+    threads = int(sweep.get("settings", {}).get("generator_threads", 0)) or max(cores // 2, 1)
+    return {"generator": float(min(threads, cores)), "orchestrator": 1.0}
 
 
 def check(sweep: dict[str, Any]) -> list[dict[str, float]]:
@@ -85,9 +100,10 @@ def check(sweep: dict[str, Any]) -> list[dict[str, float]]:
     levels = {row["concurrency"]: row for row in sweep["mesh"]}
     r1 = 1.0 / levels[1]["qps"]
     cores = int(sweep["machine"]["cores"])
+    caps = core_caps(sweep)
     rows = []
     for concurrency, row in sorted(levels.items()):
-        predicted = predicted_qps(concurrency, r1, demands, cores)
+        predicted = predicted_qps(concurrency, r1, demands, cores, caps)
         error = predicted / row["qps"] - 1 if row["qps"] else float("inf")
         rows.append({"concurrency": concurrency, "measured_qps": row["qps"],
                      "predicted_qps": round(predicted, 3), "error": round(error, 3)})  # fmt: skip

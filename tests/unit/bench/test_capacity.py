@@ -24,8 +24,10 @@ def _sweep(r1: float = 1.2, cores: int = 2) -> dict[str, object]:
         {"concurrency": c, "generator_batch": min(c, 8), **{n: d.at(min(c, 8)) for n, d in TRUE.items()}}
         for c in LEVELS
     ]
-    rows = [{"concurrency": c, "qps": capacity.predicted_qps(c, r1, TRUE, cores)} for c in LEVELS]
-    return {"cpu_per_query": {"mesh": cpu}, "mesh": rows, "machine": {"cores": cores}}
+    caps = {"generator": 1.0, "orchestrator": 1.0}  # what core_caps reads from the sweep below
+    rows = [{"concurrency": c, "qps": capacity.predicted_qps(c, r1, TRUE, cores, caps)} for c in LEVELS]
+    return {"cpu_per_query": {"mesh": cpu}, "mesh": rows, "machine": {"cores": cores},
+            "settings": {"generator_threads": 1}}  # fmt: skip
 
 
 def test_the_fit_finds_the_demands_a_sweep_was_made_of() -> None:
@@ -49,6 +51,15 @@ def test_the_check_compares_the_prediction_with_what_was_measured() -> None:
     slower = _sweep()
     slower["mesh"][3]["qps"] /= 2  # type: ignore[index]  # c=8 measured at half what the demands allow
     assert capacity.check(slower)[3]["error"] == pytest.approx(1.0)
+
+
+def test_a_part_that_can_use_fewer_cores_than_the_machine_is_its_own_bottleneck() -> None:
+    # Two cores, but the generator runs one llama.cpp thread: it saturates first.
+    capped = capacity.predicted_qps(16, 1.2, TRUE, 2, {"generator": 1.0})
+    assert capped == pytest.approx(1 / TRUE["generator"].at(8))
+    assert capped < capacity.predicted_qps(16, 1.2, TRUE, 2)
+    assert capacity.core_caps({"machine": {"cores": 8}, "settings": {}}) == {"generator": 4.0, "orchestrator": 1.0}
+    assert capacity.core_caps({"machine": {"cores": 8}, "settings": {"generator_threads": 16}})["generator"] == 8.0
 
 
 def test_saturation_is_the_cores_over_the_demand() -> None:
