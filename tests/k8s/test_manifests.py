@@ -49,7 +49,7 @@ def test_the_schema_check_catches_a_bad_field(rendered: dict[str, list[Doc]]) ->
 def test_readiness_follows_grpc_health_in_every_overlay(rendered: dict[str, list[Doc]], overlay: str) -> None:
     """A NOT_SERVING replica (loading, draining, its backend down) must leave the endpoints: every
     component's startup and readiness probes are native gRPC health checks, TLS or not."""
-    for component in (*SERVICES, "worker"):
+    for component in (*SERVICES, "worker"):  # and not the beat: it serves no RPC (test_overlays)
         main = container(of_kind(rendered[overlay], "Deployment")[component])
         for probe in ("startupProbe", "readinessProbe"):
             assert set(main[probe]) & {"grpc", "exec", "tcpSocket", "httpGet"} == {"grpc"}, (component, probe)
@@ -170,7 +170,7 @@ def test_services_and_budgets_select_pods(rendered: dict[str, list[Doc]], overla
     selectors += [d["spec"]["selector"]["matchLabels"] for d in of_kind(docs, "PodDisruptionBudget").values()]
     for selector in selectors:
         assert any(selector.items() <= labels.items() for labels in pod_labels), selector
-    assert sorted(of_kind(docs, "PodDisruptionBudget")) == sorted([*SERVICES, "envoy", "worker"])
+    assert sorted(of_kind(docs, "PodDisruptionBudget")) == sorted([*SERVICES, "envoy", "worker", "beat"])
     for component in SERVICES:
         service = of_kind(docs, "Service")[component]["spec"]
         assert service["clusterIP"] == "None", "headless: Envoy balances over every pod"

@@ -105,6 +105,27 @@ def test_workers_scale_on_queue_length_where_redis_is_configured(rendered: dict[
     assert {rule["name"]["as"] for rule in values["rules"]["external"]} == {"ragmesh_worker_queue_depth"}
 
 
+def test_two_beats_schedule_source_syncs_where_the_workers_run(rendered: dict[str, list[Doc]]) -> None:
+    """One beat schedules, the other stands by (celery-redbeat's lock in the workers' Redis)."""
+    for overlay in ("lite", "lite-tracing"):  # no broker configured: no beat runs
+        assert of_kind(rendered[overlay], "Deployment")["beat"]["spec"]["replicas"] == 0
+    docs = rendered["cluster"]
+    deployments = of_kind(docs, "Deployment")
+    beat = deployments["beat"]
+    assert beat["spec"]["replicas"] == 2
+    main = beat["spec"]["template"]["spec"]["containers"][0]
+    assert main["command"] == ["python", "-m", "services.worker.beat"]
+    env = env_of(main)
+    worker = env_of(deployments["worker"]["spec"]["template"]["spec"]["containers"][0])
+    assert env["RAGMESH_WORKER_REDIS_URL"] == worker["RAGMESH_WORKER_REDIS_URL"], "the workers' broker"
+    port = int(env["RAGMESH_WORKER_BEAT_METRICS_PORT"]["value"])
+    assert env["RAGMESH_WORKER_METRICS_HOST"]["value"] == "0.0.0.0"
+    assert {p["name"]: p["containerPort"] for p in main["ports"]} == {"metrics": port}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert main[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, probe
+    assert "beat" not in of_kind(docs, "Service"), "it serves no calls"
+
+
 def test_the_worker_runs_the_core_with_the_orchestrators_core_settings(rendered: dict[str, list[Doc]]) -> None:
     for overlay in OVERLAYS:
         deployments = of_kind(rendered[overlay], "Deployment")
