@@ -66,7 +66,8 @@ def build(config: OrchestratorConfig) -> ServiceDefinition:
     slot: BackendSlot[Orchestrator] = BackendSlot("orchestrator")
     servicer = OrchestratorServicer(slot)
     security = security_interceptor("orchestrator", config.auth, config.quota)
-    http = HttpServer(create_site(slot, security), config.http_addr, config.server.tls) if config.http_addr else None
+    site = create_site(slot, security, config.mcp_allowed_hosts)
+    http = HttpServer(site, config.http_addr, config.server.tls) if config.http_addr else None
 
     async def start() -> None:
         if security is not None:

@@ -110,6 +110,8 @@ class OrchestratorConfig:
     quota: QuotaSettings = field(default_factory=QuotaSettings)
     #: Where the HTTP API (OpenAI-compatible, MCP, console) listens ("" turns it off).
     http_addr: str = ""
+    #: The Host headers /mcp answers (MCP_ALLOWED_HOSTS); None: loopback only with auth off, any with it on.
+    mcp_allowed_hosts: tuple[str, ...] | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OrchestratorConfig:
@@ -119,6 +121,7 @@ class OrchestratorConfig:
             server=ServerSettings.from_env("orchestrator", environ),
             core=CoreConfig.from_env(env),
             http_addr=_http_addr(env),
+            mcp_allowed_hosts=_mcp_allowed_hosts(env),
             auth=AuthSettings.from_env("orchestrator", environ),
             quota=QuotaSettings.from_env("orchestrator", environ),
         )
@@ -137,6 +140,20 @@ def _source_settings(env: Env) -> SourceSettings:
     except SourcesConfigError as error:
         raise ConfigError(env.name("sources_file"), str(error)) from None
     return settings
+
+
+def _mcp_allowed_hosts(env: Env) -> tuple[str, ...] | None:
+    """Comma-separated hosts (``host``, ``host:port``, ``host:*``); ``*`` turns the check off."""
+    raw = (env.raw("mcp_allowed_hosts") or "").strip()
+    if not raw:
+        return None
+    if raw == "*":
+        return ()
+    hosts = tuple(host.strip() for host in raw.split(","))
+    for host in hosts:
+        if not host or any(ch.isspace() or ch in "/,*" for ch in host.removesuffix(":*")):
+            raise ConfigError(env.name("mcp_allowed_hosts"), f"{host!r} is not a host, host:port or host:*")
+    return hosts
 
 
 def _http_addr(env: Env) -> str:

@@ -32,26 +32,30 @@ DOCS = [
 class Served:
     """An orchestrator over fake ports (and an in-memory job store) behind a real HTTP server."""
 
-    def __init__(self, quota: QuotaSettings | None = None) -> None:
+    def __init__(
+        self, quota: QuotaSettings | None = None, auth: bool = True, mcp_allowed_hosts: tuple[str, ...] | None = None
+    ) -> None:
         self.generator = FakeGenerator()
         ports = Ports(FakeEmbedder(), FakeRetriever(), self.generator)
         self.queue = MemoryTaskQueue()
         self.engine = build_core(CoreConfig(), ports=ports, jobs=(MemoryJobStore(), self.queue))
         grants = env_entry(Grant(digest(WRITER), "acme", ("acme_*",), write=True))
         grants += ";" + env_entry(Grant(digest(READER), "acme", ("acme_*",), write=False))
-        settings = AuthSettings.from_env("orchestrator", {"RAGMESH_ORCHESTRATOR_API_KEYS": grants})
+        settings = AuthSettings.from_env("orchestrator", {"RAGMESH_ORCHESTRATOR_API_KEYS": grants} if auth else {})
         self.security = security_interceptor("orchestrator", settings, quota or QuotaSettings())
         slot: BackendSlot[Orchestrator] = BackendSlot("orchestrator")
         slot.set(self.engine)
-        self.server = HttpServer(create_site(slot, self.security), "127.0.0.1:0")
+        self.server = HttpServer(create_site(slot, self.security, mcp_allowed_hosts), "127.0.0.1:0")
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.port}/mcp"
 
 
-async def start_served(quota: QuotaSettings | None = None) -> Served:
-    served = Served(quota)
+async def start_served(
+    quota: QuotaSettings | None = None, auth: bool = True, mcp_allowed_hosts: tuple[str, ...] | None = None
+) -> Served:
+    served = Served(quota, auth, mcp_allowed_hosts)
     await served.server.start()
 
     async def batches() -> AsyncIterator[IngestBatch]:

@@ -3,6 +3,7 @@ documents API beside it, the MCP server at ``/mcp`` and the web console at ``/ui
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import metadata
 
 from starlette.applications import Starlette
@@ -26,9 +27,14 @@ def _version() -> str:
         return ""
 
 
-def create_site(slot: BackendSlot[Orchestrator], security: AuthInterceptor | None = None) -> Starlette:
-    """Every HTTP route of the orchestrator, sharing its admission (keys, tenants, quotas)."""
-    mcp = McpServer(slot, security, _version())
+def create_site(
+    slot: BackendSlot[Orchestrator],
+    security: AuthInterceptor | None = None,
+    mcp_allowed_hosts: Sequence[str] | None = None,
+) -> Starlette:
+    """Every HTTP route of the orchestrator, sharing its admission (keys, tenants, quotas);
+    ``mcp_allowed_hosts``: the hosts ``/mcp`` answers (None: its default, see mcp/rebinding.py)."""
+    mcp = McpServer(slot, security, _version(), mcp_allowed_hosts)
     routes = [
         *documents_routes(slot, security),
         Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"]),

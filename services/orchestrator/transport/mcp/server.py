@@ -7,6 +7,8 @@ resources, served over Streamable HTTP by the SDK's session manager at ``/mcp`` 
 - :class:`CallMiddleware` runs around every MCP message: one server span (its parent the
   ``traceparent`` of the message's ``_meta`` or of the HTTP request), the principal bound for
   the core, one request of the tenant's rate for each request message.
+- Requests addressed to a host it does not answer are refused before any of that (421/403:
+  DNS-rebinding protection, :mod:`.rebinding`).
 - Errors of a tool come back as tool errors whose text starts with the status name
   (``PERMISSION_DENIED: ...``); errors of the other methods as JSON-RPC errors saying the same.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import mcp_types as types
@@ -37,6 +39,7 @@ from services.common.tracing import current_trace_id, tracer
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.facade import Orchestrator
 from services.orchestrator.transport.mcp import handlers, resources, tools
+from services.orchestrator.transport.mcp.rebinding import rebinding_settings
 from services.orchestrator.transport.mcp.results import error_result
 
 INSTRUCTIONS = (
@@ -53,7 +56,10 @@ _FREE_METHODS = frozenset({"initialize", "ping"})
 class McpServer:
     """The MCP endpoint over the orchestrator in ``slot`` (an ASGI app for ``/mcp``)."""
 
-    def __init__(self, slot: BackendSlot[Orchestrator], security: AuthInterceptor | None, version: str = "") -> None:
+    def __init__(
+        self, slot: BackendSlot[Orchestrator], security: AuthInterceptor | None, version: str = "",
+        allowed_hosts: Sequence[str] | None = None,
+    ) -> None:  # fmt: skip
         self.slot, self.security = slot, security
         self.server: Server[Any] = Server(
             "ragmesh",
@@ -68,9 +74,11 @@ class McpServer:
         )
         # Ours instead of the SDK's span middleware: our tracer, the HTTP request's parent too.
         self.server.middleware = [CallMiddleware(security)]
+        auth_enabled = security is not None and security.authenticator.enabled
         self.manager = StreamableHTTPSessionManager(
-            app=self.server, stateless=False, session_idle_timeout=SESSION_IDLE_SECONDS
-        )
+            app=self.server, stateless=False, session_idle_timeout=SESSION_IDLE_SECONDS,
+            security_settings=rebinding_settings(allowed_hosts, auth_enabled),
+        )  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:
