@@ -212,8 +212,8 @@ def _facts(
 ) -> dict[str, Any]:  # fmt: skip
     return {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"nproc {os.cpu_count()}, shared with other work while measured "
-        f"(load average {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)",
+        "machine": f"nproc {os.cpu_count()}, load average {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at "
+        f"the end ({'shared with other work' if load[0] > 1.5 else 'quiet before the run'})",
         "embedding load": f"{args.texts} texts (bench.embedder.make_texts), {args.callers} concurrent callers, "
         f"1 text per call; servers batch up to {args.batch}; {args.rounds} rounds",
         "generation load": f"bench.generator's prompt, {peers_generation.NEW_TOKENS} greedy tokens, 1 stream, "
