@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.generator_stream import NEW_TOKENS, PROMPT, service_rate
+from bench.generator_stream import NEW_TOKENS, PROMPT, llamacpp_threads, service_rate
 from ragmesh.mesh.processes import ServiceProcess
-from services.generator.backends.llamacpp import default_threads
 from services.generator.config import default_model_path
 
 TARGET_SINGLE = 0.9
@@ -41,7 +39,7 @@ def measure(rounds: int) -> dict[str, Any]:
     """Every figure of the llama.cpp benchmark."""
     from llama_cpp import Llama
 
-    threads = int(os.environ.get("RAGMESH_GENERATOR_LLAMACPP_THREADS", "0")) or default_threads()
+    threads = llamacpp_threads()
     llm = Llama(default_model_path("model"), n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False)
     rates: dict[str, list[float]] = {"inprocess_1": [], "service_1": [], f"service_{STREAMS}": [], "transformers_1": []}
     with tempfile.TemporaryDirectory() as logs:

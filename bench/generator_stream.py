@@ -10,6 +10,8 @@ from typing import Any
 import grpc
 
 from ragmesh.v1 import common_pb2, generator_pb2, generator_pb2_grpc
+from services.generator.backends.llamacpp import default_threads
+from services.generator.config import GeneratorConfig
 
 NEW_TOKENS = 128
 PROMPT = "Write a short story about a robot who learns to paint."
@@ -39,3 +41,9 @@ async def service_rate(address: str, streams: int) -> tuple[float, list[float]]:
         results = await asyncio.gather(*(_stream(stub) for _ in range(streams)))
         elapsed = time.perf_counter() - start
     return sum(tokens for tokens, _ in results) / elapsed, [ttft for _, ttft in results]
+
+
+def llamacpp_threads() -> int:
+    """The decode threads of a llama.cpp generator started from this environment: its
+    RAGMESH_GENERATOR_LLAMACPP_THREADS, or the backend's default (half the cores)."""
+    return GeneratorConfig.from_env().llamacpp_threads or default_threads()

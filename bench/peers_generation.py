@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import subprocess
 import sys
 import time
@@ -25,8 +24,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.generator import NEW_TOKENS, PROMPT, service_rate
 from bench.generator_llamacpp import inprocess_rate
+from bench.generator_stream import NEW_TOKENS, PROMPT, llamacpp_threads, service_rate
 from bench.peers_report import Sample
 from bench.peers_servers import Freezer, with_cpu
 from ragmesh.mesh.processes import (
@@ -38,7 +37,6 @@ from ragmesh.mesh.processes import (
     tied_to_this_process,
     wait_until,
 )
-from services.generator.backends.llamacpp import default_threads
 from services.generator.config import default_model_path
 
 RAGMESH, LLAMA_SERVER = "ragmesh generator (llamacpp backend)", "llama-cpp-python server"
@@ -96,7 +94,7 @@ def measure(rounds: int, calls: int, log_dir: Path) -> tuple[dict[str, list[Samp
     has its own baseline, measured just before it."""
     from llama_cpp import Llama
 
-    threads = int(os.environ.get("RAGMESH_GENERATOR_LLAMACPP_THREADS", "0")) or default_threads()
+    threads = llamacpp_threads()
     model = default_model_path("model")
     llm = Llama(model, n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False)
     env = {"RAGMESH_GENERATOR_BACKEND": "llamacpp", "RAGMESH_GENERATOR_LLAMACPP_THREADS": str(threads)}

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from bench.e2e import questions
+from bench.generator_stream import llamacpp_threads
 from bench.peers_servers import PeerServer
 from bench.sweep import COLLECTION, CORPUS, start_mesh
 from bench.sweep_load import Finished, LevelResult, Streamer, mesh_streamer, run_level
@@ -28,8 +29,8 @@ from ragmesh.client import AsyncRagmeshClient
 from ragmesh.mesh.launcher import Mesh
 from ragmesh.mesh.processes import ROOT, free_port
 from services.embedder.config import EmbedderConfig
-from services.generator.backends.llamacpp import default_threads
 from services.generator.config import default_model_path
+from services.orchestrator.core.query.prompt import SYSTEM_PROMPT
 
 RAGMESH, HAYSTACK = "ragmesh (mesh through Envoy)", "Haystack + Hayhooks"
 HOW = {
@@ -113,7 +114,8 @@ def hayhooks(venv: Path, log_dir: Path, tokens: int) -> PeerServer:
         "RAGMESH_PEER_CORPUS": str(CORPUS),
         "RAGMESH_PEER_TOKENS": str(tokens),
         "RAGMESH_PEER_TOP_K": str(TOP_K),
-        "RAGMESH_PEER_THREADS": str(default_threads()),
+        "RAGMESH_PEER_SYSTEM_PROMPT": SYSTEM_PROMPT,
+        "RAGMESH_PEER_THREADS": str(llamacpp_threads()),  # the same as the mesh's generator
     }
     return PeerServer("hayhooks", command, log_dir, port, "/rag/run", env=env, probe={"question": "ready?"})
 

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from bench.e2e import questions
+from bench.generator_stream import llamacpp_threads
 from bench.inprocess import InProcessPipeline
 from bench.machine import machine_facts
 from bench.sweep_cpu import CpuMeter, demand_per_query
@@ -34,7 +35,6 @@ from ragmesh.mesh.launcher import Mesh
 from ragmesh.mesh.plan import MeshPlan
 from ragmesh.mesh.processes import ROOT, free_port
 from ragmesh.vocabulary import TextDelta
-from services.generator.backends.llamacpp import default_threads
 from services.orchestrator.core.deadline import Deadline
 from services.orchestrator.core.domain import FinalEvent, QueryInput, Sampling
 
@@ -182,15 +182,10 @@ def main() -> None:
     results["previous_default"] = [_previous_default(workdir, args)]
     summary = _summary(results, ingest)
     settings = {"answer_tokens": args.tokens, "per_caller": args.per_caller, "min_queries": args.min_queries,
-                "documents": args.documents, "generator_threads": _generator_threads()}  # fmt: skip
+                "documents": args.documents, "generator_threads": llamacpp_threads()}  # fmt: skip
     machine |= {"load_average_after": list(os.getloadavg())}
     write_report(args.out, results, ingest, summary, machine, settings)
     print(json.dumps({"benchmark": "sweep", **summary}))
-
-
-def _generator_threads() -> int:
-    """llama.cpp's decode threads in the swept generator (its setting, or its default)."""
-    return int(os.environ.get("RAGMESH_GENERATOR_LLAMACPP_THREADS", "0")) or default_threads()
 
 
 def _summary(results: dict[str, list[LevelResult]], ingest: dict[str, float]) -> dict[str, float]:

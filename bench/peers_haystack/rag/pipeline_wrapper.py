@@ -5,8 +5,8 @@ served by Hayhooks (``hayhooks run --pipelines-dir bench/peers_haystack``: POST 
 Same parts as ragmesh's default mesh: all-MiniLM-L6-v2 (sentence-transformers), the sample
 corpus split into ~200-token passages (150 words, overlap 24), the top 4 by cosine from
 Haystack's in-memory document store, ragmesh's system prompt with numbered sources, and the
-SmolLM2 GGUF through llama-cpp-haystack, greedy, the same answer length. Paths and sizes come
-from the environment the benchmark sets (RAGMESH_PEER_*).
+SmolLM2 GGUF through llama-cpp-haystack, greedy, the same answer length. Paths, sizes and the
+system prompt (ragmesh's own) come from the environment the benchmark sets (RAGMESH_PEER_*).
 
 llama.cpp's ``Llama`` is not thread-safe and Hayhooks runs a synchronous ``run_api`` in
 FastAPI's thread pool, so generation is serialized by a lock (what any Haystack + llama.cpp
@@ -32,11 +32,6 @@ from haystack_integrations.components.embedders.sentence_transformers import (
 )
 from haystack_integrations.components.generators.llama_cpp import LlamaCppChatGenerator
 
-SYSTEM_PROMPT = (
-    "You are a careful assistant. Answer the question using only the numbered sources. "
-    "Cite the sources you use by their number in brackets, like [1]. "
-    "If the sources do not contain the answer, say that you do not know."
-)
 USER_TEMPLATE = (
     "Sources:\n{% for doc in documents|reverse %}[{{ documents|length - loop.index0 }}] {{ doc.content }}\n\n"
     "{% endfor %}Question: {{ question }}"
@@ -67,7 +62,7 @@ class PipelineWrapper(BasePipelineWrapper):
         self.pipeline = Pipeline()
         self.pipeline.add_component("embedder", SentenceTransformersTextEmbedder(model=model, progress_bar=False))
         self.pipeline.add_component("retriever", InMemoryEmbeddingRetriever(store, top_k=int(_setting("TOP_K"))))
-        template = [ChatMessage.from_system(SYSTEM_PROMPT), ChatMessage.from_user(USER_TEMPLATE)]
+        template = [ChatMessage.from_system(_setting("SYSTEM_PROMPT")), ChatMessage.from_user(USER_TEMPLATE)]
         self.pipeline.add_component("prompt", ChatPromptBuilder(template=template, required_variables="*"))
         self.pipeline.connect("embedder.embedding", "retriever.query_embedding")
         self.pipeline.connect("retriever.documents", "prompt.documents")
