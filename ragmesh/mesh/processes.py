@@ -84,27 +84,43 @@ def stop_processes(processes: Sequence[subprocess.Popen[bytes]], timeout: float)
 PRIVATE_PORTS = range(20000, 32768)
 
 
+#: Ports free_port has handed out in this process: a port is bound by a process started later,
+#: so a plan that asks for twenty ports before starting anything must not get one twice.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now.
+    """A TCP port on 127.0.0.1 that nothing listens on right now and that this process has not
+    handed out before.
 
     Picked at random below the kernel's ephemeral range, not with ``bind(0)``: the port is
     bound by a process started later, and a port from the ephemeral range can be taken
     meanwhile as the local end of any outgoing connection (a test run makes thousands) or by
-    another run's ``bind(0)``, which hands ports out in the same order.
+    another run's ``bind(0)``, which hands ports out in the same order. Without the memory of
+    what was handed out, two calls before the first port is bound could return the same port
+    (a mesh's retriever once failed on its metrics port, taken by another of its own ports).
     """
     low = _ephemeral_low()
     candidates = range(PRIVATE_PORTS.start, min(PRIVATE_PORTS.stop, low))
     for _ in range(100 if candidates else 0):
         port = random.choice(candidates)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        if port not in _HANDED_OUT and _bindable(port):
+            _HANDED_OUT.add(port)
             return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        port = int(sock.getsockname()[1])
+    _HANDED_OUT.add(port)
+    return port
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _ephemeral_low() -> int:

@@ -71,6 +71,13 @@ def test_a_process_that_ignores_sigterm_is_killed_at_the_deadline(tmp_path: Path
     assert codes == [-9, 0]
 
 
+def test_free_port_never_hands_out_a_port_twice_before_it_is_bound() -> None:
+    # A plan asks for all its ports before any process binds one: with 12,768 candidates, 2,000
+    # random picks would repeat one with near certainty (birthday bound) if nothing remembered them.
+    ports = [free_port() for _ in range(2000)]
+    assert len(set(ports)) == len(ports)
+
+
 def test_free_ports_come_from_below_the_ephemeral_range() -> None:
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     ports = {free_port() for _ in range(20)}
